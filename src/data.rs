@@ -1,0 +1,256 @@
+//! Reading data sets from CSV, and writing result tables atomically.
+//!
+//! A column request is a header name or `log(name)` (natural log, for e.g. log price on log carat).
+//! A column counts as numeric when its value on the first data row parses as a number; a used
+//! column with a missing, non-numeric or non-finite value anywhere is an error naming the file, line
+//! and column. Unused columns (text or not) are never parsed.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2};
+
+/// Column name that holds the true component of simulated data: ground truth for metrics, never a
+/// default feature.
+pub const TRUTH_COLUMN: &str = "z";
+
+/// Why a data file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// The CSV structure is broken (e.g. a row with a different number of fields).
+    #[error("{path}: {message}")]
+    Format { path: String, message: String },
+    /// A requested column is not in the header.
+    #[error("{path}: no column `{column}` (the header has: {available})")]
+    MissingColumn { path: String, column: String, available: String },
+    /// A value that cannot be used.
+    #[error("{path}: line {line}, column `{column}`: {problem}")]
+    BadValue { path: String, line: u64, column: String, problem: String },
+}
+
+/// One requested column: a header name, optionally under `log( )`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnExpr {
+    /// The request as written, e.g. `log(price)`; used as the feature or target name.
+    pub label: String,
+    /// The header column it reads.
+    pub column: String,
+    /// Whether the natural log is taken.
+    pub log: bool,
+}
+
+impl ColumnExpr {
+    /// Parses `name` or `log(name)` (surrounding spaces ignored).
+    pub fn parse(text: &str) -> ColumnExpr {
+        let t = text.trim();
+        match t.strip_prefix("log(").and_then(|r| r.strip_suffix(')')) {
+            Some(inner) => ColumnExpr { label: t.to_string(), column: inner.trim().to_string(), log: true },
+            None => ColumnExpr { label: t.to_string(), column: t.to_string(), log: false },
+        }
+    }
+}
+
+/// A CSV file's header and which columns look numeric, read without loading the data.
+#[derive(Debug, Clone)]
+pub struct CsvFile {
+    path: PathBuf,
+    header: Vec<String>,
+    numeric: Vec<bool>,
+}
+
+impl CsvFile {
+    /// Reads the header and the first data row. An empty file, or one with no data rows, is an error.
+    pub fn open(path: &Path) -> Result<CsvFile, DataError> {
+        let mut reader = open_reader(path)?;
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| csv_error(path, e))?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        if header.is_empty() || header.iter().all(String::is_empty) {
+            return Err(DataError::Format {
+                path: path.display().to_string(),
+                message: "the file is empty: expected a header line of column names, then data rows".into(),
+            });
+        }
+        let mut first = csv::StringRecord::new();
+        let has_row = reader.read_record(&mut first).map_err(|e| csv_error(path, e))?;
+        if !has_row {
+            return Err(DataError::Format {
+                path: path.display().to_string(),
+                message: "the file has a header but no data rows".into(),
+            });
+        }
+        let numeric = (0..header.len()).map(|j| first.get(j).is_some_and(|v| v.trim().parse::<f64>().is_ok())).collect();
+        Ok(CsvFile { path: path.to_path_buf(), header, numeric })
+    }
+
+    /// The column names in file order.
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Whether the header has a column with this name.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.header.iter().any(|h| h == name)
+    }
+
+    /// Default features for a target: every numeric column except the target's column and the
+    /// ground-truth column `z`.
+    pub fn default_features(&self, target: &ColumnExpr) -> Vec<ColumnExpr> {
+        self.header
+            .iter()
+            .zip(&self.numeric)
+            .filter(|(h, num)| **num && **h != target.column && h.as_str() != TRUTH_COLUMN)
+            .map(|(h, _)| ColumnExpr::parse(h))
+            .collect()
+    }
+
+    /// Reads the requested columns into an n x len matrix, checking every value.
+    pub fn read(&self, columns: &[ColumnExpr]) -> Result<Array2<f64>, DataError> {
+        let path_str = || self.path.display().to_string();
+        let idx: Vec<usize> = columns
+            .iter()
+            .map(|c| {
+                self.header.iter().position(|h| *h == c.column).ok_or_else(|| DataError::MissingColumn {
+                    path: path_str(),
+                    column: c.column.clone(),
+                    available: self.header.join(", "),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let mut reader = open_reader(&self.path)?;
+        let mut record = csv::StringRecord::new();
+        let mut values = Vec::new();
+        let mut rows = 0usize;
+        while reader.read_record(&mut record).map_err(|e| csv_error(&self.path, e))? {
+            let line = record.position().map_or(0, |p| p.line());
+            for (c, &j) in columns.iter().zip(&idx) {
+                let bad = |problem: String| DataError::BadValue { path: path_str(), line, column: c.column.clone(), problem };
+                let raw = record.get(j).unwrap_or("").trim();
+                if raw.is_empty() {
+                    return Err(bad("the value is missing; expected a number".into()));
+                }
+                let v: f64 = raw.parse().map_err(|_| bad(format!("expected a number, found `{raw}`")))?;
+                if !v.is_finite() {
+                    return Err(bad(format!("the value is `{raw}`; expected a finite number")));
+                }
+                let v = if c.log {
+                    if v <= 0.0 {
+                        return Err(bad(format!("`{}` needs a positive value, found {raw}", c.label)));
+                    }
+                    v.ln()
+                } else {
+                    v
+                };
+                values.push(v);
+            }
+            rows += 1;
+        }
+        Ok(Array2::from_shape_vec((rows, columns.len()), values).expect("one value per requested column and row"))
+    }
+
+    /// Reads the true-component column `z` (integers 1..K) as 0-based labels, if the file has it.
+    pub fn read_labels(&self) -> Result<Option<Vec<usize>>, DataError> {
+        if !self.has_column(TRUTH_COLUMN) {
+            return Ok(None);
+        }
+        let z = self.read(&[ColumnExpr::parse(TRUTH_COLUMN)])?;
+        z.column(0)
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if v >= 1.0 && v.fract() == 0.0 {
+                    Ok(v as usize - 1)
+                } else {
+                    Err(DataError::BadValue {
+                        path: self.path.display().to_string(),
+                        line: i as u64 + 2,
+                        column: TRUTH_COLUMN.into(),
+                        problem: format!("the true component must be a whole number >= 1, found {v}"),
+                    })
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+/// A regression data set: features, target and, for simulated data, the true components.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Feature labels (as requested, e.g. `log(carat)`).
+    pub features: Vec<String>,
+    /// Target label.
+    pub target: String,
+    /// Covariates, n x d.
+    pub x: Array2<f64>,
+    /// Responses.
+    pub y: Array1<f64>,
+    /// True components (0-based) when the file has a `z` column that is not a feature or the target.
+    pub labels: Option<Vec<usize>>,
+}
+
+/// Loads `target` and `features` (default: [`CsvFile::default_features`]) from a CSV file.
+pub fn load_dataset(path: &Path, target: &str, features: Option<&[String]>) -> Result<Dataset, DataError> {
+    let file = CsvFile::open(path)?;
+    let target = ColumnExpr::parse(target);
+    let features: Vec<ColumnExpr> = match features {
+        Some(list) => list.iter().map(|f| ColumnExpr::parse(f)).collect(),
+        None => file.default_features(&target),
+    };
+    let mut cols = features.clone();
+    cols.push(target.clone());
+    let m = file.read(&cols)?;
+    let d = features.len();
+    let uses_z = cols.iter().any(|c| c.column == TRUTH_COLUMN);
+    let labels = if uses_z { None } else { file.read_labels()? };
+    Ok(Dataset {
+        features: features.into_iter().map(|c| c.label).collect(),
+        target: target.label,
+        x: m.slice(ndarray::s![.., ..d]).to_owned(),
+        y: m.column(d).to_owned(),
+        labels,
+    })
+}
+
+/// Writes a file through a temporary sibling and a rename, so a failed run leaves no partial file.
+pub fn write_atomically(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), DataError> {
+    let io = |e| DataError::Io { path: path.display().to_string(), source: e };
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut w = std::io::BufWriter::new(File::create(&tmp)?);
+        fill(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn open_reader(path: &Path) -> Result<csv::Reader<File>, DataError> {
+    let f = File::open(path).map_err(|e| DataError::Io { path: path.display().to_string(), source: e })?;
+    Ok(csv::ReaderBuilder::new().has_headers(true).from_reader(f))
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> DataError {
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => format!(
+            "line {}: {len} fields, but the header has {expected_len}",
+            pos.as_ref().map_or(0, |p| p.line())
+        ),
+        _ => e.to_string(),
+    };
+    DataError::Format { path: path.display().to_string(), message }
+}

@@ -1,0 +1,430 @@
+//! Local estimator: EM for the mixture of experts on one machine's data (ALGORITHM.md §2).
+//!
+//! Work is done on standardised data (x and y z-scored, then an intercept column), and the result is
+//! mapped back to the raw scale. One iteration is one pass of matrix products over the data:
+//! E-step `tau_ik ∝ pi_k(x_i) N(y_i; b_k.xt_i, s2_k)` in log space; experts by weighted least squares
+//! `b_k = (Xt' W_k Xt)^-1 Xt' W_k y` (Cholesky) and `s2_k = sum_i tau_ik r_ik^2 / sum_i tau_ik`, floored;
+//! the gate by one Newton step with step halving (see `gate`). Every step maximises or does not
+//! decrease its part of the expected complete log-likelihood, so the log-likelihood never decreases.
+//!
+//! Starts: the "short EM" strategy (Biernacki, Celeux & Govaert 2003): `restarts` starts each run for
+//! `warmup_iter` iterations, and the one with the best log-likelihood is continued to convergence.
+//! Starts alternate between k-means++ + Lloyd on standardised (x, y) and the Voronoi partition of the
+//! k-means++ seeds alone (more diverse). Purely random labels are not used: with many rows they give
+//! every expert the same global regression, i.e. no start at all.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
+use crate::cputime::thread_cpu_seconds;
+use crate::gate;
+use crate::kmeans;
+use crate::linalg::{log_sum_exp_rows, spd_solve, weighted_grams, with_intercept};
+use crate::model::{FitSummary, Moe, add_log_normal, n_free_params};
+use crate::rng;
+
+/// Relative ridge on the experts' weighted Gram matrices (keeps an almost empty expert solvable).
+const EXPERT_RIDGE: f64 = 1e-10;
+/// Lloyd iterations used by the k-means starts.
+const LLOYD_ITERATIONS: usize = 10;
+
+/// EM settings. Validate with [`EmSettings::validate`] (done by [`fit`]) before any work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmSettings {
+    /// Number of components K (>= 1).
+    pub k: usize,
+    /// Number of starts (>= 1); the best after the warm-up is continued.
+    pub restarts: usize,
+    /// Iterations of each start before the best one is chosen.
+    pub warmup_iter: usize,
+    /// Maximum EM iterations of the retained run, warm-up included.
+    pub max_iter: usize,
+    /// Stop when `|L_t - L_{t-1}| <= tol * |L_{t-1}|` (the authors use 1e-6).
+    pub tol: f64,
+    /// Variance floor, as a fraction of var(y).
+    pub variance_floor: f64,
+    /// Seed of the starts.
+    pub seed: u64,
+}
+
+impl Default for EmSettings {
+    fn default() -> Self {
+        EmSettings { k: 3, restarts: 6, warmup_iter: 20, max_iter: 1000, tol: 1e-8, variance_floor: 1e-6, seed: 1 }
+    }
+}
+
+impl EmSettings {
+    /// Checks every setting; the error names the setting and the accepted range.
+    pub fn validate(&self) -> Result<(), EmError> {
+        let bad = |name: &'static str, expected: &str, got: String| {
+            Err(EmError::Setting { name, expected: expected.to_string(), got })
+        };
+        if self.k == 0 {
+            return Err(EmError::NoComponents);
+        }
+        if self.restarts == 0 {
+            return bad("restarts", "at least 1", self.restarts.to_string());
+        }
+        if self.max_iter == 0 {
+            return bad("max_iter", "at least 1", self.max_iter.to_string());
+        }
+        if !(self.tol.is_finite() && self.tol >= 0.0) {
+            return bad("tol", "a finite number >= 0", self.tol.to_string());
+        }
+        if !(self.variance_floor.is_finite() && self.variance_floor > 0.0 && self.variance_floor < 1.0) {
+            return bad("variance_floor", "a number in (0, 1)", self.variance_floor.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Why a fit could not be made. Every variant says what to change.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EmError {
+    /// K = 0.
+    #[error("K must be at least 1 (got 0)")]
+    NoComponents,
+    /// No feature columns.
+    #[error("the model needs at least one feature column (got none)")]
+    NoFeatures,
+    /// An out-of-range setting.
+    #[error("setting `{name}`: expected {expected}, got {got}")]
+    Setting { name: &'static str, expected: String, got: String },
+    /// Fewer rows than free parameters.
+    #[error(
+        "{rows} rows are too few for K = {k} components on d = {d} features: the model has {params} free parameters, so at least {params} rows are needed"
+    )]
+    TooFewRows { rows: usize, k: usize, d: usize, params: usize },
+    /// A NaN or infinite value.
+    #[error("row {row}, column `{column}`: the value is {value}; every value must be a finite number")]
+    NonFinite { row: usize, column: String, value: f64 },
+    /// A feature with no variation.
+    #[error("column `{0}` is constant: it carries no information (and duplicates the intercept); drop it")]
+    ConstantColumn(String),
+    /// A response with no variation.
+    #[error("the target `{0}` is constant: there is nothing to regress")]
+    ConstantTarget(String),
+    /// Two features that are affine copies of each other.
+    #[error("columns `{0}` and `{1}` are duplicates (correlation {2:.6}): drop one of them")]
+    DuplicateColumns(String, String, f64),
+    /// A feature that is a linear combination of others.
+    #[error("column `{0}` is a linear combination of the columns before it: drop it")]
+    CollinearColumn(String),
+    /// Every start produced a non-finite likelihood.
+    #[error("every one of the {0} EM starts diverged (non-finite log-likelihood)")]
+    AllStartsFailed(usize),
+}
+
+/// A fitted model with its diagnostics.
+#[derive(Debug, Clone)]
+pub struct EmFit {
+    /// The model on the raw scale, with its [`FitSummary`].
+    pub model: Moe,
+    /// Log-likelihood after each iteration of the retained run (index 0 = its start), raw scale.
+    pub trace: Vec<f64>,
+    /// Warm-up traces of every start (raw scale), the retained one included.
+    pub start_traces: Vec<Vec<f64>>,
+}
+
+/// Parameters on the standardised scale (the design has an intercept column).
+#[derive(Debug, Clone)]
+struct Params {
+    gate: Array2<f64>,
+    experts: Array2<f64>,
+    variances: Array1<f64>,
+}
+
+/// The posterior and gate probabilities at the current parameters.
+struct EStep {
+    loglik: f64,
+    tau: Array2<f64>,
+    log_pi: Array2<f64>,
+}
+
+/// z-scoring of x and y, kept to map parameters back to the raw scale.
+struct Scaling {
+    x_mean: Array1<f64>,
+    x_sd: Array1<f64>,
+    y_mean: f64,
+    y_sd: f64,
+}
+
+/// Fits a K-component MoE to `(x, y)` by EM with best-of-`restarts` starts.
+///
+/// `features` names the columns of x (for messages and the model); `target` names y. Bad input
+/// (non-finite values, too few rows, constant or collinear columns) is an error, never a NaN model;
+/// not converging within `max_iter` is a status in the result, not an error.
+pub fn fit(
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    features: &[String],
+    target: &str,
+    settings: &EmSettings,
+) -> Result<EmFit, EmError> {
+    let cpu0 = thread_cpu_seconds();
+    settings.validate()?;
+    let (n, d) = x.dim();
+    assert_eq!(features.len(), d, "one name per feature column");
+    assert_eq!(y.len(), n, "one response per row");
+    if d == 0 {
+        return Err(EmError::NoFeatures);
+    }
+    check_finite(x, y, features, target)?;
+    let k = settings.k;
+    let params = n_free_params(k, d);
+    if n < params {
+        return Err(EmError::TooFewRows { rows: n, k, d, params });
+    }
+    let (xs, ys, scaling) = standardise(x, y, features, target)?;
+    let xt = with_intercept(xs.view());
+    let floor = settings.variance_floor;
+
+    let mut best: Option<(Params, Vec<f64>)> = None;
+    let mut start_traces = Vec::with_capacity(settings.restarts);
+    let warmup = settings.warmup_iter.min(settings.max_iter);
+    for r in 0..settings.restarts {
+        let mut rng = rng::stream(settings.seed, &[r as u64]);
+        let labels = kmeans_labels(xt.view(), ys.view(), k, r % 2 == 0, &mut rng);
+        let start = params_from_labels(xt.view(), ys.view(), &labels, k, floor);
+        let mut trace = Vec::new();
+        let (p, _) = iterate(xt.view(), ys.view(), start, warmup, settings.tol, floor, &mut trace);
+        start_traces.push(to_raw_trace(&trace, n, scaling.y_sd));
+        let last = *trace.last().expect("a run records its start");
+        if last.is_finite() && best.as_ref().is_none_or(|(_, t)| last > *t.last().unwrap()) {
+            best = Some((p, trace));
+        }
+    }
+    let (start, mut trace) = best.ok_or(EmError::AllStartsFailed(settings.restarts))?;
+    let done = trace.len() - 1;
+    let (p, converged) = if done < warmup || warmup == settings.max_iter {
+        // Converged (or capped) during the warm-up: the relative change test already decided.
+        let conv = trace.len() >= 2 && rel_change(&trace) <= settings.tol;
+        (start, conv)
+    } else {
+        iterate(xt.view(), ys.view(), start, settings.max_iter - done, settings.tol, floor, &mut trace)
+    };
+    let iterations = trace.len() - 1;
+    let trace = to_raw_trace(&trace, n, scaling.y_sd);
+    let mut model = to_raw_model(&p, &scaling, features);
+    model.target = Some(target.to_string());
+    model.fit = Some(FitSummary {
+        loglik: *trace.last().unwrap(),
+        iterations,
+        converged,
+        cpu_seconds: thread_cpu_seconds() - cpu0,
+        n,
+        restarts: settings.restarts,
+    });
+    Ok(EmFit { model, trace, start_traces })
+}
+
+fn rel_change(trace: &[f64]) -> f64 {
+    let (a, b) = (trace[trace.len() - 2], trace[trace.len() - 1]);
+    (b - a).abs() / a.abs().max(f64::MIN_POSITIVE)
+}
+
+/// Runs up to `max_iter` EM iterations from `p`, appending the log-likelihood at the start and after
+/// every iteration to `trace`. Returns the last parameters and whether the tolerance was met. A
+/// non-finite log-likelihood ends the run (the caller discards such a start).
+fn iterate(
+    xt: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    mut p: Params,
+    max_iter: usize,
+    tol: f64,
+    floor: f64,
+    trace: &mut Vec<f64>,
+) -> (Params, bool) {
+    let mut e = e_step(xt, y, &p);
+    if trace.is_empty() {
+        trace.push(e.loglik);
+    }
+    for _ in 0..max_iter {
+        if !e.loglik.is_finite() {
+            return (p, false);
+        }
+        p = m_step(xt, y, &e, p, floor);
+        e = e_step(xt, y, &p);
+        trace.push(e.loglik);
+        if e.loglik.is_finite() && rel_change(trace) <= tol {
+            return (p, true);
+        }
+    }
+    (p, false)
+}
+
+/// E-step in log space: `log pi`, responsibilities and the log-likelihood.
+fn e_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, p: &Params) -> EStep {
+    let log_pi = gate::log_probs(xt, &p.gate);
+    let mu = xt.dot(&p.experts.t());
+    let mut tau = log_pi.clone();
+    add_log_normal(&mut tau, mu.view(), y, p.variances.view());
+    let l = log_sum_exp_rows(tau.view());
+    for (mut row, li) in tau.outer_iter_mut().zip(l.iter()) {
+        row.mapv_inplace(|v| (v - li).exp());
+    }
+    EStep { loglik: l.sum(), tau, log_pi }
+}
+
+/// M-step: experts and variances in closed form, then one Newton step for the gate.
+fn m_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, e: &EStep, mut p: Params, floor: f64) -> Params {
+    update_experts(xt, y, e.tau.view(), &mut p, floor);
+    let (g, _) = gate::newton_step(xt, e.tau.view(), &p.gate, e.log_pi.view());
+    p.gate = g;
+    p
+}
+
+/// Weighted least squares for every expert and the floored variance update, with weights `tau`.
+/// An expert whose system cannot be solved, or that has no weight, keeps its previous values.
+fn update_experts(xt: ArrayView2<f64>, y: ArrayView1<f64>, tau: ArrayView2<f64>, p: &mut Params, floor: f64) {
+    let grams = weighted_grams(xt, tau);
+    let ty = &tau * &y.insert_axis(Axis(1));
+    let rhs = xt.t().dot(&ty); // p x K
+    let nk = tau.sum_axis(Axis(0));
+    for (k, g) in grams.iter().enumerate() {
+        if nk[k] <= 1e-12 {
+            continue;
+        }
+        if let Some(b) = spd_solve(g, rhs.column(k), EXPERT_RIDGE) {
+            p.experts.row_mut(k).assign(&b);
+        }
+    }
+    let mu = xt.dot(&p.experts.t());
+    let mut ss = Array1::<f64>::zeros(nk.len());
+    for ((trow, murow), &yi) in tau.outer_iter().zip(mu.outer_iter()).zip(y.iter()) {
+        for (k, (&t, &m)) in trow.iter().zip(murow.iter()).enumerate() {
+            ss[k] += t * (yi - m) * (yi - m);
+        }
+    }
+    for k in 0..nk.len() {
+        if nk[k] > 1e-12 {
+            p.variances[k] = (ss[k] / nk[k]).max(floor);
+        }
+    }
+}
+
+/// Parameters from a hard partition: experts and variances by the M-step with one-hot weights; gate
+/// intercepts `log(n_k / n_K)` (counts floored at 1) and zero slopes, i.e. the partition's proportions.
+fn params_from_labels(xt: ArrayView2<f64>, y: ArrayView1<f64>, labels: &[usize], k: usize, floor: f64) -> Params {
+    let (n, p) = xt.dim();
+    let mut tau = Array2::<f64>::zeros((n, k));
+    let mut counts = vec![0usize; k];
+    for (i, &l) in labels.iter().enumerate() {
+        tau[[i, l]] = 1.0;
+        counts[l] += 1;
+    }
+    let mut params = Params { gate: Array2::zeros((k, p)), experts: Array2::zeros((k, p)), variances: Array1::ones(k) };
+    update_experts(xt, y, tau.view(), &mut params, floor);
+    let last = (counts[k - 1].max(1) as f64).ln();
+    for (j, &c) in counts.iter().enumerate() {
+        params.gate[[j, 0]] = (c.max(1) as f64).ln() - last;
+    }
+    params
+}
+
+/// Labels of a k-means partition of the standardised points `(x, y)`: k-means++ seeds, then
+/// `LLOYD_ITERATIONS` Lloyd steps if `lloyd`, else the Voronoi cells of the seeds.
+fn kmeans_labels(xt: ArrayView2<f64>, y: ArrayView1<f64>, k: usize, lloyd: bool, rng: &mut rng::Rng) -> Vec<usize> {
+    let n = y.len();
+    let mut pts = Array2::<f64>::zeros((n, xt.ncols()));
+    pts.slice_mut(s![.., ..xt.ncols() - 1]).assign(&xt.slice(s![.., 1..]));
+    pts.column_mut(xt.ncols() - 1).assign(&y);
+    let centers = kmeans::plus_plus_seeds(pts.view(), k, rng);
+    kmeans::lloyd(pts.view(), centers, if lloyd { LLOYD_ITERATIONS } else { 0 })
+}
+
+fn check_finite(x: ArrayView2<f64>, y: ArrayView1<f64>, features: &[String], target: &str) -> Result<(), EmError> {
+    for (i, (row, &yi)) in x.outer_iter().zip(y.iter()).enumerate() {
+        if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+            return Err(EmError::NonFinite { row: i + 1, column: features[j].clone(), value: row[j] });
+        }
+        if !yi.is_finite() {
+            return Err(EmError::NonFinite { row: i + 1, column: target.to_string(), value: yi });
+        }
+    }
+    Ok(())
+}
+
+/// z-scores x and y (population standard deviation) after checking that no column is constant,
+/// duplicated or a linear combination of others.
+fn standardise(
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    features: &[String],
+    target: &str,
+) -> Result<(Array2<f64>, Array1<f64>, Scaling), EmError> {
+    let n = x.nrows() as f64;
+    let x_mean = x.mean_axis(Axis(0)).expect("at least one row");
+    let centred = &x - &x_mean;
+    let x_sd = centred.mapv(|v| v * v).sum_axis(Axis(0)).mapv(|v| (v / n).sqrt());
+    for (j, (&sd, &m)) in x_sd.iter().zip(x_mean.iter()).enumerate() {
+        if !(sd > 1e-12 * m.abs().max(1e-300)) {
+            return Err(EmError::ConstantColumn(features[j].clone()));
+        }
+    }
+    let xs = centred / &x_sd;
+    let y_mean = y.sum() / n;
+    let y_sd = (y.mapv(|v| (v - y_mean) * (v - y_mean)).sum() / n).sqrt();
+    if !(y_sd > 1e-12 * y_mean.abs().max(1e-300)) {
+        return Err(EmError::ConstantTarget(target.to_string()));
+    }
+    let ys = y.mapv(|v| (v - y_mean) / y_sd);
+    check_collinearity(xs.view(), features)?;
+    Ok((xs, ys, Scaling { x_mean, x_sd, y_mean, y_sd }))
+}
+
+/// Errors on duplicated or linearly dependent standardised columns, using the correlation matrix:
+/// a pair with |r| > 1 - 1e-10 is a duplicate; otherwise a Cholesky pivot below 1e-10 (the variance of
+/// a column left unexplained by the columns before it) marks a linear combination.
+fn check_collinearity(xs: ArrayView2<f64>, features: &[String]) -> Result<(), EmError> {
+    let (n, d) = xs.dim();
+    let r = xs.t().dot(&xs) / n as f64;
+    for a in 0..d {
+        for b in a + 1..d {
+            if r[[a, b]].abs() > 1.0 - 1e-10 {
+                return Err(EmError::DuplicateColumns(features[a].clone(), features[b].clone(), r[[a, b]]));
+            }
+        }
+    }
+    // Cholesky by hand to see each pivot: L_jj^2 = r_jj - sum_{m<j} L_jm^2.
+    let mut l = Array2::<f64>::zeros((d, d));
+    for j in 0..d {
+        let pivot = r[[j, j]] - (0..j).map(|m| l[[j, m]] * l[[j, m]]).sum::<f64>();
+        if pivot < 1e-10 {
+            return Err(EmError::CollinearColumn(features[j].clone()));
+        }
+        l[[j, j]] = pivot.sqrt();
+        for i in j + 1..d {
+            let v = r[[i, j]] - (0..j).map(|m| l[[i, m]] * l[[j, m]]).sum::<f64>();
+            l[[i, j]] = v / l[[j, j]];
+        }
+    }
+    Ok(())
+}
+
+/// Maps standardised-scale parameters to the raw scale:
+/// expert slope `b_j = s_y bs_j / s_j`, intercept `m_y + s_y (bs_0 - sum_j bs_j m_j / s_j)`,
+/// variance `s_y^2 vs`; gate slope `as_j / s_j`, intercept `as_0 - sum_j as_j m_j / s_j`.
+fn to_raw_model(p: &Params, sc: &Scaling, features: &[String]) -> Moe {
+    let unscale = |coef: &Array2<f64>, mul: f64, add: f64| {
+        let mut out = coef.clone();
+        for (mut row, src) in out.outer_iter_mut().zip(coef.outer_iter()) {
+            let mut intercept = src[0];
+            for j in 0..sc.x_sd.len() {
+                let slope = src[j + 1] / sc.x_sd[j];
+                row[j + 1] = mul * slope;
+                intercept -= slope * sc.x_mean[j];
+            }
+            row[0] = add + mul * intercept;
+        }
+        out
+    };
+    let gate = unscale(&p.gate, 1.0, 0.0);
+    let experts = unscale(&p.experts, sc.y_sd, sc.y_mean);
+    let variances = p.variances.mapv(|v| v * sc.y_sd * sc.y_sd);
+    Moe::new(features.to_vec(), gate, experts, variances).expect("EM keeps parameters finite and variances floored")
+}
+
+/// The log-likelihood of standardised y shifted to raw y: `L_raw = L_std - n ln(s_y)`.
+fn to_raw_trace(trace: &[f64], n: usize, y_sd: f64) -> Vec<f64> {
+    let shift = n as f64 * y_sd.ln();
+    trace.iter().map(|l| l - shift).collect()
+}

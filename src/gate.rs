@@ -1,0 +1,140 @@
+//! The gate's M-step: a soft-label multinomial logistic regression (ALGORITHM.md §2.4), shared by EM
+//! and by the server's reduction (which fits the reduced gate to transport-plan targets).
+//!
+//! Objective, for targets `t_ik` (each row a distribution over K) and a design `xt = [1, x]`:
+//! `Q(a) = sum_i sum_k t_ik log pi_k(x_i)`, concave in the K-1 free gate rows (the last row is 0).
+//! Gradient `g_k = xt'(t_.k - pi_.k)`; Hessian blocks `H_kl = -xt' diag(pi_k (delta_kl - pi_l)) xt`.
+//!
+//! Variant chosen: Newton steps with the exact Hessian and step halving. In EM we take **one** Newton
+//! step per iteration (a generalised EM: the halving guarantees `Q` does not decrease, so the
+//! likelihood stays monotone), because near convergence one Newton step already lands very close to
+//! the gate's maximiser, and a full inner solve would pay the Hessian (the dominant cost,
+//! (K-1)K/2 weighted Gram matrices) several times per iteration for no gain in the outer rate. The
+//! Boehning fixed-curvature bound was rejected: it is cheaper per step but its steps are short
+//! (curvature overestimated up to about K-fold), which slows the whole EM for weakly separated gates.
+
+use ndarray::{Array1, Array2, ArrayView2, s};
+
+use crate::linalg::{log_sum_exp_rows, spd_solve, weighted_grams};
+
+/// Relative ridge added to the negated Hessian before its Cholesky solve.
+const NEWTON_RIDGE: f64 = 1e-10;
+/// Largest number of halvings tried before a Newton step is given up (the gate is then kept).
+const MAX_HALVINGS: usize = 30;
+
+/// Log gate probabilities `log pi_ik` for a design with intercept column `xt` (n x p) and gate
+/// coefficients (K x p).
+pub fn log_probs(xt: ArrayView2<f64>, gate: &Array2<f64>) -> Array2<f64> {
+    let mut logits = xt.dot(&gate.t());
+    let l = log_sum_exp_rows(logits.view());
+    for (mut row, li) in logits.outer_iter_mut().zip(l.iter()) {
+        row -= *li;
+    }
+    logits
+}
+
+/// `Q = sum_ik t_ik log pi_ik`; a zero target contributes nothing even where `log pi` is -inf.
+pub fn objective_from_log_probs(targets: ArrayView2<f64>, log_pi: ArrayView2<f64>) -> f64 {
+    targets
+        .iter()
+        .zip(log_pi.iter())
+        .map(|(&t, &l)| if t == 0.0 { 0.0 } else { t * l })
+        .sum()
+}
+
+/// The gate objective `Q(a)` at `gate`.
+pub fn objective(xt: ArrayView2<f64>, targets: ArrayView2<f64>, gate: &Array2<f64>) -> f64 {
+    objective_from_log_probs(targets, log_probs(xt, gate).view())
+}
+
+/// Gradient of `Q` with respect to the K-1 free gate rows, stacked row after row ((K-1) p values):
+/// `g_k = xt'(t_.k - pi_.k)`.
+pub fn gradient(xt: ArrayView2<f64>, targets: ArrayView2<f64>, pi: ArrayView2<f64>) -> Array1<f64> {
+    let k = pi.ncols();
+    let resid = &targets.slice(s![.., ..k - 1]) - &pi.slice(s![.., ..k - 1]);
+    let g = xt.t().dot(&resid); // p x (K-1)
+    g.t().iter().copied().collect()
+}
+
+/// Hessian of `Q` in the same stacking: blocks `H_kl = -xt' diag(pi_k (delta_kl - pi_l)) xt`.
+pub fn hessian(xt: ArrayView2<f64>, pi: ArrayView2<f64>) -> Array2<f64> {
+    let (n, p) = xt.dim();
+    let free = pi.ncols() - 1;
+    let pairs: Vec<(usize, usize)> = (0..free).flat_map(|k| (k..free).map(move |l| (k, l))).collect();
+    let mut w = Array2::<f64>::zeros((n, pairs.len()));
+    for (mut wrow, prow) in w.outer_iter_mut().zip(pi.outer_iter()) {
+        for (j, &(k, l)) in pairs.iter().enumerate() {
+            wrow[j] = prow[k] * (if k == l { 1.0 } else { 0.0 } - prow[l]);
+        }
+    }
+    let grams = weighted_grams(xt, w.view());
+    let mut h = Array2::<f64>::zeros((free * p, free * p));
+    for (g, &(k, l)) in grams.iter().zip(&pairs) {
+        h.slice_mut(s![k * p..(k + 1) * p, l * p..(l + 1) * p]).assign(&-g);
+        if k != l {
+            h.slice_mut(s![l * p..(l + 1) * p, k * p..(k + 1) * p]).assign(&-&g.t());
+        }
+    }
+    h
+}
+
+/// One Newton step on `Q` from `gate`, halving the step until `Q` does not decrease.
+/// `log_pi` must be `log_probs(xt, gate)`. Returns the new gate and its objective; when no step
+/// improves `Q` (already at the maximum, or numerically stuck) the input gate is returned unchanged.
+pub fn newton_step(
+    xt: ArrayView2<f64>,
+    targets: ArrayView2<f64>,
+    gate: &Array2<f64>,
+    log_pi: ArrayView2<f64>,
+) -> (Array2<f64>, f64) {
+    let (k, p) = gate.dim();
+    let q0 = objective_from_log_probs(targets, log_pi);
+    if k < 2 {
+        return (gate.clone(), q0);
+    }
+    let pi = log_pi.mapv(f64::exp);
+    let g = gradient(xt, targets, pi.view());
+    let neg_h = -hessian(xt, pi.view());
+    let Some(delta) = spd_solve(&neg_h, g.view(), NEWTON_RIDGE) else {
+        return (gate.clone(), q0);
+    };
+    let mut step = 1.0;
+    for _ in 0..MAX_HALVINGS {
+        let mut cand = gate.clone();
+        for r in 0..k - 1 {
+            for c in 0..p {
+                cand[[r, c]] += step * delta[r * p + c];
+            }
+        }
+        let q = objective(xt, targets, &cand);
+        if q.is_finite() && q >= q0 {
+            return (cand, q);
+        }
+        step *= 0.5;
+    }
+    (gate.clone(), q0)
+}
+
+/// Maximises `Q` by Newton steps from `gate0` until the relative gain falls below `tol` or
+/// `max_steps` is reached. Used where the gate is fitted once (the reduction), not inside EM.
+pub fn fit(
+    xt: ArrayView2<f64>,
+    targets: ArrayView2<f64>,
+    gate0: &Array2<f64>,
+    max_steps: usize,
+    tol: f64,
+) -> (Array2<f64>, f64) {
+    let mut gate = gate0.clone();
+    let mut q = objective(xt, targets, &gate);
+    for _ in 0..max_steps {
+        let log_pi = log_probs(xt, &gate);
+        let (next, q_next) = newton_step(xt, targets, &gate, log_pi.view());
+        let gain = q_next - q;
+        gate = next;
+        q = q_next;
+        if gain <= tol * q.abs().max(1e-300) {
+            break;
+        }
+    }
+    (gate, q)
+}

@@ -1,0 +1,19 @@
+//! dmoe: distributed learning of Mixtures of Experts (Chamroukhi & Pham, arXiv 2312.09877).
+//!
+//! The numeric core (`model`, `em`, `gate`, `linalg`, `kmeans`, `matching`, `information`) is plain
+//! functions on ndarray data: no actors, no files, no clocks beyond a fit's own CPU time. `data` and
+//! `synthetic` make data sets; `cli` and `bench` are the command line.
+
+pub mod bench;
+pub mod cli;
+pub mod cputime;
+pub mod data;
+pub mod em;
+pub mod gate;
+pub mod information;
+pub mod kmeans;
+pub mod linalg;
+pub mod matching;
+pub mod model;
+pub mod rng;
+pub mod synthetic;

@@ -1,0 +1,5 @@
+//! The `dmoe` binary: all the work is in the library's `cli` module.
+
+fn main() -> std::process::ExitCode {
+    dmoe::cli::main()
+}
