@@ -35,7 +35,10 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
     if a.iters == 0 {
         return Err("--iters: expected at least 1".into());
     }
-    println!("{:>9} {:>3} {:>3} {:>6} {:>10} {:>10} {:>14}", "N", "K", "d", "iters", "setup_s", "s/iter", "sample-it/s");
+    println!(
+        "{:>9} {:>3} {:>3} {:>6} {:>10} {:>10} {:>14}",
+        "N", "K", "d", "iters", "setup_s", "s/iter", "sample-it/s"
+    );
     for shape in &a.shape {
         let (k, d) = parse_shape(shape)?;
         let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 })?;
@@ -43,7 +46,8 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
             let data = sim.sample(n, &mut rng::stream(1, &[n as u64]));
             let names: Vec<String> = sim.truth.features.clone();
             let one = |iters: usize| {
-                let settings = EmSettings { k, restarts: 1, warmup_iter: 0, max_iter: iters, tol: 0.0, ..EmSettings::default() };
+                let settings =
+                    EmSettings { k, restarts: 1, warmup_iter: 0, max_iter: iters, tol: 0.0, ..EmSettings::default() };
                 let t0 = thread_cpu_seconds();
                 em::fit(data.x.view(), data.y.view(), &names, "y", &settings).map_err(|e| e.to_string())?;
                 Ok::<f64, String>(thread_cpu_seconds() - t0)

@@ -155,7 +155,9 @@ fn simulate(a: SimulateArgs) -> Result<(), String> {
 fn fit(a: FitArgs) -> Result<(), String> {
     let ds = load_dataset(&a.data, &a.target, a.features.as_deref()).map_err(|e| e.to_string())?;
     if a.features.is_none() && data::CsvFile::open(&a.data).map_err(|e| e.to_string())?.has_column(data::TRUTH_COLUMN) {
-        eprintln!("note: column `z` is taken as the true component and not used as a feature (name it in --features to use it)");
+        eprintln!(
+            "note: column `z` is taken as the true component and not used as a feature (name it in --features to use it)"
+        );
     }
     let settings = EmSettings {
         k: a.k,
@@ -219,7 +221,12 @@ fn predict(a: PredictArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn write_predictions(out: &Path, yhat: &ndarray::Array1<f64>, gate: &[usize], post: Option<&[usize]>) -> Result<(), String> {
+fn write_predictions(
+    out: &Path,
+    yhat: &ndarray::Array1<f64>,
+    gate: &[usize],
+    post: Option<&[usize]>,
+) -> Result<(), String> {
     write_atomically(out, |w| {
         writeln!(w, "yhat,gate_component{}", if post.is_some() { ",posterior_component" } else { "" })?;
         for (i, (v, g)) in yhat.iter().zip(gate).enumerate() {

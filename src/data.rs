@@ -66,12 +66,8 @@ impl CsvFile {
     /// Reads the header and the first data row. An empty file, or one with no data rows, is an error.
     pub fn open(path: &Path) -> Result<CsvFile, DataError> {
         let mut reader = open_reader(path)?;
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| csv_error(path, e))?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
+        let header: Vec<String> =
+            reader.headers().map_err(|e| csv_error(path, e))?.iter().map(|h| h.trim().to_string()).collect();
         if header.is_empty() || header.iter().all(String::is_empty) {
             return Err(DataError::Format {
                 path: path.display().to_string(),
@@ -86,7 +82,8 @@ impl CsvFile {
                 message: "the file has a header but no data rows".into(),
             });
         }
-        let numeric = (0..header.len()).map(|j| first.get(j).is_some_and(|v| v.trim().parse::<f64>().is_ok())).collect();
+        let numeric =
+            (0..header.len()).map(|j| first.get(j).is_some_and(|v| v.trim().parse::<f64>().is_ok())).collect();
         Ok(CsvFile { path: path.to_path_buf(), header, numeric })
     }
 
@@ -131,7 +128,8 @@ impl CsvFile {
         while reader.read_record(&mut record).map_err(|e| csv_error(&self.path, e))? {
             let line = record.position().map_or(0, |p| p.line());
             for (c, &j) in columns.iter().zip(&idx) {
-                let bad = |problem: String| DataError::BadValue { path: path_str(), line, column: c.column.clone(), problem };
+                let bad =
+                    |problem: String| DataError::BadValue { path: path_str(), line, column: c.column.clone(), problem };
                 let raw = record.get(j).unwrap_or("").trim();
                 if raw.is_empty() {
                     return Err(bad("the value is missing; expected a number".into()));
@@ -220,7 +218,10 @@ pub fn load_dataset(path: &Path, target: &str, features: Option<&[String]>) -> R
 }
 
 /// Writes a file through a temporary sibling and a rename, so a failed run leaves no partial file.
-pub fn write_atomically(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), DataError> {
+pub fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), DataError> {
     let io = |e| DataError::Io { path: path.display().to_string(), source: e };
     let tmp = path.with_file_name(format!(
         ".{}.tmp{}",
@@ -246,10 +247,9 @@ fn open_reader(path: &Path) -> Result<csv::Reader<File>, DataError> {
 
 fn csv_error(path: &Path, e: csv::Error) -> DataError {
     let message = match e.kind() {
-        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => format!(
-            "line {}: {len} fields, but the header has {expected_len}",
-            pos.as_ref().map_or(0, |p| p.line())
-        ),
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
+            format!("line {}: {len} fields, but the header has {expected_len}", pos.as_ref().map_or(0, |p| p.line()))
+        }
         _ => e.to_string(),
     };
     DataError::Format { path: path.display().to_string(), message }

@@ -13,13 +13,13 @@
 //! k-means++ seeds alone (more diverse). Purely random labels are not used: with many rows they give
 //! every expert the same global regression, i.e. no start at all.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 use crate::cputime::thread_cpu_seconds;
 use crate::gate;
 use crate::kmeans;
 use crate::linalg::{log_sum_exp_rows, spd_solve, weighted_grams, with_intercept};
 use crate::model::{FitSummary, Moe, add_log_normal, n_free_params};
 use crate::rng;
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 
 /// Relative ridge on the experts' weighted Gram matrices (keeps an almost empty expert solvable).
 const EXPERT_RIDGE: f64 = 1e-10;
@@ -356,19 +356,25 @@ fn standardise(
     let centred = &x - &x_mean;
     let x_sd = centred.mapv(|v| v * v).sum_axis(Axis(0)).mapv(|v| (v / n).sqrt());
     for (j, (&sd, &m)) in x_sd.iter().zip(x_mean.iter()).enumerate() {
-        if !(sd > 1e-12 * m.abs().max(1e-300)) {
+        if is_constant(sd, m) {
             return Err(EmError::ConstantColumn(features[j].clone()));
         }
     }
     let xs = centred / &x_sd;
     let y_mean = y.sum() / n;
     let y_sd = (y.mapv(|v| (v - y_mean) * (v - y_mean)).sum() / n).sqrt();
-    if !(y_sd > 1e-12 * y_mean.abs().max(1e-300)) {
+    if is_constant(y_sd, y_mean) {
         return Err(EmError::ConstantTarget(target.to_string()));
     }
     let ys = y.mapv(|v| (v - y_mean) / y_sd);
     check_collinearity(xs.view(), features)?;
     Ok((xs, ys, Scaling { x_mean, x_sd, y_mean, y_sd }))
+}
+
+/// A column is constant when its standard deviation is negligible next to its mean (or is NaN from
+/// an overflow, which the finiteness check upstream makes rare).
+fn is_constant(sd: f64, mean: f64) -> bool {
+    sd.partial_cmp(&(1e-12 * mean.abs().max(1e-300))) != Some(std::cmp::Ordering::Greater)
 }
 
 /// Errors on duplicated or linearly dependent standardised columns, using the correlation matrix:

@@ -35,11 +35,7 @@ pub fn log_probs(xt: ArrayView2<f64>, gate: &Array2<f64>) -> Array2<f64> {
 
 /// `Q = sum_ik t_ik log pi_ik`; a zero target contributes nothing even where `log pi` is -inf.
 pub fn objective_from_log_probs(targets: ArrayView2<f64>, log_pi: ArrayView2<f64>) -> f64 {
-    targets
-        .iter()
-        .zip(log_pi.iter())
-        .map(|(&t, &l)| if t == 0.0 { 0.0 } else { t * l })
-        .sum()
+    targets.iter().zip(log_pi.iter()).map(|(&t, &l)| if t == 0.0 { 0.0 } else { t * l }).sum()
 }
 
 /// The gate objective `Q(a)` at `gate`.

@@ -59,11 +59,7 @@ pub fn spd_solve(a: &Array2<f64>, b: ArrayView1<f64>, rel_ridge: f64) -> Option<
     let chol = nalgebra::Cholesky::new(m)?;
     let rhs = nalgebra::DVector::from_iterator(p, b.iter().copied());
     let z = chol.solve(&rhs);
-    if z.iter().all(|v| v.is_finite()) {
-        Some(Array1::from_iter(z.iter().copied()))
-    } else {
-        None
-    }
+    if z.iter().all(|v| v.is_finite()) { Some(Array1::from_iter(z.iter().copied())) } else { None }
 }
 
 /// Prepends a column of ones: `[1, x]`, the design of the model's affine gates and experts.

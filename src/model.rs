@@ -113,9 +113,7 @@ impl Moe {
             }
         }
         if let Some(v) = variances.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
-            return Err(ModelError::Value(format!(
-                "`variances` must be positive and finite; found {v}"
-            )));
+            return Err(ModelError::Value(format!("`variances` must be positive and finite; found {v}")));
         }
         let model = Moe { features, target: None, gate, experts, variances, fit: None };
         Ok(model.rereferenced())
@@ -229,8 +227,7 @@ impl Moe {
     /// Names of the entries of [`Moe::param_vector`], e.g. `gate[1][x2]`, `expert[3][intercept]`,
     /// `variance[2]` (components 1-based).
     pub fn param_names(&self) -> Vec<String> {
-        let cols: Vec<String> =
-            std::iter::once("intercept".to_string()).chain(self.features.iter().cloned()).collect();
+        let cols: Vec<String> = std::iter::once("intercept".to_string()).chain(self.features.iter().cloned()).collect();
         let mut names = Vec::with_capacity(self.n_params());
         for k in 0..self.k() - 1 {
             names.extend(cols.iter().map(|c| format!("gate[{}][{c}]", k + 1)));
@@ -259,8 +256,8 @@ impl Moe {
 
     /// Parses the JSON file format; `source` names the file in error messages.
     pub fn from_json(text: &str, source: &str) -> Result<Moe, ModelError> {
-        let file: MoeFile = serde_json::from_str(text)
-            .map_err(|e| ModelError::Json { path: source.to_string(), source: e })?;
+        let file: MoeFile =
+            serde_json::from_str(text).map_err(|e| ModelError::Json { path: source.to_string(), source: e })?;
         let wrap = |e: ModelError| match e {
             ModelError::Shape(m) => ModelError::Shape(format!("{source}: {m}")),
             ModelError::Value(m) => ModelError::Value(format!("{source}: {m}")),
@@ -364,13 +361,8 @@ mod tests {
     use ndarray::array;
 
     fn two_component() -> Moe {
-        Moe::new(
-            vec!["x1".into()],
-            array![[0.5, 1.0], [0.0, 0.0]],
-            array![[1.0, 2.0], [-1.0, 0.5]],
-            array![0.5, 2.0],
-        )
-        .unwrap()
+        Moe::new(vec!["x1".into()], array![[0.5, 1.0], [0.0, 0.0]], array![[1.0, 2.0], [-1.0, 0.5]], array![0.5, 2.0])
+            .unwrap()
     }
 
     #[test]
@@ -380,7 +372,9 @@ mod tests {
         let y = array![0.7];
         let a = (0.5f64 + 0.3).exp();
         let (p1, p2) = (a / (a + 1.0), 1.0 / (a + 1.0));
-        let n = |y: f64, mu: f64, s2: f64| (-(y - mu) * (y - mu) / (2.0 * s2)).exp() / (2.0 * std::f64::consts::PI * s2).sqrt();
+        let n = |y: f64, mu: f64, s2: f64| {
+            (-(y - mu) * (y - mu) / (2.0 * s2)).exp() / (2.0 * std::f64::consts::PI * s2).sqrt()
+        };
         let f = p1 * n(0.7, 1.6, 0.5) + p2 * n(0.7, -0.85, 2.0);
         assert!((m.loglik(x.view(), y.view()) - f.ln()).abs() < 1e-12);
         let yhat = p1 * 1.6 + p2 * -0.85;

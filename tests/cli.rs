@@ -1,0 +1,212 @@
+//! The command line, run as a user would: simulate -> fit -> predict, and every bad-input case
+//! ending with its message, exit code 2 and no output file.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn dmoe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dmoe")).args(args).output().expect("the binary runs")
+}
+
+/// A fresh folder for one test under cargo's per-target temporary directory.
+fn workdir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Asserts a user error: exit code 2 and a message on stderr containing `needle`.
+fn assert_user_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
+    assert!(!stderr.contains("panicked"), "a panic on user input: {stderr}");
+}
+
+#[test]
+fn simulate_fit_predict_end_to_end() {
+    let dir = workdir("e2e");
+    let (data, truth, model, pred) = (dir.join("d.csv"), dir.join("t.json"), dir.join("m.json"), dir.join("p.csv"));
+    let out = dmoe(&[
+        "simulate",
+        "--k",
+        "3",
+        "--d",
+        "2",
+        "--n",
+        "5000",
+        "--seed",
+        "4",
+        "--out",
+        s(&data),
+        "--truth",
+        s(&truth),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&data).unwrap();
+    assert_eq!(text.lines().next(), Some("x1,x2,y,z"));
+    assert_eq!(text.lines().count(), 5001);
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "3", "--out", s(&model)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("log-likelihood") && stdout.contains("converged"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("column `z` is taken as the true component"));
+    // The MLE is at least as likely as the truth on its own data.
+    let fitted = dmoe::model::Moe::load(&model).unwrap();
+    assert_eq!(fitted.features, vec!["x1", "x2"], "z is not a default feature");
+    let t = dmoe::model::Moe::load(&truth).unwrap();
+    let ds = dmoe::data::load_dataset(&data, "y", None).unwrap();
+    assert!(fitted.fit.as_ref().unwrap().loglik >= t.loglik(ds.x.view(), ds.y.view()));
+    let out = dmoe(&["predict", "--model", s(&model), "--data", s(&data), "--out", s(&pred)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = std::fs::read_to_string(&pred).unwrap();
+    assert_eq!(p.lines().next(), Some("yhat,gate_component,posterior_component"));
+    assert_eq!(p.lines().count(), 5001);
+    // Posterior components agree with the true labels on most rows, after the best relabelling.
+    let mut confusion = ndarray::Array2::<f64>::zeros((3, 3));
+    for (pl, dl) in p.lines().skip(1).zip(text.lines().skip(1)) {
+        let post: usize = pl.rsplit(',').next().unwrap().parse().unwrap();
+        let z: usize = dl.rsplit(',').next().unwrap().parse().unwrap();
+        confusion[[z - 1, post - 1]] -= 1.0;
+    }
+    let best = dmoe::matching::min_cost_assignment(&confusion);
+    let agree: f64 = best.iter().enumerate().map(|(z, &c)| -confusion[[z, c]]).sum::<f64>() / 5000.0;
+    // The best any rule can do is the true model's own posterior (the experts overlap).
+    let bayes = t.posterior_components(ds.x.view(), ds.y.view());
+    let labels = ds.labels.as_ref().expect("simulated data carries z");
+    let bayes_rate = bayes.iter().zip(labels).filter(|(a, b)| a == b).count() as f64 / 5000.0;
+    assert!(
+        agree > bayes_rate - 0.02,
+        "fitted posterior agrees with z on {agree:.3} of rows, the truth's on {bayes_rate:.3}"
+    );
+}
+
+#[test]
+fn fit_handles_text_columns_and_log_expressions() {
+    let dir = workdir("text");
+    let data = dir.join("d.csv");
+    let mut csv = String::from("carat,cut,price\n");
+    for i in 0..400 {
+        let carat = 0.2 + i as f64 * 0.01;
+        let price = 3000.0 * carat.powf(1.7) * (1.0 + 0.05 * ((i * 7919) % 13) as f64 / 13.0);
+        csv += &format!("{carat},{},{price}\n", ["Ideal", "Good"][i % 2]);
+    }
+    std::fs::write(&data, csv).unwrap();
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "log(price)", "--features", "log(carat)", "--k", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("log(price) ~ log(carat)"));
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "price", "--k", "1"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("price ~ carat"), "the text column is ignored");
+}
+
+fn bad_fit(name: &str, csv: &str, extra: &[&str], needle: &str) {
+    let dir = workdir(name);
+    let (data, model) = (dir.join("bad.csv"), dir.join("m.json"));
+    std::fs::write(&data, csv).unwrap();
+    let mut args = vec!["fit", "--data", s(&data), "--target", "y", "--out", s(&model)];
+    if !extra.contains(&"--k") {
+        args.extend(["--k", "2"]);
+    }
+    args.extend(extra);
+    let out = dmoe(&args);
+    assert_user_error(&out, needle);
+    assert!(!model.exists(), "no output on error");
+}
+
+fn good_rows(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("{},{},{}\n", i as f64 * 0.1, ((i * 37) % 11) as f64, (i % 7) as f64 + 0.5 * i as f64))
+        .collect()
+}
+
+#[test]
+fn empty_file_is_an_error() {
+    bad_fit("empty", "", &[], "bad.csv: the file is empty");
+}
+
+#[test]
+fn header_without_rows_is_an_error() {
+    bad_fit("header_only", "x1,x2,y\n", &[], "bad.csv: the file has a header but no data rows");
+}
+
+#[test]
+fn missing_column_is_an_error() {
+    bad_fit(
+        "missing_col",
+        &format!("x1,x2,y\n{}", good_rows(50)),
+        &["--features", "x1,x9"],
+        "no column `x9` (the header has: x1, x2, y)",
+    );
+}
+
+#[test]
+fn non_numeric_value_is_an_error_naming_line_and_column() {
+    let csv = format!("x1,x2,y\n{}0.5,abc,1.0\n{}", good_rows(3), good_rows(40));
+    bad_fit("non_numeric", &csv, &[], "bad.csv: line 5, column `x2`: expected a number, found `abc`");
+}
+
+#[test]
+fn missing_value_is_an_error_naming_line_and_column() {
+    let csv = format!("x1,x2,y\n{}0.5,1.0,\n{}", good_rows(2), good_rows(40));
+    bad_fit("missing_value", &csv, &[], "line 4, column `y`: the value is missing");
+}
+
+#[test]
+fn nan_in_csv_is_an_error() {
+    let csv = format!("x1,x2,y\n{}NaN,1.0,2.0\n{}", good_rows(9), good_rows(40));
+    bad_fit("nan", &csv, &[], "line 11, column `x1`: the value is `NaN`; expected a finite number");
+}
+
+#[test]
+fn ragged_row_is_an_error() {
+    let csv = format!("x1,x2,y\n{}1.0,2.0\n", good_rows(5));
+    bad_fit("ragged", &csv, &[], "line 7: 2 fields, but the header has 3");
+}
+
+#[test]
+fn zero_components_on_the_command_line_is_an_error() {
+    bad_fit("k0", &format!("x1,x2,y\n{}", good_rows(50)), &["--k", "0"], "K must be at least 1");
+}
+
+#[test]
+fn too_few_rows_on_the_command_line_is_an_error() {
+    bad_fit("few_rows", &format!("x1,x2,y\n{}", good_rows(10)), &["--k", "3"], "10 rows are too few for K = 3");
+}
+
+#[test]
+fn missing_data_file_is_an_error() {
+    let out = dmoe(&["fit", "--data", "/nonexistent/x.csv", "--target", "y", "--k", "2"]);
+    assert_user_error(&out, "/nonexistent/x.csv: No such file");
+}
+
+#[test]
+fn predict_without_a_feature_column_is_an_error() {
+    let dir = workdir("predict_bad");
+    let (data, model, pred) = (dir.join("d.csv"), dir.join("m.json"), dir.join("p.csv"));
+    assert!(
+        dmoe(&["simulate", "--k", "2", "--d", "2", "--n", "300", "--out", s(&data), "--truth", s(&model)])
+            .status
+            .success()
+    );
+    std::fs::write(&data, "x1,y\n1.0,2.0\n").unwrap();
+    let out = dmoe(&["predict", "--model", s(&model), "--data", s(&data), "--out", s(&pred)]);
+    assert_user_error(&out, "no column `x2`");
+    assert!(!pred.exists());
+}
+
+#[test]
+fn help_documents_every_option() {
+    for cmd in ["simulate", "fit", "predict", "bench"] {
+        let out = dmoe(&[cmd, "--help"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in text.lines().filter(|l| l.trim_start().starts_with("--")) {
+            let documented = line.split_whitespace().count() > 2 || text.contains(&format!("{}\n", line.trim()));
+            assert!(documented, "`dmoe {cmd} --help` has an undocumented option: {line}");
+        }
+    }
+}
