@@ -19,12 +19,14 @@ use crate::kmeans;
 use crate::linalg::{log_sum_exp_rows, spd_solve, weighted_grams, with_intercept};
 use crate::model::{FitSummary, Moe, add_log_normal, n_free_params};
 use crate::rng;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 /// Relative ridge on the experts' weighted Gram matrices (keeps an almost empty expert solvable).
 const EXPERT_RIDGE: f64 = 1e-10;
 /// Lloyd iterations used by the k-means starts.
 const LLOYD_ITERATIONS: usize = 10;
+/// Rows that the k-means of a start is computed on (a random subset when there are more).
+const KMEANS_MAX_POINTS: usize = 20_000;
 
 /// EM settings. Validate with [`EmSettings::validate`] (done by [`fit`]) before any work.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,12 +179,15 @@ pub fn fit(
     let xt = with_intercept(xs.view());
     let floor = settings.variance_floor;
 
+    let pts = kmeans_points(xt.view(), ys.view());
     let mut best: Option<(Params, Vec<f64>)> = None;
     let mut start_traces = Vec::with_capacity(settings.restarts);
     let warmup = settings.warmup_iter.min(settings.max_iter);
     for r in 0..settings.restarts {
         let mut rng = rng::stream(settings.seed, &[r as u64]);
-        let labels = kmeans_labels(xt.view(), ys.view(), k, r % 2 == 0, &mut rng);
+        // Even starts: k-means++ then Lloyd; odd starts: the Voronoi cells of the k-means++ seeds.
+        let lloyd = if r % 2 == 0 { LLOYD_ITERATIONS } else { 0 };
+        let labels = kmeans::labels(pts.view(), k, lloyd, KMEANS_MAX_POINTS, &mut rng);
         let start = params_from_labels(xt.view(), ys.view(), &labels, k, floor);
         let mut trace = Vec::new();
         let (p, _) = iterate(xt.view(), ys.view(), start, warmup, settings.tol, floor, &mut trace);
@@ -320,15 +325,11 @@ fn params_from_labels(xt: ArrayView2<f64>, y: ArrayView1<f64>, labels: &[usize],
     params
 }
 
-/// Labels of a k-means partition of the standardised points `(x, y)`: k-means++ seeds, then
-/// `LLOYD_ITERATIONS` Lloyd steps if `lloyd`, else the Voronoi cells of the seeds.
-fn kmeans_labels(xt: ArrayView2<f64>, y: ArrayView1<f64>, k: usize, lloyd: bool, rng: &mut rng::Rng) -> Vec<usize> {
-    let n = y.len();
-    let mut pts = Array2::<f64>::zeros((n, xt.ncols()));
-    pts.slice_mut(s![.., ..xt.ncols() - 1]).assign(&xt.slice(s![.., 1..]));
-    pts.column_mut(xt.ncols() - 1).assign(&y);
-    let centers = kmeans::plus_plus_seeds(pts.view(), k, rng);
-    kmeans::lloyd(pts.view(), centers, if lloyd { LLOYD_ITERATIONS } else { 0 })
+/// The points k-means starts are computed on: standardised `(x, y)`, n x (d+1).
+fn kmeans_points(xt: ArrayView2<f64>, y: ArrayView1<f64>) -> Array2<f64> {
+    let mut pts = xt.to_owned();
+    pts.column_mut(0).assign(&y);
+    pts
 }
 
 fn check_finite(x: ArrayView2<f64>, y: ArrayView1<f64>, features: &[String], target: &str) -> Result<(), EmError> {

@@ -33,9 +33,9 @@ pub fn plus_plus_seeds(pts: ArrayView2<f64>, k: usize, rng: &mut Rng) -> Array2<
     centers
 }
 
-/// Lloyd's algorithm from `centers` for at most `iterations` steps (0 = the Voronoi cells of the
-/// starting centers). Returns each point's label. A cluster that empties keeps its old center.
-pub fn lloyd(pts: ArrayView2<f64>, mut centers: Array2<f64>, iterations: usize) -> Vec<usize> {
+/// Lloyd's algorithm from `centers` for at most `iterations` steps (stopping early when no label
+/// changes). Returns the final centers. A cluster that empties keeps its old center.
+pub fn lloyd(pts: ArrayView2<f64>, mut centers: Array2<f64>, iterations: usize) -> Array2<f64> {
     let mut labels = assign(pts, &centers);
     for _ in 0..iterations {
         let mut sums = Array2::<f64>::zeros(centers.dim());
@@ -56,7 +56,24 @@ pub fn lloyd(pts: ArrayView2<f64>, mut centers: Array2<f64>, iterations: usize) 
         }
         labels = next;
     }
-    labels
+    centers
+}
+
+/// k-means++ seeds refined by `iterations` Lloyd steps, computed on at most `max_points` rows drawn
+/// without replacement (the centers of a large sample are as good a start as those of all rows, at a
+/// fraction of the cost), then every row labelled by its nearest center.
+pub fn labels(pts: ArrayView2<f64>, k: usize, iterations: usize, max_points: usize, rng: &mut Rng) -> Vec<usize> {
+    let n = pts.nrows();
+    let centers = if n > max_points {
+        let rows = rand::seq::index::sample(rng, n, max_points).into_vec();
+        let sub = pts.select(ndarray::Axis(0), &rows);
+        let seeds = plus_plus_seeds(sub.view(), k, rng);
+        lloyd(sub.view(), seeds, iterations)
+    } else {
+        let seeds = plus_plus_seeds(pts, k, rng);
+        lloyd(pts, seeds, iterations)
+    };
+    assign(pts, &centers)
 }
 
 /// Index of the nearest center of every point.
@@ -85,14 +102,32 @@ mod tests {
     use ndarray::array;
 
     #[test]
-    fn lloyd_separates_two_obvious_groups() {
+    fn kmeans_separates_two_obvious_groups() {
         let pts = array![[0.0, 0.0], [0.1, 0.0], [10.0, 10.0], [10.1, 10.0], [0.0, 0.1]];
         let mut rng = crate::rng::stream(3, &[]);
-        let seeds = super::plus_plus_seeds(pts.view(), 2, &mut rng);
-        let l = super::lloyd(pts.view(), seeds, 10);
+        let l = super::labels(pts.view(), 2, 10, 100, &mut rng);
         assert_eq!(l[0], l[1]);
         assert_eq!(l[0], l[4]);
         assert_eq!(l[2], l[3]);
         assert_ne!(l[0], l[2]);
+    }
+}
+
+#[cfg(test)]
+mod subsample_tests {
+    use ndarray::Array2;
+
+    #[test]
+    fn subsampled_kmeans_labels_every_row_and_finds_the_groups() {
+        let pts = Array2::from_shape_fn(
+            (5000, 2),
+            |(i, j)| if i % 2 == 0 { 0.0 } else { 10.0 } + ((i * 31 + j) % 7) as f64 * 0.01,
+        );
+        let mut rng = crate::rng::stream(5, &[]);
+        let l = super::labels(pts.view(), 2, 10, 200, &mut rng);
+        assert_eq!(l.len(), 5000);
+        assert!(l.iter().step_by(2).all(|&v| v == l[0]));
+        assert!(l.iter().skip(1).step_by(2).all(|&v| v == l[1]));
+        assert_ne!(l[0], l[1]);
     }
 }
