@@ -19,6 +19,7 @@ use crate::kmeans;
 use crate::linalg::{log_sum_exp_rows, spd_solve, weighted_grams, with_intercept};
 use crate::model::{FitSummary, Moe, add_log_normal, n_free_params};
 use crate::rng;
+use crate::scaling::ColumnScaling;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 /// Relative ridge on the experts' weighted Gram matrices (keeps an almost empty expert solvable).
@@ -143,8 +144,7 @@ struct EStep {
 
 /// z-scoring of x and y, kept to map parameters back to the raw scale.
 struct Scaling {
-    x_mean: Array1<f64>,
-    x_sd: Array1<f64>,
+    x: ColumnScaling,
     y_mean: f64,
     y_sd: f64,
 }
@@ -353,15 +353,13 @@ fn standardise(
     target: &str,
 ) -> Result<(Array2<f64>, Array1<f64>, Scaling), EmError> {
     let n = x.nrows() as f64;
-    let x_mean = x.mean_axis(Axis(0)).expect("at least one row");
-    let centred = &x - &x_mean;
-    let x_sd = centred.mapv(|v| v * v).sum_axis(Axis(0)).mapv(|v| (v / n).sqrt());
-    for (j, (&sd, &m)) in x_sd.iter().zip(x_mean.iter()).enumerate() {
+    let xsc = ColumnScaling::fit(x);
+    for (j, (&sd, &m)) in xsc.sd.iter().zip(xsc.mean.iter()).enumerate() {
         if is_constant(sd, m) {
             return Err(EmError::ConstantColumn(features[j].clone()));
         }
     }
-    let xs = centred / &x_sd;
+    let xs = xsc.apply(x);
     let y_mean = y.sum() / n;
     let y_sd = (y.mapv(|v| (v - y_mean) * (v - y_mean)).sum() / n).sqrt();
     if is_constant(y_sd, y_mean) {
@@ -369,7 +367,7 @@ fn standardise(
     }
     let ys = y.mapv(|v| (v - y_mean) / y_sd);
     check_collinearity(xs.view(), features)?;
-    Ok((xs, ys, Scaling { x_mean, x_sd, y_mean, y_sd }))
+    Ok((xs, ys, Scaling { x: xsc, y_mean, y_sd }))
 }
 
 /// A column is constant when its standard deviation is negligible next to its mean (or is NaN from
@@ -411,21 +409,8 @@ fn check_collinearity(xs: ArrayView2<f64>, features: &[String]) -> Result<(), Em
 /// expert slope `b_j = s_y bs_j / s_j`, intercept `m_y + s_y (bs_0 - sum_j bs_j m_j / s_j)`,
 /// variance `s_y^2 vs`; gate slope `as_j / s_j`, intercept `as_0 - sum_j as_j m_j / s_j`.
 fn to_raw_model(p: &Params, sc: &Scaling, features: &[String]) -> Moe {
-    let unscale = |coef: &Array2<f64>, mul: f64, add: f64| {
-        let mut out = coef.clone();
-        for (mut row, src) in out.outer_iter_mut().zip(coef.outer_iter()) {
-            let mut intercept = src[0];
-            for j in 0..sc.x_sd.len() {
-                let slope = src[j + 1] / sc.x_sd[j];
-                row[j + 1] = mul * slope;
-                intercept -= slope * sc.x_mean[j];
-            }
-            row[0] = add + mul * intercept;
-        }
-        out
-    };
-    let gate = unscale(&p.gate, 1.0, 0.0);
-    let experts = unscale(&p.experts, sc.y_sd, sc.y_mean);
+    let gate = sc.x.coefficients_to_raw(&p.gate, 1.0, 0.0);
+    let experts = sc.x.coefficients_to_raw(&p.experts, sc.y_sd, sc.y_mean);
     let variances = p.variances.mapv(|v| v * sc.y_sd * sc.y_sd);
     Moe::new(features.to_vec(), gate, experts, variances).expect("EM keeps parameters finite and variances floored")
 }

@@ -4,16 +4,23 @@
 //! functions on ndarray data: no actors, no files, no clocks beyond a fit's own CPU time. `data` and
 //! `synthetic` make data sets; `cli` and `bench` are the command line.
 
+pub mod baselines;
 pub mod bench;
 pub mod cli;
 pub mod cputime;
 pub mod data;
+pub mod distributed;
 pub mod em;
 pub mod gate;
 pub mod information;
 pub mod kmeans;
 pub mod linalg;
 pub mod matching;
+pub mod metrics;
 pub mod model;
+pub mod reduction;
 pub mod rng;
+pub mod scaling;
+pub mod sharding;
 pub mod synthetic;
+pub mod transport;

@@ -44,3 +44,57 @@ pub fn problem(k: usize, d: usize, n: usize, seed: u64) -> (Simulator, SimData) 
 pub fn names(d: usize) -> Vec<String> {
     (1..=d).map(|j| format!("x{j}")).collect()
 }
+
+/// Panics if an MM objective trace increases anywhere. Slack for round-off: 1e-12 relative, with an
+/// absolute floor of 1e-12 (J is a sum of KL costs, so it can sit at round-off level near zero).
+pub fn assert_non_increasing(trace: &[f64], what: &str) {
+    for (t, w) in trace.windows(2).enumerate() {
+        assert!(
+            w[1] <= w[0] + 1e-12 * w[0].abs().max(1.0),
+            "{what}: MM objective increased at iteration {}: {} -> {}",
+            t + 1,
+            w[0],
+            w[1]
+        );
+    }
+}
+
+/// `reduction::reduce` with the non-increasing check on every MM run it made.
+pub fn reduce_checked(
+    locals: &[&dmoe::model::Moe],
+    sizes: &[usize],
+    support: ArrayView2<f64>,
+    settings: &dmoe::reduction::ReductionSettings,
+) -> dmoe::reduction::Reduction {
+    let r = dmoe::reduction::reduce(locals, sizes, support, settings).expect("reduction succeeds");
+    for (init, trace) in &r.runs {
+        assert_non_increasing(trace, &format!("{init:?} start"));
+    }
+    r
+}
+
+/// Fits EM on M contiguous shards of `data` (rows are iid, so contiguous = random) and draws
+/// `support` covariate rows in total, proportionally from the shards. Returns the reports.
+pub fn local_reports(
+    data: &SimData,
+    m: usize,
+    k: usize,
+    support: usize,
+    seed: u64,
+) -> Vec<dmoe::distributed::LocalReport> {
+    let n = data.y.len();
+    let settings = EmSettings { k, ..EmSettings::default() };
+    dmoe::sharding::equal_blocks(n, m)
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let x = data.x.slice(ndarray::s![r.clone(), ..]);
+            let y = data.y.slice(ndarray::s![r.clone()]);
+            let count = dmoe::distributed::support_count(support, r.len(), n);
+            let rep =
+                dmoe::distributed::local_fit(i, x, y, &names(data.x.ncols()), "y", &settings, count, seed).unwrap();
+            assert_monotone(&rep.trace, &format!("machine {i}"));
+            rep
+        })
+        .collect()
+}

@@ -1,0 +1,197 @@
+//! One distributed fit as plain functions: what a machine does (`local_fit`), what the server does
+//! (`aggregate`, `baselines`), and how estimators are scored (`score`). The in-process `dmoe fit
+//! --machines`, the actor simulator and a real-cluster backend all call these, so they compute the
+//! same numbers from the same inputs.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, concatenate};
+use rand::RngExt;
+
+use crate::baselines::{self, PooledMixture};
+use crate::em::{self, EmError, EmSettings};
+use crate::metrics;
+use crate::model::Moe;
+use crate::reduction::{self, Reduction, ReductionError, ReductionSettings};
+use crate::rng;
+use crate::transport::PoolError;
+
+/// What a machine sends to the server after its fit.
+#[derive(Debug, Clone)]
+pub struct LocalReport {
+    /// Machine index (0-based).
+    pub machine: usize,
+    /// The local model.
+    pub model: Moe,
+    /// Rows the machine fitted, N_m.
+    pub n: usize,
+    /// The machine's share of the supporting sample: some of its own covariate rows.
+    pub support: Array2<f64>,
+    /// Thread CPU seconds of the local fit.
+    pub cpu_seconds: f64,
+    /// EM iterations of the retained run.
+    pub iterations: usize,
+    /// Whether EM met its tolerance.
+    pub converged: bool,
+    /// Log-likelihood after each EM iteration of the retained run (diagnostics; not sent over the
+    /// network in a real cluster).
+    pub trace: Vec<f64>,
+}
+
+/// A local fit that failed, with the machine it happened on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("machine {} ({rows} rows): {source}", machine + 1)]
+pub struct LocalFitError {
+    /// Machine index (0-based).
+    pub machine: usize,
+    /// Rows in its shard.
+    pub rows: usize,
+    /// What went wrong.
+    pub source: EmError,
+}
+
+/// A machine's share of a supporting sample of total size `total` when it holds `n_m` of `n` rows:
+/// `round(total * n_m / n)`, at least 1 and at most `n_m`.
+pub fn support_count(total: usize, n_m: usize, n: usize) -> usize {
+    (((total as f64) * n_m as f64 / n as f64).round() as usize).clamp(1, n_m.max(1))
+}
+
+/// The seed of machine `machine`'s EM starts, derived from the run's seed.
+pub fn machine_seed(seed: u64, machine: usize) -> u64 {
+    rng::stream(seed, &[1, machine as u64]).random()
+}
+
+/// A machine's work: EM on its shard (seeded from `(seed, machine)`), then `support` of its own
+/// covariate rows drawn without replacement (from the stream `(seed, 2, machine)`).
+#[allow(clippy::too_many_arguments)]
+pub fn local_fit(
+    machine: usize,
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    features: &[String],
+    target: &str,
+    em_settings: &EmSettings,
+    support: usize,
+    seed: u64,
+) -> Result<LocalReport, LocalFitError> {
+    let settings = EmSettings { seed: machine_seed(seed, machine), ..em_settings.clone() };
+    let fit = em::fit(x, y, features, target, &settings).map_err(|source| LocalFitError {
+        machine,
+        rows: y.len(),
+        source,
+    })?;
+    let rows = rand::seq::index::sample(&mut rng::stream(seed, &[2, machine as u64]), y.len(), support.min(y.len()))
+        .into_vec();
+    let summary = fit.model.fit.clone().expect("a fitted model has a summary");
+    Ok(LocalReport {
+        machine,
+        support: x.select(Axis(0), &rows),
+        n: y.len(),
+        cpu_seconds: summary.cpu_seconds,
+        iterations: summary.iterations,
+        converged: summary.converged,
+        model: fit.model,
+        trace: fit.trace,
+    })
+}
+
+/// The server's reduction of the reports that arrived (lambda_m renormalised over them).
+pub fn aggregate(reports: &[LocalReport], settings: &ReductionSettings) -> Result<Reduction, ReductionError> {
+    if reports.is_empty() {
+        return Err(PoolError::NoModels.into());
+    }
+    let locals: Vec<&Moe> = reports.iter().map(|r| &r.model).collect();
+    let sizes: Vec<usize> = reports.iter().map(|r| r.n).collect();
+    let views: Vec<ArrayView2<f64>> = reports.iter().map(|r| r.support.view()).collect();
+    let support = concatenate(Axis(0), &views).expect("support rows share the feature count");
+    reduction::reduce(&locals, &sizes, support.view(), settings)
+}
+
+/// A fitted estimator to compare.
+#[derive(Debug, Clone)]
+pub enum Estimate {
+    /// A K-component MoE (boxed: a model is much larger than the pooled mixture's handle).
+    Moe(Box<Moe>),
+    /// The pooled M*K mixture.
+    Pooled(PooledMixture),
+}
+
+impl Estimate {
+    fn loglik(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> f64 {
+        match self {
+            Estimate::Moe(m) => m.loglik(x, y),
+            Estimate::Pooled(p) => p.loglik(x, y),
+        }
+    }
+
+    fn predict(&self, x: ArrayView2<f64>) -> Array1<f64> {
+        match self {
+            Estimate::Moe(m) => m.predict(x),
+            Estimate::Pooled(p) => p.predict(x),
+        }
+    }
+}
+
+/// The baselines computed from the same reports as the reduction: `median`, `aligned-average`,
+/// `naive-average`, `pooled`. The averages and the pooled mixture need every local K equal; they are
+/// left out otherwise.
+pub fn baselines(reports: &[LocalReport], reduction: &Reduction) -> Vec<(&'static str, Estimate)> {
+    let locals: Vec<&Moe> = reports.iter().map(|r| &r.model).collect();
+    let sizes: Vec<usize> = reports.iter().map(|r| r.n).collect();
+    let mut out =
+        vec![("median", Estimate::Moe(Box::new(locals[baselines::median_index(&reduction.large, &locals)].clone())))];
+    if let Ok(m) = baselines::aligned_average(&locals, &sizes, reduction.large.xt.view()) {
+        out.push(("aligned-average", Estimate::Moe(Box::new(m))));
+    }
+    if let Ok(m) = baselines::naive_average(&locals, &sizes) {
+        out.push(("naive-average", Estimate::Moe(Box::new(m))));
+    }
+    if let Ok(p) = PooledMixture::new(&locals, &sizes) {
+        out.push(("pooled", Estimate::Pooled(p)));
+    }
+    out
+}
+
+/// Accuracy of one estimator on held-out rows. Metrics that need a truth, true labels or a
+/// K-component model are `None` where they do not apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    /// Total log-likelihood of the test rows.
+    pub test_loglik: f64,
+    /// Relative prediction error on the test rows.
+    pub rpe: f64,
+    /// Correlation of y and the prediction on the test rows.
+    pub correlation: f64,
+    /// Parameter MSE against the true model.
+    pub param_mse: Option<f64>,
+    /// Transport divergence from the estimate to the true model, on the test covariates.
+    pub transport_to_truth: Option<f64>,
+    /// Adjusted Rand index of the posterior clustering (argmax tau, uses y) against the true labels.
+    pub ari: Option<f64>,
+    /// Clustering error of the same clustering.
+    pub clustering_error: Option<f64>,
+}
+
+/// Scores an estimate on test rows; `labels` are true components of those rows, `truth` the true model.
+pub fn score(
+    estimate: &Estimate,
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    labels: Option<&[usize]>,
+    truth: Option<&Moe>,
+) -> Scores {
+    let yhat = estimate.predict(x);
+    let moe = match estimate {
+        Estimate::Moe(m) => Some(m.as_ref()),
+        Estimate::Pooled(_) => None,
+    };
+    let with_truth = moe.zip(truth).filter(|(m, t)| m.k() == t.k());
+    let clusters = moe.zip(labels).map(|(m, l)| (m.posterior_components(x, y), l));
+    Scores {
+        test_loglik: estimate.loglik(x, y),
+        rpe: metrics::rpe(y, yhat.view()),
+        correlation: metrics::correlation(y, yhat.view()),
+        param_mse: with_truth.map(|(m, t)| metrics::param_mse(m, t)),
+        transport_to_truth: with_truth.map(|(m, t)| metrics::transport_to_truth(m, t, x)),
+        ari: clusters.as_ref().map(|(c, l)| metrics::adjusted_rand_index(l, c)),
+        clustering_error: clusters.as_ref().map(|(c, l)| metrics::clustering_error(l, c)),
+    }
+}

@@ -1,0 +1,314 @@
+//! The server's reduction (ALGORITHM.md §3): from M local models, find the K-expert model closest in
+//! expected transport divergence to their weighted average, by the MM algorithm, then fit its gate.
+//!
+//! MM, alternating two exact minimisations so that `J` never increases:
+//! - assignment: `k*(l, s) = argmin_k c_lk(x_s)`, `P_lks = w_l(x_s)` on `k*`, else 0 (see `transport`);
+//! - update: `b_k = argmin_b sum_{s,l} P_lks (xt_s . b_l - xt_s . b)^2` (weighted least squares onto the
+//!   large experts' means), `s2_k = sum_{s,l} P_lks [s2_l + (xt_s . b_l - xt_s . b_k)^2] / sum_{s,l} P_lks`.
+//!
+//! A reduced expert with no mass is re-seeded from the large expert with the largest cost. Starts:
+//! k-means on the large experts, the label-aligned average, and the best of a few local models; the
+//! smallest final `J` wins. The number of full MM runs is fixed (not one per machine), so the cost is
+//! O(iterations x S x L x K) with L = M K.
+
+use ndarray::{Array1, Array2, Axis, s};
+
+use crate::baselines;
+use crate::gate;
+use crate::kmeans;
+use crate::linalg::{spd_solve, weighted_grams, with_intercept};
+use crate::model::Moe;
+use crate::rng;
+use crate::scaling::ColumnScaling;
+use crate::transport::{LargeModel, Plan, PoolError};
+
+/// Relative ridge of the reduced experts' least-squares systems.
+const MM_RIDGE: f64 = 1e-12;
+/// Lloyd iterations of the k-means start.
+const KMEANS_ITERATIONS: usize = 20;
+
+/// How an MM run is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// k-means on the large experts' vectors `(b_l, log s2_l)` (standardised), mass-weighted centers.
+    Kmeans,
+    /// The label-aligned average of the local models (needs every local model to have K experts).
+    AlignedAverage,
+    /// The local model with the smallest transport divergence from the large model, among the
+    /// `best_local_candidates` largest shards.
+    BestLocal,
+}
+
+/// Settings of the reduction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReductionSettings {
+    /// Number of reduced experts K.
+    pub k: usize,
+    /// Maximum MM iterations per start.
+    pub max_iter: usize,
+    /// Stop when `|J_t - J_{t-1}| <= tol * J_{t-1}`.
+    pub tol: f64,
+    /// Starts to try; the smallest final objective wins.
+    pub inits: Vec<Init>,
+    /// How many local models (largest shards first) the `BestLocal` start considers.
+    pub best_local_candidates: usize,
+    /// Newton steps of the final gate fit.
+    pub gate_max_steps: usize,
+    /// Seed of the k-means start.
+    pub seed: u64,
+}
+
+impl Default for ReductionSettings {
+    fn default() -> Self {
+        ReductionSettings {
+            k: 3,
+            max_iter: 500,
+            tol: 1e-10,
+            inits: vec![Init::Kmeans, Init::AlignedAverage, Init::BestLocal],
+            best_local_candidates: 8,
+            gate_max_steps: 100,
+            seed: 1,
+        }
+    }
+}
+
+/// Why a reduction could not be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReductionError {
+    /// The local models cannot be pooled.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// An out-of-range setting.
+    #[error("reduction setting `{name}`: expected {expected}, got {got}")]
+    Setting { name: &'static str, expected: &'static str, got: String },
+}
+
+/// One MM run: the experts it ended with, its objective after every assignment, its final plan.
+#[derive(Debug, Clone)]
+pub struct MmRun {
+    /// Reduced expert coefficients, K x (d+1).
+    pub coef: Array2<f64>,
+    /// Reduced expert variances, K.
+    pub variances: Array1<f64>,
+    /// `J` after each assignment step (index 0: the start).
+    pub trace: Vec<f64>,
+    /// The plan at the end.
+    pub plan: Plan,
+}
+
+/// The reduced model and how it was found.
+#[derive(Debug, Clone)]
+pub struct Reduction {
+    /// The K-component reduced MoE (raw scale).
+    pub model: Moe,
+    /// Objective trace of the retained MM run.
+    pub objective_trace: Vec<f64>,
+    /// Its start.
+    pub init: Init,
+    /// Every start tried with its objective trace (the retained one included).
+    pub runs: Vec<(Init, Vec<f64>)>,
+    /// The large model at the supporting points (kept for diagnostics and baselines).
+    pub large: LargeModel,
+}
+
+/// Reduces `locals` (fitted on shards of sizes `sizes`) to one K-component model using the supporting
+/// covariates `support` (S x d, raw scale).
+pub fn reduce(
+    locals: &[&Moe],
+    sizes: &[usize],
+    support: ndarray::ArrayView2<f64>,
+    settings: &ReductionSettings,
+) -> Result<Reduction, ReductionError> {
+    validate(settings)?;
+    let large = LargeModel::new(locals, sizes, support)?;
+    let k = settings.k;
+    let mut best: Option<(Init, MmRun)> = None;
+    let mut runs = Vec::new();
+    for &init in &settings.inits {
+        let Some((coef, var)) = start(init, &large, locals, sizes, settings) else { continue };
+        let run = mm(&large, coef, var, settings.max_iter, settings.tol);
+        let j = run.plan.objective;
+        runs.push((init, run.trace.clone()));
+        if best.as_ref().is_none_or(|(_, b)| j < b.plan.objective) {
+            best = Some((init, run));
+        }
+    }
+    let (init, run) = best.expect("the k-means start always applies");
+    let gate = fit_gate(&large, &run.plan, settings.gate_max_steps);
+    let mut model = Moe::new(locals[0].features.clone(), gate, run.coef, run.variances)
+        .expect("MM keeps experts finite and variances positive");
+    model.target = locals[0].target.clone();
+    debug_assert_eq!(model.k(), k);
+    Ok(Reduction { model, objective_trace: run.trace, init, runs, large })
+}
+
+fn validate(s: &ReductionSettings) -> Result<(), ReductionError> {
+    let bad = |name, expected, got: String| Err(ReductionError::Setting { name, expected, got });
+    if s.k == 0 {
+        return bad("k", "at least 1", "0".into());
+    }
+    if s.max_iter == 0 {
+        return bad("max_iter", "at least 1", "0".into());
+    }
+    if !(s.tol.is_finite() && s.tol >= 0.0) {
+        return bad("tol", "a finite number >= 0", s.tol.to_string());
+    }
+    if !s.inits.contains(&Init::Kmeans) {
+        return bad("inits", "a list that includes `kmeans` (the start that always applies)", format!("{:?}", s.inits));
+    }
+    Ok(())
+}
+
+/// Starting experts for one kind of start, or `None` when it does not apply (an aligned average of
+/// local models with a different K).
+fn start(
+    init: Init,
+    large: &LargeModel,
+    locals: &[&Moe],
+    sizes: &[usize],
+    settings: &ReductionSettings,
+) -> Option<(Array2<f64>, Array1<f64>)> {
+    let k = settings.k;
+    match init {
+        Init::Kmeans => Some(kmeans_start(large, k, settings.seed)),
+        Init::AlignedAverage => {
+            let avg = baselines::aligned_average(locals, sizes, large.xt.view()).ok()?;
+            (avg.k() == k).then_some((avg.experts, avg.variances))
+        }
+        Init::BestLocal => {
+            let mut order: Vec<usize> = (0..locals.len()).filter(|&m| locals[m].k() == k).collect();
+            order.sort_by_key(|&m| std::cmp::Reverse(sizes[m]));
+            order.truncate(settings.best_local_candidates.max(1));
+            let best = order
+                .into_iter()
+                .min_by(|&a, &b| large.divergence_to(locals[a]).total_cmp(&large.divergence_to(locals[b])))?;
+            Some((locals[best].experts.clone(), locals[best].variances.clone()))
+        }
+    }
+}
+
+/// k-means start: cluster the large experts' `(b_l, log s2_l)` (columns standardised; experts listed
+/// in a canonical order within each machine so that relabelling a local model changes nothing), then
+/// each reduced expert = the mass-weighted mean of its cluster (coefficients and variances).
+fn kmeans_start(large: &LargeModel, k: usize, seed: u64) -> (Array2<f64>, Array1<f64>) {
+    let (l_n, p) = large.experts.dim();
+    let mut order: Vec<usize> = (0..l_n).collect();
+    order.sort_by(|&a, &b| {
+        large.machine_of[a].cmp(&large.machine_of[b]).then_with(|| {
+            let (ra, rb) = (large.experts.row(a), large.experts.row(b));
+            ra.iter()
+                .zip(rb.iter())
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+    });
+    let mut pts = Array2::<f64>::zeros((l_n, p + 1));
+    for (i, &l) in order.iter().enumerate() {
+        pts.slice_mut(s![i, ..p]).assign(&large.experts.row(l));
+        pts[[i, p]] = large.variances[l].ln();
+    }
+    let pts = ColumnScaling::fit_safe(pts.view()).apply(pts.view());
+    let mut rng = rng::stream(seed, &[0x4d4d]);
+    let labels = kmeans::labels(pts.view(), k, KMEANS_ITERATIONS, l_n, &mut rng);
+    let mass = large.weights.sum_axis(Axis(0));
+    let mut coef = Array2::<f64>::zeros((k, p));
+    let mut var = Array1::<f64>::zeros(k);
+    let mut total = vec![0.0; k];
+    for (i, &l) in order.iter().enumerate() {
+        let c = labels[i];
+        let w = mass[l].max(1e-300);
+        coef.row_mut(c).scaled_add(w, &large.experts.row(l));
+        var[c] += w * large.variances[l];
+        total[c] += w;
+    }
+    for c in 0..k {
+        if total[c] > 0.0 {
+            coef.row_mut(c).mapv_inplace(|v| v / total[c]);
+            var[c] /= total[c];
+        } else {
+            // More reduced experts than distinct clusters: start it on a large expert; MM re-seeds it.
+            let l = order[c % l_n];
+            coef.row_mut(c).assign(&large.experts.row(l));
+            var[c] = large.variances[l];
+        }
+    }
+    (coef, var)
+}
+
+/// Runs MM from the given experts until the relative change of `J` is at most `tol` or `max_iter`
+/// updates were made.
+pub fn mm(large: &LargeModel, mut coef: Array2<f64>, mut var: Array1<f64>, max_iter: usize, tol: f64) -> MmRun {
+    let mut plan = large.plan(&coef, var.view());
+    let mut trace = vec![plan.objective];
+    for _ in 0..max_iter {
+        update(large, &plan, &mut coef, &mut var);
+        plan = large.plan(&coef, var.view());
+        let (prev, j) = (trace[trace.len() - 1], plan.objective);
+        trace.push(j);
+        if (prev - j).abs() <= tol * prev {
+            break;
+        }
+    }
+    MmRun { coef, variances: var, trace, plan }
+}
+
+/// The MM update for a fixed plan: weighted least squares and the exact variance minimiser for every
+/// reduced expert with mass; re-seeding for those without.
+fn update(large: &LargeModel, plan: &Plan, coef: &mut Array2<f64>, var: &mut Array1<f64>) {
+    let (s_n, l_n, k_n) = (large.n_support(), large.n_experts(), plan.k);
+    let mut mass = Array2::<f64>::zeros((s_n, k_n));
+    let mut wmu = Array2::<f64>::zeros((s_n, k_n));
+    for s in 0..s_n {
+        for l in 0..l_n {
+            let k = plan.target[s * l_n + l] as usize;
+            let w = large.weights[[s, l]];
+            mass[[s, k]] += w;
+            wmu[[s, k]] += w * large.means[[s, l]];
+        }
+    }
+    let grams = weighted_grams(large.xt.view(), mass.view());
+    let rhs = large.xt.t().dot(&wmu);
+    let totals = mass.sum_axis(Axis(0));
+    for k in 0..k_n {
+        if totals[k] > 0.0
+            && let Some(b) = spd_solve(&grams[k], rhs.column(k), MM_RIDGE)
+        {
+            coef.row_mut(k).assign(&b);
+        }
+    }
+    let mu_k = large.xt.dot(&coef.t());
+    let mut num = vec![0.0; k_n];
+    for s in 0..s_n {
+        for l in 0..l_n {
+            let k = plan.target[s * l_n + l] as usize;
+            let r = large.means[[s, l]] - mu_k[[s, k]];
+            num[k] += large.weights[[s, l]] * (large.variances[l] + r * r);
+        }
+    }
+    let mut costly: Vec<usize> = (0..l_n).collect();
+    costly.sort_by(|&a, &b| plan.cost_by_expert[b].total_cmp(&plan.cost_by_expert[a]));
+    let mut reseeded = 0;
+    for k in 0..k_n {
+        if totals[k] > 0.0 {
+            var[k] = num[k] / totals[k];
+        } else {
+            let l = costly[reseeded % l_n];
+            reseeded += 1;
+            coef.row_mut(k).assign(&large.experts.row(l));
+            var[k] = large.variances[l];
+        }
+    }
+}
+
+/// The reduced gate: a soft-label multinomial logistic regression of the plan's column sums
+/// `tau_sk = sum_l P_lks` on the supporting points (standardised for conditioning, mapped back).
+pub fn fit_gate(large: &LargeModel, plan: &Plan, max_steps: usize) -> Array2<f64> {
+    let targets = large.plan_targets(plan);
+    let x = large.xt.slice(s![.., 1..]);
+    let scaling = ColumnScaling::fit_safe(x);
+    let xt = with_intercept(scaling.apply(x).view());
+    let (g, _) = gate::fit(xt.view(), targets.view(), &Array2::zeros((plan.k, xt.ncols())), max_steps, 1e-14);
+    scaling.coefficients_to_raw(&g, 1.0, 0.0)
+}

@@ -1,0 +1,155 @@
+//! Splitting a data set for a distributed fit: a train/test split, then the training rows reordered so
+//! that every machine's shard is one contiguous block, so a shard is a view into one shared array,
+//! never a copy.
+
+use std::ops::Range;
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
+use rand::seq::SliceRandom;
+
+use crate::rng;
+
+/// How training rows are divided among machines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partition {
+    /// Shuffled, then cut into M near-equal blocks.
+    Random,
+    /// In file order, cut into M near-equal blocks (what a cluster that already holds the data in
+    /// files does).
+    Contiguous,
+    /// One machine per distinct value of a column (sorted), e.g. one per clarity grade.
+    ByCategory(Vec<String>),
+}
+
+/// Rows held out for testing and rows used for training, both in increasing order. The test rows are
+/// a uniformly random subset of `round(n * fraction)` rows, drawn from `seed`.
+pub fn train_test_split(n: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let n_test = ((n as f64) * fraction).round() as usize;
+    let mut rows: Vec<usize> = (0..n).collect();
+    rows.shuffle(&mut rng::stream(seed, &[0x5e11]));
+    let (mut test, mut train) = (rows[..n_test].to_vec(), rows[n_test..].to_vec());
+    test.sort_unstable();
+    train.sort_unstable();
+    (train, test)
+}
+
+/// Shards of the training rows: returns the training rows reordered machine by machine and each
+/// machine's block in that order. `categories` (one per training row) is used by `ByCategory`.
+pub fn shard_rows(
+    train: &[usize],
+    partition: &Partition,
+    machines: usize,
+    seed: u64,
+) -> (Vec<usize>, Vec<Range<usize>>) {
+    match partition {
+        Partition::Random | Partition::Contiguous => {
+            let mut order = train.to_vec();
+            if *partition == Partition::Random {
+                order.shuffle(&mut rng::stream(seed, &[0x5a4d]));
+            }
+            (order, equal_blocks(train.len(), machines))
+        }
+        Partition::ByCategory(values) => {
+            let mut levels: Vec<&String> = train.iter().map(|&r| &values[r]).collect();
+            levels.sort();
+            levels.dedup();
+            let mut order = Vec::with_capacity(train.len());
+            let mut bounds = Vec::with_capacity(levels.len());
+            for level in levels {
+                let start = order.len();
+                order.extend(train.iter().copied().filter(|&r| &values[r] == level));
+                bounds.push(start..order.len());
+            }
+            (order, bounds)
+        }
+    }
+}
+
+/// `machines` consecutive blocks covering `0..n`, sizes differing by at most one (larger first).
+pub fn equal_blocks(n: usize, machines: usize) -> Vec<Range<usize>> {
+    let (base, extra) = (n / machines, n % machines);
+    let mut start = 0;
+    (0..machines)
+        .map(|m| {
+            let len = base + usize::from(m < extra);
+            let r = start..start + len;
+            start += len;
+            r
+        })
+        .collect()
+}
+
+/// Training data laid out shard after shard, with each shard's range.
+#[derive(Debug, Clone)]
+pub struct ShardedData {
+    /// Covariates, rows grouped by shard.
+    pub x: Array2<f64>,
+    /// Responses, same order.
+    pub y: Array1<f64>,
+    /// True components, same order, when known.
+    pub labels: Option<Vec<usize>>,
+    /// Row range of every shard.
+    pub shards: Vec<Range<usize>>,
+}
+
+impl ShardedData {
+    /// Gathers `order` (row indices into x, y, labels) once, keeping `shards` as ranges into it.
+    pub fn gather(
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        labels: Option<&[usize]>,
+        order: &[usize],
+        shards: Vec<Range<usize>>,
+    ) -> ShardedData {
+        ShardedData {
+            x: x.select(Axis(0), order),
+            y: y.select(Axis(0), order),
+            labels: labels.map(|l| order.iter().map(|&r| l[r]).collect()),
+            shards,
+        }
+    }
+
+    /// Machine `m`'s covariates (a view).
+    pub fn shard_x(&self, m: usize) -> ArrayView2<'_, f64> {
+        self.x.slice(s![self.shards[m].clone(), ..])
+    }
+
+    /// Machine `m`'s responses (a view).
+    pub fn shard_y(&self, m: usize) -> ArrayView1<'_, f64> {
+        self.y.slice(s![self.shards[m].clone()])
+    }
+
+    /// Number of training rows.
+    pub fn n(&self) -> usize {
+        self.y.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_cover_every_row_once() {
+        let b = equal_blocks(10, 3);
+        assert_eq!(b, vec![0..4, 4..7, 7..10]);
+        let (train, test) = train_test_split(100, 0.2, 1);
+        assert_eq!((train.len(), test.len()), (80, 20));
+        let (order, shards) = shard_rows(&train, &Partition::Random, 3, 1);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, train);
+        assert_eq!(shards.last().unwrap().end, 80);
+    }
+
+    #[test]
+    fn category_shards_hold_one_level_each() {
+        let values: Vec<String> = (0..12).map(|i| ["b", "a", "c"][i % 3].to_string()).collect();
+        let train: Vec<usize> = (0..12).collect();
+        let (order, shards) = shard_rows(&train, &Partition::ByCategory(values.clone()), 0, 0);
+        assert_eq!(shards.len(), 3);
+        for (level, r) in ["a", "b", "c"].iter().zip(&shards) {
+            assert!(order[r.clone()].iter().all(|&i| values[i] == *level));
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Optimal-transport primitives of the reduction (ALGORITHM.md §3): the weighted average of local
+//! models ("large model") evaluated at the supporting points, the KL cost between experts, and the
+//! transport plan that sends each large expert's weight to its cheapest candidate expert.
+//!
+//! Cost of moving large expert l onto candidate expert k at x (KL from N(mu_l, s2_l) to N(mu_k, s2_k)):
+//! `c_lk(x) = 1/2 [ log(s2_k / s2_l) + s2_l / s2_k + (mu_l(x) - mu_k(x))^2 / s2_k - 1 ]`.
+//! Objective of a candidate (no 1/S factor): `J = sum_s sum_l w_l(x_s) min_k c_lk(x_s)`.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+use crate::linalg::with_intercept;
+use crate::model::Moe;
+
+/// Why a set of local models cannot be pooled.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PoolError {
+    /// No local model was given.
+    #[error("there are no local models to aggregate")]
+    NoModels,
+    /// Sizes do not match the models, or one is zero.
+    #[error("{0}")]
+    Sizes(String),
+    /// The local models do not share the same features.
+    #[error("local model {index} has features [{found}], but local model 1 has [{expected}]")]
+    Features { index: usize, found: String, expected: String },
+    /// No supporting points.
+    #[error("the supporting sample is empty: at least one covariate row is needed")]
+    EmptySupport,
+}
+
+/// KL divergence from `N(mu_l, s2_l)` to `N(mu_k, s2_k)`, the transport cost between two experts at
+/// one point.
+pub fn expert_kl(mu_l: f64, s2_l: f64, mu_k: f64, s2_k: f64) -> f64 {
+    let r = mu_l - mu_k;
+    0.5 * ((s2_k / s2_l).ln() + s2_l / s2_k + r * r / s2_k - 1.0)
+}
+
+/// The large model `f_W = sum_m lambda_m f_m`, `lambda_m = N_m / N`, evaluated at S supporting points:
+/// L = sum_m K_m experts, each with weight `w_l(x_s) = lambda_m pi^(m)_k(x_s)`, mean `mu_l(x_s)` and
+/// variance `s2_l`. `sum_l w_l(x_s) = 1` at every point.
+#[derive(Debug, Clone)]
+pub struct LargeModel {
+    /// Supporting design `[1, x_s]`, S x (d+1), raw scale.
+    pub xt: Array2<f64>,
+    /// Expert weights at the support points, S x L.
+    pub weights: Array2<f64>,
+    /// Expert means at the support points, S x L.
+    pub means: Array2<f64>,
+    /// Expert coefficients, L x (d+1).
+    pub experts: Array2<f64>,
+    /// Expert variances, L.
+    pub variances: Array1<f64>,
+    /// Which local model each expert comes from.
+    pub machine_of: Vec<usize>,
+    /// `lambda_m`, summing to 1.
+    pub lambdas: Vec<f64>,
+}
+
+impl LargeModel {
+    /// Pools `locals` (all on the same features) with sizes `sizes` at the points `support` (S x d).
+    pub fn new(locals: &[&Moe], sizes: &[usize], support: ArrayView2<f64>) -> Result<LargeModel, PoolError> {
+        let first = locals.first().ok_or(PoolError::NoModels)?;
+        if sizes.len() != locals.len() {
+            return Err(PoolError::Sizes(format!("{} sizes for {} local models", sizes.len(), locals.len())));
+        }
+        if let Some(m) = sizes.iter().position(|&n| n == 0) {
+            return Err(PoolError::Sizes(format!("local model {} has size 0", m + 1)));
+        }
+        for (m, model) in locals.iter().enumerate() {
+            if model.features != first.features {
+                return Err(PoolError::Features {
+                    index: m + 1,
+                    found: model.features.join(", "),
+                    expected: first.features.join(", "),
+                });
+            }
+        }
+        if support.nrows() == 0 {
+            return Err(PoolError::EmptySupport);
+        }
+        let total: usize = sizes.iter().sum();
+        let lambdas: Vec<f64> = sizes.iter().map(|&n| n as f64 / total as f64).collect();
+        let l: usize = locals.iter().map(|m| m.k()).sum();
+        let p = first.d() + 1;
+        let mut experts = Array2::<f64>::zeros((l, p));
+        let mut variances = Array1::<f64>::zeros(l);
+        let mut weights = Array2::<f64>::zeros((support.nrows(), l));
+        let mut machine_of = Vec::with_capacity(l);
+        let mut at = 0;
+        for (m, model) in locals.iter().enumerate() {
+            let k = model.k();
+            experts.slice_mut(ndarray::s![at..at + k, ..]).assign(&model.experts);
+            variances.slice_mut(ndarray::s![at..at + k]).assign(&model.variances);
+            let pi = model.log_gate(support).mapv_into(|v| lambdas[m] * v.exp());
+            weights.slice_mut(ndarray::s![.., at..at + k]).assign(&pi);
+            machine_of.extend(std::iter::repeat_n(m, k));
+            at += k;
+        }
+        let xt = with_intercept(support);
+        let means = xt.dot(&experts.t());
+        Ok(LargeModel { xt, weights, means, experts, variances, machine_of, lambdas })
+    }
+
+    /// Number of supporting points S.
+    pub fn n_support(&self) -> usize {
+        self.xt.nrows()
+    }
+
+    /// Number of large experts L.
+    pub fn n_experts(&self) -> usize {
+        self.variances.len()
+    }
+
+    /// The optimal plan onto candidate experts (`coef` K x (d+1), `variances` K): each (s, l) goes to
+    /// `argmin_k c_lk(x_s)`.
+    pub fn plan(&self, coef: &Array2<f64>, variances: ArrayView1<f64>) -> Plan {
+        let (s_n, l_n, k_n) = (self.n_support(), self.n_experts(), variances.len());
+        let mu_k = self.xt.dot(&coef.t()); // S x K
+        // c_lk = const_lk + (mu_l - mu_k)^2 / (2 s2_k), const_lk = (ln(s2_k/s2_l) + s2_l/s2_k - 1) / 2.
+        let half_prec: Vec<f64> = variances.iter().map(|v| 0.5 / v).collect();
+        let constant: Vec<f64> = (0..l_n)
+            .flat_map(|l| {
+                let s2l = self.variances[l];
+                variances.iter().map(move |&s2k| 0.5 * ((s2k / s2l).ln() + s2l / s2k - 1.0))
+            })
+            .collect();
+        let mut target = vec![0u32; s_n * l_n];
+        let mut cost_by_expert = vec![0.0; l_n];
+        let mut objective = 0.0;
+        for s in 0..s_n {
+            let mus = mu_k.row(s);
+            let (wrow, mrow) = (self.weights.row(s), self.means.row(s));
+            for l in 0..l_n {
+                let mu = mrow[l];
+                let cl = &constant[l * k_n..(l + 1) * k_n];
+                let mut best = (0usize, f64::INFINITY);
+                for k in 0..k_n {
+                    let r = mu - mus[k];
+                    let c = cl[k] + half_prec[k] * r * r;
+                    if c < best.1 {
+                        best = (k, c);
+                    }
+                }
+                target[s * l_n + l] = best.0 as u32;
+                let contribution = wrow[l] * best.1;
+                cost_by_expert[l] += contribution;
+                objective += contribution;
+            }
+        }
+        Plan { target, k: k_n, cost_by_expert, objective }
+    }
+
+    /// Column sums of a plan at every support point: `tau_sk = sum_l P_lks`, S x K (rows sum to 1).
+    pub fn plan_targets(&self, plan: &Plan) -> Array2<f64> {
+        let l_n = self.n_experts();
+        let mut t = Array2::<f64>::zeros((self.n_support(), plan.k));
+        for (s, mut row) in t.outer_iter_mut().enumerate() {
+            for l in 0..l_n {
+                row[plan.target[s * l_n + l] as usize] += self.weights[[s, l]];
+            }
+        }
+        t
+    }
+
+    /// Transport objective of a candidate model's experts, divided by S: the expected transport
+    /// divergence `R(f_W, g)` estimated on the supporting points (g's gate plays no part).
+    pub fn divergence_to(&self, candidate: &Moe) -> f64 {
+        self.plan(&candidate.experts, candidate.variances.view()).objective / self.n_support() as f64
+    }
+}
+
+/// A transport plan: for each (support point, large expert), the candidate expert it goes to.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `target[s * L + l]` = candidate expert of large expert l at point s.
+    pub target: Vec<u32>,
+    /// Number of candidate experts K.
+    pub k: usize,
+    /// Each large expert's share of the objective, `sum_s w_l(x_s) c_{l,k*}(x_s)`.
+    pub cost_by_expert: Vec<f64>,
+    /// `J = sum_{s,l} w_l(x_s) c_{l,k*}(x_s)`.
+    pub objective: f64,
+}
+
+/// Summed KL cost of moving each expert of `model` onto each expert of `reference` over the points
+/// `xt` (with intercept): `cost[j][k] = sum_s c(model_k -> reference_j; x_s)`, K_ref x K_model. The
+/// Hungarian assignment on it aligns `model`'s labels to `reference`.
+pub fn summed_kl_cost(model: &Moe, reference: &Moe, xt: ArrayView2<f64>) -> Array2<f64> {
+    let mu_m = xt.dot(&model.experts.t());
+    let mu_r = xt.dot(&reference.experts.t());
+    Array2::from_shape_fn((reference.k(), model.k()), |(j, k)| {
+        (0..xt.nrows()).map(|s| expert_kl(mu_m[[s, k]], model.variances[k], mu_r[[s, j]], reference.variances[j])).sum()
+    })
+}

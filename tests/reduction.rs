@@ -1,0 +1,166 @@
+//! The server's reduction: the exact MM trace of the shared test vector, non-increasing objective,
+//! fixed points (true models, M = 1), label-permutation invariance, consistency, and accuracy next to
+//! the global fit and the naive average.
+
+mod common;
+
+use common::{assert_non_increasing, local_reports, problem, reduce_checked};
+use dmoe::distributed::{self, Estimate};
+use dmoe::matching::align;
+use dmoe::metrics;
+use dmoe::model::Moe;
+use dmoe::reduction::{self, ReductionSettings};
+use dmoe::transport::LargeModel;
+use ndarray::{Array1, Array2};
+use serde_json::Value;
+
+fn matrix(v: &Value) -> Array2<f64> {
+    let rows: Vec<Vec<f64>> = serde_json::from_value(v.clone()).unwrap();
+    Array2::from_shape_fn((rows.len(), rows[0].len()), |(i, j)| rows[i][j])
+}
+
+fn close(a: f64, b: f64, tol: f64, what: &str) {
+    assert!((a - b).abs() <= tol * b.abs().max(1.0), "{what}: {a} vs expected {b}");
+}
+
+#[test]
+fn mm_reproduces_the_exact_trace_of_test_vector_1() {
+    let v: Value = serde_json::from_str(include_str!("vectors/mm_reduction_case1.json")).unwrap();
+    let locals: Vec<Moe> = v["local_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let var: Vec<f64> = serde_json::from_value(m["variances"].clone()).unwrap();
+            Moe::new(vec!["x1".into()], matrix(&m["gate"]), matrix(&m["experts"]), Array1::from(var)).unwrap()
+        })
+        .collect();
+    let sizes: Vec<usize> = serde_json::from_value(v["sizes"].clone()).unwrap();
+    let support = matrix(&v["support_x"]);
+    let refs: Vec<&Moe> = locals.iter().collect();
+    let large = LargeModel::new(&refs, &sizes, support.view()).unwrap();
+    let run = reduction::mm(&large, locals[0].experts.clone(), locals[0].variances.clone(), 100, 1e-12);
+    let e = &v["expected"];
+    let trace: Vec<f64> = serde_json::from_value(e["objective_trace"].clone()).unwrap();
+    assert_eq!(run.trace.len(), trace.len(), "iterations: {:?} vs {:?}", run.trace, trace);
+    for (i, (a, b)) in run.trace.iter().zip(&trace).enumerate() {
+        close(*a, *b, 1e-10, &format!("objective {i}"));
+    }
+    assert_non_increasing(&run.trace, "test vector");
+    let experts = matrix(&e["experts"]);
+    let variances: Vec<f64> = serde_json::from_value(e["variances"].clone()).unwrap();
+    for ((a, b), i) in run.coef.iter().zip(experts.iter()).zip(0..) {
+        close(*a, *b, 1e-9, &format!("expert entry {i}"));
+    }
+    for (k, (a, b)) in run.variances.iter().zip(&variances).enumerate() {
+        close(*a, *b, 1e-9, &format!("variance {k}"));
+    }
+    let targets = large.plan_targets(&run.plan);
+    let first3 = matrix(&e["gate_targets_first3"]);
+    for ((a, b), i) in targets.slice(ndarray::s![..3, ..]).iter().zip(first3.iter()).zip(0..) {
+        close(*a, *b, 1e-9, &format!("gate target {i}"));
+    }
+    let gate = reduction::fit_gate(&large, &run.plan, 200);
+    for ((a, b), i) in gate.iter().zip(matrix(&e["gate"]).iter()).zip(0..) {
+        close(*a, *b, 1e-6, &format!("gate entry {i}"));
+    }
+}
+
+fn assert_same_model(a: &Moe, b: &Moe, tol: f64, what: &str) {
+    let a = align(a, b);
+    for ((u, v), name) in a.param_vector().iter().zip(b.param_vector().iter()).zip(a.param_names()) {
+        assert!((u - v).abs() <= tol * v.abs().max(1.0), "{what}: {name}: {u} vs {v}");
+    }
+}
+
+#[test]
+fn reduction_of_true_models_returns_the_truth() {
+    let (sim, data) = problem(3, 2, 2_000, 31);
+    let locals = vec![&sim.truth; 4];
+    let r = reduce_checked(
+        &locals,
+        &[500, 700, 300, 500],
+        data.x.view(),
+        &ReductionSettings { k: 3, ..Default::default() },
+    );
+    assert!(r.objective_trace.last().unwrap().abs() < 1e-9, "zero transport cost: {:?}", r.objective_trace);
+    assert_same_model(&r.model, &sim.truth, 1e-6, "reduced vs truth");
+}
+
+#[test]
+fn reduction_with_one_machine_returns_the_local_model() {
+    let (_, data) = problem(3, 2, 6_000, 32);
+    let reports = local_reports(&data, 1, 3, 1_000, 7);
+    let r = reduce_checked(
+        &[&reports[0].model],
+        &[reports[0].n],
+        reports[0].support.view(),
+        &ReductionSettings { k: 3, ..Default::default() },
+    );
+    assert_same_model(&r.model, &reports[0].model, 1e-6, "M = 1");
+}
+
+#[test]
+fn reduction_is_label_permutation_invariant() {
+    let (_, data) = problem(3, 2, 16_000, 33);
+    let reports = local_reports(&data, 8, 3, 1_000, 8);
+    let support =
+        ndarray::concatenate(ndarray::Axis(0), &reports.iter().map(|r| r.support.view()).collect::<Vec<_>>()).unwrap();
+    let sizes: Vec<usize> = reports.iter().map(|r| r.n).collect();
+    let settings = ReductionSettings { k: 3, ..Default::default() };
+    let original: Vec<&Moe> = reports.iter().map(|r| &r.model).collect();
+    let base = reduce_checked(&original, &sizes, support.view(), &settings);
+    let perms = [[2, 0, 1], [1, 0, 2], [0, 2, 1], [2, 1, 0]];
+    let permuted: Vec<Moe> = reports.iter().enumerate().map(|(m, r)| r.model.permuted(&perms[m % 4])).collect();
+    let refs: Vec<&Moe> = permuted.iter().collect();
+    let again = reduce_checked(&refs, &sizes, support.view(), &settings);
+    assert_same_model(&again.model, &base.model, 1e-8, "permuted locals");
+}
+
+/// Parameter error of the reduction against the truth at N total rows on 8 machines.
+fn reduction_error(n: usize, seed: u64) -> f64 {
+    let (sim, data) = problem(3, 2, n, seed);
+    let reports = local_reports(&data, 8, 3, 2_000, seed);
+    let r = distributed::aggregate(&reports, &ReductionSettings { k: 3, ..Default::default() }).unwrap();
+    for (init, trace) in &r.runs {
+        assert_non_increasing(trace, &format!("{init:?}"));
+    }
+    metrics::param_mse(&r.model, &sim.truth)
+}
+
+#[test]
+fn reduction_is_consistent() {
+    let small = reduction_error(20_000, 41);
+    let large = reduction_error(200_000, 41);
+    assert!(large < 0.3 * small, "parameter MSE at N = 2e5 ({large:.5}) is not clearly below N = 2e4 ({small:.5})");
+}
+
+#[test]
+fn reduction_matches_the_global_fit_and_beats_the_naive_average() {
+    let (sim, data) = problem(3, 2, 100_000, 43);
+    let (train, test) = dmoe::sharding::train_test_split(100_000, 0.2, 43);
+    let pick = |rows: &[usize]| dmoe::synthetic::SimData {
+        x: data.x.select(ndarray::Axis(0), rows),
+        y: data.y.select(ndarray::Axis(0), rows),
+        z: rows.iter().map(|&r| data.z[r]).collect(),
+    };
+    let (tr, te) = (pick(&train), pick(&test));
+    let reports = local_reports(&tr, 16, 3, 2_000, 43);
+    let r = distributed::aggregate(&reports, &ReductionSettings { k: 3, ..Default::default() }).unwrap();
+    for (init, trace) in &r.runs {
+        assert_non_increasing(trace, &format!("{init:?}"));
+    }
+    let global = common::fit_checked(
+        tr.x.view(),
+        tr.y.view(),
+        &common::names(2),
+        &dmoe::em::EmSettings { k: 3, ..Default::default() },
+    );
+    let s = |e: &Estimate| distributed::score(e, te.x.view(), te.y.view(), Some(&te.z), Some(&sim.truth));
+    let red = s(&Estimate::Moe(Box::new(r.model.clone())));
+    let glob = s(&Estimate::Moe(Box::new(global.model.clone())));
+    let naive = distributed::baselines(&reports, &r).into_iter().find(|(n, _)| *n == "naive-average").unwrap().1;
+    let naive = s(&naive);
+    assert!((red.rpe - glob.rpe).abs() <= 0.1 * glob.rpe, "reduction RPE {} vs global {}", red.rpe, glob.rpe);
+    assert!(red.rpe < naive.rpe, "reduction RPE {} vs naive average {}", red.rpe, naive.rpe);
+}
