@@ -7,10 +7,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::{self, load_dataset, write_atomically};
+use crate::distributed::{self, Estimate};
 use crate::em::{self, EmSettings};
 use crate::model::Moe;
+use crate::reduction::ReductionSettings;
 use crate::synthetic::{Simulator, TruthSpec};
-use crate::{bench, information, rng};
+use crate::{bench, cputime, information, rng, sharding};
 
 /// dmoe: learn a Mixture of Experts across a (simulated) cluster.
 #[derive(Debug, Parser)]
@@ -87,12 +89,33 @@ struct FitArgs {
     /// Relative log-likelihood change that counts as converged.
     #[arg(long, default_value_t = EmSettings::default().tol)]
     tol: f64,
-    /// Also print standard errors (empirical Fisher information).
+    /// Also print standard errors (empirical Fisher information); single-machine fits only.
     #[arg(long)]
     stderr: bool,
-    /// Where to write the fitted model (JSON).
+    /// Where to write the fitted model (JSON); with --machines, the reduced model.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Fit on M machines and reduce (in process, one machine after another). Without it, one fit on
+    /// every row.
+    #[arg(long)]
+    machines: Option<usize>,
+    /// How rows are shared out: `random`, `contiguous` (file order), or a column name (one machine
+    /// per distinct value; --machines may then be omitted).
+    #[arg(long, default_value = "random")]
+    partition: String,
+    /// Supporting-sample size S: each machine sends about S * N_m / N of its covariate rows.
+    #[arg(long, default_value_t = 2000)]
+    support: usize,
+    /// Fraction of rows held out (at random) to score the estimators; in (0, 1).
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// With --machines: where to write the global fit (JSON).
+    #[arg(long)]
+    global_out: Option<PathBuf>,
+    /// A true model (JSON, e.g. from `simulate --truth`): adds parameter MSE and transport divergence
+    /// to the truth to the comparison.
+    #[arg(long)]
+    truth: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -153,8 +176,9 @@ fn simulate(a: SimulateArgs) -> Result<(), String> {
 }
 
 fn fit(a: FitArgs) -> Result<(), String> {
+    let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
     let ds = load_dataset(&a.data, &a.target, a.features.as_deref()).map_err(|e| e.to_string())?;
-    if a.features.is_none() && data::CsvFile::open(&a.data).map_err(|e| e.to_string())?.has_column(data::TRUTH_COLUMN) {
+    if a.features.is_none() && file.has_column(data::TRUTH_COLUMN) {
         eprintln!(
             "note: column `z` is taken as the true component and not used as a feature (name it in --features to use it)"
         );
@@ -168,6 +192,15 @@ fn fit(a: FitArgs) -> Result<(), String> {
         seed: a.seed,
         ..EmSettings::default()
     };
+    let distributed = a.machines.is_some() || !matches!(a.partition.as_str(), "random" | "contiguous");
+    if distributed {
+        return fit_distributed(&a, &file, &ds, &settings);
+    }
+    for (flag, given) in [("--global-out", a.global_out.is_some()), ("--truth", a.truth.is_some())] {
+        if given {
+            return Err(format!("{flag} needs --machines (it compares distributed estimators)"));
+        }
+    }
     let fitted = em::fit(ds.x.view(), ds.y.view(), &ds.features, &ds.target, &settings)
         .map_err(|e| format!("{}: {e}", a.data.display()))?;
     let model = &fitted.model;
@@ -188,6 +221,131 @@ fn fit(a: FitArgs) -> Result<(), String> {
     if let Some(out) = &a.out {
         model.save(out).map_err(|e| e.to_string())?;
         println!("model written to {}", out.display());
+    }
+    Ok(())
+}
+
+/// `fit --machines`: split, fit every shard, reduce, fit the global model, compare on held-out rows.
+fn fit_distributed(
+    a: &FitArgs,
+    file: &data::CsvFile,
+    ds: &data::Dataset,
+    em_settings: &EmSettings,
+) -> Result<(), String> {
+    if a.stderr {
+        return Err("--stderr applies to single-machine fits; drop --machines or --stderr".into());
+    }
+    if !(a.test_fraction > 0.0 && a.test_fraction < 1.0) {
+        return Err(format!("--test-fraction: expected a number in (0, 1), got {}", a.test_fraction));
+    }
+    if a.support == 0 {
+        return Err("--support: expected at least 1 supporting point, got 0".into());
+    }
+    if a.machines == Some(0) {
+        return Err("--machines: expected at least 1, got 0".into());
+    }
+    let truth = a.truth.as_deref().map(Moe::load).transpose().map_err(|e| e.to_string())?;
+    let n = ds.y.len();
+    let (train, test) = sharding::train_test_split(n, a.test_fraction, a.seed);
+    let partition = match a.partition.as_str() {
+        "random" => sharding::Partition::Random,
+        "contiguous" => sharding::Partition::Contiguous,
+        column => sharding::Partition::ByCategory(file.read_text(column).map_err(|e| e.to_string())?),
+    };
+    let machines = a.machines.unwrap_or(0);
+    let (order, shards) = sharding::shard_rows(&train, &partition, machines, a.seed);
+    if let sharding::Partition::ByCategory(_) = partition
+        && a.machines.is_some_and(|m| m != shards.len())
+    {
+        return Err(format!(
+            "--machines {machines} does not match --partition {}: its training rows have {} distinct values (omit --machines)",
+            a.partition,
+            shards.len()
+        ));
+    }
+    let sizes: Vec<usize> = shards.iter().map(|r| r.len()).collect();
+    distributed::check_shard_sizes(&sizes, a.k, ds.features.len())?;
+    let sharded = sharding::ShardedData::gather(ds.x.view(), ds.y.view(), ds.labels.as_deref(), &order, shards);
+    let mut reports = Vec::with_capacity(sizes.len());
+    for (m, &size) in sizes.iter().enumerate() {
+        let count = distributed::support_count(a.support, size, sharded.n());
+        let (x, y) = (sharded.shard_x(m), sharded.shard_y(m));
+        let report = distributed::local_fit(m, x, y, &ds.features, &ds.target, em_settings, count, a.seed)
+            .map_err(|e| format!("{}: {e}", a.data.display()))?;
+        reports.push(report);
+    }
+    let reduce_settings = ReductionSettings { k: a.k, seed: a.seed, ..ReductionSettings::default() };
+    let t0 = cputime::thread_cpu_seconds();
+    let reduction = distributed::aggregate(&reports, &reduce_settings).map_err(|e| e.to_string())?;
+    let reduce_cpu = cputime::thread_cpu_seconds() - t0;
+    let global = em::fit(sharded.x.view(), sharded.y.view(), &ds.features, &ds.target, em_settings)
+        .map_err(|e| format!("{}: global fit: {e}", a.data.display()))?;
+
+    let max_local = reports.iter().map(|r| r.cpu_seconds).fold(0.0, f64::max);
+    let total_local: f64 = reports.iter().map(|r| r.cpu_seconds).sum();
+    let converged = reports.iter().filter(|r| r.converged).count();
+    let global_cpu = global.model.fit.as_ref().map_or(0.0, |s| s.cpu_seconds);
+    println!(
+        "{} machines ({} partition), {} training rows, {} test rows, {} supporting points",
+        sizes.len(),
+        a.partition,
+        sharded.n(),
+        test.len(),
+        reduction.large.n_support()
+    );
+    println!(
+        "local fits: shard sizes {}..{}, CPU max {max_local:.3} s, total {total_local:.3} s, {converged}/{} converged",
+        sizes.iter().min().unwrap(),
+        sizes.iter().max().unwrap(),
+        reports.len()
+    );
+    let trace = &reduction.objective_trace;
+    println!(
+        "reduction: start {:?}, {} MM iterations, objective {:.6} -> {:.6}, CPU {reduce_cpu:.3} s",
+        reduction.init,
+        trace.len() - 1,
+        trace[0],
+        trace[trace.len() - 1]
+    );
+    println!(
+        "time: distributed {:.3} s (slowest local fit + reduction, no network), global {global_cpu:.3} s, speedup {:.2}",
+        max_local + reduce_cpu,
+        global_cpu / (max_local + reduce_cpu)
+    );
+    let xt = ds.x.select(ndarray::Axis(0), &test);
+    let yt = ds.y.select(ndarray::Axis(0), &test);
+    let lt: Option<Vec<usize>> = ds.labels.as_ref().map(|l| test.iter().map(|&r| l[r]).collect());
+    let mut rows: Vec<(&str, Estimate, Option<f64>)> =
+        vec![("reduction", Estimate::Moe(Box::new(reduction.model.clone())), Some(max_local + reduce_cpu))];
+    rows.extend(distributed::baselines(&reports, &reduction).into_iter().map(|(n, e)| (n, e, None)));
+    rows.push(("global", Estimate::Moe(Box::new(global.model.clone())), Some(global_cpu)));
+    let show = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
+    println!();
+    println!(
+        "{:<16} {:>14} {:>10} {:>8} {:>10} {:>10} {:>7} {:>9} {:>8}",
+        "estimator", "test loglik", "RPE", "corr", "param MSE", "transport", "ARI", "clust.err", "time s"
+    );
+    for (name, est, time) in &rows {
+        let s = distributed::score(est, xt.view(), yt.view(), lt.as_deref(), truth.as_ref());
+        println!(
+            "{name:<16} {:>14.3} {:>10.6} {:>8.4} {:>10} {:>10} {:>7} {:>9} {:>8}",
+            s.test_loglik,
+            s.rpe,
+            s.correlation,
+            show(s.param_mse, 5),
+            show(s.transport_to_truth, 5),
+            show(s.ari, 4),
+            show(s.clustering_error.map(|e| 100.0 * e), 2),
+            show(*time, 3)
+        );
+    }
+    if let Some(out) = &a.out {
+        reduction.model.save(out).map_err(|e| e.to_string())?;
+        println!("reduced model written to {}", out.display());
+    }
+    if let Some(out) = &a.global_out {
+        global.model.save(out).map_err(|e| e.to_string())?;
+        println!("global model written to {}", out.display());
     }
     Ok(())
 }

@@ -153,29 +153,45 @@ impl CsvFile {
         Ok(Array2::from_shape_vec((rows, columns.len()), values).expect("one value per requested column and row"))
     }
 
-    /// Reads the true-component column `z` (integers 1..K) as 0-based labels, if the file has it.
+    /// Reads one column as text (trimmed), e.g. a category to partition by. Every row must have it.
+    pub fn read_text(&self, column: &str) -> Result<Vec<String>, DataError> {
+        let j = self.header.iter().position(|h| h == column).ok_or_else(|| DataError::MissingColumn {
+            path: self.path.display().to_string(),
+            column: column.to_string(),
+            available: self.header.join(", "),
+        })?;
+        let mut reader = open_reader(&self.path)?;
+        let mut record = csv::StringRecord::new();
+        let mut out = Vec::new();
+        while reader.read_record(&mut record).map_err(|e| csv_error(&self.path, e))? {
+            let v = record.get(j).unwrap_or("").trim();
+            if v.is_empty() {
+                return Err(DataError::BadValue {
+                    path: self.path.display().to_string(),
+                    line: record.position().map_or(0, |p| p.line()),
+                    column: column.to_string(),
+                    problem: "the value is missing; every row needs a category".into(),
+                });
+            }
+            out.push(v.to_string());
+        }
+        Ok(out)
+    }
+
+    /// Reads the true-component column `z` as 0-based labels: `Some` when the file has a `z` column
+    /// whose every value is a whole number >= 1 (as `dmoe simulate` writes), `None` otherwise (a data
+    /// set whose `z` means something else, such as the diamonds' depth in mm).
     pub fn read_labels(&self) -> Result<Option<Vec<usize>>, DataError> {
         if !self.has_column(TRUTH_COLUMN) {
             return Ok(None);
         }
-        let z = self.read(&[ColumnExpr::parse(TRUTH_COLUMN)])?;
-        z.column(0)
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                if v >= 1.0 && v.fract() == 0.0 {
-                    Ok(v as usize - 1)
-                } else {
-                    Err(DataError::BadValue {
-                        path: self.path.display().to_string(),
-                        line: i as u64 + 2,
-                        column: TRUTH_COLUMN.into(),
-                        problem: format!("the true component must be a whole number >= 1, found {v}"),
-                    })
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        let z = match self.read(&[ColumnExpr::parse(TRUTH_COLUMN)]) {
+            Ok(z) => z,
+            Err(DataError::BadValue { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let whole = z.iter().all(|&v| v >= 1.0 && v.fract() == 0.0);
+        Ok(whole.then(|| z.iter().map(|&v| v as usize - 1).collect()))
     }
 }
 

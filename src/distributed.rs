@@ -54,6 +54,20 @@ pub fn support_count(total: usize, n_m: usize, n: usize) -> usize {
     (((total as f64) * n_m as f64 / n as f64).round() as usize).clamp(1, n_m.max(1))
 }
 
+/// Checks, before any fit, that every shard has at least as many rows as a K-component model on d
+/// features has free parameters; the error names the first machine that is too small.
+pub fn check_shard_sizes(sizes: &[usize], k: usize, d: usize) -> Result<(), String> {
+    let need = crate::model::n_free_params(k, d);
+    match sizes.iter().position(|&n| n < need) {
+        Some(m) => Err(format!(
+            "machine {} gets {} rows, but K = {k} on d = {d} features has {need} free parameters: use fewer machines, a smaller K or more data",
+            m + 1,
+            sizes[m]
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The seed of machine `machine`'s EM starts, derived from the run's seed.
 pub fn machine_seed(seed: u64, machine: usize) -> u64 {
     rng::stream(seed, &[1, machine as u64]).random()

@@ -210,3 +210,104 @@ fn help_documents_every_option() {
         }
     }
 }
+
+#[test]
+fn fit_on_machines_compares_every_estimator() {
+    let dir = workdir("machines");
+    let (data, truth, reduced, global) =
+        (dir.join("d.csv"), dir.join("t.json"), dir.join("r.json"), dir.join("g.json"));
+    let out = dmoe(&[
+        "simulate",
+        "--k",
+        "2",
+        "--d",
+        "2",
+        "--n",
+        "8000",
+        "--seed",
+        "3",
+        "--out",
+        s(&data),
+        "--truth",
+        s(&truth),
+    ]);
+    assert!(out.status.success());
+    let out = dmoe(&[
+        "fit",
+        "--data",
+        s(&data),
+        "--target",
+        "y",
+        "--k",
+        "2",
+        "--machines",
+        "4",
+        "--support",
+        "400",
+        "--truth",
+        s(&truth),
+        "--out",
+        s(&reduced),
+        "--global-out",
+        s(&global),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("4 machines (random partition), 6400 training rows, 1600 test rows"), "{stdout}");
+    for name in ["reduction", "median", "aligned-average", "naive-average", "pooled", "global"] {
+        let line =
+            stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no row for {name}: {stdout}"));
+        assert!(!line.contains("NaN"), "{line}");
+    }
+    let red = stdout.lines().find(|l| l.starts_with("reduction")).unwrap();
+    assert!(
+        red.split_whitespace().filter(|v| *v == "-").count() == 0,
+        "simulated data with a truth: every metric: {red}"
+    );
+    assert_eq!(dmoe::model::Moe::load(&reduced).unwrap().k(), 2);
+    assert_eq!(dmoe::model::Moe::load(&global).unwrap().k(), 2);
+}
+
+fn category_csv(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("cat.csv");
+    let mut csv = String::from("x1,grade,y\n");
+    for i in 0..900 {
+        let x = (i as f64 * 0.37).sin() * 2.0;
+        let grade = ["A", "B", "C"][i % 3];
+        let y = if i % 2 == 0 { 1.0 + 2.0 * x } else { -1.0 - x } + 0.1 * ((i * 7919 % 17) as f64 - 8.0) / 8.0;
+        csv += &format!("{x},{grade},{y}\n");
+    }
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+#[test]
+fn fit_partitioned_by_a_category_column() {
+    let dir = workdir("by_category");
+    let data = category_csv(&dir);
+    let out =
+        dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "2", "--partition", "grade", "--support", "300"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("3 machines (grade partition)"), "{stdout}");
+    let out =
+        dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "2", "--partition", "grade", "--machines", "5"]);
+    assert_user_error(&out, "--machines 5 does not match --partition grade: its training rows have 3 distinct values");
+}
+
+#[test]
+fn shards_too_small_for_the_model_are_an_error() {
+    let dir = workdir("small_shards");
+    let data = category_csv(&dir);
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "3", "--machines", "100"]);
+    assert_user_error(&out, "machine 1 gets 8 rows, but K = 3 on d = 1 features has 13 free parameters");
+}
+
+#[test]
+fn test_fraction_out_of_range_is_an_error() {
+    let dir = workdir("test_fraction");
+    let data = category_csv(&dir);
+    let out =
+        dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "2", "--machines", "2", "--test-fraction", "1.5"]);
+    assert_user_error(&out, "--test-fraction: expected a number in (0, 1), got 1.5");
+}
