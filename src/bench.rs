@@ -1,6 +1,9 @@
 //! `dmoe bench`: single-threaded timings in thread CPU time, on synthetic data.
 //! - EM throughput: one start run for a fixed number of iterations (tolerance 0), so seconds per
 //!   iteration compare across sizes; the start and standardisation are timed separately.
+//! - `--cluster`: the actor simulator's overhead: wall time of a run minus the local fits' CPU time
+//!   divided by the worker threads, minus the server's CPU time; and the process's peak memory
+//!   against the size of the data set.
 //! - `--reduction`: the server's reduction against the supporting-sample size S and the number of
 //!   local experts M*K, next to the CPU time of the local fits it aggregates (real EM fits on shards of
 //!   N / max(M) rows).
@@ -27,7 +30,13 @@ pub struct BenchArgs {
     /// Time the reduction instead of EM (uses the first --n and --shape).
     #[arg(long)]
     reduction: bool,
-    /// With --reduction: comma-separated machine counts M.
+    /// Time the cluster simulator instead of EM (uses the first --n and --shape).
+    #[arg(long)]
+    cluster: bool,
+    /// Worker threads for --cluster (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// With --reduction or --cluster: comma-separated machine counts M.
     #[arg(long, value_delimiter = ',', default_values_t = [16usize, 32, 64, 128])]
     machines: Vec<usize>,
     /// With --reduction: comma-separated supporting-sample sizes S.
@@ -46,6 +55,9 @@ fn parse_shape(s: &str) -> Result<(usize, usize), String> {
 pub fn run(a: &BenchArgs) -> Result<(), String> {
     if a.reduction {
         return run_reduction(a);
+    }
+    if a.cluster {
+        return run_cluster(a);
     }
     if a.iters == 0 {
         return Err("--iters: expected at least 1".into());
@@ -129,6 +141,74 @@ fn run_reduction(a: &BenchArgs) -> Result<(), String> {
                 t / median_fit
             );
         }
+    }
+    Ok(())
+}
+
+/// A number from /proc/self/status (e.g. `VmHWM` in kB, `Threads`), where the kernel provides it.
+fn proc_status(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs the simulator (measured clock, ideal network) for every M on N synthetic rows.
+fn run_cluster(a: &BenchArgs) -> Result<(), String> {
+    use crate::cluster::{self, ClusterConfig};
+    let (k, d) = parse_shape(a.shape.first().ok_or("--shape: give one KxD")?)?;
+    let n = *a.n.first().ok_or("--n: give one sample size")?;
+    let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 })?;
+    let data = sim.sample(n, &mut rng::stream(1, &[3]));
+    let data_bytes = (data.x.len() + data.y.len()) * 8 + data.z.len() * 8;
+    let (x, y) = (data.x, data.y);
+    let mut config = ClusterConfig::new(
+        EmSettings { k, ..EmSettings::default() },
+        crate::reduction::ReductionSettings { k, ..Default::default() },
+        2000,
+        1,
+    );
+    if let Some(t) = a.threads {
+        config.threads = t;
+    }
+    config.baselines.clear(); // the server's time is then the reduction's alone
+    let mut owned = Some(crate::sharding::ShardedData::new(x, y, None, Vec::new()));
+    println!(
+        "N = {n}, K = {k}, d = {d}, {} worker threads, data set {:.1} MB",
+        config.threads,
+        data_bytes as f64 / 1e6
+    );
+    println!("overhead = wall - fit_cpu/threads - server; of which packing = busiest worker - fit_cpu/threads,");
+    println!("messaging = wall - busiest worker - server (the actors' own cost)");
+    println!(
+        "{:>6} {:>9} {:>11} {:>12} {:>10} {:>9} {:>9} {:>10} {:>8} {:>10}",
+        "M", "wall_s", "fit_cpu_s", "fit/threads", "server_s", "overhead", "packing", "messaging", "threads", "peak_MB"
+    );
+    for &m in &a.machines {
+        let blocks = crate::sharding::equal_blocks(n, m);
+        crate::distributed::check_shard_sizes(&blocks.iter().map(|r| r.len()).collect::<Vec<_>>(), k, d)?;
+        let mut sharded = owned.take().expect("the data comes back after every run");
+        sharded.shards = blocks;
+        let shared = std::sync::Arc::new(sharded);
+        let out = cluster::run(shared.clone(), sim.truth.features.clone(), "y".into(), &config, None, None)
+            .map_err(|e| e.to_string())?;
+        owned = Some(std::sync::Arc::try_unwrap(shared).map_err(|_| "the simulator kept a handle on the data")?);
+        let ideal = out.fit_cpu_seconds / config.threads as f64;
+        let pct = |v: f64| 100.0 * v / out.wall_seconds;
+        let overhead = out.wall_seconds - ideal - out.server_cpu_seconds;
+        let packing = out.busiest_worker_seconds - ideal;
+        let messaging = out.wall_seconds - out.busiest_worker_seconds - out.server_cpu_seconds;
+        println!(
+            "{m:>6} {:>9.3} {:>11.3} {:>12.3} {:>10.3} {:>8.2}% {:>8.2}% {:>9.2}% {:>8} {:>10.1}",
+            out.wall_seconds,
+            out.fit_cpu_seconds,
+            ideal,
+            out.server_cpu_seconds,
+            pct(overhead),
+            pct(packing),
+            pct(messaging),
+            proc_status("Threads:").unwrap_or(0),
+            proc_status("VmHWM:").unwrap_or(0) as f64 / 1e3
+        );
     }
     Ok(())
 }

@@ -317,7 +317,11 @@ fn fit_distributed(
     let lt: Option<Vec<usize>> = ds.labels.as_ref().map(|l| test.iter().map(|&r| l[r]).collect());
     let mut rows: Vec<(&str, Estimate, Option<f64>)> =
         vec![("reduction", Estimate::Moe(Box::new(reduction.model.clone())), Some(max_local + reduce_cpu))];
-    rows.extend(distributed::baselines(&reports, &reduction).into_iter().map(|(n, e)| (n, e, None)));
+    rows.extend(
+        distributed::baselines(&reports, &reduction, &distributed::Baseline::ALL)
+            .into_iter()
+            .map(|(n, e)| (n, e, None)),
+    );
     rows.push(("global", Estimate::Moe(Box::new(global.model.clone())), Some(global_cpu)));
     let show = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
     println!();

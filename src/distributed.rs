@@ -144,22 +144,71 @@ impl Estimate {
     }
 }
 
-/// The baselines computed from the same reports as the reduction: `median`, `aligned-average`,
-/// `naive-average`, `pooled`. The averages and the pooled mixture need every local K equal; they are
-/// left out otherwise.
-pub fn baselines(reports: &[LocalReport], reduction: &Reduction) -> Vec<(&'static str, Estimate)> {
+/// A baseline the server can compute from the same reports as the reduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Baseline {
+    /// The local model closest to the pool (see `baselines::median_index`).
+    Median,
+    /// Local models relabelled to match, then averaged.
+    AlignedAverage,
+    /// Local models averaged as they come (the classic failure).
+    NaiveAverage,
+    /// The pooled M*K mixture (not a K-component model).
+    Pooled,
+}
+
+impl Baseline {
+    /// Every baseline, in table order.
+    pub const ALL: [Baseline; 4] =
+        [Baseline::Median, Baseline::AlignedAverage, Baseline::NaiveAverage, Baseline::Pooled];
+
+    /// The name used in tables, records and scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Baseline::Median => "median",
+            Baseline::AlignedAverage => "aligned-average",
+            Baseline::NaiveAverage => "naive-average",
+            Baseline::Pooled => "pooled",
+        }
+    }
+}
+
+/// Supporting points the median baseline scores candidates on (evenly spaced among the S points):
+/// scoring every local model against the pool costs O(M^2 S K^2), so S is capped for this baseline.
+const MEDIAN_SUPPORT: usize = 500;
+
+/// The requested baselines, computed from the same reports as the reduction. The averages and the
+/// pooled mixture need every local K equal; they are left out otherwise.
+pub fn baselines(reports: &[LocalReport], reduction: &Reduction, which: &[Baseline]) -> Vec<(&'static str, Estimate)> {
     let locals: Vec<&Moe> = reports.iter().map(|r| &r.model).collect();
     let sizes: Vec<usize> = reports.iter().map(|r| r.n).collect();
-    let mut out =
-        vec![("median", Estimate::Moe(Box::new(locals[baselines::median_index(&reduction.large, &locals)].clone())))];
-    if let Ok(m) = baselines::aligned_average(&locals, &sizes, reduction.large.xt.view()) {
-        out.push(("aligned-average", Estimate::Moe(Box::new(m))));
-    }
-    if let Ok(m) = baselines::naive_average(&locals, &sizes) {
-        out.push(("naive-average", Estimate::Moe(Box::new(m))));
-    }
-    if let Ok(p) = PooledMixture::new(&locals, &sizes) {
-        out.push(("pooled", Estimate::Pooled(p)));
+    let mut out = Vec::new();
+    for &b in which {
+        let est = match b {
+            Baseline::Median => {
+                let large = &reduction.large;
+                let s = large.n_support();
+                let idx = if s > MEDIAN_SUPPORT {
+                    let rows: Vec<usize> = (0..MEDIAN_SUPPORT).map(|i| i * s / MEDIAN_SUPPORT).collect();
+                    let x = large.xt.select(Axis(0), &rows);
+                    let sub = crate::transport::LargeModel::new(&locals, &sizes, x.slice(ndarray::s![.., 1..]))
+                        .expect("the same models pool on fewer points");
+                    baselines::median_index(&sub, &locals)
+                } else {
+                    baselines::median_index(large, &locals)
+                };
+                Some(Estimate::Moe(Box::new(locals[idx].clone())))
+            }
+            Baseline::AlignedAverage => baselines::aligned_average(&locals, &sizes, reduction.large.xt.view())
+                .ok()
+                .map(|m| Estimate::Moe(Box::new(m))),
+            Baseline::NaiveAverage => {
+                baselines::naive_average(&locals, &sizes).ok().map(|m| Estimate::Moe(Box::new(m)))
+            }
+            Baseline::Pooled => PooledMixture::new(&locals, &sizes).ok().map(Estimate::Pooled),
+        };
+        out.extend(est.map(|e| (b.name(), e)));
     }
     out
 }

@@ -207,6 +207,8 @@ pub fn fit(
         iterate(xt.view(), ys.view(), start, settings.max_iter - done, settings.tol, floor, &mut trace)
     };
     let iterations = trace.len() - 1;
+    let warmups: usize = start_traces.iter().map(|t| t.len() - 1).sum();
+    let total_iterations = warmups + (iterations - done);
     let trace = to_raw_trace(&trace, n, scaling.y_sd);
     let mut model = to_raw_model(&p, &scaling, features);
     model.target = Some(target.to_string());
@@ -217,6 +219,7 @@ pub fn fit(
         cpu_seconds: thread_cpu_seconds() - cpu0,
         n,
         restarts: settings.restarts,
+        total_iterations,
     });
     Ok(EmFit { model, trace, start_traces })
 }

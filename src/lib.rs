@@ -2,11 +2,13 @@
 //!
 //! The numeric core (`model`, `em`, `gate`, `linalg`, `kmeans`, `matching`, `information`) is plain
 //! functions on ndarray data: no actors, no files, no clocks beyond a fit's own CPU time. `data` and
-//! `synthetic` make data sets; `cli` and `bench` are the command line.
+//! `synthetic` make data sets; `sharding` and `distributed` split a fit over machines; `cluster` is the
+//! actor simulator; `cli` and `bench` are the command line.
 
 pub mod baselines;
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod cputime;
 pub mod data;
 pub mod distributed;

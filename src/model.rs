@@ -44,13 +44,17 @@ pub struct FitSummary {
     pub n: usize,
     /// Number of initialisations tried.
     pub restarts: usize,
+    /// EM iterations summed over every start (warm-ups and the continued run): the work the fit did,
+    /// the unit of the simulator's model clock.
+    pub total_iterations: usize,
 }
 
 /// A K-component mixture of experts on d covariates.
 ///
 /// `f(y|x) = sum_k pi_k(x) N(y; b_k . [1,x], s2_k)`, with
 /// `pi_k(x) = exp(a_k . [1,x]) / sum_l exp(a_l . [1,x])` and the last gate row `a_K = 0`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "MoeFile", try_from = "MoeFile")]
 pub struct Moe {
     /// Covariate names, in column order of x.
     pub features: Vec<String>,
@@ -67,7 +71,7 @@ pub struct Moe {
 }
 
 /// The on-disk JSON form of [`Moe`]: plain nested lists so that any language can read it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MoeFile {
     k: usize,
@@ -241,43 +245,18 @@ impl Moe {
 
     /// The model as pretty JSON (the documented file format).
     pub fn to_json(&self) -> String {
-        let file = MoeFile {
-            k: self.k(),
-            d: self.d(),
-            features: self.features.clone(),
-            target: self.target.clone(),
-            gate: rows(&self.gate),
-            experts: rows(&self.experts),
-            variances: self.variances.to_vec(),
-            fit: self.fit.clone(),
-        };
-        serde_json::to_string_pretty(&file).expect("a model always serialises")
+        serde_json::to_string_pretty(self).expect("a model always serialises")
     }
 
     /// Parses the JSON file format; `source` names the file in error messages.
     pub fn from_json(text: &str, source: &str) -> Result<Moe, ModelError> {
         let file: MoeFile =
             serde_json::from_str(text).map_err(|e| ModelError::Json { path: source.to_string(), source: e })?;
-        let wrap = |e: ModelError| match e {
+        Moe::try_from(file).map_err(|e| match e {
             ModelError::Shape(m) => ModelError::Shape(format!("{source}: {m}")),
             ModelError::Value(m) => ModelError::Value(format!("{source}: {m}")),
             other => other,
-        };
-        if file.k != file.variances.len() || file.d != file.features.len() {
-            return Err(wrap(ModelError::Shape(format!(
-                "`k` = {} and `d` = {} do not match {} variances and {} features",
-                file.k,
-                file.d,
-                file.variances.len(),
-                file.features.len()
-            ))));
-        }
-        let gate = matrix(&file.gate, "gate").map_err(wrap)?;
-        let experts = matrix(&file.experts, "experts").map_err(wrap)?;
-        let mut model = Moe::new(file.features, gate, experts, Array1::from(file.variances)).map_err(wrap)?;
-        model.target = file.target;
-        model.fit = file.fit;
-        Ok(model)
+        })
     }
 
     /// Writes the model as JSON to `path`.
@@ -340,6 +319,44 @@ pub fn argmax_rows(a: ArrayView2<f64>) -> Vec<usize> {
             best
         })
         .collect()
+}
+
+impl From<Moe> for MoeFile {
+    fn from(m: Moe) -> MoeFile {
+        MoeFile {
+            k: m.k(),
+            d: m.d(),
+            gate: rows(&m.gate),
+            experts: rows(&m.experts),
+            variances: m.variances.to_vec(),
+            features: m.features,
+            target: m.target,
+            fit: m.fit,
+        }
+    }
+}
+
+impl TryFrom<MoeFile> for Moe {
+    type Error = ModelError;
+
+    /// Checks `k` and `d` against the arrays, then every rule of [`Moe::new`].
+    fn try_from(file: MoeFile) -> Result<Moe, ModelError> {
+        if file.k != file.variances.len() || file.d != file.features.len() {
+            return Err(ModelError::Shape(format!(
+                "`k` = {} and `d` = {} do not match {} variances and {} features",
+                file.k,
+                file.d,
+                file.variances.len(),
+                file.features.len()
+            )));
+        }
+        let gate = matrix(&file.gate, "gate")?;
+        let experts = matrix(&file.experts, "experts")?;
+        let mut model = Moe::new(file.features, gate, experts, Array1::from(file.variances))?;
+        model.target = file.target;
+        model.fit = file.fit;
+        Ok(model)
+    }
 }
 
 fn rows(m: &Array2<f64>) -> Vec<Vec<f64>> {

@@ -93,6 +93,14 @@ pub struct ShardedData {
 }
 
 impl ShardedData {
+    /// Takes owned data already laid out shard after shard (e.g. iid simulated rows, where consecutive
+    /// blocks are a random partition): no copy at all.
+    pub fn new(x: Array2<f64>, y: Array1<f64>, labels: Option<Vec<usize>>, shards: Vec<Range<usize>>) -> ShardedData {
+        assert_eq!(x.nrows(), y.len(), "one response per row");
+        assert!(shards.last().is_none_or(|r| r.end <= y.len()), "shards lie inside the data");
+        ShardedData { x, y, labels, shards }
+    }
+
     /// Gathers `order` (row indices into x, y, labels) once, keeping `shards` as ranges into it.
     pub fn gather(
         x: ArrayView2<f64>,

@@ -159,7 +159,11 @@ fn reduction_matches_the_global_fit_and_beats_the_naive_average() {
     let s = |e: &Estimate| distributed::score(e, te.x.view(), te.y.view(), Some(&te.z), Some(&sim.truth));
     let red = s(&Estimate::Moe(Box::new(r.model.clone())));
     let glob = s(&Estimate::Moe(Box::new(global.model.clone())));
-    let naive = distributed::baselines(&reports, &r).into_iter().find(|(n, _)| *n == "naive-average").unwrap().1;
+    let naive = distributed::baselines(&reports, &r, &[distributed::Baseline::NaiveAverage])
+        .into_iter()
+        .find(|(n, _)| *n == "naive-average")
+        .unwrap()
+        .1;
     let naive = s(&naive);
     assert!((red.rpe - glob.rpe).abs() <= 0.1 * glob.rpe, "reduction RPE {} vs global {}", red.rpe, glob.rpe);
     assert!(red.rpe < naive.rpe, "reduction RPE {} vs naive average {}", red.rpe, naive.rpe);

@@ -1,0 +1,110 @@
+//! The two clocks of the simulator. `measured`: a machine's compute time is the thread CPU time its
+//! own fit took (honest, but it varies from run to run). `model`: compute time is a cost formula in
+//! the work done (rows x EM iterations, support points x experts x MM iterations), so a run is
+//! reproducible bit for bit. The formula's constants come from the scenario; `calibrate` measures
+//! them on this machine.
+//!
+//! Model costs, in seconds:
+//! - EM on n rows, K components, d features, `it` iterations over all starts:
+//!   `n * it * K * (em_per_component + em_per_coefficient_pair * (d+1)^2)`.
+//! - Reduction with S support points, L large experts, K reduced experts, `it` MM iterations over all
+//!   starts: `S * L * K * it * mm_per_unit`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cputime::thread_cpu_seconds;
+use crate::em::{self, EmSettings};
+use crate::model::Moe;
+use crate::reduction::{self, ReductionSettings};
+use crate::rng;
+use crate::synthetic::{Simulator, TruthSpec};
+
+/// Constants of the model clock (defaults measured on a 2-core x86-64 development box, 2026).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostModel {
+    /// Seconds per row x EM iteration x component (the E-step's per-component work).
+    pub em_per_component: f64,
+    /// Seconds per row x EM iteration x component x (d+1)^2 (the weighted Gram matrices).
+    pub em_per_coefficient_pair: f64,
+    /// Seconds per support point x large expert x reduced expert x MM iteration.
+    pub mm_per_unit: f64,
+}
+
+impl Default for CostModel {
+    fn default() -> Self {
+        CostModel { em_per_component: 4.7e-8, em_per_coefficient_pair: 1.1e-10, mm_per_unit: 2.2e-9 }
+    }
+}
+
+impl CostModel {
+    /// Checks that every constant is a positive number.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("em_per_component", self.em_per_component),
+            ("em_per_coefficient_pair", self.em_per_coefficient_pair),
+            ("mm_per_unit", self.mm_per_unit),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("`{name}` must be a number of seconds > 0, got {v}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Modelled seconds of an EM fit.
+    pub fn em_seconds(&self, n: usize, iterations: usize, k: usize, d: usize) -> f64 {
+        let p2 = ((d + 1) * (d + 1)) as f64;
+        n as f64 * iterations as f64 * k as f64 * (self.em_per_component + self.em_per_coefficient_pair * p2)
+    }
+
+    /// Modelled seconds of a reduction.
+    pub fn reduction_seconds(&self, support: usize, large_experts: usize, k: usize, iterations: usize) -> f64 {
+        support as f64 * large_experts as f64 * k as f64 * iterations as f64 * self.mm_per_unit
+    }
+}
+
+/// Which clock a run uses.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Clock {
+    /// Thread CPU time of the real work.
+    Measured,
+    /// The cost formula with these constants.
+    Model(CostModel),
+}
+
+/// Measures the model clock's constants on this machine: EM on two model shapes (to separate the
+/// per-component and per-coefficient costs) and one reduction, each timed in thread CPU seconds.
+pub fn calibrate() -> CostModel {
+    let em_rate = |k: usize, d: usize| {
+        let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 }).expect("valid shape");
+        let n = 40_000;
+        let data = sim.sample(n, &mut rng::stream(1, &[]));
+        let s = EmSettings { k, restarts: 1, warmup_iter: 0, max_iter: 30, tol: 0.0, ..EmSettings::default() };
+        let t0 = thread_cpu_seconds();
+        let fit = em::fit(data.x.view(), data.y.view(), &sim.truth.features, "y", &s).expect("synthetic data fits");
+        let it = fit.model.fit.expect("summary").total_iterations;
+        (thread_cpu_seconds() - t0) / (n * it * k) as f64 // seconds per row x iteration x component
+    };
+    let (small, large) = (em_rate(3, 2), em_rate(5, 20));
+    // small = a + 9 b, large = a + 441 b
+    let b = ((large - small) / (441.0 - 9.0)).max(1e-15);
+    let a = (small - 9.0 * b).max(1e-12);
+
+    let (k, m, s) = (5, 32, 1000);
+    let sim = Simulator::random(&TruthSpec { k, d: 5, separation: 1.0, seed: 2 }).expect("valid shape");
+    let locals: Vec<Moe> = (0..m).map(|i| sim.truth.permuted(&rotation(k, i))).collect();
+    let refs: Vec<&Moe> = locals.iter().collect();
+    let support = sim.covariates.sample(s, &mut rng::stream(3, &[]));
+    let t0 = thread_cpu_seconds();
+    let r = reduction::reduce(&refs, &vec![1; m], support.view(), &ReductionSettings { k, ..Default::default() })
+        .expect("valid reduction");
+    let secs = thread_cpu_seconds() - t0;
+    let iterations: usize = r.runs.iter().map(|(_, t)| t.len() - 1).sum::<usize>().max(1);
+    let mm = secs / (s * m * k * k * iterations) as f64;
+    CostModel { em_per_component: a, em_per_coefficient_pair: b, mm_per_unit: mm }
+}
+
+fn rotation(k: usize, by: usize) -> Vec<usize> {
+    (0..k).map(|j| (j + by) % k).collect()
+}

@@ -1,0 +1,375 @@
+//! The in-process cluster simulator (DESIGN.md, "The cluster and its clock"), on actix.
+//!
+//! Every machine is an actor holding a shard (a view into one shared data set); the local fits run on
+//! a bounded worker pool; the server actor collects the reports and reduces. Time is virtual: a
+//! machine's compute time is its own thread CPU time (or the model clock's cost) times its speed
+//! factor, its report arrives after the network delay of its size, and the server reduces at the last
+//! arrival or at its deadline. Real wall time of the simulation plays no part in the figures.
+
+mod actors;
+pub mod clock;
+pub mod machines;
+pub mod network;
+pub mod record;
+pub mod schedule;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use rand::RngExt;
+use tokio::sync::oneshot;
+
+use self::actors::{FitInputs, FitWorker, Machine, Server, StartFit};
+use self::clock::Clock;
+use self::machines::MachineModel;
+use self::network::NetworkModel;
+use self::record::{Event, EventKind, MachineRecord, NamedModel, RunRecord};
+use crate::cputime::thread_cpu_seconds;
+use crate::distributed::{self, Baseline, Estimate, LocalFitError, LocalReport};
+use crate::em::EmSettings;
+use crate::model::Moe;
+use crate::reduction::{ReductionError, ReductionSettings};
+use crate::rng;
+use crate::sharding::ShardedData;
+
+/// Everything that defines a simulated run besides the data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// Local EM settings (K, starts, tolerance).
+    pub em: EmSettings,
+    /// The server's reduction settings.
+    pub reduction: ReductionSettings,
+    /// Supporting-sample size S (machine m sends about S * N_m / N rows).
+    pub support: usize,
+    /// The network.
+    pub network: NetworkModel,
+    /// Machine speeds and failures.
+    pub machines: MachineModel,
+    /// The server stops waiting at this virtual time (seconds), if set.
+    pub deadline: Option<f64>,
+    /// Measured or model clock.
+    pub clock: Clock,
+    /// Worker threads for the local fits.
+    pub threads: usize,
+    /// Seed of every random draw of the run.
+    pub seed: u64,
+    /// Stream path of this run (e.g. cell and repetition), so that runs draw independently.
+    pub stream: Vec<u64>,
+    /// Baselines the server computes after the reduction (not part of the makespan).
+    pub baselines: Vec<Baseline>,
+}
+
+impl ClusterConfig {
+    /// A configuration with an ideal network, equal machines, the measured clock and one worker per
+    /// real core.
+    pub fn new(em: EmSettings, reduction: ReductionSettings, support: usize, seed: u64) -> ClusterConfig {
+        ClusterConfig {
+            em,
+            reduction,
+            support,
+            network: NetworkModel::default(),
+            machines: MachineModel::default(),
+            deadline: None,
+            clock: Clock::Measured,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            seed,
+            stream: Vec::new(),
+            baselines: Baseline::ALL.to_vec(),
+        }
+    }
+
+    /// Checks every setting of the cluster (EM and reduction settings are checked where they are used).
+    pub fn validate(&self) -> Result<(), ClusterError> {
+        let bad = |m: String| Err(ClusterError::Setting(m));
+        if self.threads == 0 {
+            return bad("`threads` must be at least 1".into());
+        }
+        if self.support == 0 {
+            return bad("`support` must be at least 1 point".into());
+        }
+        if let Some(d) = self.deadline
+            && !(d.is_finite() && d > 0.0)
+        {
+            return bad(format!("`deadline` must be a number of seconds > 0, got {d}"));
+        }
+        self.network.validate().map_err(|e| ClusterError::Setting(format!("network: {e}")))?;
+        self.machines.validate().map_err(|e| ClusterError::Setting(format!("machines: {e}")))?;
+        if let Clock::Model(c) = &self.clock {
+            c.validate().map_err(|e| ClusterError::Setting(format!("clock: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// The global baseline, fitted outside the cluster (once per data set and repetition).
+#[derive(Debug, Clone)]
+pub struct GlobalFit {
+    /// EM on all training rows.
+    pub model: Moe,
+    /// Its time on the run's clock.
+    pub seconds: f64,
+}
+
+/// A finished run: the record and the real-time facts about the simulation itself.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The reproducible record.
+    pub record: RunRecord,
+    /// Wall seconds of the whole simulated run on this box.
+    pub wall_seconds: f64,
+    /// Measured CPU seconds of all local fits.
+    pub fit_cpu_seconds: f64,
+    /// Measured CPU seconds of the server's work (timeline, reduction, baselines).
+    pub server_cpu_seconds: f64,
+    /// Measured CPU seconds of the busiest worker thread (its fits, back to back).
+    pub busiest_worker_seconds: f64,
+}
+
+/// Why a run could not finish.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClusterError {
+    /// A cluster setting is out of range.
+    #[error("{0}")]
+    Setting(String),
+    /// No report reached the server in time.
+    #[error(
+        "no machine reported in time: {failed} of {machines} machines failed and {late} arrived after the deadline"
+    )]
+    NoReports { machines: usize, failed: usize, late: usize },
+    /// A local fit failed on its data (e.g. a shard whose column is constant).
+    #[error(transparent)]
+    LocalFit(#[from] LocalFitError),
+    /// The reduction failed.
+    #[error(transparent)]
+    Reduction(#[from] ReductionError),
+}
+
+/// Runs one simulated distributed fit of `data` (its shards are the machines). `global` adds the global
+/// baseline to the record; `on_report` is called once per machine message (progress).
+pub fn run(
+    data: Arc<ShardedData>,
+    features: Vec<String>,
+    target: String,
+    config: &ClusterConfig,
+    global: Option<GlobalFit>,
+    on_report: Option<Arc<dyn Fn() + Send + Sync>>,
+) -> Result<RunOutcome, ClusterError> {
+    config.validate()?;
+    let m = data.shards.len();
+    let draws = config.machines.draw(m, config.seed, &config.stream);
+    let mut fit_seed_path = config.stream.clone();
+    fit_seed_path.push(5);
+    let inputs = Arc::new(FitInputs {
+        data: data.clone(),
+        features,
+        target,
+        em: config.em.clone(),
+        seed: rng::stream(config.seed, &fit_seed_path).random(),
+    });
+    let n = data.n();
+    let supports: Vec<usize> =
+        data.shards.iter().map(|r| distributed::support_count(config.support, r.len(), n)).collect();
+    let finish_config = config.clone();
+    let speeds: Vec<f64> = draws.iter().map(|d| d.0).collect();
+    let rows: Vec<usize> = data.shards.iter().map(|r| r.len()).collect();
+    let finish: actors::Finish = Box::new(move |reports| server_work(reports, &speeds, &rows, &finish_config, global));
+    let threads = config.threads;
+    let busy = Arc::new(std::sync::Mutex::new(vec![0.0; threads]));
+    let busy_out = busy.clone();
+    let wall0 = Instant::now();
+    let sys = System::new();
+    let outcome = sys.block_on(async move {
+        let (tx, rx) = oneshot::channel();
+        let server =
+            Server { reports: vec![None; m], pending: m, error: None, finish: Some(finish), done: Some(tx), on_report }
+                .start();
+        let slots = std::sync::atomic::AtomicUsize::new(0);
+        let busy_in_pool = busy.clone();
+        let pool = SyncArbiter::start(threads, move || FitWorker {
+            slot: slots.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            busy: busy_in_pool.clone(),
+        });
+        for (id, (&(_, fails), &support)) in draws.iter().zip(&supports).enumerate() {
+            let machine =
+                Machine { id, fails, support, inputs: inputs.clone(), pool: pool.clone(), server: server.clone() }
+                    .start();
+            machine.do_send(StartFit);
+        }
+        drop(pool);
+        let outcome =
+            rx.await.unwrap_or_else(|_| Err(ClusterError::Setting("the server stopped without an answer".into())));
+        System::current().stop();
+        outcome
+    });
+    sys.run().expect("the actor system shuts down");
+    let mut outcome = outcome?;
+    outcome.wall_seconds = wall0.elapsed().as_secs_f64();
+    outcome.busiest_worker_seconds = busy_out.lock().expect("workers have stopped").iter().copied().fold(0.0, f64::max);
+    Ok(outcome)
+}
+
+/// The server's work once every machine has reported or failed: virtual timeline, reduction of the
+/// reports that arrived in time (sorted by machine, so scheduling order never matters), baselines and
+/// the record.
+fn server_work(
+    mut reports: Vec<Option<LocalReport>>,
+    speeds: &[f64],
+    rows: &[usize],
+    config: &ClusterConfig,
+    global: Option<GlobalFit>,
+) -> Result<RunOutcome, ClusterError> {
+    let cpu0 = thread_cpu_seconds();
+    let fit_cpu_seconds = reports.iter().flatten().map(|r| r.cpu_seconds).sum();
+    if let Clock::Model(c) = &config.clock {
+        // Under the model clock nothing measured may enter the record: a local model's CPU time
+        // becomes its modelled time (before the speed factor).
+        for r in reports.iter_mut().flatten() {
+            let (n, k, d) = (r.n, r.model.k(), r.model.d());
+            if let Some(f) = r.model.fit.as_mut() {
+                f.cpu_seconds = c.em_seconds(n, f.total_iterations, k, d);
+                r.cpu_seconds = f.cpu_seconds;
+            }
+        }
+    }
+    let timings = schedule::timings(
+        &reports,
+        speeds,
+        &config.clock,
+        &config.network,
+        config.deadline,
+        config.seed,
+        &config.stream,
+    );
+    let failed = reports.iter().filter(|r| r.is_none()).count();
+    let late = timings.iter().flatten().filter(|t| !t.included).count();
+    let start = schedule::reduce_start(&timings, config.deadline).ok_or(ClusterError::NoReports {
+        machines: reports.len(),
+        failed,
+        late,
+    })?;
+    let included: Vec<LocalReport> = reports
+        .iter()
+        .zip(&timings)
+        .filter(|(_, t)| t.as_ref().is_some_and(|t| t.included))
+        .map(|(r, _)| r.clone().expect("a timing comes from a report"))
+        .collect();
+    let t0 = thread_cpu_seconds();
+    let reduction = distributed::aggregate(&included, &config.reduction)?;
+    let reduce_cpu = thread_cpu_seconds() - t0;
+    let reduce_s = match &config.clock {
+        Clock::Measured => reduce_cpu,
+        Clock::Model(c) => {
+            let its: usize = reduction.runs.iter().map(|(_, t)| t.len() - 1).sum();
+            c.reduction_seconds(reduction.large.n_support(), reduction.large.n_experts(), config.reduction.k, its)
+        }
+    };
+    let mut estimators = vec![NamedModel { name: "reduction".into(), model: reduction.model.clone() }];
+    for (name, est) in distributed::baselines(&included, &reduction, &config.baselines) {
+        if let Estimate::Moe(model) = est {
+            estimators.push(NamedModel { name: name.into(), model: *model });
+        }
+    }
+    let global_s = global.as_ref().map(|g| g.seconds);
+    if let Some(g) = global {
+        estimators.push(NamedModel { name: "global".into(), model: g.model });
+    }
+
+    let mut events = Vec::new();
+    let mut machines = Vec::with_capacity(reports.len());
+    let mut lambda_of = included.iter().zip(&reduction.large.lambdas).map(|(r, &l)| (r.machine, l)).peekable();
+    for (m, (r, t)) in reports.iter().zip(&timings).enumerate() {
+        let lambda = match lambda_of.peek() {
+            Some(&(im, l)) if im == m => {
+                lambda_of.next();
+                Some(l)
+            }
+            _ => None,
+        };
+        match (r, t) {
+            (Some(r), Some(t)) => {
+                events.push(Event { time: 0.0, kind: EventKind::FitStart, machine: Some(m) });
+                events.push(Event { time: t.compute, kind: EventKind::FitEnd, machine: Some(m) });
+                events.push(Event { time: t.compute, kind: EventKind::Send, machine: Some(m) });
+                let kind = if t.included { EventKind::Arrive } else { EventKind::Late };
+                events.push(Event { time: t.arrival, kind, machine: Some(m) });
+                let fit = r.model.fit.as_ref();
+                machines.push(MachineRecord {
+                    machine: m,
+                    rows: rows[m],
+                    speed: speeds[m],
+                    failed: false,
+                    compute_s: Some(t.compute),
+                    network_s: Some(t.delivery.seconds),
+                    arrival_s: Some(t.arrival),
+                    attempts: Some(t.delivery.attempts),
+                    bytes: Some(t.bytes),
+                    included: t.included,
+                    lambda,
+                    iterations: Some(r.iterations),
+                    total_iterations: fit.map(|f| f.total_iterations),
+                    converged: Some(r.converged),
+                    em_trace: Some(r.trace.clone()),
+                    model: Some(r.model.clone()),
+                });
+            }
+            _ => {
+                events.push(Event { time: 0.0, kind: EventKind::Failed, machine: Some(m) });
+                machines.push(MachineRecord {
+                    machine: m,
+                    rows: rows[m],
+                    speed: speeds[m],
+                    failed: true,
+                    compute_s: None,
+                    network_s: None,
+                    arrival_s: None,
+                    attempts: None,
+                    bytes: None,
+                    included: false,
+                    lambda: None,
+                    iterations: None,
+                    total_iterations: None,
+                    converged: None,
+                    em_trace: None,
+                    model: None,
+                });
+            }
+        }
+    }
+    if config.deadline == Some(start) {
+        events.push(Event { time: start, kind: EventKind::Deadline, machine: None });
+    }
+    events.push(Event { time: start, kind: EventKind::ReduceStart, machine: None });
+    events.push(Event { time: start + reduce_s, kind: EventKind::ReduceEnd, machine: None });
+    events.sort_by(|a, b| {
+        a.time.total_cmp(&b.time).then(a.machine.map_or(usize::MAX, |m| m).cmp(&b.machine.map_or(usize::MAX, |m| m)))
+    });
+    let local_compute_max_s = timings.iter().flatten().filter(|t| t.included).map(|t| t.compute).fold(0.0, f64::max);
+    let makespan_s = start + reduce_s;
+    let record = RunRecord {
+        clock: match config.clock {
+            Clock::Measured => "measured".into(),
+            Clock::Model(_) => "model".into(),
+        },
+        machines,
+        events,
+        local_compute_max_s,
+        network_s: start - local_compute_max_s,
+        reduce_start_s: start,
+        reduce_s,
+        makespan_s,
+        bytes_sent: timings.iter().flatten().map(|t| t.bytes).sum(),
+        reduction_init: reduction.init,
+        objective_trace: reduction.objective_trace.clone(),
+        estimators,
+        global_s,
+        speedup: global_s.map(|g| g / makespan_s),
+    };
+    Ok(RunOutcome {
+        record,
+        wall_seconds: 0.0,
+        fit_cpu_seconds,
+        server_cpu_seconds: thread_cpu_seconds() - cpu0,
+        busiest_worker_seconds: 0.0,
+    })
+}

@@ -1,0 +1,129 @@
+//! What one simulated run leaves behind: every machine's times and bytes, the virtual timeline, the
+//! estimators' models. Everything here is a function of the inputs and the seed (and, with the
+//! measured clock, of the measured CPU times), never of thread scheduling.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Moe;
+use crate::reduction::Init;
+
+/// Kind of a timeline event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A machine starts its local fit.
+    FitStart,
+    /// A machine finishes its local fit.
+    FitEnd,
+    /// A machine sends its report.
+    Send,
+    /// A report reaches the server in time.
+    Arrive,
+    /// A report reaches the server after the deadline (left out).
+    Late,
+    /// A machine fails and never reports.
+    Failed,
+    /// The server stops waiting (deadline reached).
+    Deadline,
+    /// The server starts reducing.
+    ReduceStart,
+    /// The server has the reduced model.
+    ReduceEnd,
+}
+
+/// One event on the virtual timeline; `machine` is `None` for the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Virtual seconds since the start of the run.
+    pub time: f64,
+    /// What happened.
+    pub kind: EventKind,
+    /// Which machine (0-based), or `None` for the server.
+    pub machine: Option<usize>,
+}
+
+/// One machine's part of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineRecord {
+    /// Machine index (0-based).
+    pub machine: usize,
+    /// Rows in its shard.
+    pub rows: usize,
+    /// Speed factor (compute time multiplier).
+    pub speed: f64,
+    /// Whether it failed (then every later field is empty).
+    pub failed: bool,
+    /// Virtual compute time of its fit.
+    pub compute_s: Option<f64>,
+    /// Network delay of its report.
+    pub network_s: Option<f64>,
+    /// Arrival time at the server.
+    pub arrival_s: Option<f64>,
+    /// Attempts needed to get the report through.
+    pub attempts: Option<u32>,
+    /// Size of its report in bytes.
+    pub bytes: Option<u64>,
+    /// Whether the server used its report.
+    pub included: bool,
+    /// Its weight lambda_m in the reduction (renormalised over the included machines).
+    pub lambda: Option<f64>,
+    /// EM iterations of its retained run.
+    pub iterations: Option<usize>,
+    /// EM iterations over all starts.
+    pub total_iterations: Option<usize>,
+    /// Whether its EM converged.
+    pub converged: Option<bool>,
+    /// Log-likelihood after every iteration of its retained EM run.
+    pub em_trace: Option<Vec<f64>>,
+    /// Its local model.
+    pub model: Option<Moe>,
+}
+
+/// A named estimator's model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedModel {
+    /// `reduction`, `median`, `aligned-average`, `naive-average` or `global`.
+    pub name: String,
+    /// The model.
+    pub model: Moe,
+}
+
+/// The full record of one simulated cluster run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Clock used: `measured` or `model`.
+    pub clock: String,
+    /// Per machine, in machine order.
+    pub machines: Vec<MachineRecord>,
+    /// The virtual timeline, sorted by time (then machine, server last).
+    pub events: Vec<Event>,
+    /// Slowest included machine's compute time.
+    pub local_compute_max_s: f64,
+    /// Time the server waited for the network beyond the slowest compute: reduce start minus that.
+    pub network_s: f64,
+    /// When the server started reducing.
+    pub reduce_start_s: f64,
+    /// Duration of the reduction.
+    pub reduce_s: f64,
+    /// End of the reduction: the distributed learning time.
+    pub makespan_s: f64,
+    /// Bytes of every report that was sent.
+    pub bytes_sent: u64,
+    /// The reduction's start and its MM objective trace.
+    pub reduction_init: Init,
+    /// MM objective after every assignment step of the retained run.
+    pub objective_trace: Vec<f64>,
+    /// Reduced model and baselines computed from the same reports (and the global fit, when given).
+    pub estimators: Vec<NamedModel>,
+    /// Time of the global fit on all training rows, when given.
+    pub global_s: Option<f64>,
+    /// `global_s / makespan_s`.
+    pub speedup: Option<f64>,
+}
+
+impl RunRecord {
+    /// The model of a named estimator.
+    pub fn estimator(&self, name: &str) -> Option<&Moe> {
+        self.estimators.iter().find(|e| e.name == name).map(|e| &e.model)
+    }
+}

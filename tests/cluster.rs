@@ -1,0 +1,174 @@
+//! The actor simulator: virtual-time identities under the model clock, latency, deadline with a
+//! straggler, failures, and independence from the number of worker threads.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{assert_monotone, assert_non_increasing, problem};
+use dmoe::cluster::clock::{Clock, CostModel};
+use dmoe::cluster::machines::Speed;
+use dmoe::cluster::network::Latency;
+use dmoe::cluster::record::{EventKind, RunRecord};
+use dmoe::cluster::{self, ClusterConfig, ClusterError, RunOutcome};
+use dmoe::em::EmSettings;
+use dmoe::reduction::ReductionSettings;
+use dmoe::sharding::{ShardedData, equal_blocks};
+
+fn sharded(n: usize, m: usize, seed: u64) -> Arc<ShardedData> {
+    let (_, data) = problem(3, 2, n, seed);
+    let order: Vec<usize> = (0..n).collect();
+    Arc::new(ShardedData::gather(data.x.view(), data.y.view(), Some(&data.z), &order, equal_blocks(n, m)))
+}
+
+fn config(seed: u64) -> ClusterConfig {
+    let em = EmSettings { k: 3, restarts: 2, ..EmSettings::default() };
+    let mut c = ClusterConfig::new(em, ReductionSettings { k: 3, ..Default::default() }, 500, seed);
+    c.clock = Clock::Model(CostModel::default());
+    c.threads = 2;
+    c
+}
+
+fn run(data: &Arc<ShardedData>, c: &ClusterConfig) -> Result<RunOutcome, ClusterError> {
+    let out = cluster::run(data.clone(), vec!["x1".into(), "x2".into()], "y".into(), c, None, None);
+    if let Ok(o) = &out {
+        check_record(&o.record);
+    }
+    out
+}
+
+/// Invariants of every record: every machine's EM trace never decreases, the MM trace never
+/// increases, events are sorted, and the lambdas of the included machines sum to 1.
+fn check_record(r: &RunRecord) {
+    for m in &r.machines {
+        if let Some(t) = &m.em_trace {
+            assert_monotone(t, &format!("machine {}", m.machine));
+        }
+    }
+    assert_non_increasing(&r.objective_trace, "cluster run");
+    assert!(r.events.windows(2).all(|w| w[0].time <= w[1].time), "events sorted by time");
+    let lambdas: f64 = r.machines.iter().filter_map(|m| m.lambda).sum();
+    assert!((lambdas - 1.0).abs() < 1e-12, "lambdas sum to {lambdas}");
+    for m in &r.machines {
+        assert_eq!(m.lambda.is_some(), m.included, "machine {}: weight iff included", m.machine);
+    }
+}
+
+#[test]
+fn model_clock_zero_latency_makespan_is_slowest_compute_plus_reduction() {
+    let data = sharded(8_000, 8, 1);
+    let r = run(&data, &config(1)).unwrap().record;
+    let slowest = r.machines.iter().filter_map(|m| m.compute_s).fold(0.0, f64::max);
+    assert!(slowest > 0.0 && r.reduce_s > 0.0);
+    assert_eq!(r.makespan_s, slowest + r.reduce_s);
+    assert_eq!(r.network_s, 0.0);
+    let last = r.events.last().unwrap();
+    assert_eq!((last.kind, last.machine, last.time), (EventKind::ReduceEnd, None, r.makespan_s));
+}
+
+#[test]
+fn constant_latency_adds_exactly_l_to_the_makespan() {
+    let data = sharded(8_000, 8, 2);
+    let base = run(&data, &config(2)).unwrap().record;
+    let mut c = config(2);
+    c.network.latency = Latency::Constant { seconds: 0.25 };
+    let late = run(&data, &c).unwrap().record;
+    assert!((late.makespan_s - base.makespan_s - 0.25).abs() < 1e-12, "{} vs {}", late.makespan_s, base.makespan_s);
+    assert_eq!(late.estimators, base.estimators, "latency without a deadline changes no estimate");
+}
+
+#[test]
+fn deadline_leaves_out_a_straggler_and_reweights_the_others() {
+    let data = sharded(8_000, 8, 3);
+    let mut c = config(3);
+    c.machines.speed = Speed::Stragglers { fraction: 1.0 / 8.0, slowdown: 50.0 };
+    let all = run(&data, &c).unwrap().record;
+    let straggler = all.machines.iter().find(|m| m.speed == 50.0).unwrap().machine;
+    let others_max =
+        all.machines.iter().filter(|m| m.machine != straggler).filter_map(|m| m.arrival_s).fold(0.0, f64::max);
+    let deadline = 2.0 * others_max;
+    assert!(all.machines[straggler].arrival_s.unwrap() > deadline, "the straggler misses the deadline");
+    c.deadline = Some(deadline);
+    let r = run(&data, &c).unwrap().record;
+    assert!(!r.machines[straggler].included && r.machines[straggler].lambda.is_none());
+    assert_eq!(r.machines.iter().filter(|m| m.included).count(), 7);
+    assert_eq!(r.reduce_start_s, deadline);
+    assert_eq!(r.makespan_s, deadline + r.reduce_s);
+    assert!(r.events.iter().any(|e| e.kind == EventKind::Late && e.machine == Some(straggler)));
+    assert!(r.events.iter().any(|e| e.kind == EventKind::Deadline));
+    let equal = 1.0 / 7.0;
+    assert!(r.machines.iter().filter_map(|m| m.lambda).all(|l| (l - equal).abs() < 1e-12), "equal shards: 1/7 each");
+}
+
+#[test]
+fn same_seed_model_clock_gives_identical_records_with_1_and_2_threads() {
+    let data = sharded(6_000, 12, 4);
+    let mut c = config(4);
+    c.network.latency = Latency::Lognormal { median: 0.05, sigma: 1.0 };
+    c.network.loss = 0.2;
+    c.machines.speed = Speed::Lognormal { sigma: 0.5 };
+    c.threads = 1;
+    let one = serde_json::to_string(&run(&data, &c).unwrap().record).unwrap();
+    c.threads = 2;
+    let two = serde_json::to_string(&run(&data, &c).unwrap().record).unwrap();
+    assert!(one == two, "records differ between 1 and 2 worker threads");
+    let again = serde_json::to_string(&run(&data, &c).unwrap().record).unwrap();
+    assert!(two == again, "records differ between two identical runs");
+}
+
+#[test]
+fn failed_machines_never_enter_the_reduction() {
+    let data = sharded(8_000, 8, 5);
+    let mut c = config(5);
+    c.machines.failure_probability = 0.3;
+    let r = run(&data, &c).unwrap().record;
+    let failed: Vec<usize> = r.machines.iter().filter(|m| m.failed).map(|m| m.machine).collect();
+    assert!(!failed.is_empty() && failed.len() < 8, "this seed fails some machines: {failed:?}");
+    for &m in &failed {
+        assert!(!r.machines[m].included && r.machines[m].model.is_none());
+        assert!(r.events.iter().any(|e| e.kind == EventKind::Failed && e.machine == Some(m)));
+        assert!(!r.events.iter().any(|e| e.kind == EventKind::Arrive && e.machine == Some(m)));
+    }
+    c.machines.failure_probability = 1.0;
+    match run(&data, &c) {
+        Err(e @ ClusterError::NoReports { .. }) => {
+            assert_eq!(
+                e.to_string(),
+                "no machine reported in time: 8 of 8 machines failed and 0 arrived after the deadline"
+            )
+        }
+        other => panic!("expected NoReports, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn measured_clock_charges_each_machine_its_own_cpu_time() {
+    let data = sharded(6_000, 6, 6);
+    let mut c = config(6);
+    c.clock = Clock::Measured;
+    c.machines.speed = Speed::Stragglers { fraction: 0.5, slowdown: 3.0 };
+    let out = run(&data, &c).unwrap();
+    for m in &out.record.machines {
+        let cpu = m.model.as_ref().unwrap().fit.as_ref().unwrap().cpu_seconds;
+        assert_eq!(m.compute_s.unwrap(), cpu * m.speed, "machine {}", m.machine);
+    }
+    let total: f64 =
+        out.record.machines.iter().map(|m| m.model.as_ref().unwrap().fit.as_ref().unwrap().cpu_seconds).sum();
+    assert!((out.fit_cpu_seconds - total).abs() < 1e-12);
+}
+
+#[test]
+fn lost_messages_cost_the_retransmission_timeout() {
+    let data = sharded(6_000, 6, 7);
+    let mut c = config(7);
+    c.network.latency = Latency::Constant { seconds: 0.01 };
+    c.network.loss = 0.5;
+    c.network.retransmit_after = 1.0;
+    let r = run(&data, &c).unwrap().record;
+    for m in &r.machines {
+        let expected = 0.01 + (m.attempts.unwrap() - 1) as f64;
+        assert!((m.network_s.unwrap() - expected).abs() < 1e-12);
+        assert!((m.arrival_s.unwrap() - m.compute_s.unwrap() - m.network_s.unwrap()).abs() < 1e-12);
+    }
+    assert!(r.machines.iter().any(|m| m.attempts.unwrap() > 1), "loss 0.5 over 6 machines loses something");
+}
