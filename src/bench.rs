@@ -171,7 +171,7 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
         config.threads = t;
     }
     config.baselines.clear(); // the server's time is then the reduction's alone
-    let mut owned = Some(crate::sharding::ShardedData::new(x, y, None, Vec::new()));
+    let data = crate::sharding::ShardedData::new(x, y, None, Vec::new());
     println!(
         "N = {n}, K = {k}, d = {d}, {} worker threads, data set {:.1} MB",
         config.threads,
@@ -186,12 +186,9 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
     for &m in &a.machines {
         let blocks = crate::sharding::equal_blocks(n, m);
         crate::distributed::check_shard_sizes(&blocks.iter().map(|r| r.len()).collect::<Vec<_>>(), k, d)?;
-        let mut sharded = owned.take().expect("the data comes back after every run");
-        sharded.shards = blocks;
-        let shared = std::sync::Arc::new(sharded);
-        let out = cluster::run(shared.clone(), sim.truth.features.clone(), "y".into(), &config, None, None)
+        let shared = std::sync::Arc::new(data.with_shards(blocks));
+        let out = cluster::run(shared, sim.truth.features.clone(), "y".into(), &config, None, None)
             .map_err(|e| e.to_string())?;
-        owned = Some(std::sync::Arc::try_unwrap(shared).map_err(|_| "the simulator kept a handle on the data")?);
         let ideal = out.fit_cpu_seconds / config.threads as f64;
         let pct = |v: f64| 100.0 * v / out.wall_seconds;
         let overhead = out.wall_seconds - ideal - out.server_cpu_seconds;

@@ -12,7 +12,7 @@ use crate::em::{self, EmSettings};
 use crate::model::Moe;
 use crate::reduction::ReductionSettings;
 use crate::synthetic::{Simulator, TruthSpec};
-use crate::{bench, cputime, information, rng, sharding};
+use crate::{bench, cputime, information, report, rng, scenario, sharding, study};
 
 /// dmoe: learn a Mixture of Experts across a (simulated) cluster.
 #[derive(Debug, Parser)]
@@ -24,6 +24,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a scenario file: every cell of its sweep, then results.csv, run.json, plots and traces.
+    Run(RunArgs),
+    /// Validate a scenario file (keys, types, ranges, data files, shard sizes) without running it.
+    Check(CheckArgs),
+    /// Measure the model clock's constants on this machine and print them as a [cost_model] table.
+    Calibrate,
     /// Draw a data set from a random true MoE (the authors' recipe) and write it as CSV.
     Simulate(SimulateArgs),
     /// Fit a MoE by EM on every row of a CSV file and write the model as JSON.
@@ -32,6 +38,36 @@ enum Command {
     Predict(PredictArgs),
     /// Time EM iterations on synthetic data (N x K x d grid) and print the throughput.
     Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The scenario (TOML; reference: scenarios/README.md).
+    file: PathBuf,
+    /// Output folder (default: output/<scenario name>); replaced atomically at the end.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Cluster runs to simulate at a time.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Override the scenario's clock: `measured` (thread CPU time) or `model` (reproducible cost model).
+    #[arg(long, value_parser = ["measured", "model"])]
+    clock: Option<String>,
+    /// Show no progress and print no summary.
+    #[arg(long)]
+    quiet: bool,
+    /// Override a scenario key with a TOML value, e.g. --set data.n=[4000] --set repetitions=1.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The scenario (TOML).
+    file: PathBuf,
+    /// Override a scenario key with a TOML value, as in `dmoe run`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +172,17 @@ struct PredictArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => run(a),
+        Command::Check(a) => check(a),
+        Command::Calibrate => {
+            let c = crate::cluster::clock::calibrate();
+            println!("# model-clock constants measured on this machine; paste into a scenario");
+            println!(
+                "[cost_model]\nem_per_component = {:e}\nem_per_coefficient_pair = {:e}\nmm_per_unit = {:e}",
+                c.em_per_component, c.em_per_coefficient_pair, c.mm_per_unit
+            );
+            Ok(())
+        }
         Command::Simulate(a) => simulate(a),
         Command::Fit(a) => fit(a),
         Command::Predict(a) => predict(a),
@@ -147,6 +194,87 @@ pub fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+fn load_checked(file: &Path, set: &[String], clock: Option<&str>) -> Result<scenario::Checked, String> {
+    let mut s = scenario::load(file, set).map_err(|e| e.to_string())?;
+    match clock {
+        Some("model") => s.clock = scenario::ClockKind::Model,
+        Some("measured") => s.clock = scenario::ClockKind::Measured,
+        _ => {}
+    }
+    scenario::check(s, file).map_err(|e| e.to_string())
+}
+
+fn check(a: CheckArgs) -> Result<(), String> {
+    let c = load_checked(&a.file, &a.set, None)?;
+    let runs = c.cells.len() * c.scenario.repetitions;
+    println!(
+        "{}: ok: {} cells x {} repetitions = {runs} cluster runs; K = {}, d = {}; output folder `{}`",
+        a.file.display(),
+        c.cells.len(),
+        c.scenario.repetitions,
+        c.k,
+        c.d,
+        c.name
+    );
+    Ok(())
+}
+
+fn run(a: RunArgs) -> Result<(), String> {
+    use std::io::IsTerminal;
+    use std::sync::Arc;
+    if a.jobs == 0 {
+        return Err("--jobs: expected at least 1, got 0".into());
+    }
+    let checked = load_checked(&a.file, &a.set, a.clock.as_deref())?;
+    let dest = a.out.clone().unwrap_or_else(|| PathBuf::from("output").join(&checked.name));
+    let with_global = usize::from(checked.scenario.estimators.contains(&scenario::EstimatorName::Global));
+    let data_sets = checked.cells.iter().map(|c| c.n_index).max().map_or(0, |m| m + 1) * checked.scenario.repetitions;
+    let total = checked.cells.len() * checked.scenario.repetitions + data_sets * with_global;
+    let progress: Arc<dyn study::Progress> = if a.quiet {
+        Arc::new(study::Silent)
+    } else if std::io::stderr().is_terminal() {
+        Arc::new(crate::progress::Bars::new(total))
+    } else {
+        Arc::new(crate::progress::Lines::new(total))
+    };
+    let out = study::run(&checked, &study::StudyOptions { jobs: a.jobs, progress })
+        .map_err(|e| format!("{}: {e}", a.file.display()))?;
+    report::write_study(&dest, &checked, &out, &report::RunMeta { jobs: a.jobs, overrides: a.set.clone() })?;
+    if !a.quiet {
+        print_summary(&out);
+        println!("results, plots and traces in {}/ ({:.1} s)", dest.display(), out.wall_seconds);
+    }
+    Ok(())
+}
+
+/// One line per cell: mean makespan and speedup, and the reduction's RPE next to the global fit's.
+fn print_summary(out: &study::StudyOutput) {
+    println!(
+        "{:>5} {:>5} {:>9} {:<28} {:>11} {:>8} {:>13} {:>10}",
+        "cell", "M", "n", "network", "makespan_s", "speedup", "RPE reduction", "RPE global"
+    );
+    let mut cells: Vec<usize> = out.rows.iter().map(|r| r.cell).collect();
+    cells.dedup();
+    for c in cells {
+        let rows: Vec<&study::ResultRow> = out.rows.iter().filter(|r| r.cell == c).collect();
+        let mean = |est: &str, f: &dyn Fn(&study::ResultRow) -> Option<f64>| {
+            let v: Vec<f64> = rows.iter().filter(|r| r.estimator == est).filter_map(|r| f(r)).collect();
+            if v.is_empty() { "-".to_string() } else { format!("{:.4}", v.iter().sum::<f64>() / v.len() as f64) }
+        };
+        let first = rows[0];
+        println!(
+            "{c:>5} {:>5} {:>9} {:<28} {:>11} {:>8} {:>13} {:>10}",
+            first.machines,
+            first.n,
+            first.network.chars().take(28).collect::<String>(),
+            mean("reduction", &|r| r.makespan_s),
+            mean("reduction", &|r| r.speedup),
+            mean("reduction", &|r| Some(r.scores.rpe)),
+            mean("global", &|r| Some(r.scores.rpe))
+        );
     }
 }
 

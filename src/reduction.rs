@@ -247,7 +247,8 @@ pub fn mm(large: &LargeModel, mut coef: Array2<f64>, mut var: Array1<f64>, max_i
         plan = large.plan(&coef, var.view());
         let (prev, j) = (trace[trace.len() - 1], plan.objective);
         trace.push(j);
-        if (prev - j).abs() <= tol * prev {
+        // Relative test, plus an absolute floor: J at round-off level (a perfect fit) is done.
+        if (prev - j).abs() <= tol * prev || j <= 1e-12 * large.n_support() as f64 {
             break;
         }
     }

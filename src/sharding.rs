@@ -3,6 +3,7 @@
 //! never a copy.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 use rand::seq::SliceRandom;
@@ -79,15 +80,16 @@ pub fn equal_blocks(n: usize, machines: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// Training data laid out shard after shard, with each shard's range.
+/// Training data laid out shard after shard, with each shard's range. The arrays are shared
+/// (`Arc`), so the same data can be cut into different numbers of shards at no cost.
 #[derive(Debug, Clone)]
 pub struct ShardedData {
     /// Covariates, rows grouped by shard.
-    pub x: Array2<f64>,
+    pub x: Arc<Array2<f64>>,
     /// Responses, same order.
-    pub y: Array1<f64>,
+    pub y: Arc<Array1<f64>>,
     /// True components, same order, when known.
-    pub labels: Option<Vec<usize>>,
+    pub labels: Option<Arc<Vec<usize>>>,
     /// Row range of every shard.
     pub shards: Vec<Range<usize>>,
 }
@@ -98,7 +100,13 @@ impl ShardedData {
     pub fn new(x: Array2<f64>, y: Array1<f64>, labels: Option<Vec<usize>>, shards: Vec<Range<usize>>) -> ShardedData {
         assert_eq!(x.nrows(), y.len(), "one response per row");
         assert!(shards.last().is_none_or(|r| r.end <= y.len()), "shards lie inside the data");
-        ShardedData { x, y, labels, shards }
+        ShardedData { x: Arc::new(x), y: Arc::new(y), labels: labels.map(Arc::new), shards }
+    }
+
+    /// The same data cut into other shards (no copy).
+    pub fn with_shards(&self, shards: Vec<Range<usize>>) -> ShardedData {
+        assert!(shards.last().is_none_or(|r| r.end <= self.y.len()), "shards lie inside the data");
+        ShardedData { x: self.x.clone(), y: self.y.clone(), labels: self.labels.clone(), shards }
     }
 
     /// Gathers `order` (row indices into x, y, labels) once, keeping `shards` as ranges into it.
@@ -109,12 +117,12 @@ impl ShardedData {
         order: &[usize],
         shards: Vec<Range<usize>>,
     ) -> ShardedData {
-        ShardedData {
-            x: x.select(Axis(0), order),
-            y: y.select(Axis(0), order),
-            labels: labels.map(|l| order.iter().map(|&r| l[r]).collect()),
+        ShardedData::new(
+            x.select(Axis(0), order),
+            y.select(Axis(0), order),
+            labels.map(|l| order.iter().map(|&r| l[r]).collect()),
             shards,
-        }
+        )
     }
 
     /// Machine `m`'s covariates (a view).

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use rand::RngExt;
 use tokio::sync::oneshot;
 
 use self::actors::{FitInputs, FitWorker, Machine, Server, StartFit};
@@ -30,7 +29,6 @@ use crate::distributed::{self, Baseline, Estimate, LocalFitError, LocalReport};
 use crate::em::EmSettings;
 use crate::model::Moe;
 use crate::reduction::{ReductionError, ReductionSettings};
-use crate::rng;
 use crate::sharding::ShardedData;
 
 /// Everything that defines a simulated run besides the data.
@@ -58,6 +56,9 @@ pub struct ClusterConfig {
     pub stream: Vec<u64>,
     /// Baselines the server computes after the reduction (not part of the makespan).
     pub baselines: Vec<Baseline>,
+    /// Seed of the local fits: machine m's EM starts use `distributed::machine_seed(fit_seed, m)`.
+    /// Keeping it the same across cells gives every M common random numbers.
+    pub fit_seed: u64,
 }
 
 impl ClusterConfig {
@@ -76,6 +77,7 @@ impl ClusterConfig {
             seed,
             stream: Vec::new(),
             baselines: Baseline::ALL.to_vec(),
+            fit_seed: seed,
         }
     }
 
@@ -158,15 +160,8 @@ pub fn run(
     config.validate()?;
     let m = data.shards.len();
     let draws = config.machines.draw(m, config.seed, &config.stream);
-    let mut fit_seed_path = config.stream.clone();
-    fit_seed_path.push(5);
-    let inputs = Arc::new(FitInputs {
-        data: data.clone(),
-        features,
-        target,
-        em: config.em.clone(),
-        seed: rng::stream(config.seed, &fit_seed_path).random(),
-    });
+    let inputs =
+        Arc::new(FitInputs { data: data.clone(), features, target, em: config.em.clone(), seed: config.fit_seed });
     let n = data.n();
     let supports: Vec<usize> =
         data.shards.iter().map(|r| distributed::support_count(config.support, r.len(), n)).collect();

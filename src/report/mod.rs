@@ -1,0 +1,191 @@
+//! Outputs of `dmoe run`: results.csv, run.json, the run records, Chrome traces of the virtual
+//! timelines, and the plots. Everything is written into one folder; the caller makes it appear
+//! atomically (`write_study`).
+
+pub mod plots;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::cluster::record::{EventKind, RunRecord};
+use crate::scenario::Checked;
+use crate::study::{ResultRow, StudyOutput};
+
+/// Column names of results.csv, in order.
+pub const RESULT_COLUMNS: [&str; 21] = [
+    "scenario",
+    "cell",
+    "machines",
+    "n",
+    "network",
+    "rep",
+    "estimator",
+    "rpe",
+    "test_loglik",
+    "correlation",
+    "param_mse",
+    "transport_to_truth",
+    "ari",
+    "clustering_error",
+    "local_compute_max_s",
+    "network_s",
+    "reduce_s",
+    "makespan_s",
+    "speedup",
+    "bytes_sent",
+    "machines_included",
+];
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or(String::new(), |v| v.to_string())
+}
+
+/// results.csv as bytes: one row per cell x repetition x estimator, empty where a metric does not
+/// apply. Numbers are written in their shortest exact form, so the file is reproducible byte for byte.
+pub fn results_csv(scenario: &str, rows: &[ResultRow]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(RESULT_COLUMNS).expect("writing to memory");
+    for r in rows {
+        let s = &r.scores;
+        w.write_record([
+            scenario.to_string(),
+            r.cell.to_string(),
+            r.machines.to_string(),
+            r.n.to_string(),
+            r.network.clone(),
+            r.rep.to_string(),
+            r.estimator.to_string(),
+            s.rpe.to_string(),
+            s.test_loglik.to_string(),
+            s.correlation.to_string(),
+            opt(s.param_mse),
+            opt(s.transport_to_truth),
+            opt(s.ari),
+            opt(s.clustering_error),
+            opt(r.local_compute_max_s),
+            opt(r.network_s),
+            opt(r.reduce_s),
+            opt(r.makespan_s),
+            opt(r.speedup),
+            opt(r.bytes_sent),
+            opt(r.machines_included),
+        ])
+        .expect("writing to memory");
+    }
+    w.into_inner().expect("writing to memory")
+}
+
+/// A Chrome trace (open in Perfetto or chrome://tracing) of one run's virtual timeline: one track per
+/// machine (fit, then the report in flight), one for the server (reduction), markers for failures,
+/// late reports and the deadline. Times in microseconds of virtual time.
+pub fn chrome_trace(record: &RunRecord) -> serde_json::Value {
+    let us = |s: f64| s * 1e6;
+    let server = record.machines.len();
+    let mut events =
+        vec![json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": server, "args": {"name": "server"}})];
+    for m in &record.machines {
+        events.push(json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": m.machine, "args": {"name": format!("machine {}", m.machine)}}));
+        if m.failed {
+            events.push(json!({"name": "failed", "ph": "i", "s": "t", "ts": 0.0, "pid": 1, "tid": m.machine}));
+            continue;
+        }
+        let (c, a) = (m.compute_s.unwrap_or(0.0), m.arrival_s.unwrap_or(0.0));
+        events.push(json!({"name": "local EM fit", "ph": "X", "ts": 0.0, "dur": us(c), "pid": 1, "tid": m.machine,
+            "args": {"rows": m.rows, "speed": m.speed, "iterations": m.iterations, "converged": m.converged}}));
+        events.push(json!({"name": if m.included { "report in flight" } else { "report in flight (late)" }, "ph": "X",
+            "ts": us(c), "dur": us(a - c), "pid": 1, "tid": m.machine, "args": {"bytes": m.bytes, "attempts": m.attempts}}));
+    }
+    for e in record.events.iter().filter(|e| e.kind == EventKind::Deadline) {
+        events.push(json!({"name": "deadline", "ph": "i", "s": "g", "ts": us(e.time), "pid": 1, "tid": server}));
+    }
+    events.push(json!({"name": "reduction", "ph": "X", "ts": us(record.reduce_start_s), "dur": us(record.reduce_s), "pid": 1, "tid": server,
+        "args": {"start": format!("{:?}", record.reduction_init), "mm_iterations": record.objective_trace.len() - 1}}));
+    json!({"traceEvents": events, "displayTimeUnit": "ms"})
+}
+
+/// Facts about the run that are not reproducible (wall time, this machine), for run.json.
+pub struct RunMeta {
+    /// `--jobs`.
+    pub jobs: usize,
+    /// Overrides given with `--set`.
+    pub overrides: Vec<String>,
+}
+
+/// run.json: the scenario as run, the crate version, the seed, the machine, and the measured
+/// wall-clock facts of every cluster run (which therefore stay out of results.csv).
+pub fn run_json(checked: &Checked, out: &StudyOutput, meta: &RunMeta) -> serde_json::Value {
+    let runs: Vec<serde_json::Value> = out
+        .runs
+        .iter()
+        .map(|r| {
+            json!({"cell": r.cell.index, "rep": r.rep, "wall_seconds": r.wall_seconds,
+            "fit_cpu_seconds": r.fit_cpu_seconds, "server_cpu_seconds": r.server_cpu_seconds})
+        })
+        .collect();
+    json!({
+        "scenario": checked.scenario,
+        "scenario_file": checked.file.display().to_string(),
+        "overrides": meta.overrides,
+        "dmoe_version": env!("CARGO_PKG_VERSION"),
+        "seed": checked.scenario.seed,
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "jobs": meta.jobs,
+        "cells": checked.cells.len(),
+        "repetitions": checked.scenario.repetitions,
+        "wall_seconds": out.wall_seconds,
+        "finished_unix_seconds": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        "runs": runs,
+    })
+}
+
+/// Writes every output into `dir` (which must exist and be empty).
+pub fn write_all(dir: &Path, checked: &Checked, out: &StudyOutput, meta: &RunMeta) -> Result<(), String> {
+    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    let write = |p: PathBuf, bytes: &[u8]| std::fs::write(&p, bytes).map_err(|e| io(&p, e));
+    write(dir.join("results.csv"), &results_csv(&checked.name, &out.rows))?;
+    let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON values serialise");
+    write(dir.join("run.json"), &pretty(&run_json(checked, out, meta)))?;
+    for sub in ["traces", "records", "plots"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(|e| io(&dir.join(sub), e))?;
+    }
+    for r in &out.runs {
+        let stem = format!("cell-{}-rep-{}", r.cell.index, r.rep);
+        write(dir.join("traces").join(format!("{stem}.json")), &pretty(&chrome_trace(&r.record)))?;
+        let rec = serde_json::to_vec_pretty(&r.record).expect("records serialise");
+        write(dir.join("records").join(format!("{stem}.json")), &rec)?;
+    }
+    plots::write_all(&dir.join("plots"), checked, out)?;
+    let mut readme = std::fs::File::create(dir.join("README.txt")).map_err(|e| io(dir, e))?;
+    writeln!(
+        readme,
+        "dmoe run of {} ({} cells x {} repetitions).\nresults.csv: one row per cell x repetition x estimator (see scenarios/README.md for the columns).\nrun.json: the scenario as run and the wall-clock facts.\nrecords/: every run's full record (models, per-machine times, events).\ntraces/: Chrome traces of the virtual timelines (open in https://ui.perfetto.dev).\nplots/: PNG and SVG figures.",
+        checked.file.display(),
+        checked.cells.len(),
+        checked.scenario.repetitions
+    )
+    .map_err(|e| io(dir, e))?;
+    Ok(())
+}
+
+/// Runs `write_all` into a temporary sibling of `dest` and renames it to `dest` at the end, so an
+/// interrupted or failed run leaves no half-written results (a previous `dest` is replaced).
+pub fn write_study(dest: &Path, checked: &Checked, out: &StudyOutput, meta: &RunMeta) -> Result<(), String> {
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("run");
+    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    if let Err(e) = write_all(&tmp, checked, out, meta) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if dest.exists() {
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        std::fs::rename(dest, &old).map_err(|e| format!("{}: {e}", dest.display()))?;
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    std::fs::rename(&tmp, dest).map_err(|e| format!("{}: {e}", dest.display()))
+}

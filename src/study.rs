@@ -1,0 +1,447 @@
+//! Running a checked scenario: for every data set (one per `n` and repetition) make the data, fit the
+//! global baseline once, run every cell's simulated cluster (up to `jobs` at a time), and score every
+//! estimator on the held-out rows. Results are ordered by (cell, repetition, estimator) whatever the
+//! order in which the work finished.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ndarray::{Array1, Array2, Axis};
+use rand::RngExt;
+
+use crate::baselines::PooledMixture;
+use crate::cluster::clock::Clock;
+use crate::cluster::machines::MachineModel;
+use crate::cluster::record::{NamedModel, RunRecord};
+use crate::cluster::{self, ClusterConfig, GlobalFit};
+use crate::data::{self, CsvFile};
+use crate::distributed::{self, Estimate, Scores};
+use crate::em;
+use crate::model::Moe;
+use crate::rng;
+use crate::scenario::{self, Cell, Checked, DataSpec, EstimatorName};
+use crate::sharding::{self, Partition, ShardedData};
+use crate::synthetic::{Simulator, TruthSpec};
+
+/// How progress is shown (shared with the actors, hence `Send + Sync`).
+pub trait Progress: Send + Sync {
+    /// A unit of work starts: `label` describes it, `machines` is its number of machine reports (0 for
+    /// a global fit).
+    fn started(&self, task: usize, label: &str, machines: usize);
+    /// A machine of task `task` reported.
+    fn machine_done(&self, task: usize);
+    /// A unit of work finished, with a one-line summary.
+    fn finished(&self, task: usize, summary: &str);
+}
+
+/// Shows nothing.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn started(&self, _: usize, _: &str, _: usize) {}
+    fn machine_done(&self, _: usize) {}
+    fn finished(&self, _: usize, _: &str) {}
+}
+
+/// Options of a study run.
+pub struct StudyOptions {
+    /// Cluster runs at a time.
+    pub jobs: usize,
+    /// Progress display.
+    pub progress: Arc<dyn Progress>,
+}
+
+/// Why a study stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StudyError {
+    /// The data could not be read.
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    /// A fit or a cluster run failed.
+    #[error("{0}")]
+    Run(String),
+}
+
+/// One line of results.csv: one estimator in one cell and repetition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRow {
+    /// Cell index.
+    pub cell: usize,
+    /// Machines M.
+    pub machines: usize,
+    /// Rows of the data set.
+    pub n: usize,
+    /// Network label.
+    pub network: String,
+    /// Repetition.
+    pub rep: usize,
+    /// Estimator name.
+    pub estimator: &'static str,
+    /// Accuracy on the test rows.
+    pub scores: Scores,
+    /// Slowest included machine's compute time (reduction row only).
+    pub local_compute_max_s: Option<f64>,
+    /// Wait for the network after the slowest compute (reduction row only).
+    pub network_s: Option<f64>,
+    /// Reduction time (reduction row only).
+    pub reduce_s: Option<f64>,
+    /// Learning time: the makespan (reduction) or the global fit's time (global).
+    pub makespan_s: Option<f64>,
+    /// Global time / makespan (reduction row; 1 on the global row).
+    pub speedup: Option<f64>,
+    /// Bytes sent by the machines (reduction row only).
+    pub bytes_sent: Option<u64>,
+    /// Machines whose reports were used (reduction row only).
+    pub machines_included: Option<usize>,
+}
+
+/// One finished cluster run.
+#[derive(Debug, Clone)]
+pub struct CellRun {
+    /// The cell.
+    pub cell: Cell,
+    /// Repetition.
+    pub rep: usize,
+    /// The reproducible record.
+    pub record: RunRecord,
+    /// Wall seconds of the simulation.
+    pub wall_seconds: f64,
+    /// Measured CPU seconds of the local fits.
+    pub fit_cpu_seconds: f64,
+    /// Measured CPU seconds of the server.
+    pub server_cpu_seconds: f64,
+}
+
+/// Everything a study produced.
+#[derive(Debug, Clone)]
+pub struct StudyOutput {
+    /// results.csv rows, in (cell, rep, estimator) order.
+    pub rows: Vec<ResultRow>,
+    /// Every cluster run, in (cell, rep) order.
+    pub runs: Vec<CellRun>,
+    /// Wall seconds of the whole study.
+    pub wall_seconds: f64,
+}
+
+/// A data set of the study: training rows (sharded later per cell), test rows, the truth if known.
+struct DataSet {
+    train: ShardedData,
+    test_x: Array2<f64>,
+    test_y: Array1<f64>,
+    test_labels: Option<Vec<usize>>,
+    truth: Option<Moe>,
+    /// Shards fixed by a category column, if any.
+    fixed_shards: Option<Vec<std::ops::Range<usize>>>,
+}
+
+/// Runs every cell of a checked scenario.
+pub fn run(checked: &Checked, opts: &StudyOptions) -> Result<StudyOutput, StudyError> {
+    let wall0 = Instant::now();
+    let s = &checked.scenario;
+    let csv = match &checked.data_path {
+        Some(p) => Some(data::load_dataset(p, &checked.target, Some(&checked.features))?),
+        None => None,
+    };
+    let categories = match (&checked.data_path, s.cluster.partition.as_str()) {
+        (Some(p), col) if !matches!(col, "random" | "contiguous") => Some(CsvFile::open(p)?.read_text(col)?),
+        _ => None,
+    };
+    let simulator = match &s.data {
+        DataSpec::Synthetic { k, d, separation, truth_seed, .. } => Some(match &checked.truth_path {
+            Some(p) => Simulator::from_truth(Moe::load(p).map_err(|e| StudyError::Run(e.to_string()))?, *truth_seed),
+            None => Simulator::random(&TruthSpec { k: *k, d: *d, separation: *separation, seed: *truth_seed })
+                .map_err(StudyError::Run)?,
+        }),
+        DataSpec::Csv { .. } => None,
+    };
+    let n_values: Vec<usize> = {
+        let mut v: Vec<(usize, usize)> = checked.cells.iter().map(|c| (c.n_index, c.n)).collect();
+        v.dedup();
+        v.into_iter().map(|(_, n)| n).collect()
+    };
+    let mut rows = Vec::new();
+    let mut runs = Vec::new();
+    let mut task_base = 0;
+    for (n_index, &n) in n_values.iter().enumerate() {
+        for rep in 0..s.repetitions {
+            let ds = match (&simulator, &csv) {
+                (Some(sim), _) => synthetic_data(sim, n, checked.test_fraction(), s.seed, n_index, rep),
+                (None, Some(table)) => csv_data(table, checked, categories.as_deref(), rep),
+                _ => unreachable!("checked scenarios have data"),
+            };
+            let cells: Vec<&Cell> = checked.cells.iter().filter(|c| c.n_index == n_index).collect();
+            let (mut cell_runs, mut cell_rows) = run_data_set(checked, &ds, &cells, rep, task_base, opts)?;
+            task_base += cells.len() + 1;
+            runs.append(&mut cell_runs);
+            rows.append(&mut cell_rows);
+        }
+    }
+    runs.sort_by_key(|r| (r.cell.index, r.rep));
+    rows.sort_by_key(|r| (r.cell, r.rep));
+    Ok(StudyOutput { rows, runs, wall_seconds: wall0.elapsed().as_secs_f64() })
+}
+
+fn synthetic_data(sim: &Simulator, n: usize, test_fraction: f64, seed: u64, n_index: usize, rep: usize) -> DataSet {
+    let n_test = ((n as f64) * test_fraction).round() as usize;
+    let key = [rep as u64, n_index as u64];
+    let train = sim.sample(n - n_test, &mut rng::stream(seed, &[key[0], key[1], 10]));
+    let test = sim.sample(n_test, &mut rng::stream(seed, &[key[0], key[1], 11]));
+    DataSet {
+        // Rows are iid, so consecutive blocks are a random partition: no shuffle, no copy.
+        train: ShardedData::new(train.x, train.y, Some(train.z), Vec::new()),
+        test_x: test.x,
+        test_y: test.y,
+        test_labels: Some(test.z),
+        truth: Some(sim.truth.clone()),
+        fixed_shards: None,
+    }
+}
+
+fn csv_data(table: &data::Dataset, checked: &Checked, categories: Option<&[String]>, rep: usize) -> DataSet {
+    let s = &checked.scenario;
+    let n = table.y.len();
+    let split_seed: u64 = rng::stream(s.seed, &[rep as u64, 20]).random();
+    let (train, test) = sharding::train_test_split(n, checked.test_fraction(), split_seed);
+    let partition = match (s.cluster.partition.as_str(), categories) {
+        ("contiguous", _) => Partition::Contiguous,
+        (_, Some(values)) => Partition::ByCategory(values.to_vec()),
+        _ => Partition::Random,
+    };
+    let (order, shards) = sharding::shard_rows(&train, &partition, 1, split_seed);
+    let fixed = matches!(partition, Partition::ByCategory(_)).then_some(shards.clone());
+    DataSet {
+        train: ShardedData::gather(table.x.view(), table.y.view(), table.labels.as_deref(), &order, shards),
+        test_x: table.x.select(Axis(0), &test),
+        test_y: table.y.select(Axis(0), &test),
+        test_labels: table.labels.as_ref().map(|l| test.iter().map(|&r| l[r]).collect()),
+        truth: None,
+        fixed_shards: fixed,
+    }
+}
+
+/// What one task of a data set produced.
+enum TaskResult {
+    Global(Box<GlobalFit>),
+    Cell(Box<CellRun>),
+}
+
+/// Runs the global fit and every cell of one data set on a queue of `jobs` workers, then scores.
+fn run_data_set(
+    checked: &Checked,
+    ds: &DataSet,
+    cells: &[&Cell],
+    rep: usize,
+    task_base: usize,
+    opts: &StudyOptions,
+) -> Result<(Vec<CellRun>, Vec<ResultRow>), StudyError> {
+    let s = &checked.scenario;
+    let want_global = s.estimators.contains(&EstimatorName::Global);
+    let n_tasks = cells.len() + 1;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<TaskResult, String>>>> = Mutex::new((0..n_tasks).map(|_| None).collect());
+    let jobs = opts.jobs.max(1).min(n_tasks);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = s.threads.unwrap_or((cores / jobs).max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let t = next.fetch_add(1, Ordering::SeqCst);
+                    if t >= n_tasks || failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let out = if t == 0 {
+                        if !want_global {
+                            continue;
+                        }
+                        global_task(checked, ds, rep, task_base, opts).map(|g| TaskResult::Global(Box::new(g)))
+                    } else {
+                        cell_task(checked, ds, cells[t - 1], rep, threads, task_base + t, opts)
+                            .map(|r| TaskResult::Cell(Box::new(r)))
+                    };
+                    if out.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    results.lock().expect("no worker panics holding the lock")[t] = Some(out);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().expect("workers have finished");
+    if let Some(e) = results.iter().flatten().find_map(|r| r.as_ref().err()) {
+        return Err(StudyError::Run(e.clone()));
+    }
+    let mut global = None;
+    let mut runs = Vec::new();
+    for r in results.into_iter().flatten() {
+        match r.expect("errors returned above") {
+            TaskResult::Global(g) => global = Some(*g),
+            TaskResult::Cell(c) => runs.push(*c),
+        }
+    }
+    let mut rows = Vec::new();
+    for run in &mut runs {
+        if let Some(g) = &global {
+            attach_global(&mut run.record, g);
+        }
+        rows.extend(score_run(checked, ds, run));
+    }
+    Ok((runs, rows))
+}
+
+fn global_task(
+    checked: &Checked,
+    ds: &DataSet,
+    rep: usize,
+    task: usize,
+    opts: &StudyOptions,
+) -> Result<GlobalFit, String> {
+    let s = &checked.scenario;
+    opts.progress.started(task, &format!("global fit (n = {}, rep {rep})", ds.train.n() + ds.test_y.len()), 0);
+    let mut settings = scenario::em_settings(s, checked.k);
+    // Machine 0's seed: with one machine the cluster then fits exactly the global problem.
+    settings.seed = distributed::machine_seed(fit_seed(s.seed, rep), 0);
+    let fit = em::fit(ds.train.x.view(), ds.train.y.view(), &checked.features, &checked.target, &settings)
+        .map_err(|e| format!("global fit: {e}"))?;
+    let summary = fit.model.fit.clone().expect("a fitted model has a summary");
+    let seconds = match scenario::clock(s) {
+        Clock::Measured => summary.cpu_seconds,
+        Clock::Model(c) => c.em_seconds(summary.n, summary.total_iterations, checked.k, checked.d),
+    };
+    let mut model = fit.model;
+    if let Some(f) = model.fit.as_mut() {
+        f.cpu_seconds = seconds; // under the model clock, nothing measured is reported
+    }
+    opts.progress.finished(task, &format!("global fit (rep {rep}): {seconds:.3} s"));
+    Ok(GlobalFit { model, seconds })
+}
+
+fn cell_task(
+    checked: &Checked,
+    ds: &DataSet,
+    cell: &Cell,
+    rep: usize,
+    threads: usize,
+    task: usize,
+    opts: &StudyOptions,
+) -> Result<CellRun, String> {
+    let s = &checked.scenario;
+    let net = &s.network.0[cell.network];
+    let shards = match &ds.fixed_shards {
+        Some(f) => f.clone(),
+        None => sharding::equal_blocks(ds.train.n(), cell.machines),
+    };
+    let label = format!("cell {} rep {rep}: M = {}, n = {}, {}", cell.index, shards.len(), cell.n, net.label());
+    opts.progress.started(task, &label, shards.len());
+    let data = Arc::new(ds.train.with_shards(shards));
+    let config = ClusterConfig {
+        em: scenario::em_settings(s, checked.k),
+        reduction: scenario::reduction_settings(s, checked.k),
+        support: s.cluster.support,
+        network: net.model(),
+        machines: MachineModel { speed: s.machines.speed.clone(), failure_probability: s.machines.failure_probability },
+        deadline: s.cluster.deadline,
+        clock: scenario::clock(s),
+        threads,
+        seed: s.seed,
+        stream: vec![cell.index as u64, rep as u64],
+        baselines: s.estimators.iter().filter_map(|e| e.baseline()).collect(),
+        fit_seed: fit_seed(s.seed, rep),
+    };
+    let progress = opts.progress.clone();
+    let on_report: Arc<dyn Fn() + Send + Sync> = Arc::new(move || progress.machine_done(task));
+    let out = cluster::run(data, checked.features.clone(), checked.target.clone(), &config, None, Some(on_report))
+        .map_err(|e| format!("cell {} (M = {}, n = {}), repetition {rep}: {e}", cell.index, cell.machines, cell.n))?;
+    let r = &out.record;
+    opts.progress.finished(
+        task,
+        &format!(
+            "{label}: makespan {:.3} s (compute {:.3}, network {:.3}, reduce {:.3})",
+            r.makespan_s, r.local_compute_max_s, r.network_s, r.reduce_s
+        ),
+    );
+    Ok(CellRun {
+        cell: cell.clone(),
+        rep,
+        record: out.record,
+        wall_seconds: out.wall_seconds,
+        fit_cpu_seconds: out.fit_cpu_seconds,
+        server_cpu_seconds: out.server_cpu_seconds,
+    })
+}
+
+/// Seed of the local fits of repetition `rep`: the same in every cell, so the cells of a sweep differ
+/// only in what they vary (common random numbers).
+fn fit_seed(seed: u64, rep: usize) -> u64 {
+    rng::stream(seed, &[rep as u64, 13]).random()
+}
+
+/// Adds the global baseline to a record: its model, its time and the speedup.
+fn attach_global(record: &mut RunRecord, g: &GlobalFit) {
+    record.global_s = Some(g.seconds);
+    record.speedup = Some(g.seconds / record.makespan_s);
+    record.estimators.push(NamedModel { name: "global".into(), model: g.model.clone() });
+}
+
+/// results.csv rows of one run, in the scenario's estimator order.
+fn score_run(checked: &Checked, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
+    let r = &run.record;
+    let score = |e: &Estimate| {
+        distributed::score(e, ds.test_x.view(), ds.test_y.view(), ds.test_labels.as_deref(), ds.truth.as_ref())
+    };
+    let net = checked.scenario.network.0[run.cell.network].label();
+    let mut rows = Vec::new();
+    for &est in &checked.scenario.estimators {
+        let name = match est {
+            EstimatorName::Reduction => "reduction",
+            EstimatorName::Global => "global",
+            other => other.baseline().expect("the rest are baselines").name(),
+        };
+        let estimate = if est == EstimatorName::Pooled {
+            let included: Vec<(&Moe, usize)> = r
+                .machines
+                .iter()
+                .filter(|m| m.included)
+                .filter_map(|m| m.model.as_ref().map(|model| (model, m.rows)))
+                .collect();
+            let (models, sizes): (Vec<&Moe>, Vec<usize>) = included.into_iter().unzip();
+            PooledMixture::new(&models, &sizes).ok().map(Estimate::Pooled)
+        } else {
+            r.estimator(name).map(|m| Estimate::Moe(Box::new(m.clone())))
+        };
+        let Some(estimate) = estimate else { continue };
+        let is_reduction = est == EstimatorName::Reduction;
+        let is_global = est == EstimatorName::Global;
+        rows.push(ResultRow {
+            cell: run.cell.index,
+            machines: r.machines.len(),
+            n: run.cell.n,
+            network: net.clone(),
+            rep: run.rep,
+            estimator: name,
+            scores: score(&estimate),
+            local_compute_max_s: is_reduction.then_some(r.local_compute_max_s),
+            network_s: is_reduction.then_some(r.network_s),
+            reduce_s: is_reduction.then_some(r.reduce_s),
+            makespan_s: if is_reduction {
+                Some(r.makespan_s)
+            } else if is_global {
+                r.global_s
+            } else {
+                None
+            },
+            speedup: if is_reduction {
+                r.speedup
+            } else if is_global {
+                Some(1.0)
+            } else {
+                None
+            },
+            bytes_sent: is_reduction.then_some(r.bytes_sent),
+            machines_included: is_reduction.then(|| r.machines.iter().filter(|m| m.included).count()),
+        });
+    }
+    rows
+}

@@ -1,0 +1,175 @@
+//! Scenario files and `dmoe run`: every shipped scenario is valid, every malformed fixture fails with
+//! its own message and writes nothing, quickstart runs end to end, and the model clock makes
+//! results.csv byte-identical across reruns and --jobs values.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn dmoe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dmoe")).args(args).output().expect("the binary runs")
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_shipped_scenario_passes_check() {
+    let scenarios = files(&repo("scenarios"), "toml");
+    assert!(
+        scenarios.len() >= 7,
+        "quickstart, paper-fig5, paper-large, latency, stragglers, failures-deadline, diamonds"
+    );
+    for s in scenarios {
+        let out = dmoe(&["check", s.to_str().unwrap()]);
+        assert!(out.status.success(), "{}: {}", s.display(), String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(&s).unwrap();
+        assert!(text.starts_with('#'), "{}: starts with a comment header saying what it shows", s.display());
+    }
+}
+
+#[test]
+fn malformed_scenarios_fail_with_their_message_and_write_nothing() {
+    let fixtures = files(&repo("tests/fixtures/bad"), "toml");
+    assert!(fixtures.len() >= 15, "at least 15 malformed scenarios");
+    let dir = workdir("bad_scenarios");
+    for f in fixtures {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let expected =
+            text.lines().next().and_then(|l| l.strip_prefix("# expect: ")).expect("first line: # expect: ...");
+        let out_dir = dir.join(f.file_stem().unwrap());
+        let out = dmoe(&["run", f.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--quiet"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", f.display());
+        assert!(stderr.contains(expected), "{}: expected `{expected}` in: {stderr}", f.display());
+        assert!(stderr.contains(f.file_name().unwrap().to_str().unwrap()), "the message names the file: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out_dir.exists(), "{}: an output folder was written", f.display());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(leftovers.is_empty(), "no temporary folders left behind: {leftovers:?}");
+}
+
+fn run_quickstart(out: &Path, extra: &[&str]) -> Output {
+    let q = repo("scenarios/quickstart.toml");
+    let mut args = vec![
+        "run",
+        q.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--set",
+        "data.n=6000",
+        "--set",
+        "repetitions=1",
+    ];
+    args.extend(extra);
+    dmoe(&args)
+}
+
+#[test]
+fn quickstart_runs_end_to_end() {
+    let dir = workdir("quickstart");
+    let out_dir = dir.join("q");
+    let out = run_quickstart(&out_dir, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "--quiet prints nothing");
+    let mut r = csv::Reader::from_path(out_dir.join("results.csv")).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    for col in [
+        "scenario",
+        "cell",
+        "machines",
+        "n",
+        "rep",
+        "estimator",
+        "rpe",
+        "test_loglik",
+        "param_mse",
+        "transport_to_truth",
+        "ari",
+        "local_compute_max_s",
+        "network_s",
+        "reduce_s",
+        "makespan_s",
+        "speedup",
+        "bytes_sent",
+    ] {
+        assert!(header.iter().any(|h| h == col), "results.csv lacks `{col}`");
+    }
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 5 * 6, "5 cells x 1 repetition x 6 estimators");
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let finite = |row: &csv::StringRecord, name: &str| row[col(name)].parse::<f64>().is_ok_and(f64::is_finite);
+    for row in &rows {
+        let est = &row[col("estimator")];
+        for m in ["rpe", "test_loglik", "correlation"] {
+            assert!(finite(row, m), "{est}: {m} = `{}`", &row[col(m)]);
+        }
+        if est != "pooled" {
+            for m in ["param_mse", "transport_to_truth", "ari", "clustering_error"] {
+                assert!(finite(row, m), "{est}: {m} = `{}`", &row[col(m)]);
+            }
+        }
+        if est == "reduction" {
+            for m in ["local_compute_max_s", "network_s", "reduce_s", "makespan_s", "speedup", "bytes_sent"] {
+                assert!(finite(row, m), "reduction: {m} = `{}`", &row[col(m)]);
+            }
+        }
+    }
+    for stem in [
+        "speedup",
+        "time-breakdown",
+        "accuracy-rpe",
+        "accuracy-param-mse",
+        "accuracy-transport",
+        "timeline",
+        "mm-objective",
+    ] {
+        for ext in ["png", "svg"] {
+            let p = out_dir.join("plots").join(format!("{stem}.{ext}"));
+            assert!(std::fs::metadata(&p).is_ok_and(|m| m.len() > 1000), "{} exists", p.display());
+        }
+    }
+    let trace: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("traces/cell-4-rep-0.json")).unwrap()).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["name"] == "reduction" && e["ph"] == "X"));
+    assert_eq!(events.iter().filter(|e| e["name"] == "local EM fit").count(), 16);
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["dmoe_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(run["seed"], 1);
+    assert!(run["cores"].as_u64().unwrap() >= 1);
+    assert_eq!(run["scenario"]["data"]["n"], serde_json::json!([6000]), "the scenario as run, overrides applied");
+}
+
+#[test]
+fn model_clock_results_are_byte_identical_across_reruns_and_jobs() {
+    let dir = workdir("reproducible");
+    let mut results = Vec::new();
+    for (name, jobs) in [("a", "1"), ("b", "1"), ("c", "2")] {
+        let out_dir = dir.join(name);
+        let out = run_quickstart(&out_dir, &["--clock", "model", "--jobs", jobs]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        results.push(std::fs::read(out_dir.join("results.csv")).unwrap());
+    }
+    assert!(results[0] == results[1], "results.csv differs between two identical runs");
+    assert!(results[0] == results[2], "results.csv differs between --jobs 1 and --jobs 2");
+}
