@@ -25,6 +25,34 @@ fn register_font() {
     });
 }
 
+/// A chart builder in the shared look: a title of `size` points, 15 px margins, and label areas of
+/// `(x, y)` pixels.
+fn chart_builder<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: impl AsRef<str>,
+    size: u32,
+    areas: (u32, u32),
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, (FONT, size)).margin(15).x_label_area_size(areas.0).y_label_area_size(areas.1);
+    b
+}
+
+/// The legend of a chart, in the shared look.
+fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 /// A figure that can be drawn on any backend.
 trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
@@ -117,11 +145,7 @@ impl Figure for Speedup {
         let (m_lo, m_hi) = (*ms.iter().min().unwrap_or(&1) as f64, *ms.iter().max().unwrap_or(&1) as f64);
         let (y_lo, y_hi) =
             log_bounds(self.groups.iter().flat_map(|(_, g)| g.values().flatten().copied()).chain([m_lo, m_hi]));
-        let mut chart = ChartBuilder::on(root)
-            .caption("Speedup of the distributed fit vs number of machines", (FONT, 22))
-            .margin(15)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
+        let mut chart = chart_builder(root, "Speedup of the distributed fit vs number of machines", 22, (50, 70))
             .build_cartesian_2d((m_lo / 1.3..m_hi * 1.3).log_scale(), (y_lo..y_hi).log_scale())
             .map_err(err)?;
         chart
@@ -160,14 +184,7 @@ impl Figure for Speedup {
                 }))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
 
@@ -181,13 +198,10 @@ impl Figure for Breakdown {
         let top = self.bars.iter().map(|b| (b.1 + b.2 + b.3).max(b.4.unwrap_or(0.0))).fold(0.0, f64::max) * 1.2;
         let n = self.bars.len();
         let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
-        let mut chart = ChartBuilder::on(root)
-            .caption("Where the distributed learning time goes (mean over repetitions)", (FONT, 22))
-            .margin(15)
-            .x_label_area_size(60)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top.max(1e-9))
-            .map_err(err)?;
+        let mut chart =
+            chart_builder(root, "Where the distributed learning time goes (mean over repetitions)", 22, (60, 70))
+                .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top.max(1e-9))
+                .map_err(err)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -231,14 +245,7 @@ impl Figure for Breakdown {
                 .label("global fit on one machine")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
 
@@ -265,22 +272,14 @@ impl Figure for Accuracy {
         let x = (m_lo / 1.3..m_hi * 1.3).log_scale();
         if self.log_y {
             let (lo, hi) = log_bounds(self.points());
-            let chart = ChartBuilder::on(root)
-                .caption(&self.title, (FONT, 22))
-                .margin(15)
-                .x_label_area_size(50)
-                .y_label_area_size(80)
+            let chart = chart_builder(root, &self.title, 22, (50, 80))
                 .build_cartesian_2d(x, (lo..hi).log_scale())
                 .map_err(err)?;
             self.fill(chart, m_lo, m_hi)
         } else {
             let (lo, hi) = self.points().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
             let pad = ((hi - lo) * 0.1).max(1e-12);
-            let chart = ChartBuilder::on(root)
-                .caption(&self.title, (FONT, 22))
-                .margin(15)
-                .x_label_area_size(50)
-                .y_label_area_size(80)
+            let chart = chart_builder(root, &self.title, 22, (50, 80))
                 .build_cartesian_2d(x, (lo - pad)..(hi + pad))
                 .map_err(err)?;
             self.fill(chart, m_lo, m_hi)
@@ -332,14 +331,7 @@ impl Accuracy {
                 .label("global fit (reference)")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 
@@ -357,11 +349,7 @@ impl Figure for Gantt<'_> {
             "Virtual timeline: cell {} (M = {m}, n = {}), repetition {}",
             self.run.cell.index, self.run.cell.n, self.run.rep
         );
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 20))
-            .margin(15)
-            .x_label_area_size(50)
-            .y_label_area_size(90)
+        let mut chart = chart_builder(root, title, 20, (50, 90))
             .build_cartesian_2d(0.0..end, -0.7..(m as f64 + 0.7))
             .map_err(err)?;
         chart
@@ -432,14 +420,7 @@ impl Figure for Gantt<'_> {
                 .label("deadline")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color(3).stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 
@@ -451,11 +432,7 @@ impl Figure for Objective<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         let longest = self.runs.iter().map(|r| r.record.objective_trace.len()).max().unwrap_or(1);
         let (lo, hi) = log_bounds(self.runs.iter().flat_map(|r| r.record.objective_trace.iter().copied()));
-        let mut chart = ChartBuilder::on(root)
-            .caption("MM objective of the reduction per iteration (repetition 0)", (FONT, 22))
-            .margin(15)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
+        let mut chart = chart_builder(root, "MM objective of the reduction per iteration (repetition 0)", 22, (50, 80))
             .build_cartesian_2d(0.0..((longest.max(2) - 1) as f64), (lo..hi).log_scale())
             .map_err(err)?;
         chart
@@ -478,14 +455,7 @@ impl Figure for Objective<'_> {
                 .label(format!("cell {} (M = {})", run.cell.index, run.record.machines.len()))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 
