@@ -36,6 +36,13 @@ pub struct BenchArgs {
     /// Worker threads for --cluster (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Measure how often a default local fit gets stuck: fits on seeded shards (K = 3, d = 2,
+    /// 6,250 rows; K = 5, d = 20, 7,800 rows) against the best of 20 restarts on the same shard.
+    #[arg(long)]
+    stuck: bool,
+    /// With --stuck: shards per setting, as K3,K5 (default 200,50).
+    #[arg(long, value_delimiter = ',', default_values_t = [200usize, 50])]
+    trials: Vec<usize>,
     /// With --reduction or --cluster: comma-separated machine counts M.
     #[arg(long, value_delimiter = ',', default_values_t = [16usize, 32, 64, 128])]
     machines: Vec<usize>,
@@ -58,6 +65,9 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
     }
     if a.cluster {
         return run_cluster(a);
+    }
+    if a.stuck {
+        return run_stuck(a);
     }
     if a.iters == 0 {
         return Err("--iters: expected at least 1".into());
@@ -205,6 +215,46 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
             pct(messaging),
             proc_status("Threads:").unwrap_or(0),
             proc_status("VmHWM:").unwrap_or(0) as f64 / 1e3
+        );
+    }
+    Ok(())
+}
+
+/// Share of default local fits whose log-likelihood per row is more than 0.02 below the best of 20
+/// restarts on the same shard (a fit "stuck" in a poor optimum).
+fn run_stuck(a: &BenchArgs) -> Result<(), String> {
+    let settings = [(3usize, 2usize, 6250usize), (5, 20, 7800)];
+    println!(
+        "{:>3} {:>3} {:>6} {:>7} {:>7} {:>9} {:>12} {:>12}",
+        "K", "d", "rows", "shards", "stuck", "stuck_%", "worst_gap", "median_cpu_s"
+    );
+    for (&(k, d, rows), &trials) in settings.iter().zip(a.trials.iter().chain(std::iter::repeat(&0))) {
+        if trials == 0 {
+            continue;
+        }
+        let mut stuck = 0;
+        let mut worst: f64 = 0.0;
+        let mut cpu = Vec::with_capacity(trials);
+        for t in 0..trials {
+            let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1000 + t as u64 })?;
+            let data = sim.sample(rows, &mut rng::stream(2000 + t as u64, &[]));
+            let names = sim.truth.features.clone();
+            let fit = |s: EmSettings| em::fit(data.x.view(), data.y.view(), &names, "y", &s).map_err(|e| e.to_string());
+            let default = fit(EmSettings { k, seed: t as u64, ..EmSettings::default() })?;
+            let best = fit(EmSettings { k, seed: t as u64, restarts: 20, ..EmSettings::default() })?;
+            let per_row = |f: &em::EmFit| f.model.fit.as_ref().map_or(f64::NAN, |s| s.loglik / rows as f64);
+            let gap = per_row(&best) - per_row(&default);
+            worst = worst.max(gap);
+            if gap > 0.02 {
+                stuck += 1;
+            }
+            cpu.push(default.model.fit.as_ref().map_or(0.0, |s| s.cpu_seconds));
+        }
+        cpu.sort_by(f64::total_cmp);
+        println!(
+            "{k:>3} {d:>3} {rows:>6} {trials:>7} {stuck:>7} {:>8.1}% {worst:>12.4} {:>12.4}",
+            100.0 * stuck as f64 / trials as f64,
+            cpu[trials / 2]
         );
     }
     Ok(())

@@ -10,7 +10,7 @@ use crate::data::{self, load_dataset, write_atomically};
 use crate::distributed::{self, Estimate};
 use crate::em::{self, EmSettings};
 use crate::model::Moe;
-use crate::reduction::ReductionSettings;
+use crate::reduction::{OutlierPolicy, ReductionSettings};
 use crate::synthetic::{Simulator, TruthSpec};
 use crate::{bench, cputime, information, report, rng, scenario, sharding, study};
 
@@ -145,6 +145,10 @@ struct FitArgs {
     /// Fraction of rows held out (at random) to score the estimators; in (0, 1).
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
+    /// With --machines: screening of outlying local models: `drop` (reduce again without them),
+    /// `flag` (report only) or `keep` (no screening: the paper's method).
+    #[arg(long, default_value = "drop", value_parser = ["drop", "flag", "keep"])]
+    outliers: String,
     /// With --machines: where to write the global fit (JSON).
     #[arg(long)]
     global_out: Option<PathBuf>,
@@ -402,7 +406,12 @@ fn fit_distributed(
             .map_err(|e| format!("{}: {e}", a.data.display()))?;
         reports.push(report);
     }
-    let reduce_settings = ReductionSettings { k: a.k, seed: a.seed, ..ReductionSettings::default() };
+    let outliers = match a.outliers.as_str() {
+        "keep" => OutlierPolicy::Keep,
+        "flag" => OutlierPolicy::Flag,
+        _ => OutlierPolicy::Drop,
+    };
+    let reduce_settings = ReductionSettings { k: a.k, seed: a.seed, outliers, ..ReductionSettings::default() };
     let t0 = cputime::thread_cpu_seconds();
     let reduction = distributed::aggregate(&reports, &reduce_settings).map_err(|e| e.to_string())?;
     let reduce_cpu = cputime::thread_cpu_seconds() - t0;
@@ -435,6 +444,17 @@ fn fit_distributed(
         trace[0],
         trace[trace.len() - 1]
     );
+    match (&reduction.flagged[..], outliers) {
+        (_, OutlierPolicy::Keep) => println!("outlier screening: off (--outliers keep)"),
+        ([], _) => println!("outlier screening: no machine flagged"),
+        (flagged, _) => println!(
+            "outlier screening: flagged machine{} {} (joint divergence {}), {}",
+            if flagged.len() > 1 { "s" } else { "" },
+            flagged.iter().map(|&i| (reports[i].machine + 1).to_string()).collect::<Vec<_>>().join(", "),
+            flagged.iter().map(|&i| format!("{:.3}", reduction.scores[i])).collect::<Vec<_>>().join(", "),
+            if reduction.dropped { "left out of the reduced model" } else { "kept (--outliers flag)" }
+        ),
+    }
     println!(
         "time: distributed {:.3} s (slowest local fit + reduction, no network), global {global_cpu:.3} s, speedup {:.2}",
         max_local + reduce_cpu,

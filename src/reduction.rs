@@ -10,6 +10,12 @@
 //! k-means on the large experts, the label-aligned average, and the best of a few local models; the
 //! smallest final `J` wins. The number of full MM runs is fixed (not one per machine), so the cost is
 //! O(iterations x S x L x K) with L = M K.
+//!
+//! Screening (not in the paper): a local model stuck in a poor optimum, or with labels mixed up, drags
+//! the reduced model. Each local model is scored by its joint divergence from the first reduced model
+//! (`transport::joint_divergence`, which sees gates as well as experts); scores far above the others by
+//! a median/MAD rule are flagged, and with `OutlierPolicy::Drop` the reduction is run again without
+//! those machines, their weights renormalised over the rest.
 
 use ndarray::{Array1, Array2, Axis, s};
 
@@ -20,7 +26,7 @@ use crate::linalg::{spd_solve, weighted_grams, with_intercept};
 use crate::model::Moe;
 use crate::rng;
 use crate::scaling::ColumnScaling;
-use crate::transport::{LargeModel, Plan, PoolError};
+use crate::transport::{LargeModel, Plan, PoolError, joint_divergence};
 
 /// Relative ridge of the reduced experts' least-squares systems.
 const MM_RIDGE: f64 = 1e-12;
@@ -40,6 +46,19 @@ pub enum Init {
     BestLocal,
 }
 
+/// What the server does with local models whose transport cost is far above the others'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutlierPolicy {
+    /// The paper's method: no screening.
+    Keep,
+    /// Screen and report flagged machines, but reduce with every model.
+    Flag,
+    /// Screen, then reduce again without the flagged machines (weights renormalised).
+    #[default]
+    Drop,
+}
+
 /// Settings of the reduction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReductionSettings {
@@ -57,6 +76,11 @@ pub struct ReductionSettings {
     pub gate_max_steps: usize,
     /// Seed of the k-means start.
     pub seed: u64,
+    /// Screening of outlying local models.
+    pub outliers: OutlierPolicy,
+    /// A machine is flagged when its score exceeds the median by more than this many robust
+    /// standard deviations (1.4826 MAD) and is more than `OUTLIER_MIN_RATIO` times the median.
+    pub outlier_threshold: f64,
 }
 
 impl Default for ReductionSettings {
@@ -69,6 +93,8 @@ impl Default for ReductionSettings {
             best_local_candidates: 8,
             gate_max_steps: 100,
             seed: 1,
+            outliers: OutlierPolicy::Drop,
+            outlier_threshold: 10.0,
         }
     }
 }
@@ -108,8 +134,15 @@ pub struct Reduction {
     pub init: Init,
     /// Every start tried with its objective trace (the retained one included).
     pub runs: Vec<(Init, Vec<f64>)>,
-    /// The large model at the supporting points (kept for diagnostics and baselines).
+    /// The large model of every local model at the supporting points (for diagnostics and
+    /// baselines, which use every report).
     pub large: LargeModel,
+    /// Each local model's joint divergence from the first reduced model (empty with `keep`).
+    pub scores: Vec<f64>,
+    /// Indices (into the local models) of the machines flagged as outliers.
+    pub flagged: Vec<usize>,
+    /// Whether the flagged machines were left out of the reduced model.
+    pub dropped: bool,
 }
 
 /// Reduces `locals` (fitted on shards of sizes `sizes`) to one K-component model using the supporting
@@ -122,25 +155,84 @@ pub fn reduce(
 ) -> Result<Reduction, ReductionError> {
     validate(settings)?;
     let large = LargeModel::new(locals, sizes, support)?;
-    let k = settings.k;
+    let (init, run, runs) = best_mm(&large, locals, sizes, settings);
+    let first = finish(&large, run, locals, settings);
+    let (scores, flagged) = match settings.outliers {
+        OutlierPolicy::Keep => (Vec::new(), Vec::new()),
+        OutlierPolicy::Flag | OutlierPolicy::Drop => {
+            let scores: Vec<f64> = locals.iter().map(|m| joint_divergence(m, &first.0, support)).collect();
+            let flagged = flag_outliers(&scores, settings.outlier_threshold);
+            (scores, flagged)
+        }
+    };
+    let dropped = settings.outliers == OutlierPolicy::Drop && !flagged.is_empty() && flagged.len() < locals.len();
+    if !dropped {
+        let (model, objective_trace) = first;
+        return Ok(Reduction { model, objective_trace, init, runs, large, scores, flagged, dropped });
+    }
+    let keep: Vec<usize> = (0..locals.len()).filter(|m| !flagged.contains(m)).collect();
+    let kept: Vec<&Moe> = keep.iter().map(|&m| locals[m]).collect();
+    let kept_sizes: Vec<usize> = keep.iter().map(|&m| sizes[m]).collect();
+    let sub = LargeModel::new(&kept, &kept_sizes, support)?;
+    let (init, run, again) = best_mm(&sub, &kept, &kept_sizes, settings);
+    let (model, objective_trace) = finish(&sub, run, &kept, settings);
+    let runs = runs.into_iter().chain(again).collect();
+    Ok(Reduction { model, objective_trace, init, runs, large, scores, flagged, dropped })
+}
+
+/// The reduced model of an MM run (its gate fitted to the plan) and the run's objective trace.
+fn finish(large: &LargeModel, run: MmRun, locals: &[&Moe], settings: &ReductionSettings) -> (Moe, Vec<f64>) {
+    let gate = fit_gate(large, &run.plan, settings.gate_max_steps);
+    let mut model = Moe::new(locals[0].features.clone(), gate, run.coef, run.variances)
+        .expect("MM keeps experts finite and variances positive");
+    model.target = locals[0].target.clone();
+    (model, run.trace)
+}
+
+/// Every start's MM run on one pool; returns the start with the smallest final objective, its run,
+/// and every start's trace.
+fn best_mm(
+    large: &LargeModel,
+    locals: &[&Moe],
+    sizes: &[usize],
+    settings: &ReductionSettings,
+) -> (Init, MmRun, Vec<(Init, Vec<f64>)>) {
     let mut best: Option<(Init, MmRun)> = None;
     let mut runs = Vec::new();
     for &init in &settings.inits {
-        let Some((coef, var)) = start(init, &large, locals, sizes, settings) else { continue };
-        let run = mm(&large, coef, var, settings.max_iter, settings.tol);
-        let j = run.plan.objective;
+        let Some((coef, var)) = start(init, large, locals, sizes, settings) else { continue };
+        let run = mm(large, coef, var, settings.max_iter, settings.tol);
         runs.push((init, run.trace.clone()));
-        if best.as_ref().is_none_or(|(_, b)| j < b.plan.objective) {
+        if best.as_ref().is_none_or(|(_, b)| run.plan.objective < b.plan.objective) {
             best = Some((init, run));
         }
     }
     let (init, run) = best.expect("the k-means start always applies");
-    let gate = fit_gate(&large, &run.plan, settings.gate_max_steps);
-    let mut model = Moe::new(locals[0].features.clone(), gate, run.coef, run.variances)
-        .expect("MM keeps experts finite and variances positive");
-    model.target = locals[0].target.clone();
-    debug_assert_eq!(model.k(), k);
-    Ok(Reduction { model, objective_trace: run.trace, init, runs, large })
+    (init, run, runs)
+}
+
+/// A flagged machine's score must also exceed the median score by this factor, so that a tight
+/// cluster of equally good machines (tiny MAD) is never split over differences that do not matter.
+/// Calibration (K = 3, d = 2, 16 machines of 3,000 rows, 20 trials): clean machines reached at most
+/// robust z 5.4 and 2.3 x the median; a machine stuck with two components merged at least z 264 and
+/// 44 x the median.
+pub const OUTLIER_MIN_RATIO: f64 = 5.0;
+
+/// Indices of outlying scores: above `median + threshold * 1.4826 MAD` and above
+/// `OUTLIER_MIN_RATIO` times the median. Fewer than 3 machines: nothing is flagged.
+pub fn flag_outliers(scores: &[f64], threshold: f64) -> Vec<usize> {
+    if scores.len() < 3 {
+        return Vec::new();
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+    };
+    let med = median(&mut scores.to_vec());
+    let mad = 1.4826 * median(&mut scores.iter().map(|s| (s - med).abs()).collect());
+    let cut = (med + threshold * mad).max(OUTLIER_MIN_RATIO * med);
+    (0..scores.len()).filter(|&m| scores[m] > cut).collect()
 }
 
 fn validate(s: &ReductionSettings) -> Result<(), ReductionError> {
@@ -153,6 +245,9 @@ fn validate(s: &ReductionSettings) -> Result<(), ReductionError> {
     }
     if !(s.tol.is_finite() && s.tol >= 0.0) {
         return bad("tol", "a finite number >= 0", s.tol.to_string());
+    }
+    if !(s.outlier_threshold.is_finite() && s.outlier_threshold > 0.0) {
+        return bad("outlier_threshold", "a number > 0", s.outlier_threshold.to_string());
     }
     if !s.inits.contains(&Init::Kmeans) {
         return bad("inits", "a list that includes `kmeans` (the start that always applies)", format!("{:?}", s.inits));

@@ -18,7 +18,7 @@ use crate::data::{ColumnExpr, CsvFile};
 use crate::distributed::Baseline;
 use crate::em::EmSettings;
 use crate::model::n_free_params;
-use crate::reduction::ReductionSettings;
+use crate::reduction::{OutlierPolicy, ReductionSettings};
 
 /// One value or a list of values (a sweep field).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -348,12 +348,16 @@ pub struct ReductionSpec {
     pub max_iter: usize,
     /// Relative objective tolerance.
     pub tol: f64,
+    /// What to do with outlying local models: `keep` (the paper), `flag`, or `drop`.
+    pub outliers: OutlierPolicy,
+    /// Robust z above which a machine is flagged.
+    pub outlier_threshold: f64,
 }
 
 impl Default for ReductionSpec {
     fn default() -> Self {
         let r = ReductionSettings::default();
-        ReductionSpec { max_iter: r.max_iter, tol: r.tol }
+        ReductionSpec { max_iter: r.max_iter, tol: r.tol, outliers: r.outliers, outlier_threshold: r.outlier_threshold }
     }
 }
 

@@ -94,6 +94,8 @@ pub struct ResultRow {
     pub bytes_sent: Option<u64>,
     /// Machines whose reports were used (reduction row only).
     pub machines_included: Option<usize>,
+    /// Machines flagged as outliers by the server's screening (reduction row only).
+    pub machines_flagged: Option<usize>,
 }
 
 /// One finished cluster run.
@@ -441,6 +443,7 @@ fn score_run(checked: &Checked, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
             },
             bytes_sent: is_reduction.then_some(r.bytes_sent),
             machines_included: is_reduction.then(|| r.machines.iter().filter(|m| m.included).count()),
+            machines_flagged: is_reduction.then_some(r.flagged_machines.len()),
         });
     }
     rows

@@ -50,7 +50,8 @@ fn check_record(r: &RunRecord) {
     let lambdas: f64 = r.machines.iter().filter_map(|m| m.lambda).sum();
     assert!((lambdas - 1.0).abs() < 1e-12, "lambdas sum to {lambdas}");
     for m in &r.machines {
-        assert_eq!(m.lambda.is_some(), m.included, "machine {}: weight iff included", m.machine);
+        let used = m.included && !(m.flagged && r.flagged_dropped);
+        assert_eq!(m.lambda.is_some(), used, "machine {}: weight iff its model is used", m.machine);
     }
 }
 

@@ -272,7 +272,18 @@ fn server_work(
 
     let mut events = Vec::new();
     let mut machines = Vec::with_capacity(reports.len());
-    let mut lambda_of = included.iter().zip(&reduction.large.lambdas).map(|(r, &l)| (r.machine, l)).peekable();
+    // Weights as used by the reduced model: renormalised over the machines it kept.
+    let kept: Vec<(usize, usize)> = included
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(reduction.dropped && reduction.flagged.contains(i)))
+        .map(|(_, r)| (r.machine, r.n))
+        .collect();
+    let kept_rows: usize = kept.iter().map(|k| k.1).sum();
+    let mut lambda_of = kept.iter().map(|&(m, n)| (m, n as f64 / kept_rows as f64)).peekable();
+    let flagged_machines: Vec<usize> = reduction.flagged.iter().map(|&i| included[i].machine).collect();
+    let score_of =
+        |m: usize| included.iter().position(|r| r.machine == m).and_then(|i| reduction.scores.get(i).copied());
     for (m, (r, t)) in reports.iter().zip(&timings).enumerate() {
         let lambda = match lambda_of.peek() {
             Some(&(im, l)) if im == m => {
@@ -301,6 +312,8 @@ fn server_work(
                     bytes: Some(t.bytes),
                     included: t.included,
                     lambda,
+                    outlier_score: score_of(m),
+                    flagged: flagged_machines.contains(&m),
                     iterations: Some(r.iterations),
                     total_iterations: fit.map(|f| f.total_iterations),
                     converged: Some(r.converged),
@@ -322,6 +335,8 @@ fn server_work(
                     bytes: None,
                     included: false,
                     lambda: None,
+                    outlier_score: None,
+                    flagged: false,
                     iterations: None,
                     total_iterations: None,
                     converged: None,
@@ -354,6 +369,8 @@ fn server_work(
         reduce_s,
         makespan_s,
         bytes_sent: timings.iter().flatten().map(|t| t.bytes).sum(),
+        flagged_dropped: reduction.dropped,
+        flagged_machines,
         reduction_init: reduction.init,
         objective_trace: reduction.objective_trace.clone(),
         estimators,

@@ -67,6 +67,10 @@ pub struct MachineRecord {
     pub included: bool,
     /// Its weight lambda_m in the reduction (renormalised over the included machines).
     pub lambda: Option<f64>,
+    /// Its joint divergence from the first reduced model (outlier screening), if screened.
+    pub outlier_score: Option<f64>,
+    /// Whether the screening flagged it as an outlier.
+    pub flagged: bool,
     /// EM iterations of its retained run.
     pub iterations: Option<usize>,
     /// EM iterations over all starts.
@@ -109,6 +113,10 @@ pub struct RunRecord {
     pub makespan_s: f64,
     /// Bytes of every report that was sent.
     pub bytes_sent: u64,
+    /// Machines flagged as outliers by the server's screening.
+    pub flagged_machines: Vec<usize>,
+    /// Whether the flagged machines were left out of the reduced model.
+    pub flagged_dropped: bool,
     /// The reduction's start and its MM objective trace.
     pub reduction_init: Init,
     /// MM objective after every assignment step of the retained run.

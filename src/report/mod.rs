@@ -14,7 +14,7 @@ use crate::scenario::Checked;
 use crate::study::{ResultRow, StudyOutput};
 
 /// Column names of results.csv, in order.
-pub const RESULT_COLUMNS: [&str; 21] = [
+pub const RESULT_COLUMNS: [&str; 22] = [
     "scenario",
     "cell",
     "machines",
@@ -36,6 +36,7 @@ pub const RESULT_COLUMNS: [&str; 21] = [
     "speedup",
     "bytes_sent",
     "machines_included",
+    "machines_flagged",
 ];
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -71,6 +72,7 @@ pub fn results_csv(scenario: &str, rows: &[ResultRow]) -> Vec<u8> {
             opt(r.speedup),
             opt(r.bytes_sent),
             opt(r.machines_included),
+            opt(r.machines_flagged),
         ])
         .expect("writing to memory");
     }
