@@ -136,9 +136,14 @@ struct FitArgs {
     #[arg(long)]
     machines: Option<usize>,
     /// How rows are shared out: `random`, `contiguous` (file order), or a column name (one machine
-    /// per distinct value; --machines may then be omitted).
-    #[arg(long, default_value = "random")]
-    partition: String,
+    /// per distinct value; --machines may then be omitted). Default: random in process, contiguous
+    /// with --backend mpi.
+    #[arg(long)]
+    partition: Option<String>,
+    /// `inproc` (default: machines fitted one after another in this process) or `mpi` (one MPI rank
+    /// per machine: run under `mpirun -np M`; needs a build with `--features mpi`).
+    #[arg(long, default_value = "inproc", value_parser = ["inproc", "mpi"])]
+    backend: String,
     /// Supporting-sample size S: each machine sends about S * N_m / N of its covariate rows.
     #[arg(long, default_value_t = 2000)]
     support: usize,
@@ -188,6 +193,7 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Command::Simulate(a) => simulate(a),
+        Command::Fit(a) if a.backend == "mpi" => return fit_mpi(&a),
         Command::Fit(a) => fit(a),
         Command::Predict(a) => predict(a),
         Command::Bench(a) => bench::run(&a),
@@ -307,6 +313,18 @@ fn simulate(a: SimulateArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn em_settings(a: &FitArgs) -> EmSettings {
+    EmSettings {
+        k: a.k,
+        restarts: a.restarts,
+        warmup_iter: a.warmup,
+        max_iter: a.max_iter,
+        tol: a.tol,
+        seed: a.seed,
+        ..EmSettings::default()
+    }
+}
+
 fn fit(a: FitArgs) -> Result<(), String> {
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
     let ds = load_dataset(&a.data, &a.target, a.features.as_deref()).map_err(|e| e.to_string())?;
@@ -315,18 +333,11 @@ fn fit(a: FitArgs) -> Result<(), String> {
             "note: column `z` is taken as the true component and not used as a feature (name it in --features to use it)"
         );
     }
-    let settings = EmSettings {
-        k: a.k,
-        restarts: a.restarts,
-        warmup_iter: a.warmup,
-        max_iter: a.max_iter,
-        tol: a.tol,
-        seed: a.seed,
-        ..EmSettings::default()
-    };
-    let distributed = a.machines.is_some() || !matches!(a.partition.as_str(), "random" | "contiguous");
+    let settings = em_settings(&a);
+    let partition = a.partition.clone().unwrap_or_else(|| "random".into());
+    let distributed = a.machines.is_some() || !matches!(partition.as_str(), "random" | "contiguous");
     if distributed {
-        return fit_distributed(&a, &file, &ds, &settings);
+        return fit_distributed(&a, &partition, &file, &ds, &settings);
     }
     for (flag, given) in [("--global-out", a.global_out.is_some()), ("--truth", a.truth.is_some())] {
         if given {
@@ -349,17 +360,80 @@ fn fit(a: FitArgs) -> Result<(), String> {
     if a.stderr && se.is_none() {
         eprintln!("note: the information matrix is singular; standard errors are not available");
     }
-    print_parameters(model, se.as_ref());
     if let Some(out) = &a.out {
         model.save(out).map_err(|e| e.to_string())?;
+    }
+    print_parameters(model, se.as_ref());
+    if let Some(out) = &a.out {
         println!("model written to {}", out.display());
     }
     Ok(())
 }
 
+/// `fit --backend mpi`: this process is one rank; the exit code is rank 0's verdict on every rank.
+fn fit_mpi(a: &FitArgs) -> ExitCode {
+    let fail = |m: String| {
+        eprintln!("error: {m}");
+        ExitCode::from(2)
+    };
+    if a.machines.is_some() {
+        return fail(
+            "--machines does not apply to --backend mpi: the number of ranks (mpirun -np M) is the number of machines"
+                .into(),
+        );
+    }
+    if !(a.test_fraction > 0.0 && a.test_fraction < 1.0) {
+        return fail(format!("--test-fraction: expected a number in (0, 1), got {}", a.test_fraction));
+    }
+    if a.support == 0 {
+        return fail("--support: expected at least 1 supporting point, got 0".into());
+    }
+    let partition = match a.partition.as_deref().unwrap_or("contiguous") {
+        "contiguous" => sharding::Partition::Contiguous,
+        "random" => sharding::Partition::Random,
+        other => return fail(format!("--partition: expected contiguous or random with --backend mpi, got `{other}`")),
+    };
+    run_mpi(a, partition)
+}
+
+#[cfg(feature = "mpi")]
+fn run_mpi(a: &FitArgs, partition: sharding::Partition) -> ExitCode {
+    let outliers = outlier_policy(&a.outliers);
+    let code = crate::mpi_backend::fit(&crate::mpi_backend::MpiFit {
+        data: a.data.display().to_string(),
+        target: a.target.clone(),
+        features: a.features.clone(),
+        em: em_settings(a),
+        reduction: ReductionSettings { k: a.k, seed: a.seed, outliers, ..ReductionSettings::default() },
+        partition,
+        support: a.support,
+        seed: a.seed,
+        test_fraction: a.test_fraction,
+        out: a.out.clone(),
+    });
+    ExitCode::from(code as u8)
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_mpi(_: &FitArgs, _: sharding::Partition) -> ExitCode {
+    eprintln!(
+        "error: this dmoe was built without MPI; build it with `cargo build --release --features mpi` (needs the packages libopenmpi-dev, openmpi-bin and libclang-dev)"
+    );
+    ExitCode::from(2)
+}
+
+fn outlier_policy(name: &str) -> OutlierPolicy {
+    match name {
+        "keep" => OutlierPolicy::Keep,
+        "flag" => OutlierPolicy::Flag,
+        _ => OutlierPolicy::Drop,
+    }
+}
+
 /// `fit --machines`: split, fit every shard, reduce, fit the global model, compare on held-out rows.
 fn fit_distributed(
     a: &FitArgs,
+    partition_name: &str,
     file: &data::CsvFile,
     ds: &data::Dataset,
     em_settings: &EmSettings,
@@ -379,7 +453,7 @@ fn fit_distributed(
     let truth = a.truth.as_deref().map(Moe::load).transpose().map_err(|e| e.to_string())?;
     let n = ds.y.len();
     let (train, test) = sharding::train_test_split(n, a.test_fraction, a.seed);
-    let partition = match a.partition.as_str() {
+    let partition = match partition_name {
         "random" => sharding::Partition::Random,
         "contiguous" => sharding::Partition::Contiguous,
         column => sharding::Partition::ByCategory(file.read_text(column).map_err(|e| e.to_string())?),
@@ -391,7 +465,7 @@ fn fit_distributed(
     {
         return Err(format!(
             "--machines {machines} does not match --partition {}: its training rows have {} distinct values (omit --machines)",
-            a.partition,
+            partition_name,
             shards.len()
         ));
     }
@@ -406,17 +480,20 @@ fn fit_distributed(
             .map_err(|e| format!("{}: {e}", a.data.display()))?;
         reports.push(report);
     }
-    let outliers = match a.outliers.as_str() {
-        "keep" => OutlierPolicy::Keep,
-        "flag" => OutlierPolicy::Flag,
-        _ => OutlierPolicy::Drop,
-    };
+    let outliers = outlier_policy(&a.outliers);
     let reduce_settings = ReductionSettings { k: a.k, seed: a.seed, outliers, ..ReductionSettings::default() };
     let t0 = cputime::thread_cpu_seconds();
     let reduction = distributed::aggregate(&reports, &reduce_settings).map_err(|e| e.to_string())?;
     let reduce_cpu = cputime::thread_cpu_seconds() - t0;
     let global = em::fit(sharded.x.view(), sharded.y.view(), &ds.features, &ds.target, em_settings)
         .map_err(|e| format!("{}: global fit: {e}", a.data.display()))?;
+    // Files first, so that a closed stdout (`| head`) cannot lose them.
+    if let Some(out) = &a.out {
+        reduction.model.save(out).map_err(|e| e.to_string())?;
+    }
+    if let Some(out) = &a.global_out {
+        global.model.save(out).map_err(|e| e.to_string())?;
+    }
 
     let max_local = reports.iter().map(|r| r.cpu_seconds).fold(0.0, f64::max);
     let total_local: f64 = reports.iter().map(|r| r.cpu_seconds).sum();
@@ -425,7 +502,7 @@ fn fit_distributed(
     println!(
         "{} machines ({} partition), {} training rows, {} test rows, {} supporting points",
         sizes.len(),
-        a.partition,
+        partition_name,
         sharded.n(),
         test.len(),
         reduction.large.n_support()
@@ -491,13 +568,10 @@ fn fit_distributed(
             show(*time, 3)
         );
     }
-    if let Some(out) = &a.out {
-        reduction.model.save(out).map_err(|e| e.to_string())?;
-        println!("reduced model written to {}", out.display());
-    }
-    if let Some(out) = &a.global_out {
-        global.model.save(out).map_err(|e| e.to_string())?;
-        println!("global model written to {}", out.display());
+    for (what, path) in [("reduced", &a.out), ("global", &a.global_out)] {
+        if let Some(p) = path {
+            println!("{what} model written to {}", p.display());
+        }
     }
     Ok(())
 }

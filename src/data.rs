@@ -110,6 +110,23 @@ impl CsvFile {
 
     /// Reads the requested columns into an n x len matrix, checking every value.
     pub fn read(&self, columns: &[ColumnExpr]) -> Result<Array2<f64>, DataError> {
+        self.read_rows(columns, |_| true)
+    }
+
+    /// Number of data rows (the header excluded), without parsing any value.
+    pub fn count_rows(&self) -> Result<usize, DataError> {
+        let mut reader = open_reader(&self.path)?;
+        let mut rec = csv::ByteRecord::new();
+        let mut n = 0;
+        while reader.read_byte_record(&mut rec).map_err(|e| csv_error(&self.path, e))? {
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Like [`CsvFile::read`], but only for the data rows (0-based) where `keep` is true, in file
+    /// order; the other rows are skipped without parsing, so a machine reads only its own shard.
+    pub fn read_rows(&self, columns: &[ColumnExpr], keep: impl Fn(usize) -> bool) -> Result<Array2<f64>, DataError> {
         let path_str = || self.path.display().to_string();
         let idx: Vec<usize> = columns
             .iter()
@@ -125,7 +142,12 @@ impl CsvFile {
         let mut record = csv::StringRecord::new();
         let mut values = Vec::new();
         let mut rows = 0usize;
+        let mut index = 0usize;
         while reader.read_record(&mut record).map_err(|e| csv_error(&self.path, e))? {
+            index += 1;
+            if !keep(index - 1) {
+                continue;
+            }
             let line = record.position().map_or(0, |p| p.line());
             for (c, &j) in columns.iter().zip(&idx) {
                 let bad =

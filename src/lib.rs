@@ -20,6 +20,8 @@ pub mod linalg;
 pub mod matching;
 pub mod metrics;
 pub mod model;
+#[cfg(feature = "mpi")]
+pub mod mpi_backend;
 pub mod progress;
 pub mod reduction;
 pub mod report;

@@ -533,7 +533,7 @@ pub fn check(scenario: Scenario, file: &Path) -> Result<Checked, ScenarioError> 
             if feats.is_empty() {
                 return Err(err("data.features", "expected at least one feature column".into()));
             }
-            let n = csv_rows(&p).map_err(|e| err("data.path", e))?;
+            let n = csv.count_rows().map_err(|e| err("data.path", e.to_string()))?;
             (
                 feats.len(),
                 None,
@@ -667,16 +667,6 @@ fn test_fraction(d: &DataSpec) -> f64 {
     match d {
         DataSpec::Synthetic { test_fraction, .. } | DataSpec::Csv { test_fraction, .. } => *test_fraction,
     }
-}
-
-fn csv_rows(path: &Path) -> Result<usize, String> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| e.to_string())?;
-    let mut n = 0;
-    let mut rec = csv::ByteRecord::new();
-    while r.read_byte_record(&mut rec).map_err(|e| e.to_string())? {
-        n += 1;
-    }
-    Ok(n)
 }
 
 /// The EM settings of a scenario for K components.

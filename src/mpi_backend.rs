@@ -1,0 +1,265 @@
+//! `dmoe fit --backend mpi`: the distributed fit on a real cluster, one MPI rank per machine.
+//!
+//! Every rank computes the same shards as `dmoe fit --machines M` in process (the same train/test
+//! split and partition, from the seed) and reads only its own rows; or, with `--data 'part-{rank}.csv'`,
+//! its own file. It runs `distributed::local_fit` and sends its report to rank 0 in one
+//! variable-size gather (JSON, which round-trips every f64 exactly); rank 0 runs
+//! `distributed::aggregate`. Same code, same inputs: the reduced model equals the in-process one.
+//! A rank that fails still takes part in the gather with its error, so the job ends with every
+//! rank's message on rank 0 and a non-zero exit code, never a hang.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use mpi::datatype::PartitionMut;
+use mpi::traits::*;
+use ndarray::{Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{ColumnExpr, CsvFile, Dataset};
+use crate::distributed::{self, LocalReport};
+use crate::em::EmSettings;
+use crate::model::Moe;
+use crate::reduction::ReductionSettings;
+use crate::sharding::{self, Partition};
+
+/// What a `fit --backend mpi` run needs.
+pub struct MpiFit {
+    /// Data file; `{rank}` in it is replaced by the rank (one file per rank).
+    pub data: String,
+    /// Target column.
+    pub target: String,
+    /// Feature columns (default: every numeric column but the target and `z`).
+    pub features: Option<Vec<String>>,
+    /// Local EM settings.
+    pub em: EmSettings,
+    /// Reduction settings.
+    pub reduction: ReductionSettings,
+    /// `contiguous` or `random` (single data file only).
+    pub partition: Partition,
+    /// Supporting-sample size S.
+    pub support: usize,
+    /// Seed of the split, the shards, the starts and the support draws.
+    pub seed: u64,
+    /// Held-out share of rows (single data file only; the in-process split).
+    pub test_fraction: f64,
+    /// Where rank 0 writes the reduced model (and `<stem>.timing.json` beside it).
+    pub out: Option<PathBuf>,
+}
+
+/// A rank's report as sent over MPI.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    rank: usize,
+    result: Result<WireReport, String>,
+    wall_seconds: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireReport {
+    model: Moe,
+    n: usize,
+    support: Vec<Vec<f64>>,
+    cpu_seconds: f64,
+    iterations: usize,
+    converged: bool,
+}
+
+/// This rank's rows, read from its own file or from its shard of the shared file.
+fn my_rows(f: &MpiFit, rank: usize, size: usize) -> Result<Dataset, String> {
+    if f.data.contains("{rank}") {
+        let path = PathBuf::from(f.data.replace("{rank}", &rank.to_string()));
+        return crate::data::load_dataset(&path, &f.target, f.features.as_deref()).map_err(|e| e.to_string());
+    }
+    let path = PathBuf::from(&f.data);
+    let file = CsvFile::open(&path).map_err(|e| e.to_string())?;
+    let target = ColumnExpr::parse(&f.target);
+    let features: Vec<ColumnExpr> = match &f.features {
+        Some(list) => list.iter().map(|c| ColumnExpr::parse(c)).collect(),
+        None => file.default_features(&target),
+    };
+    let n = file.count_rows().map_err(|e| e.to_string())?;
+    let (train, _) = sharding::train_test_split(n, f.test_fraction, f.seed);
+    let (order, shards) = sharding::shard_rows(&train, &f.partition, size, f.seed);
+    let mine: Vec<usize> = order[shards[rank].clone()].to_vec();
+    let mut wanted = vec![false; n];
+    for &r in &mine {
+        wanted[r] = true;
+    }
+    let mut cols = features.clone();
+    cols.push(target.clone());
+    let m = file.read_rows(&cols, |r| wanted[r]).map_err(|e| e.to_string())?;
+    // Rows come in file order; put them in shard order (the in-process layout) so sums match exactly.
+    let mut sorted = mine.clone();
+    sorted.sort_unstable();
+    let pos: Vec<usize> = mine.iter().map(|r| sorted.binary_search(r).expect("a row of this shard")).collect();
+    let m = m.select(Axis(0), &pos);
+    let d = features.len();
+    Ok(Dataset {
+        x: m.slice(ndarray::s![.., ..d]).to_owned(),
+        y: m.column(d).to_owned(),
+        features: features.into_iter().map(|c| c.label).collect(),
+        target: target.label,
+        labels: None,
+    })
+}
+
+/// Runs this rank's part; rank 0 also reduces and writes. Returns the process exit code.
+pub fn fit(f: &MpiFit) -> i32 {
+    let Some(universe) = mpi::initialize() else {
+        eprintln!("error: MPI could not be initialised (run under mpirun)");
+        return 2;
+    };
+    let world = universe.world();
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    let root = world.process_at_rank(0);
+    let wall0 = Instant::now();
+
+    // 1. Every rank loads its rows; sizes are shared so that each knows N (for its support share)
+    //    and nobody fits when a rank could not even load its data.
+    let rows = my_rows(f, rank, size);
+    let n_m: i64 = rows.as_ref().map_or(-1, |r| r.y.len() as i64);
+    let mut sizes = vec![0i64; size];
+    world.all_gather_into(&n_m, &mut sizes[..]);
+    let result: Result<WireReport, String> = match rows {
+        Err(e) => Err(e),
+        Ok(_) if sizes.contains(&-1) => Err("not fitted: another rank could not load its data".into()),
+        Ok(Dataset { x, y, features, target, .. }) => {
+            let n_total: usize = sizes.iter().map(|&s| s as usize).sum();
+            let need = crate::model::n_free_params(f.em.k, features.len());
+            if y.len() < need {
+                Err(format!(
+                    "{} rows, but K = {} on d = {} features has {need} free parameters: use fewer ranks",
+                    y.len(),
+                    f.em.k,
+                    features.len()
+                ))
+            } else {
+                let count = distributed::support_count(f.support, y.len(), n_total);
+                distributed::local_fit(rank, x.view(), y.view(), &features, &target, &f.em, count, f.seed)
+                    .map(|r| WireReport {
+                        support: r.support.outer_iter().map(|row| row.to_vec()).collect(),
+                        n: r.n,
+                        cpu_seconds: r.cpu_seconds,
+                        iterations: r.iterations,
+                        converged: r.converged,
+                        model: r.model,
+                    })
+                    .map_err(|e| e.source.to_string())
+            }
+        }
+    };
+    let wire = Wire { rank, result, wall_seconds: wall0.elapsed().as_secs_f64() };
+    let bytes = serde_json::to_vec(&wire).expect("reports serialise");
+
+    // 2. One variable-size gather of the reports to rank 0.
+    let gather0 = Instant::now();
+    let len = bytes.len() as i32;
+    let mut status: i32 = 0;
+    if rank == 0 {
+        let mut lens = vec![0i32; size];
+        root.gather_into_root(&len, &mut lens[..]);
+        let displs: Vec<i32> = lens
+            .iter()
+            .scan(0, |acc, &l| {
+                let d = *acc;
+                *acc += l;
+                Some(d)
+            })
+            .collect();
+        let mut all = vec![0u8; lens.iter().map(|&l| l as usize).sum()];
+        {
+            let mut part = PartitionMut::new(&mut all[..], &lens[..], &displs[..]);
+            root.gather_varcount_into_root(&bytes[..], &mut part);
+        }
+        let gather_s = gather0.elapsed().as_secs_f64();
+        let wires: Vec<Wire> = lens
+            .iter()
+            .zip(&displs)
+            .map(|(&l, &d)| {
+                serde_json::from_slice(&all[d as usize..(d + l) as usize]).expect("ranks send valid reports")
+            })
+            .collect();
+        status = match finish(f, wires, gather_s, wall0) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{e}");
+                2
+            }
+        };
+    } else {
+        root.gather_into(&len);
+        root.gather_varcount_into(&bytes[..]);
+    }
+    // 3. Everyone leaves with rank 0's verdict.
+    root.broadcast_into(&mut status);
+    status
+}
+
+/// Rank 0: report every rank's error, or reduce and write the model and the timing report.
+fn finish(f: &MpiFit, wires: Vec<Wire>, gather_s: f64, wall0: Instant) -> Result<(), String> {
+    let errors: Vec<String> = wires
+        .iter()
+        .filter_map(|w| {
+            w.result
+                .as_ref()
+                .err()
+                .map(|e| format!("error: rank {} ({}): {e}", w.rank, f.data.replace("{rank}", &w.rank.to_string())))
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
+    }
+    let mut timing = Vec::new();
+    let mut reports = Vec::with_capacity(wires.len());
+    for w in wires {
+        let r = w.result.expect("errors returned above");
+        timing.push(serde_json::json!({"rank": w.rank, "rows": r.n, "fit_cpu_seconds": r.cpu_seconds, "wall_seconds": w.wall_seconds,
+            "iterations": r.iterations, "converged": r.converged}));
+        let d = r.model.d();
+        let flat: Vec<f64> = r.support.iter().flatten().copied().collect();
+        reports.push(LocalReport {
+            machine: w.rank,
+            support: Array2::from_shape_vec((r.support.len(), d), flat).expect("support rows have d values"),
+            n: r.n,
+            cpu_seconds: r.cpu_seconds,
+            iterations: r.iterations,
+            converged: r.converged,
+            model: r.model,
+            trace: Vec::new(),
+        });
+    }
+    let cpu0 = crate::cputime::thread_cpu_seconds();
+    let t0 = Instant::now();
+    let reduction = distributed::aggregate(&reports, &f.reduction).map_err(|e| format!("error: reduction: {e}"))?;
+    let (reduce_cpu, reduce_wall) = (crate::cputime::thread_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
+    let max_fit = reports.iter().map(|r| r.cpu_seconds).fold(0.0, f64::max);
+    println!(
+        "{} ranks, {} rows: slowest local fit {max_fit:.3} s CPU, gather {gather_s:.3} s, reduction {reduce_cpu:.3} s CPU; end to end {:.3} s",
+        reports.len(),
+        reports.iter().map(|r| r.n).sum::<usize>(),
+        wall0.elapsed().as_secs_f64()
+    );
+    if !reduction.flagged.is_empty() {
+        println!("outlier screening flagged ranks {:?} (dropped: {})", reduction.flagged, reduction.dropped);
+    }
+    let report = serde_json::json!({
+        "ranks": timing,
+        "gather_seconds": gather_s,
+        "reduction_cpu_seconds": reduce_cpu,
+        "reduction_wall_seconds": reduce_wall,
+        "end_to_end_wall_seconds": wall0.elapsed().as_secs_f64(),
+        "flagged_ranks": reduction.flagged,
+    });
+    match &f.out {
+        Some(out) => {
+            reduction.model.save(out).map_err(|e| format!("error: {e}"))?;
+            let timing_path = out.with_extension("timing.json");
+            std::fs::write(&timing_path, serde_json::to_vec_pretty(&report).expect("JSON serialises"))
+                .map_err(|e| format!("error: {}: {e}", timing_path.display()))?;
+            println!("reduced model written to {}, timing to {}", out.display(), timing_path.display());
+        }
+        None => println!("{}", serde_json::to_string_pretty(&report).expect("JSON serialises")),
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! The MPI backend (built with `--features mpi`, run under `mpirun`): the same reduced model as the
+//! in-process fit on the same shards, per-rank data files, and a failing rank that ends the job
+//! with its message on rank 0 instead of a hang. CI runs these with 4 oversubscribed ranks.
+#![cfg(feature = "mpi")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn dmoe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dmoe")).args(args).output().expect("the binary runs")
+}
+
+/// `mpirun -np ranks --oversubscribe dmoe ARGS`, allowed to run as root (CI does).
+fn mpirun(ranks: usize, args: &[&str]) -> Output {
+    Command::new("mpirun")
+        .args(["-np", &ranks.to_string(), "--oversubscribe", env!("CARGO_BIN_EXE_dmoe")])
+        .args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .expect("mpirun is installed (libopenmpi-dev, openmpi-bin)")
+}
+
+fn simulate(dir: &Path, n: usize) -> PathBuf {
+    let data = dir.join("data.csv");
+    let out = dmoe(&[
+        "simulate",
+        "--k",
+        "3",
+        "--d",
+        "2",
+        "--n",
+        &n.to_string(),
+        "--seed",
+        "3",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    data
+}
+
+fn params(path: &Path) -> Vec<f64> {
+    dmoe::model::Moe::load(path).unwrap().param_vector().to_vec()
+}
+
+#[test]
+fn mpi_fit_equals_the_in_process_fit_on_the_same_shards() {
+    let dir = workdir("mpi_parity");
+    let data = simulate(&dir, 24_000);
+    let (mpi_out, local_out) = (dir.join("mpi.json"), dir.join("local.json"));
+    let d = data.to_str().unwrap();
+    let out = mpirun(
+        4,
+        &[
+            "fit",
+            "--backend",
+            "mpi",
+            "--data",
+            d,
+            "--target",
+            "y",
+            "--k",
+            "3",
+            "--seed",
+            "5",
+            "--out",
+            mpi_out.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let timing: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("mpi.timing.json")).unwrap()).unwrap();
+    assert_eq!(timing["ranks"].as_array().unwrap().len(), 4);
+    for key in ["gather_seconds", "reduction_cpu_seconds", "end_to_end_wall_seconds"] {
+        assert!(timing[key].as_f64().is_some_and(|v| v >= 0.0), "{key}");
+    }
+    let out = dmoe(&[
+        "fit",
+        "--data",
+        d,
+        "--target",
+        "y",
+        "--k",
+        "3",
+        "--seed",
+        "5",
+        "--machines",
+        "4",
+        "--partition",
+        "contiguous",
+        "--out",
+        local_out.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (a, b) = (params(&mpi_out), params(&local_out));
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "parameter {i}: MPI {x} vs in-process {y}");
+    }
+}
+
+fn write_parts(dir: &Path, data: &Path, rows_per_part: &[usize]) {
+    let text = std::fs::read_to_string(data).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    for (r, &n) in rows_per_part.iter().enumerate() {
+        let body: Vec<&str> = lines.by_ref().take(n).collect();
+        std::fs::write(dir.join(format!("part-{r}.csv")), format!("{header}\n{}\n", body.join("\n"))).unwrap();
+    }
+}
+
+#[test]
+fn mpi_ranks_read_their_own_files() {
+    let dir = workdir("mpi_parts");
+    let data = simulate(&dir, 12_000);
+    write_parts(&dir, &data, &[3000, 3000, 3000, 3000]);
+    let pattern = dir.join("part-{rank}.csv");
+    let out_path = dir.join("parts.json");
+    let out = mpirun(
+        4,
+        &[
+            "fit",
+            "--backend",
+            "mpi",
+            "--data",
+            pattern.to_str().unwrap(),
+            "--target",
+            "y",
+            "--k",
+            "3",
+            "--out",
+            out_path.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 ranks, 12000 rows"));
+    assert_eq!(dmoe::model::Moe::load(&out_path).unwrap().k(), 3);
+}
+
+#[test]
+fn a_failing_rank_ends_the_job_with_its_message_on_rank_0() {
+    let dir = workdir("mpi_fail");
+    let data = simulate(&dir, 12_000);
+    write_parts(&dir, &data, &[3000, 10, 3000, 3000]);
+    let pattern = dir.join("part-{rank}.csv");
+    let out_path = dir.join("never.json");
+    let out = mpirun(
+        4,
+        &[
+            "fit",
+            "--backend",
+            "mpi",
+            "--data",
+            pattern.to_str().unwrap(),
+            "--target",
+            "y",
+            "--k",
+            "3",
+            "--out",
+            out_path.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a rank with 10 rows must fail the job");
+    assert!(
+        stderr.contains("rank 1 (") && stderr.contains("10 rows, but K = 3 on d = 2 features has 18 free parameters"),
+        "{stderr}"
+    );
+    assert!(!out_path.exists());
+    std::fs::remove_file(dir.join("part-2.csv")).unwrap();
+    let out = mpirun(4, &["fit", "--backend", "mpi", "--data", pattern.to_str().unwrap(), "--target", "y", "--k", "3"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("rank 2 (") && stderr.contains("No such file"), "{stderr}");
+}
