@@ -19,6 +19,7 @@ use crate::distributed::Baseline;
 use crate::em::EmSettings;
 use crate::model::n_free_params;
 use crate::reduction::{OutlierPolicy, ReductionSettings};
+use crate::sharding::ShardSizes;
 
 /// One value or a list of values (a sweep field).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -244,6 +245,13 @@ pub struct ClusterSpec {
     /// Seconds after which the server reduces with what has arrived.
     #[serde(default)]
     pub deadline: Option<f64>,
+    /// Shard sizes under a random or contiguous partition.
+    #[serde(default = "equal_shards")]
+    pub shard_sizes: ShardSizes,
+}
+
+fn equal_shards() -> ShardSizes {
+    ShardSizes::Equal
 }
 
 /// One network model.
@@ -607,18 +615,28 @@ pub fn check(scenario: Scenario, file: &Path) -> Result<Checked, ScenarioError> 
     if machines.is_empty() || machines.contains(&0) {
         return Err(err("cluster.machines", format!("expected machine counts >= 1, got {machines:?}")));
     }
+    if let ShardSizes::Lognormal { sigma } = c.shard_sizes
+        && !(sigma.is_finite() && sigma >= 0.0)
+    {
+        return Err(err("cluster.shard_sizes", format!("`sigma` must be a number >= 0, got {sigma}")));
+    }
     let need = n_free_params(k, d);
-    for &n in &ns {
+    for (n_index, &n) in ns.iter().enumerate() {
         let train = n - ((n as f64) * test_fraction(&s.data)).round() as usize;
         for &m in &machines {
-            if categories.is_none() && train / m < need {
-                return Err(err(
-                    "cluster.machines",
-                    format!(
-                        "M = {m} leaves {} training rows per machine (n = {n}), but K = {k} on d = {d} features needs at least {need}: use fewer machines, a smaller K or more rows",
-                        train / m
-                    ),
-                ));
+            if categories.is_some() {
+                continue;
+            }
+            for rep in 0..s.repetitions {
+                let smallest = shard_blocks(s, train, m, n_index, rep).iter().map(|r| r.len()).min().unwrap_or(0);
+                if smallest < need {
+                    return Err(err(
+                        "cluster.machines",
+                        format!(
+                            "M = {m} leaves {smallest} training rows on the smallest machine (n = {n}, repetition {rep}), but K = {k} on d = {d} features needs at least {need}: use fewer machines, a smaller K or more rows"
+                        ),
+                    ));
+                }
             }
         }
     }
@@ -667,6 +685,19 @@ fn test_fraction(d: &DataSpec) -> f64 {
     match d {
         DataSpec::Synthetic { test_fraction, .. } | DataSpec::Csv { test_fraction, .. } => *test_fraction,
     }
+}
+
+/// The shard ranges of `machines` machines over `n_train` training rows (random or contiguous
+/// partitions), drawn from the stream (seed, repetition, n index, M) so that `check` and `run` agree.
+pub fn shard_blocks(
+    s: &Scenario,
+    n_train: usize,
+    machines: usize,
+    n_index: usize,
+    rep: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let mut rng = crate::rng::stream(s.seed, &[rep as u64, n_index as u64, machines as u64, 14]);
+    crate::sharding::blocks(n_train, machines, &s.cluster.shard_sizes, &mut rng)
 }
 
 /// The EM settings of a scenario for K components.

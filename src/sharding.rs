@@ -66,6 +66,47 @@ pub fn shard_rows(
     }
 }
 
+/// How large the machines' shards are (random and contiguous partitions).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ShardSizes {
+    /// As equal as possible.
+    Equal,
+    /// Proportional to `exp(sigma Z_m)`, Z_m standard normal: a few large sites and many small ones.
+    Lognormal {
+        /// Log-scale spread; 0 gives equal shards.
+        sigma: f64,
+    },
+}
+
+/// Consecutive blocks covering `0..n`, one per machine, sized by `sizes` (lognormal weights drawn
+/// from `rng`, rounded by largest remainder so that they add up to n).
+pub fn blocks(n: usize, machines: usize, sizes: &ShardSizes, rng: &mut crate::rng::Rng) -> Vec<Range<usize>> {
+    let sigma = match sizes {
+        ShardSizes::Equal => return equal_blocks(n, machines),
+        ShardSizes::Lognormal { sigma } => *sigma,
+    };
+    let w: Vec<f64> = (0..machines)
+        .map(|_| (sigma * rand::RngExt::sample::<f64, _>(rng, rand_distr::StandardNormal)).exp())
+        .collect();
+    let total: f64 = w.iter().sum();
+    let ideal: Vec<f64> = w.iter().map(|v| n as f64 * v / total).collect();
+    let mut size: Vec<usize> = ideal.iter().map(|v| v.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..machines).collect();
+    order.sort_by(|&a, &b| (ideal[b] - ideal[b].floor()).total_cmp(&(ideal[a] - ideal[a].floor())));
+    for &m in order.iter().take(n - size.iter().sum::<usize>()) {
+        size[m] += 1;
+    }
+    let mut start = 0;
+    size.iter()
+        .map(|&len| {
+            let r = start..start + len;
+            start += len;
+            r
+        })
+        .collect()
+}
+
 /// `machines` consecutive blocks covering `0..n`, sizes differing by at most one (larger first).
 pub fn equal_blocks(n: usize, machines: usize) -> Vec<Range<usize>> {
     let (base, extra) = (n / machines, n % machines);
@@ -156,6 +197,17 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, train);
         assert_eq!(shards.last().unwrap().end, 80);
+    }
+
+    #[test]
+    fn lognormal_blocks_cover_every_row_and_vary() {
+        let mut rng = crate::rng::stream(4, &[]);
+        let b = blocks(10_000, 16, &ShardSizes::Lognormal { sigma: 1.0 }, &mut rng);
+        assert_eq!(b.len(), 16);
+        assert_eq!(b.last().unwrap().end, 10_000);
+        assert!(b.windows(2).all(|w| w[0].end == w[1].start));
+        let (lo, hi) = (b.iter().map(|r| r.len()).min().unwrap(), b.iter().map(|r| r.len()).max().unwrap());
+        assert!(hi > 2 * lo, "sigma = 1 gives clearly unequal shards: {lo}..{hi}");
     }
 
     #[test]

@@ -333,7 +333,7 @@ fn cell_task(
     let net = &s.network.0[cell.network];
     let shards = match &ds.fixed_shards {
         Some(f) => f.clone(),
-        None => sharding::equal_blocks(ds.train.n(), cell.machines),
+        None => scenario::shard_blocks(s, ds.train.n(), cell.machines, cell.n_index, rep),
     };
     let label = format!("cell {} rep {rep}: M = {}, n = {}, {}", cell.index, shards.len(), cell.n, net.label());
     opts.progress.started(task, &label, shards.len());

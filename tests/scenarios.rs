@@ -173,3 +173,30 @@ fn model_clock_results_are_byte_identical_across_reruns_and_jobs() {
     assert!(results[0] == results[1], "results.csv differs between two identical runs");
     assert!(results[0] == results[2], "results.csv differs between --jobs 1 and --jobs 2");
 }
+
+#[test]
+fn unequal_shards_reach_the_machines() {
+    let dir = workdir("unequal");
+    let out_dir = dir.join("u");
+    let out = run_quickstart(
+        &out_dir,
+        &[
+            "--set",
+            "cluster.machines=[8]",
+            "--set",
+            "cluster.shard_sizes={kind=\"lognormal\",sigma=0.8}",
+            "--set",
+            "estimators=[\"reduction\"]",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("records/cell-0-rep-0.json")).unwrap()).unwrap();
+    let rows: Vec<u64> = rec["machines"].as_array().unwrap().iter().map(|m| m["rows"].as_u64().unwrap()).collect();
+    assert_eq!(rows.iter().sum::<u64>(), 4800, "every training row on exactly one machine");
+    assert!(rows.iter().max().unwrap() > &(2 * rows.iter().min().unwrap()), "unequal shards: {rows:?}");
+    let lambdas: Vec<f64> = rec["machines"].as_array().unwrap().iter().map(|m| m["lambda"].as_f64().unwrap()).collect();
+    for (l, r) in lambdas.iter().zip(&rows) {
+        assert!((l - *r as f64 / 4800.0).abs() < 1e-12, "lambda_m = N_m / N");
+    }
+}
