@@ -32,11 +32,12 @@ enum Command {
     Calibrate,
     /// Draw a data set from a random true MoE (the authors' recipe) and write it as CSV.
     Simulate(SimulateArgs),
-    /// Fit a MoE by EM on every row of a CSV file and write the model as JSON.
+    /// Fit a MoE by EM to a CSV file and write the model as JSON: on one machine, on M machines
+    /// reduced to one model (--machines, with a comparison of estimators), or on MPI ranks (--backend mpi).
     Fit(FitArgs),
     /// Predict with a saved model: mixture mean and most likely component of every row.
     Predict(PredictArgs),
-    /// Time EM iterations on synthetic data (N x K x d grid) and print the throughput.
+    /// Time EM on synthetic data (or, with a flag: the reduction, the simulator's overhead, stuck fits).
     Bench(bench::BenchArgs),
 }
 

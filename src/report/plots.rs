@@ -195,7 +195,8 @@ struct Breakdown {
 
 impl Figure for Breakdown {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let top = self.bars.iter().map(|b| (b.1 + b.2 + b.3).max(b.4.unwrap_or(0.0))).fold(0.0, f64::max) * 1.2;
+        // Headroom above the tallest bar or the global line for the legend.
+        let top = self.bars.iter().map(|b| (b.1 + b.2 + b.3).max(b.4.unwrap_or(0.0))).fold(0.0, f64::max) * 1.45;
         let n = self.bars.len();
         let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
         let mut chart =
@@ -469,7 +470,10 @@ pub fn write_all(dir: &Path, checked: &Checked, out: &StudyOutput) -> Result<(),
     if !speedup.is_empty() {
         render(dir, "speedup", &Speedup { groups: speedup })?;
     }
-    let many_groups = checked.scenario.network.0.len() > 1 || checked.cells.iter().any(|c| c.n != checked.cells[0].n);
+    // Bar labels name only what varies across cells; a network by its name up to any parenthesis.
+    let varies =
+        |f: &dyn Fn(&crate::scenario::Cell) -> usize| checked.cells.iter().any(|c| f(c) != f(&checked.cells[0]));
+    let (vary_m, vary_n, vary_net) = (varies(&|c| c.machines), varies(&|c| c.n), varies(&|c| c.network));
     let bars: Vec<(String, f64, f64, f64, Option<f64>)> = checked
         .cells
         .iter()
@@ -481,14 +485,19 @@ pub fn write_all(dir: &Path, checked: &Checked, out: &StudyOutput) -> Result<(),
             let glob: Vec<f64> =
                 cell_rows.iter().filter(|r| r.estimator == "global").filter_map(|r| r.makespan_s).collect();
             let m = red.first().map_or(c.machines, |r| r.machines);
-            let label = if many_groups {
-                let net = &checked.scenario.network.0[c.network];
-                format!("M={m} {}", group_label(checked, c.n, &net.label()))
-            } else {
-                format!("M={m}")
-            };
+            let net = checked.scenario.network.0[c.network].label();
+            let mut parts = Vec::new();
+            if vary_m || !(vary_n || vary_net) {
+                parts.push(format!("M={m}"));
+            }
+            if vary_n {
+                parts.push(format!("n={}", c.n));
+            }
+            if vary_net {
+                parts.push(net.split(" (").next().unwrap_or(&net).to_string());
+            }
             (
-                label,
+                parts.join(" "),
                 avg(&|r| r.local_compute_max_s),
                 avg(&|r| r.network_s),
                 avg(&|r| r.reduce_s),
