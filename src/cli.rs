@@ -452,8 +452,36 @@ fn fit_distributed(
         return Err("--machines: expected at least 1, got 0".into());
     }
     let truth = a.truth.as_deref().map(Moe::load).transpose().map_err(|e| e.to_string())?;
+    if let Some(t) = &truth
+        && t.features != ds.features
+    {
+        return Err(format!(
+            "--truth: the true model's features [{}] are not the fit's [{}]",
+            t.features.join(", "),
+            ds.features.join(", ")
+        ));
+    }
     let n = ds.y.len();
     let (train, test) = sharding::train_test_split(n, a.test_fraction, a.seed);
+    if test.is_empty() || train.is_empty() {
+        return Err(format!(
+            "--test-fraction {} leaves {} test and {} training rows of {n}; both must be at least 1",
+            a.test_fraction,
+            test.len(),
+            train.len()
+        ));
+    }
+    let need = crate::model::n_free_params(a.k, ds.features.len());
+    if a.machines.is_some_and(|m| m > train.len() / need) {
+        return Err(format!(
+            "--machines {}: {} training rows can give at most {} machines the {need} rows each that K = {} on d = {} features needs",
+            a.machines.unwrap_or(0),
+            train.len(),
+            train.len() / need,
+            a.k,
+            ds.features.len()
+        ));
+    }
     let partition = match partition_name {
         "random" => sharding::Partition::Random,
         "contiguous" => sharding::Partition::Contiguous,

@@ -200,9 +200,10 @@ impl CsvFile {
         Ok(out)
     }
 
-    /// Reads the true-component column `z` as 0-based labels: `Some` when the file has a `z` column
-    /// whose every value is a whole number >= 1 (as `dmoe simulate` writes), `None` otherwise (a data
-    /// set whose `z` means something else, such as the diamonds' depth in mm).
+    /// Reads the true-component column `z` as labels: `Some` when the file has a `z` column whose every
+    /// value is a whole number >= 1 with at most `MAX_LABELS` distinct values (as `dmoe simulate`
+    /// writes), `None` otherwise (a data set whose `z` means something else, such as the diamonds'
+    /// depth in mm). Labels are renumbered 0.. in increasing order of their values.
     pub fn read_labels(&self) -> Result<Option<Vec<usize>>, DataError> {
         if !self.has_column(TRUTH_COLUMN) {
             return Ok(None);
@@ -212,10 +213,22 @@ impl CsvFile {
             Err(DataError::BadValue { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let whole = z.iter().all(|&v| v >= 1.0 && v.fract() == 0.0);
-        Ok(whole.then(|| z.iter().map(|&v| v as usize - 1).collect()))
+        if !z.iter().all(|&v| v >= 1.0 && v.fract() == 0.0) {
+            return Ok(None);
+        }
+        let mut values: Vec<u64> = z.iter().map(|&v| v as u64).collect();
+        values.sort_unstable();
+        values.dedup();
+        if values.len() > MAX_LABELS {
+            return Ok(None);
+        }
+        Ok(Some(z.iter().map(|&v| values.binary_search(&(v as u64)).expect("a value of the column")).collect()))
     }
 }
+
+/// Most distinct values a `z` column may have to count as true components (more is not a mixture
+/// label, and the clustering metrics would need a table that large).
+pub const MAX_LABELS: usize = 1000;
 
 /// A regression data set: features, target and, for simulated data, the true components.
 #[derive(Debug, Clone)]

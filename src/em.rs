@@ -111,6 +111,12 @@ pub enum EmError {
     /// A feature that is a linear combination of others.
     #[error("column `{0}` is a linear combination of the columns before it: drop it")]
     CollinearColumn(String),
+    /// Values so large that their variance overflows.
+    #[error("column `{0}` has values too large to standardise (its variance overflows): rescale it")]
+    TooLarge(String),
+    /// A bug: the fit panicked (the message says where). Reported instead of aborting a simulation.
+    #[error("internal error in the local fit (please report it): {0}")]
+    Internal(String),
     /// Every start produced a non-finite likelihood.
     #[error("every one of the {0} EM starts diverged (non-finite log-likelihood)")]
     AllStartsFailed(usize),
@@ -201,7 +207,7 @@ pub fn fit(
     let done = trace.len() - 1;
     let (p, converged) = if done < warmup || warmup == settings.max_iter {
         // Converged (or capped) during the warm-up: the relative change test already decided.
-        let conv = trace.len() >= 2 && rel_change(&trace) <= settings.tol;
+        let conv = trace.len() >= 2 && rel_change(&trace, n) <= settings.tol;
         (start, conv)
     } else {
         iterate(xt.view(), ys.view(), start, settings.max_iter - done, settings.tol, floor, &mut trace)
@@ -210,7 +216,7 @@ pub fn fit(
     let warmups: usize = start_traces.iter().map(|t| t.len() - 1).sum();
     let total_iterations = warmups + (iterations - done);
     let trace = to_raw_trace(&trace, n, scaling.y_sd);
-    let mut model = to_raw_model(&p, &scaling, features);
+    let mut model = to_raw_model(&p, &scaling, features)?;
     model.target = Some(target.to_string());
     model.fit = Some(FitSummary {
         loglik: *trace.last().unwrap(),
@@ -224,14 +230,18 @@ pub fn fit(
     Ok(EmFit { model, trace, start_traces })
 }
 
-fn rel_change(trace: &[f64]) -> f64 {
+/// Change of the last log-likelihood step relative to `max(|L|, n)`: relative for the usual
+/// |L| of order n, and per row when the standardised log-likelihood happens to sit near 0 (where a
+/// purely relative test could never pass).
+fn rel_change(trace: &[f64], n: usize) -> f64 {
     let (a, b) = (trace[trace.len() - 2], trace[trace.len() - 1]);
-    (b - a).abs() / a.abs().max(f64::MIN_POSITIVE)
+    (b - a).abs() / a.abs().max(n as f64)
 }
 
 /// Runs up to `max_iter` EM iterations from `p`, appending the log-likelihood at the start and after
-/// every iteration to `trace`. Returns the last parameters and whether the tolerance was met. A
-/// non-finite log-likelihood ends the run (the caller discards such a start).
+/// every iteration to `trace`. Returns the last parameters and whether the tolerance was met. A step
+/// whose log-likelihood is not finite is not taken: the run ends with the last finite parameters
+/// (a start that is non-finite from the outset is discarded by the caller).
 fn iterate(
     xt: ArrayView2<f64>,
     y: ArrayView1<f64>,
@@ -241,6 +251,7 @@ fn iterate(
     floor: f64,
     trace: &mut Vec<f64>,
 ) -> (Params, bool) {
+    let n = y.len();
     let mut e = e_step(xt, y, &p);
     if trace.is_empty() {
         trace.push(e.loglik);
@@ -249,10 +260,15 @@ fn iterate(
         if !e.loglik.is_finite() {
             return (p, false);
         }
-        p = m_step(xt, y, &e, p, floor);
-        e = e_step(xt, y, &p);
+        let next = m_step(xt, y, &e, p.clone(), floor);
+        let e_next = e_step(xt, y, &next);
+        if !e_next.loglik.is_finite() {
+            return (p, false);
+        }
+        p = next;
+        e = e_next;
         trace.push(e.loglik);
-        if e.loglik.is_finite() && rel_change(trace) <= tol {
+        if rel_change(trace, n) <= tol {
             return (p, true);
         }
     }
@@ -358,6 +374,9 @@ fn standardise(
     let n = x.nrows() as f64;
     let xsc = ColumnScaling::fit(x);
     for (j, (&sd, &m)) in xsc.sd.iter().zip(xsc.mean.iter()).enumerate() {
+        if !(sd.is_finite() && m.is_finite()) {
+            return Err(EmError::TooLarge(features[j].clone()));
+        }
         if is_constant(sd, m) {
             return Err(EmError::ConstantColumn(features[j].clone()));
         }
@@ -365,6 +384,10 @@ fn standardise(
     let xs = xsc.apply(x);
     let y_mean = y.sum() / n;
     let y_sd = (y.mapv(|v| (v - y_mean) * (v - y_mean)).sum() / n).sqrt();
+    // The variance floor and the back-transform use s_y^2: it must be finite too.
+    if !(y_mean.is_finite() && (y_sd * y_sd).is_finite()) {
+        return Err(EmError::TooLarge(target.to_string()));
+    }
     if is_constant(y_sd, y_mean) {
         return Err(EmError::ConstantTarget(target.to_string()));
     }
@@ -411,11 +434,11 @@ fn check_collinearity(xs: ArrayView2<f64>, features: &[String]) -> Result<(), Em
 /// Maps standardised-scale parameters to the raw scale:
 /// expert slope `b_j = s_y bs_j / s_j`, intercept `m_y + s_y (bs_0 - sum_j bs_j m_j / s_j)`,
 /// variance `s_y^2 vs`; gate slope `as_j / s_j`, intercept `as_0 - sum_j as_j m_j / s_j`.
-fn to_raw_model(p: &Params, sc: &Scaling, features: &[String]) -> Moe {
+fn to_raw_model(p: &Params, sc: &Scaling, features: &[String]) -> Result<Moe, EmError> {
     let gate = sc.x.coefficients_to_raw(&p.gate, 1.0, 0.0);
     let experts = sc.x.coefficients_to_raw(&p.experts, sc.y_sd, sc.y_mean);
     let variances = p.variances.mapv(|v| v * sc.y_sd * sc.y_sd);
-    Moe::new(features.to_vec(), gate, experts, variances).expect("EM keeps parameters finite and variances floored")
+    Moe::new(features.to_vec(), gate, experts, variances).map_err(|_| EmError::TooLarge(features.join(", ")))
 }
 
 /// The log-likelihood of standardised y shifted to raw y: `L_raw = L_std - n ln(s_y)`.

@@ -157,8 +157,11 @@ pub fn reduce(
     let large = LargeModel::new(locals, sizes, support)?;
     let (init, run, runs) = best_mm(&large, locals, sizes, settings);
     let first = finish(&large, run, locals, settings);
+    // The joint divergence compares models of the same K; with mixed K there is no screening.
+    let same_k = locals.iter().all(|m| m.k() == settings.k);
     let (scores, flagged) = match settings.outliers {
         OutlierPolicy::Keep => (Vec::new(), Vec::new()),
+        _ if !same_k => (Vec::new(), Vec::new()),
         OutlierPolicy::Flag | OutlierPolicy::Drop => {
             let scores: Vec<f64> = locals.iter().map(|m| joint_divergence(m, &first.0, support)).collect();
             let flagged = flag_outliers(&scores, settings.outlier_threshold);
@@ -231,7 +234,9 @@ pub fn flag_outliers(scores: &[f64], threshold: f64) -> Vec<usize> {
     };
     let med = median(&mut scores.to_vec());
     let mad = 1.4826 * median(&mut scores.iter().map(|s| (s - med).abs()).collect());
-    let cut = (med + threshold * mad).max(OUTLIER_MIN_RATIO * med);
+    // The absolute floor (1e-3 nats per point, negligible next to any real disagreement) keeps
+    // round-off from deciding when the models agree almost exactly.
+    let cut = (med + threshold * mad).max(OUTLIER_MIN_RATIO * med).max(1e-3);
     (0..scores.len()).filter(|&m| scores[m] > cut).collect()
 }
 

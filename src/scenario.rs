@@ -622,10 +622,39 @@ pub fn check(scenario: Scenario, file: &Path) -> Result<Checked, ScenarioError> 
     }
     let need = n_free_params(k, d);
     for (n_index, &n) in ns.iter().enumerate() {
-        let train = n - ((n as f64) * test_fraction(&s.data)).round() as usize;
+        let n_test = ((n as f64) * test_fraction(&s.data)).round() as usize;
+        if n_test == 0 || n_test >= n {
+            return Err(err(
+                "data.test_fraction",
+                format!(
+                    "with n = {n} it leaves {n_test} test rows and {} training rows; both must be at least 1",
+                    n - n_test.min(n)
+                ),
+            ));
+        }
+        let train = n - n_test;
+        if let Some(levels) = categories
+            && train < need * levels
+        {
+            return Err(err(
+                "cluster.partition",
+                format!(
+                    "{train} training rows over {levels} machines cannot give each the {need} rows that K = {k} on d = {d} features needs"
+                ),
+            ));
+        }
         for &m in &machines {
             if categories.is_some() {
                 continue;
+            }
+            if m > train / need {
+                return Err(err(
+                    "cluster.machines",
+                    format!(
+                        "M = {m} is more machines than the {train} training rows (n = {n}) can give {need} rows each (K = {k} on d = {d} features): at most {}",
+                        train / need
+                    ),
+                ));
             }
             for rep in 0..s.repetitions {
                 let smallest = shard_blocks(s, train, m, n_index, rep).iter().map(|r| r.len()).min().unwrap_or(0);
@@ -655,6 +684,12 @@ pub fn check(scenario: Scenario, file: &Path) -> Result<Checked, ScenarioError> 
         return Err(err(
             "reduction",
             format!("expected max_iter >= 1 and tol >= 0, got {} and {}", s.reduction.max_iter, s.reduction.tol),
+        ));
+    }
+    if !(s.reduction.outlier_threshold.is_finite() && s.reduction.outlier_threshold > 0.0) {
+        return Err(err(
+            "reduction.outlier_threshold",
+            format!("expected a number > 0, got {}", s.reduction.outlier_threshold),
         ));
     }
     s.cost_model.validate().map_err(|m| err("cost_model", m))?;
@@ -720,6 +755,8 @@ pub fn reduction_settings(s: &Scenario, k: usize) -> ReductionSettings {
         max_iter: s.reduction.max_iter,
         tol: s.reduction.tol,
         seed: s.seed,
+        outliers: s.reduction.outliers,
+        outlier_threshold: s.reduction.outlier_threshold,
         ..ReductionSettings::default()
     }
 }

@@ -337,6 +337,7 @@ fn cell_task(
     };
     let label = format!("cell {} rep {rep}: M = {}, n = {}, {}", cell.index, shards.len(), cell.n, net.label());
     opts.progress.started(task, &label, shards.len());
+    let machines = shards.len();
     let data = Arc::new(ds.train.with_shards(shards));
     let config = ClusterConfig {
         em: scenario::em_settings(s, checked.k),
@@ -355,7 +356,7 @@ fn cell_task(
     let progress = opts.progress.clone();
     let on_report: Arc<dyn Fn() + Send + Sync> = Arc::new(move || progress.machine_done(task));
     let out = cluster::run(data, checked.features.clone(), checked.target.clone(), &config, None, Some(on_report))
-        .map_err(|e| format!("cell {} (M = {}, n = {}), repetition {rep}: {e}", cell.index, cell.machines, cell.n))?;
+        .map_err(|e| format!("cell {} (M = {}, n = {}), repetition {rep}: {e}", cell.index, machines, cell.n))?;
     let r = &out.record;
     opts.progress.finished(
         task,

@@ -93,3 +93,13 @@ fn out_of_range_setting_is_an_error_naming_it() {
     .unwrap_err();
     assert!(e.to_string().contains("setting `restarts`: expected at least 1, got 0"), "{e}");
 }
+
+#[test]
+fn values_too_large_to_standardise_are_an_error() {
+    let (_, data) = problem(2, 2, 500, 11);
+    let y = data.y.mapv(|v| v * 1e160);
+    assert_eq!(fit_err(&data.x, &y, &names(2), 2), EmError::TooLarge("y".into()));
+    let mut x = data.x.clone();
+    x.column_mut(0).mapv_inplace(|v| v * 1e160);
+    assert_eq!(fit_err(&x, &data.y, &names(2), 2), EmError::TooLarge("x1".into()));
+}

@@ -300,7 +300,10 @@ fn shards_too_small_for_the_model_are_an_error() {
     let dir = workdir("small_shards");
     let data = category_csv(&dir);
     let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "3", "--machines", "100"]);
-    assert_user_error(&out, "machine 1 gets 8 rows, but K = 3 on d = 1 features has 13 free parameters");
+    assert_user_error(
+        &out,
+        "--machines 100: 720 training rows can give at most 55 machines the 13 rows each that K = 3 on d = 1 features needs",
+    );
 }
 
 #[test]

@@ -200,3 +200,21 @@ fn unequal_shards_reach_the_machines() {
         assert!((l - *r as f64 / 4800.0).abs() < 1e-12, "lambda_m = N_m / N");
     }
 }
+
+#[test]
+fn the_scenario_outlier_policy_reaches_the_reduction() {
+    let dir = workdir("outlier_policy");
+    for (policy, screened) in [("keep", false), ("flag", true)] {
+        let out_dir = dir.join(policy);
+        let set = format!("reduction.outliers=\"{policy}\"");
+        let out = run_quickstart(
+            &out_dir,
+            &["--set", "cluster.machines=[4]", "--set", &set, "--set", "estimators=[\"reduction\"]"],
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join("records/cell-0-rep-0.json")).unwrap()).unwrap();
+        let scored = rec["machines"].as_array().unwrap().iter().all(|m| m["outlier_score"].is_f64());
+        assert_eq!(scored, screened, "outliers = {policy}: machines scored = {scored}");
+    }
+}

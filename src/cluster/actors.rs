@@ -82,16 +82,29 @@ impl Handler<FitJob> for FitWorker {
     fn handle(&mut self, job: FitJob, _: &mut SyncContext<Self>) {
         let t0 = crate::cputime::thread_cpu_seconds();
         let d = &job.inputs;
-        let result = distributed::local_fit(
-            job.machine,
-            d.data.shard_x(job.machine),
-            d.data.shard_y(job.machine),
-            &d.features,
-            &d.target,
-            &d.em,
-            job.support,
-            d.seed,
-        );
+        // A panic must not kill the worker silently (the server would wait for ever): it becomes
+        // this machine's error.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            distributed::local_fit(
+                job.machine,
+                d.data.shard_x(job.machine),
+                d.data.shard_y(job.machine),
+                &d.features,
+                &d.target,
+                &d.em,
+                job.support,
+                d.seed,
+            )
+        }))
+        .unwrap_or_else(|panic| {
+            let what =
+                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            Err(LocalFitError {
+                machine: job.machine,
+                rows: d.data.shard_y(job.machine).len(),
+                source: crate::em::EmError::Internal(what.unwrap_or_else(|| "unknown panic".into())),
+            })
+        });
         let spent = crate::cputime::thread_cpu_seconds() - t0;
         self.busy.lock().expect("no worker panics while holding the lock")[self.slot] += spent;
         job.reply_to.do_send(FitDone(result));

@@ -159,6 +159,9 @@ pub fn run(
 ) -> Result<RunOutcome, ClusterError> {
     config.validate()?;
     let m = data.shards.len();
+    if m == 0 {
+        return Err(ClusterError::Setting("the data gives no machine any rows: there is nothing to fit".into()));
+    }
     let draws = config.machines.draw(m, config.seed, &config.stream);
     let inputs =
         Arc::new(FitInputs { data: data.clone(), features, target, em: config.em.clone(), seed: config.fit_seed });
