@@ -1,20 +1,12 @@
 //! The command line, run as a user would: simulate -> fit -> predict, and every bad-input case
 //! ending with its message, exit code 2 and no output file.
 
+mod common;
+
+use common::{dmoe, workdir};
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn dmoe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dmoe")).args(args).output().expect("the binary runs")
-}
-
-/// A fresh folder for one test under cargo's per-target temporary directory.
-fn workdir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use std::process::Output;
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()

@@ -3,19 +3,12 @@
 //! with its message on rank 0 instead of a hang. CI runs these with 4 oversubscribed ranks.
 #![cfg(feature = "mpi")]
 
+mod common;
+
+use common::{dmoe, workdir};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn dmoe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dmoe")).args(args).output().expect("the binary runs")
-}
 
 /// `mpirun -np ranks --oversubscribe dmoe ARGS`, allowed to run as root (CI does).
 fn mpirun(ranks: usize, args: &[&str]) -> Output {
@@ -116,29 +109,32 @@ fn write_parts(dir: &Path, data: &Path, rows_per_part: &[usize]) {
     }
 }
 
+/// Writes `part-R.csv` files with the given row counts, then runs a 4-rank fit on them.
+fn fit_parts(dir: &Path, rows_per_part: &[usize], out: &Path) -> Output {
+    let data = simulate(dir, 12_000);
+    write_parts(dir, &data, rows_per_part);
+    let pattern = dir.join("part-{rank}.csv");
+    let args = [
+        "fit",
+        "--backend",
+        "mpi",
+        "--data",
+        pattern.to_str().unwrap(),
+        "--target",
+        "y",
+        "--k",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    mpirun(rows_per_part.len(), &args)
+}
+
 #[test]
 fn mpi_ranks_read_their_own_files() {
     let dir = workdir("mpi_parts");
-    let data = simulate(&dir, 12_000);
-    write_parts(&dir, &data, &[3000, 3000, 3000, 3000]);
-    let pattern = dir.join("part-{rank}.csv");
     let out_path = dir.join("parts.json");
-    let out = mpirun(
-        4,
-        &[
-            "fit",
-            "--backend",
-            "mpi",
-            "--data",
-            pattern.to_str().unwrap(),
-            "--target",
-            "y",
-            "--k",
-            "3",
-            "--out",
-            out_path.to_str().unwrap(),
-        ],
-    );
+    let out = fit_parts(&dir, &[3000, 3000, 3000, 3000], &out_path);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("4 ranks, 12000 rows"));
     assert_eq!(dmoe::model::Moe::load(&out_path).unwrap().k(), 3);
@@ -147,26 +143,8 @@ fn mpi_ranks_read_their_own_files() {
 #[test]
 fn a_failing_rank_ends_the_job_with_its_message_on_rank_0() {
     let dir = workdir("mpi_fail");
-    let data = simulate(&dir, 12_000);
-    write_parts(&dir, &data, &[3000, 10, 3000, 3000]);
-    let pattern = dir.join("part-{rank}.csv");
     let out_path = dir.join("never.json");
-    let out = mpirun(
-        4,
-        &[
-            "fit",
-            "--backend",
-            "mpi",
-            "--data",
-            pattern.to_str().unwrap(),
-            "--target",
-            "y",
-            "--k",
-            "3",
-            "--out",
-            out_path.to_str().unwrap(),
-        ],
-    );
+    let out = fit_parts(&dir, &[3000, 10, 3000, 3000], &out_path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a rank with 10 rows must fail the job");
     assert!(
@@ -175,6 +153,7 @@ fn a_failing_rank_ends_the_job_with_its_message_on_rank_0() {
     );
     assert!(!out_path.exists());
     std::fs::remove_file(dir.join("part-2.csv")).unwrap();
+    let pattern = dir.join("part-{rank}.csv");
     let out = mpirun(4, &["fit", "--backend", "mpi", "--data", pattern.to_str().unwrap(), "--target", "y", "--k", "3"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

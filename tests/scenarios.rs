@@ -2,22 +2,15 @@
 //! its own message and writes nothing, quickstart runs end to end, and the model clock makes
 //! results.csv byte-identical across reruns and --jobs values.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn dmoe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dmoe")).args(args).output().expect("the binary runs")
-}
+use common::{dmoe, workdir};
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {

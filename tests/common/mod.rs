@@ -98,3 +98,16 @@ pub fn local_reports(
         })
         .collect()
 }
+
+/// Runs the dmoe binary with `args`.
+pub fn dmoe(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dmoe")).args(args).output().expect("the binary runs")
+}
+
+/// A fresh folder for one test under cargo's per-target temporary directory.
+pub fn workdir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
