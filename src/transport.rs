@@ -188,8 +188,12 @@ pub struct Plan {
 pub fn summed_kl_cost(model: &Moe, reference: &Moe, xt: ArrayView2<f64>) -> Array2<f64> {
     let mu_m = xt.dot(&model.experts.t());
     let mu_r = xt.dot(&reference.experts.t());
+    let s = xt.nrows() as f64;
+    // sum_s c = S * (ln(s2_j/s2_k) + s2_k/s2_j - 1) / 2 + sum_s (mu_k - mu_j)^2 / (2 s2_j).
     Array2::from_shape_fn((reference.k(), model.k()), |(j, k)| {
-        (0..xt.nrows()).map(|s| expert_kl(mu_m[[s, k]], model.variances[k], mu_r[[s, j]], reference.variances[j])).sum()
+        let (s2k, s2j) = (model.variances[k], reference.variances[j]);
+        let squares: f64 = mu_m.column(k).iter().zip(mu_r.column(j).iter()).map(|(a, b)| (a - b) * (a - b)).sum();
+        0.5 * s * ((s2j / s2k).ln() + s2k / s2j - 1.0) + squares / (2.0 * s2j)
     })
 }
 
