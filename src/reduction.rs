@@ -361,12 +361,14 @@ fn update(large: &LargeModel, plan: &Plan, coef: &mut Array2<f64>, var: &mut Arr
     let (s_n, l_n, k_n) = (large.n_support(), large.n_experts(), plan.k);
     let mut mass = Array2::<f64>::zeros((s_n, k_n));
     let mut wmu = Array2::<f64>::zeros((s_n, k_n));
+    let (weights, means) =
+        (large.weights.as_slice().expect("standard layout"), large.means.as_slice().expect("standard layout"));
     for s in 0..s_n {
-        for l in 0..l_n {
-            let k = plan.target[s * l_n + l] as usize;
-            let w = large.weights[[s, l]];
-            mass[[s, k]] += w;
-            wmu[[s, k]] += w * large.means[[s, l]];
+        let row = s * l_n..(s + 1) * l_n;
+        let (mut m_row, mut w_row) = (mass.row_mut(s), wmu.row_mut(s));
+        for ((&k, &w), &mu) in plan.target[row.clone()].iter().zip(&weights[row.clone()]).zip(&means[row]) {
+            m_row[k as usize] += w;
+            w_row[k as usize] += w * mu;
         }
     }
     let grams = weighted_grams(large.xt.view(), mass.view());
@@ -381,11 +383,15 @@ fn update(large: &LargeModel, plan: &Plan, coef: &mut Array2<f64>, var: &mut Arr
     }
     let mu_k = large.xt.dot(&coef.t());
     let mut num = vec![0.0; k_n];
+    let variances = large.variances.as_slice().expect("contiguous");
     for s in 0..s_n {
-        for l in 0..l_n {
-            let k = plan.target[s * l_n + l] as usize;
-            let r = large.means[[s, l]] - mu_k[[s, k]];
-            num[k] += large.weights[[s, l]] * (large.variances[l] + r * r);
+        let row = s * l_n..(s + 1) * l_n;
+        let mus = mu_k.row(s);
+        for (((&k, &w), &mu), &v) in
+            plan.target[row.clone()].iter().zip(&weights[row.clone()]).zip(&means[row]).zip(variances)
+        {
+            let r = mu - mus[k as usize];
+            num[k as usize] += w * (v + r * r);
         }
     }
     let mut costly: Vec<usize> = (0..l_n).collect();

@@ -127,22 +127,25 @@ impl LargeModel {
         let mut target = vec![0u32; s_n * l_n];
         let mut cost_by_expert = vec![0.0; l_n];
         let mut objective = 0.0;
+        let (weights, means) =
+            (self.weights.as_slice().expect("standard layout"), self.means.as_slice().expect("standard layout"));
         for s in 0..s_n {
             let mus = mu_k.row(s);
-            let (wrow, mrow) = (self.weights.row(s), self.means.row(s));
-            for l in 0..l_n {
-                let mu = mrow[l];
+            let mus = mus.as_slice().expect("standard layout");
+            let row = s * l_n..(s + 1) * l_n;
+            let (wrow, mrow, trow) = (&weights[row.clone()], &means[row.clone()], &mut target[row]);
+            for (l, ((&w, &mu), t)) in wrow.iter().zip(mrow).zip(trow.iter_mut()).enumerate() {
                 let cl = &constant[l * k_n..(l + 1) * k_n];
                 let mut best = (0usize, f64::INFINITY);
-                for k in 0..k_n {
-                    let r = mu - mus[k];
-                    let c = cl[k] + half_prec[k] * r * r;
+                for (k, ((&c0, &hp), &m)) in cl.iter().zip(&half_prec).zip(mus).enumerate() {
+                    let r = mu - m;
+                    let c = c0 + hp * r * r;
                     if c < best.1 {
                         best = (k, c);
                     }
                 }
-                target[s * l_n + l] = best.0 as u32;
-                let contribution = wrow[l] * best.1;
+                *t = best.0 as u32;
+                let contribution = w * best.1;
                 cost_by_expert[l] += contribution;
                 objective += contribution;
             }
@@ -209,17 +212,21 @@ pub fn joint_divergence(model: &Moe, reference: &Moe, x: ArrayView2<f64>) -> f64
     let log_pi = model.log_gate(x);
     let log_rho = reference.log_gate(x);
     let (mu_m, mu_r) = (model.expert_means(x), reference.expert_means(x));
+    let pi = log_pi.mapv(f64::exp);
+    // KL(N_k || N'_j) = c_kj + (mu_k - mu'_j)^2 / (2 s2'_j): the log of the variances once per pair.
     let cost = Array2::from_shape_fn((k_m, k_r), |(k, j)| {
-        (0..x.nrows())
-            .map(|s| {
-                let p = log_pi[[s, k]].exp();
-                if p == 0.0 {
-                    return 0.0;
-                }
-                let kl = expert_kl(mu_m[[s, k]], model.variances[k], mu_r[[s, j]], reference.variances[j]);
-                p * (log_pi[[s, k]] - log_rho[[s, j]] + kl)
-            })
-            .sum()
+        let (s2k, s2j) = (model.variances[k], reference.variances[j]);
+        let c = 0.5 * ((s2j / s2k).ln() + s2k / s2j - 1.0);
+        let half_prec = 0.5 / s2j;
+        let mut acc = 0.0;
+        for s in 0..x.nrows() {
+            let p = pi[[s, k]];
+            if p > 0.0 {
+                let r = mu_m[[s, k]] - mu_r[[s, j]];
+                acc += p * (log_pi[[s, k]] - log_rho[[s, j]] + c + half_prec * r * r);
+            }
+        }
+        acc
     });
     let square =
         Array2::from_shape_fn(
