@@ -131,3 +131,21 @@ fn flag_outliers_uses_a_robust_rule() {
     assert!(reduction::flag_outliers(&tight, 10.0).is_empty(), "3 x the median of a tight cluster is not an outlier");
     assert!(reduction::flag_outliers(&[0.1, 5.0], 10.0).is_empty(), "two machines: no majority to compare with");
 }
+
+#[test]
+fn joint_divergence_is_zero_up_to_labels_and_sees_experts_on_the_wrong_gates() {
+    let (sim, data) = problem(3, 2, 2_000, 12);
+    let (t, x) = (&sim.truth, data.x.view());
+    let d = dmoe::transport::joint_divergence;
+    assert!(d(t, t, x).abs() < 1e-12, "a model does not diverge from itself");
+    assert!(d(&t.permuted(&[2, 0, 1]), t, x).abs() < 1e-12, "relabelling changes nothing");
+    let mut swapped = t.clone();
+    let (e0, e1) = (swapped.experts.row(0).to_owned(), swapped.experts.row(2).to_owned());
+    swapped.experts.row_mut(0).assign(&e1);
+    swapped.experts.row_mut(2).assign(&e0);
+    let gap = d(&swapped, t, x);
+    assert!(gap > 1e-3, "experts attached to the wrong gates must cost something: {gap}");
+    // The transport objective alone cannot see it: the same set of experts transports at no cost.
+    let pool_swapped = dmoe::transport::LargeModel::new(&[&swapped], &[1], x).unwrap();
+    assert!(pool_swapped.divergence_to(t).abs() < 1e-12, "the transport plan ignores the gates");
+}
