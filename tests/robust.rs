@@ -43,7 +43,7 @@ fn stuck_fit(train: &dmoe::synthetic::SimData, bad: usize) -> Moe {
 }
 
 fn trial(seed: u64) -> Trial {
-    let (sim, all) = problem(3, 2, MACHINES * 3_000 + 10_000, 100 + seed);
+    let (_, all) = problem(3, 2, MACHINES * 3_000 + 10_000, 100 + seed);
     let n_train = MACHINES * 3_000;
     let pick = |r: std::ops::Range<usize>| dmoe::synthetic::SimData {
         x: all.x.slice(ndarray::s![r.clone(), ..]).to_owned(),
@@ -51,7 +51,6 @@ fn trial(seed: u64) -> Trial {
         z: all.z[r].to_vec(),
     };
     let (train, test) = (pick(0..n_train), pick(n_train..all.y.len()));
-    let _ = sim;
     let reports = local_reports(&train, MACHINES, 3, 2_000, seed);
     let sizes: Vec<usize> = reports.iter().map(|r| r.n).collect();
     let views: Vec<_> = reports.iter().map(|r| r.support.view()).collect();
