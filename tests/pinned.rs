@@ -1,0 +1,66 @@
+//! Results pinned across refactorings: with the model clock, `results.csv` of the shipped
+//! `quickstart` and `failures-deadline` scenarios must equal the copies in `tests/fixtures/pinned/`,
+//! written by commit 2f40fb6 (before the restructuring of issue #10). A change that moves a single bit
+//! of any estimate, score or virtual time fails here.
+//!
+//! The copies were written on x86-64 with AVX2 and FMA, where ndarray's matrix products take the FMA
+//! kernel. On such a CPU the comparison is byte for byte. Elsewhere the products round differently,
+//! so the test compares every number to 1e-6 relative instead (and every text field exactly).
+
+mod common;
+
+use common::{dmoe, workdir};
+use std::path::Path;
+
+fn byte_exact_cpu() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Runs a shipped scenario with the model clock and compares its results.csv with the pinned copy.
+fn assert_pinned(scenario: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out_dir = workdir(&format!("pinned-{scenario}")).join("out");
+    let file = root.join(format!("scenarios/{scenario}.toml"));
+    let out =
+        dmoe(&["run", file.to_str().unwrap(), "--clock", "model", "--quiet", "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{scenario}: {}", String::from_utf8_lossy(&out.stderr));
+    let got = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
+    let want = std::fs::read_to_string(root.join(format!("tests/fixtures/pinned/{scenario}-model-clock.csv"))).unwrap();
+    if byte_exact_cpu() {
+        assert!(got == want, "{scenario}: results.csv is not byte-identical to the pinned copy");
+        return;
+    }
+    let (got, want): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
+    assert_eq!(got.len(), want.len(), "{scenario}: row count");
+    for (line, (g, w)) in got.iter().zip(&want).enumerate() {
+        let (g, w): (Vec<&str>, Vec<&str>) = (g.split(',').collect(), w.split(',').collect());
+        assert_eq!(g.len(), w.len(), "{scenario}, line {}: field count", line + 1);
+        for (a, b) in g.iter().zip(&w) {
+            match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => assert!(
+                    (x - y).abs() <= 1e-6 * y.abs().max(1e-12),
+                    "{scenario}, line {}: {x} vs pinned {y}",
+                    line + 1
+                ),
+                _ => assert_eq!(a, b, "{scenario}, line {}", line + 1),
+            }
+        }
+    }
+}
+
+#[test]
+fn quickstart_results_match_the_pinned_copy() {
+    assert_pinned("quickstart");
+}
+
+#[test]
+fn failures_deadline_results_match_the_pinned_copy() {
+    assert_pinned("failures-deadline");
+}
