@@ -1,34 +1,23 @@
 //! dmoe: distributed learning of Mixtures of Experts (Chamroukhi & Pham, arXiv 2312.09877).
 //!
-//! The numeric core (`model`, `em`, `gate`, `linalg`, `kmeans`, `matching`, `information`) is plain
-//! functions on ndarray data: no actors, no files, no clocks beyond a fit's own CPU time. `data` and
-//! `synthetic` make data sets; `sharding` and `distributed` split a fit over machines; `cluster` is the
-//! actor simulator; `cli` and `bench` are the command line.
+//! The crate follows the pipeline of a distributed fit, one folder per stage:
+//! - `numeric`: the model, EM, and the mathematics shared by the reduction and the metrics;
+//! - `data`: CSV files, synthetic data, train/test split and machine shards;
+//! - `reduce`: the server's MM reduction, its outlier screening, and the baselines;
+//! - `distributed`: the protocol every front end shares (a machine's local fit, the server's
+//!   aggregation, scoring), and the MPI backend;
+//! - `cluster`: the actor simulator with its network, machines and clocks;
+//! - `study`: scenario files and the runner of their sweeps;
+//! - `report`: results.csv, run.json, plots and traces;
+//! - `cli`: the command line.
+//!
+//! Dependencies point one way, down this list. See `docs/README.md` for the map.
 
-pub mod baselines;
-pub mod bench;
 pub mod cli;
 pub mod cluster;
-pub mod cputime;
 pub mod data;
 pub mod distributed;
-pub mod em;
-pub mod gate;
-pub mod information;
-pub mod kmeans;
-pub mod linalg;
-pub mod matching;
-pub mod metrics;
-pub mod model;
-#[cfg(feature = "mpi")]
-pub mod mpi_backend;
-pub mod progress;
-pub mod reduction;
+pub mod numeric;
+pub mod reduce;
 pub mod report;
-pub mod rng;
-pub mod scaling;
-pub mod scenario;
-pub mod sharding;
 pub mod study;
-pub mod synthetic;
-pub mod transport;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{names, problem};
-use dmoe::em::{self, EmError, EmSettings};
+use dmoe::numeric::em::{self, EmError, EmSettings};
 use ndarray::{Array1, Array2, s};
 
 fn fit_err(x: &Array2<f64>, y: &Array1<f64>, names: &[String], k: usize) -> EmError {

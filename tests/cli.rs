@@ -49,9 +49,9 @@ fn simulate_fit_predict_end_to_end() {
     assert!(stdout.contains("log-likelihood") && stdout.contains("converged"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("column `z` is taken as the true component"));
     // The MLE is at least as likely as the truth on its own data.
-    let fitted = dmoe::model::Moe::load(&model).unwrap();
+    let fitted = dmoe::numeric::model::Moe::load(&model).unwrap();
     assert_eq!(fitted.features, vec!["x1", "x2"], "z is not a default feature");
-    let t = dmoe::model::Moe::load(&truth).unwrap();
+    let t = dmoe::numeric::model::Moe::load(&truth).unwrap();
     let ds = dmoe::data::load_dataset(&data, "y", None).unwrap();
     assert!(fitted.fit.as_ref().unwrap().loglik >= t.loglik(ds.x.view(), ds.y.view()));
     let out = dmoe(&["predict", "--model", s(&model), "--data", s(&data), "--out", s(&pred)]);
@@ -66,7 +66,7 @@ fn simulate_fit_predict_end_to_end() {
         let z: usize = dl.rsplit(',').next().unwrap().parse().unwrap();
         confusion[[z - 1, post - 1]] -= 1.0;
     }
-    let best = dmoe::matching::min_cost_assignment(&confusion);
+    let best = dmoe::numeric::matching::min_cost_assignment(&confusion);
     let agree: f64 = best.iter().enumerate().map(|(z, &c)| -confusion[[z, c]]).sum::<f64>() / 5000.0;
     // The best any rule can do is the true model's own posterior (the experts overlap).
     let bayes = t.posterior_components(ds.x.view(), ds.y.view());
@@ -256,8 +256,8 @@ fn fit_on_machines_compares_every_estimator() {
         red.split_whitespace().filter(|v| *v == "-").count() == 0,
         "simulated data with a truth: every metric: {red}"
     );
-    assert_eq!(dmoe::model::Moe::load(&reduced).unwrap().k(), 2);
-    assert_eq!(dmoe::model::Moe::load(&global).unwrap().k(), 2);
+    assert_eq!(dmoe::numeric::model::Moe::load(&reduced).unwrap().k(), 2);
+    assert_eq!(dmoe::numeric::model::Moe::load(&global).unwrap().k(), 2);
 }
 
 fn category_csv(dir: &std::path::Path) -> PathBuf {

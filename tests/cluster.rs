@@ -11,9 +11,9 @@ use dmoe::cluster::machines::Speed;
 use dmoe::cluster::network::Latency;
 use dmoe::cluster::record::{EventKind, RunRecord};
 use dmoe::cluster::{self, ClusterConfig, ClusterError, RunOutcome};
-use dmoe::em::EmSettings;
-use dmoe::reduction::ReductionSettings;
-use dmoe::sharding::{ShardedData, equal_blocks};
+use dmoe::data::sharding::{ShardedData, equal_blocks};
+use dmoe::numeric::em::EmSettings;
+use dmoe::reduce::ReductionSettings;
 
 fn sharded(n: usize, m: usize, seed: u64) -> Arc<ShardedData> {
     let (_, data) = problem(3, 2, n, seed);

@@ -4,11 +4,11 @@
 mod common;
 
 use common::{fit_checked, names, problem};
-use dmoe::em::EmSettings;
-use dmoe::gate;
-use dmoe::information::standard_errors;
-use dmoe::matching::align;
-use dmoe::model::Moe;
+use dmoe::numeric::em::EmSettings;
+use dmoe::numeric::gate;
+use dmoe::numeric::information::standard_errors;
+use dmoe::numeric::matching::align;
+use dmoe::numeric::model::Moe;
 use ndarray::{Array1, Array2, s};
 
 /// K = 3, d = 2, N = 20,000: after label matching, every parameter is within 4.5 standard errors of
@@ -152,7 +152,7 @@ fn gate_gradient_and_hessian_match_finite_differences() {
 #[test]
 fn gate_newton_converges_to_a_stationary_point() {
     let (sim, data) = problem(3, 2, 3_000, 8);
-    let xt = dmoe::linalg::with_intercept(data.x.view());
+    let xt = dmoe::numeric::linalg::with_intercept(data.x.view());
     let targets = sim.truth.posterior(data.x.view(), data.y.view());
     let (a, _) = gate::fit(xt.view(), targets.view(), &Array2::zeros((3, 3)), 50, 0.0);
     let pi = gate::log_probs(xt.view(), &a).mapv(f64::exp);

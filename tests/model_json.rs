@@ -3,8 +3,8 @@
 mod common;
 
 use common::{fit_checked, names, problem};
-use dmoe::em::EmSettings;
-use dmoe::model::Moe;
+use dmoe::numeric::em::EmSettings;
+use dmoe::numeric::model::Moe;
 
 #[test]
 fn model_json_round_trip_predicts_identically() {

@@ -41,7 +41,7 @@ fn simulate(dir: &Path, n: usize) -> PathBuf {
 }
 
 fn params(path: &Path) -> Vec<f64> {
-    dmoe::model::Moe::load(path).unwrap().param_vector().to_vec()
+    dmoe::numeric::model::Moe::load(path).unwrap().param_vector().to_vec()
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn mpi_ranks_read_their_own_files() {
     let out = fit_parts(&dir, &[3000, 3000, 3000, 3000], &out_path);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("4 ranks, 12000 rows"));
-    assert_eq!(dmoe::model::Moe::load(&out_path).unwrap().k(), 3);
+    assert_eq!(dmoe::numeric::model::Moe::load(&out_path).unwrap().k(), 3);
 }
 
 #[test]

@@ -28,8 +28,7 @@ fn assert_pinned(scenario: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out_dir = workdir(&format!("pinned-{scenario}")).join("out");
     let file = root.join(format!("scenarios/{scenario}.toml"));
-    let out =
-        dmoe(&["run", file.to_str().unwrap(), "--clock", "model", "--quiet", "--out", out_dir.to_str().unwrap()]);
+    let out = dmoe(&["run", file.to_str().unwrap(), "--clock", "model", "--quiet", "--out", out_dir.to_str().unwrap()]);
     assert!(out.status.success(), "{scenario}: {}", String::from_utf8_lossy(&out.stderr));
     let got = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
     let want = std::fs::read_to_string(root.join(format!("tests/fixtures/pinned/{scenario}-model-clock.csv"))).unwrap();

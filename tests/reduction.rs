@@ -6,11 +6,11 @@ mod common;
 
 use common::{assert_non_increasing, local_reports, problem, reduce_checked};
 use dmoe::distributed::{self, Estimate};
-use dmoe::matching::align;
-use dmoe::metrics;
-use dmoe::model::Moe;
-use dmoe::reduction::{self, ReductionSettings};
-use dmoe::transport::LargeModel;
+use dmoe::numeric::matching::align;
+use dmoe::numeric::metrics;
+use dmoe::numeric::model::Moe;
+use dmoe::numeric::transport::LargeModel;
+use dmoe::reduce::{self, ReductionSettings};
 use ndarray::{Array1, Array2};
 use serde_json::Value;
 
@@ -39,7 +39,7 @@ fn mm_reproduces_the_exact_trace_of_test_vector_1() {
     let support = matrix(&v["support_x"]);
     let refs: Vec<&Moe> = locals.iter().collect();
     let large = LargeModel::new(&refs, &sizes, support.view()).unwrap();
-    let run = reduction::mm(&large, locals[0].experts.clone(), locals[0].variances.clone(), 100, 1e-12);
+    let run = reduce::mm(&large, locals[0].experts.clone(), locals[0].variances.clone(), 100, 1e-12);
     let e = &v["expected"];
     let trace: Vec<f64> = serde_json::from_value(e["objective_trace"].clone()).unwrap();
     assert_eq!(run.trace.len(), trace.len(), "iterations: {:?} vs {:?}", run.trace, trace);
@@ -60,7 +60,7 @@ fn mm_reproduces_the_exact_trace_of_test_vector_1() {
     for ((a, b), i) in targets.slice(ndarray::s![..3, ..]).iter().zip(first3.iter()).zip(0..) {
         close(*a, *b, 1e-9, &format!("gate target {i}"));
     }
-    let gate = reduction::fit_gate(&large, &run.plan, 200);
+    let gate = reduce::fit_gate(&large, &run.plan, 200);
     for ((a, b), i) in gate.iter().zip(matrix(&e["gate"]).iter()).zip(0..) {
         close(*a, *b, 1e-6, &format!("gate entry {i}"));
     }
@@ -138,8 +138,8 @@ fn reduction_is_consistent() {
 #[test]
 fn reduction_matches_the_global_fit_and_beats_the_naive_average() {
     let (sim, data) = problem(3, 2, 100_000, 43);
-    let (train, test) = dmoe::sharding::train_test_split(100_000, 0.2, 43);
-    let pick = |rows: &[usize]| dmoe::synthetic::SimData {
+    let (train, test) = dmoe::data::sharding::train_test_split(100_000, 0.2, 43);
+    let pick = |rows: &[usize]| dmoe::data::synthetic::SimData {
         x: data.x.select(ndarray::Axis(0), rows),
         y: data.y.select(ndarray::Axis(0), rows),
         z: rows.iter().map(|&r| data.z[r]).collect(),
@@ -154,7 +154,7 @@ fn reduction_matches_the_global_fit_and_beats_the_naive_average() {
         tr.x.view(),
         tr.y.view(),
         &common::names(2),
-        &dmoe::em::EmSettings { k: 3, ..Default::default() },
+        &dmoe::numeric::em::EmSettings { k: 3, ..Default::default() },
     );
     let s = |e: &Estimate| distributed::score(e, te.x.view(), te.y.view(), Some(&te.z), Some(&sim.truth));
     let red = s(&Estimate::Moe(Box::new(r.model.clone())));

@@ -9,8 +9,8 @@
 mod common;
 
 use common::{assert_non_increasing, local_reports, problem};
-use dmoe::model::Moe;
-use dmoe::reduction::{self, OutlierPolicy, ReductionSettings};
+use dmoe::numeric::model::Moe;
+use dmoe::reduce::{self, OutlierPolicy, ReductionSettings};
 
 const MACHINES: usize = 16;
 
@@ -26,11 +26,13 @@ struct Trial {
 
 /// Machine `bad`'s shard fitted with K = 2, then its first component split in two: a K = 3 model
 /// stuck with two true components merged.
-fn stuck_fit(train: &dmoe::synthetic::SimData, bad: usize) -> Moe {
-    let r = dmoe::sharding::equal_blocks(train.y.len(), MACHINES)[bad].clone();
+fn stuck_fit(train: &dmoe::data::synthetic::SimData, bad: usize) -> Moe {
+    let r = dmoe::data::sharding::equal_blocks(train.y.len(), MACHINES)[bad].clone();
     let x = train.x.slice(ndarray::s![r.clone(), ..]);
     let y = train.y.slice(ndarray::s![r]);
-    let k2 = common::fit_checked(x, y, &common::names(2), &dmoe::em::EmSettings { k: 2, ..Default::default() }).model;
+    let k2 =
+        common::fit_checked(x, y, &common::names(2), &dmoe::numeric::em::EmSettings { k: 2, ..Default::default() })
+            .model;
     let mut half = k2.gate.row(0).to_owned();
     half[0] += 0.5f64.ln();
     let gate = ndarray::stack![ndarray::Axis(0), half, half, k2.gate.row(1)];
@@ -45,7 +47,7 @@ fn stuck_fit(train: &dmoe::synthetic::SimData, bad: usize) -> Moe {
 fn trial(seed: u64) -> Trial {
     let (_, all) = problem(3, 2, MACHINES * 3_000 + 10_000, 100 + seed);
     let n_train = MACHINES * 3_000;
-    let pick = |r: std::ops::Range<usize>| dmoe::synthetic::SimData {
+    let pick = |r: std::ops::Range<usize>| dmoe::data::synthetic::SimData {
         x: all.x.slice(ndarray::s![r.clone(), ..]).to_owned(),
         y: all.y.slice(ndarray::s![r.clone()]).to_owned(),
         z: all.z[r].to_vec(),
@@ -61,13 +63,9 @@ fn trial(seed: u64) -> Trial {
     let mut dirty = clean.clone();
     dirty[bad] = &corrupted;
     let reduce = |locals: &[&Moe], outliers: OutlierPolicy| {
-        let r = reduction::reduce(
-            locals,
-            &sizes,
-            support.view(),
-            &ReductionSettings { k: 3, outliers, ..Default::default() },
-        )
-        .unwrap();
+        let r =
+            reduce::reduce(locals, &sizes, support.view(), &ReductionSettings { k: 3, outliers, ..Default::default() })
+                .unwrap();
         for (init, t) in &r.runs {
             assert_non_increasing(t, &format!("{init:?}"));
         }
@@ -125,17 +123,17 @@ fn a_corrupted_machine_is_flagged_and_dropped_over_20_trials() {
 #[test]
 fn flag_outliers_uses_a_robust_rule() {
     let scores = [0.05, 0.06, 0.055, 0.07, 0.05, 2.0, 0.065];
-    assert_eq!(reduction::flag_outliers(&scores, 10.0), vec![5]);
+    assert_eq!(reduce::flag_outliers(&scores, 10.0), vec![5]);
     let tight = [0.1, 0.1000001, 0.1000002, 0.0999999, 0.3];
-    assert!(reduction::flag_outliers(&tight, 10.0).is_empty(), "3 x the median of a tight cluster is not an outlier");
-    assert!(reduction::flag_outliers(&[0.1, 5.0], 10.0).is_empty(), "two machines: no majority to compare with");
+    assert!(reduce::flag_outliers(&tight, 10.0).is_empty(), "3 x the median of a tight cluster is not an outlier");
+    assert!(reduce::flag_outliers(&[0.1, 5.0], 10.0).is_empty(), "two machines: no majority to compare with");
 }
 
 #[test]
 fn joint_divergence_is_zero_up_to_labels_and_sees_experts_on_the_wrong_gates() {
     let (sim, data) = problem(3, 2, 2_000, 12);
     let (t, x) = (&sim.truth, data.x.view());
-    let d = dmoe::transport::joint_divergence;
+    let d = dmoe::numeric::transport::joint_divergence;
     assert!(d(t, t, x).abs() < 1e-12, "a model does not diverge from itself");
     assert!(d(&t.permuted(&[2, 0, 1]), t, x).abs() < 1e-12, "relabelling changes nothing");
     let mut swapped = t.clone();
@@ -145,6 +143,6 @@ fn joint_divergence_is_zero_up_to_labels_and_sees_experts_on_the_wrong_gates() {
     let gap = d(&swapped, t, x);
     assert!(gap > 1e-3, "experts attached to the wrong gates must cost something: {gap}");
     // The transport objective alone cannot see it: the same set of experts transports at no cost.
-    let pool_swapped = dmoe::transport::LargeModel::new(&[&swapped], &[1], x).unwrap();
+    let pool_swapped = dmoe::numeric::transport::LargeModel::new(&[&swapped], &[1], x).unwrap();
     assert!(pool_swapped.divergence_to(t).abs() < 1e-12, "the transport plan ignores the gates");
 }

@@ -10,9 +10,9 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::{ClusterError, RunOutcome};
+use crate::data::sharding::ShardedData;
 use crate::distributed::{self, LocalFitError, LocalReport};
-use crate::em::EmSettings;
-use crate::sharding::ShardedData;
+use crate::numeric::em::EmSettings;
 
 /// The shared, read-only inputs of a run's machines.
 pub struct FitInputs {
@@ -80,7 +80,7 @@ impl Handler<FitJob> for FitWorker {
     type Result = ();
 
     fn handle(&mut self, job: FitJob, _: &mut SyncContext<Self>) {
-        let t0 = crate::cputime::thread_cpu_seconds();
+        let t0 = crate::numeric::cputime::thread_cpu_seconds();
         let d = &job.inputs;
         // A panic must not kill the worker silently (the server would wait for ever): it becomes
         // this machine's error.
@@ -102,10 +102,10 @@ impl Handler<FitJob> for FitWorker {
             Err(LocalFitError {
                 machine: job.machine,
                 rows: d.data.shard_y(job.machine).len(),
-                source: crate::em::EmError::Internal(what.unwrap_or_else(|| "unknown panic".into())),
+                source: crate::numeric::em::EmError::Internal(what.unwrap_or_else(|| "unknown panic".into())),
             })
         });
-        let spent = crate::cputime::thread_cpu_seconds() - t0;
+        let spent = crate::numeric::cputime::thread_cpu_seconds() - t0;
         self.busy.lock().expect("no worker panics while holding the lock")[self.slot] += spent;
         job.reply_to.do_send(FitDone(result));
     }

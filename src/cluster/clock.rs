@@ -12,12 +12,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cputime::thread_cpu_seconds;
-use crate::em::{self, EmSettings};
-use crate::model::Moe;
-use crate::reduction::{self, ReductionSettings};
-use crate::rng;
-use crate::synthetic::{Simulator, TruthSpec};
+use crate::data::synthetic::{Simulator, TruthSpec};
+use crate::numeric::cputime::thread_cpu_seconds;
+use crate::numeric::em::{self, EmSettings};
+use crate::numeric::model::Moe;
+use crate::numeric::rng;
+use crate::reduce::{self, ReductionSettings};
 
 /// Constants of the model clock (defaults measured on a 2-core x86-64 development box, 2026).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +97,7 @@ pub fn calibrate() -> CostModel {
     let refs: Vec<&Moe> = locals.iter().collect();
     let support = sim.covariates.sample(s, &mut rng::stream(3, &[]));
     let t0 = thread_cpu_seconds();
-    let r = reduction::reduce(&refs, &vec![1; m], support.view(), &ReductionSettings { k, ..Default::default() })
+    let r = reduce::reduce(&refs, &vec![1; m], support.view(), &ReductionSettings { k, ..Default::default() })
         .expect("valid reduction");
     let secs = thread_cpu_seconds() - t0;
     let iterations: usize = r.runs.iter().map(|(_, t)| t.len() - 1).sum::<usize>().max(1);

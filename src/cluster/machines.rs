@@ -5,7 +5,7 @@ use rand::seq::SliceRandom;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-use crate::rng;
+use crate::numeric::rng;
 
 /// Speed distribution: a machine's compute time is its measured (or modelled) time times its factor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

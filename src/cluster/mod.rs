@@ -24,12 +24,12 @@ use self::clock::Clock;
 use self::machines::MachineModel;
 use self::network::NetworkModel;
 use self::record::{Event, EventKind, MachineRecord, NamedModel, RunRecord};
-use crate::cputime::thread_cpu_seconds;
+use crate::data::sharding::ShardedData;
 use crate::distributed::{self, Baseline, Estimate, LocalFitError, LocalReport};
-use crate::em::EmSettings;
-use crate::model::Moe;
-use crate::reduction::{ReductionError, ReductionSettings};
-use crate::sharding::ShardedData;
+use crate::numeric::cputime::thread_cpu_seconds;
+use crate::numeric::em::EmSettings;
+use crate::numeric::model::Moe;
+use crate::reduce::{ReductionError, ReductionSettings};
 
 /// Everything that defines a simulated run besides the data.
 #[derive(Debug, Clone, PartialEq)]

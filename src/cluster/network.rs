@@ -6,7 +6,7 @@ use rand::RngExt;
 use rand_distr::{Distribution, Exp, LogNormal, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::rng::Rng;
+use crate::numeric::rng::Rng;
 
 /// Attempts after which a message is delivered regardless (guards against loss close to 1).
 const MAX_ATTEMPTS: u32 = 1000;
@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn latency_draws_have_the_stated_location() {
-        let mut rng = crate::rng::stream(1, &[]);
+        let mut rng = crate::numeric::rng::stream(1, &[]);
         let n = 200_000;
         let mean = |l: &Latency, rng: &mut Rng| (0..n).map(|_| l.draw(rng)).sum::<f64>() / n as f64;
         assert!((mean(&Latency::Constant { seconds: 0.3 }, &mut rng) - 0.3).abs() < 1e-9);
@@ -171,7 +171,7 @@ mod tests {
             loss: 0.5,
             retransmit_after: 1.0,
         };
-        let mut rng = crate::rng::stream(2, &[]);
+        let mut rng = crate::numeric::rng::stream(2, &[]);
         let d: Vec<Delivery> = (0..20_000).map(|_| net.deliver(500_000, &mut rng)).collect();
         for x in &d {
             assert!((x.seconds - (0.51 + (x.attempts - 1) as f64)).abs() < 1e-12);

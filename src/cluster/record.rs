@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Moe;
-use crate::reduction::Init;
+use crate::numeric::model::Moe;
+use crate::reduce::Init;
 
 /// Kind of a timeline event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

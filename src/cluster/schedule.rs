@@ -5,7 +5,7 @@
 use super::clock::Clock;
 use super::network::{Delivery, NetworkModel};
 use crate::distributed::LocalReport;
-use crate::rng;
+use crate::numeric::rng;
 
 /// Bytes of a report message, from what it carries: 8 per number for the model (gate rows 1..K-1,
 /// experts, variances), N_m, CPU time and iteration count, the support rows (d numbers each), plus 8

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::cluster::record::{EventKind, RunRecord};
-use crate::scenario::Checked;
+use crate::study::scenario::Checked;
 use crate::study::{ResultRow, StudyOutput};
 
 /// Column names of results.csv, in order.

@@ -11,7 +11,7 @@ use plotters::coord::Shift;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
-use crate::scenario::Checked;
+use crate::study::scenario::Checked;
 use crate::study::{CellRun, ResultRow, StudyOutput};
 
 const SIZE: (u32, u32) = (800, 600);
@@ -472,7 +472,7 @@ pub fn write_all(dir: &Path, checked: &Checked, out: &StudyOutput) -> Result<(),
     }
     // Bar labels name only what varies across cells; a network by its name up to any parenthesis.
     let varies =
-        |f: &dyn Fn(&crate::scenario::Cell) -> usize| checked.cells.iter().any(|c| f(c) != f(&checked.cells[0]));
+        |f: &dyn Fn(&crate::study::scenario::Cell) -> usize| checked.cells.iter().any(|c| f(c) != f(&checked.cells[0]));
     let (vary_m, vary_n, vary_net) = (varies(&|c| c.machines), varies(&|c| c.n), varies(&|c| c.network));
     let bars: Vec<(String, f64, f64, f64, Option<f64>)> = checked
         .cells

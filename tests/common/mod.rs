@@ -2,9 +2,9 @@
 //! which asserts that each run's log-likelihood trace never decreases.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use dmoe::em::{self, EmFit, EmSettings};
-use dmoe::rng;
-use dmoe::synthetic::{SimData, Simulator, TruthSpec};
+use dmoe::data::synthetic::{SimData, Simulator, TruthSpec};
+use dmoe::numeric::em::{self, EmFit, EmSettings};
+use dmoe::numeric::rng;
 use ndarray::{ArrayView1, ArrayView2};
 
 /// Relative slack allowed for round-off when checking that EM's log-likelihood never decreases.
@@ -61,12 +61,12 @@ pub fn assert_non_increasing(trace: &[f64], what: &str) {
 
 /// `reduction::reduce` with the non-increasing check on every MM run it made.
 pub fn reduce_checked(
-    locals: &[&dmoe::model::Moe],
+    locals: &[&dmoe::numeric::model::Moe],
     sizes: &[usize],
     support: ArrayView2<f64>,
-    settings: &dmoe::reduction::ReductionSettings,
-) -> dmoe::reduction::Reduction {
-    let r = dmoe::reduction::reduce(locals, sizes, support, settings).expect("reduction succeeds");
+    settings: &dmoe::reduce::ReductionSettings,
+) -> dmoe::reduce::Reduction {
+    let r = dmoe::reduce::reduce(locals, sizes, support, settings).expect("reduction succeeds");
     for (init, trace) in &r.runs {
         assert_non_increasing(trace, &format!("{init:?} start"));
     }
@@ -84,7 +84,7 @@ pub fn local_reports(
 ) -> Vec<dmoe::distributed::LocalReport> {
     let n = data.y.len();
     let settings = EmSettings { k, ..EmSettings::default() };
-    dmoe::sharding::equal_blocks(n, m)
+    dmoe::data::sharding::equal_blocks(n, m)
         .into_iter()
         .enumerate()
         .map(|(i, r)| {

@@ -6,8 +6,8 @@ use ndarray::{Array1, Array2};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 
-use crate::model::Moe;
-use crate::rng::{self, Rng};
+use crate::numeric::model::Moe;
+use crate::numeric::rng::{self, Rng};
 
 /// Spacing of the true experts' intercepts.
 const INTERCEPT_SPACING: f64 = 4.0;

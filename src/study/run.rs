@@ -10,19 +10,19 @@ use std::time::Instant;
 use ndarray::{Array1, Array2, Axis};
 use rand::RngExt;
 
-use crate::baselines::PooledMixture;
 use crate::cluster::clock::Clock;
 use crate::cluster::machines::MachineModel;
 use crate::cluster::record::{NamedModel, RunRecord};
 use crate::cluster::{self, ClusterConfig, GlobalFit};
+use crate::data::sharding::{self, Partition, ShardedData};
+use crate::data::synthetic::{Simulator, TruthSpec};
 use crate::data::{self, CsvFile};
 use crate::distributed::{self, Estimate, Scores};
-use crate::em;
-use crate::model::Moe;
-use crate::rng;
-use crate::scenario::{self, Cell, Checked, DataSpec, EstimatorName};
-use crate::sharding::{self, Partition, ShardedData};
-use crate::synthetic::{Simulator, TruthSpec};
+use crate::numeric::em;
+use crate::numeric::model::Moe;
+use crate::numeric::rng;
+use crate::reduce::baselines::PooledMixture;
+use crate::study::scenario::{self, Cell, Checked, DataSpec, EstimatorName};
 
 /// How progress is shown (shared with the actors, hence `Send + Sync`).
 pub trait Progress: Send + Sync {

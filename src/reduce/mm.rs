@@ -19,14 +19,14 @@
 
 use ndarray::{Array1, Array2, Axis, s};
 
-use crate::baselines;
-use crate::gate;
-use crate::kmeans;
-use crate::linalg::{spd_solve, weighted_grams, with_intercept};
-use crate::model::Moe;
-use crate::rng;
-use crate::scaling::ColumnScaling;
-use crate::transport::{LargeModel, Plan, PoolError, joint_divergence};
+use crate::numeric::gate;
+use crate::numeric::kmeans;
+use crate::numeric::linalg::{spd_solve, weighted_grams, with_intercept};
+use crate::numeric::model::Moe;
+use crate::numeric::rng;
+use crate::numeric::scaling::ColumnScaling;
+use crate::numeric::transport::{LargeModel, Plan, PoolError, joint_divergence};
+use crate::reduce::baselines;
 
 /// Relative ridge of the reduced experts' least-squares systems.
 const MM_RIDGE: f64 = 1e-12;

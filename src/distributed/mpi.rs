@@ -16,12 +16,12 @@ use mpi::traits::*;
 use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
+use crate::data::sharding::{self, Partition};
 use crate::data::{ColumnExpr, CsvFile, Dataset};
 use crate::distributed::{self, LocalReport};
-use crate::em::EmSettings;
-use crate::model::Moe;
-use crate::reduction::ReductionSettings;
-use crate::sharding::{self, Partition};
+use crate::numeric::em::EmSettings;
+use crate::numeric::model::Moe;
+use crate::reduce::ReductionSettings;
 
 /// What a `fit --backend mpi` run needs.
 pub struct MpiFit {
@@ -126,7 +126,7 @@ pub fn fit(f: &MpiFit) -> i32 {
         Ok(_) if sizes.contains(&-1) => Err("not fitted: another rank could not load its data".into()),
         Ok(Dataset { x, y, features, target, .. }) => {
             let n_total: usize = sizes.iter().map(|&s| s as usize).sum();
-            let need = crate::model::n_free_params(f.em.k, features.len());
+            let need = crate::numeric::model::n_free_params(f.em.k, features.len());
             if y.len() < need {
                 Err(format!(
                     "{} rows, but K = {} on d = {} features has {need} free parameters: use fewer ranks",
@@ -229,10 +229,10 @@ fn finish(f: &MpiFit, wires: Vec<Wire>, gather_s: f64, wall0: Instant) -> Result
             trace: Vec::new(),
         });
     }
-    let cpu0 = crate::cputime::thread_cpu_seconds();
+    let cpu0 = crate::numeric::cputime::thread_cpu_seconds();
     let t0 = Instant::now();
     let reduction = distributed::aggregate(&reports, &f.reduction).map_err(|e| format!("error: reduction: {e}"))?;
-    let (reduce_cpu, reduce_wall) = (crate::cputime::thread_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
+    let (reduce_cpu, reduce_wall) = (crate::numeric::cputime::thread_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
     let max_fit = reports.iter().map(|r| r.cpu_seconds).fold(0.0, f64::max);
     println!(
         "{} ranks, {} rows: slowest local fit {max_fit:.3} s CPU, gather {gather_s:.3} s, reduction {reduce_cpu:.3} s CPU; end to end {:.3} s",

@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use rand::RngExt;
 
-use crate::rng::Rng;
+use crate::numeric::rng::Rng;
 
 /// k-means++ seeding (Arthur & Vassilvitskii 2007): the first seed uniformly, each next one with
 /// probability proportional to the squared distance to the nearest seed so far. Returns k x dim.
@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn kmeans_separates_two_obvious_groups() {
         let pts = array![[0.0, 0.0], [0.1, 0.0], [10.0, 10.0], [10.1, 10.0], [0.0, 0.1]];
-        let mut rng = crate::rng::stream(3, &[]);
+        let mut rng = crate::numeric::rng::stream(3, &[]);
         let l = super::labels(pts.view(), 2, 10, 100, &mut rng);
         assert_eq!(l[0], l[1]);
         assert_eq!(l[0], l[4]);
@@ -123,7 +123,7 @@ mod subsample_tests {
             (5000, 2),
             |(i, j)| if i % 2 == 0 { 0.0 } else { 10.0 } + ((i * 31 + j) % 7) as f64 * 0.01,
         );
-        let mut rng = crate::rng::stream(5, &[]);
+        let mut rng = crate::numeric::rng::stream(5, &[]);
         let l = super::labels(pts.view(), 2, 10, 200, &mut rng);
         assert_eq!(l.len(), 5000);
         assert!(l.iter().step_by(2).all(|&v| v == l[0]));

@@ -3,16 +3,19 @@
 //! --machines`, the actor simulator and a real-cluster backend all call these, so they compute the
 //! same numbers from the same inputs.
 
+#[cfg(feature = "mpi")]
+pub mod mpi;
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, concatenate};
 use rand::RngExt;
 
-use crate::baselines::{self, PooledMixture};
-use crate::em::{self, EmError, EmSettings};
-use crate::metrics;
-use crate::model::Moe;
-use crate::reduction::{self, Reduction, ReductionError, ReductionSettings};
-use crate::rng;
-use crate::transport::PoolError;
+use crate::numeric::em::{self, EmError, EmSettings};
+use crate::numeric::metrics;
+use crate::numeric::model::Moe;
+use crate::numeric::rng;
+use crate::numeric::transport::PoolError;
+use crate::reduce::baselines::{self, PooledMixture};
+use crate::reduce::{self, Reduction, ReductionError, ReductionSettings};
 
 /// What a machine sends to the server after its fit.
 #[derive(Debug, Clone)]
@@ -57,7 +60,7 @@ pub fn support_count(total: usize, n_m: usize, n: usize) -> usize {
 /// Checks, before any fit, that every shard has at least as many rows as a K-component model on d
 /// features has free parameters; the error names the first machine that is too small.
 pub fn check_shard_sizes(sizes: &[usize], k: usize, d: usize) -> Result<(), String> {
-    let need = crate::model::n_free_params(k, d);
+    let need = crate::numeric::model::n_free_params(k, d);
     match sizes.iter().position(|&n| n < need) {
         Some(m) => Err(format!(
             "machine {} gets {} rows, but K = {k} on d = {d} features has {need} free parameters: use fewer machines, a smaller K or more data",
@@ -116,7 +119,7 @@ pub fn aggregate(reports: &[LocalReport], settings: &ReductionSettings) -> Resul
     let sizes: Vec<usize> = reports.iter().map(|r| r.n).collect();
     let views: Vec<ArrayView2<f64>> = reports.iter().map(|r| r.support.view()).collect();
     let support = concatenate(Axis(0), &views).expect("support rows share the feature count");
-    reduction::reduce(&locals, &sizes, support.view(), settings)
+    reduce::reduce(&locals, &sizes, support.view(), settings)
 }
 
 /// A fitted estimator to compare.
@@ -192,8 +195,9 @@ pub fn baselines(reports: &[LocalReport], reduction: &Reduction, which: &[Baseli
                 let idx = if s > MEDIAN_SUPPORT {
                     let rows: Vec<usize> = (0..MEDIAN_SUPPORT).map(|i| i * s / MEDIAN_SUPPORT).collect();
                     let x = large.xt.select(Axis(0), &rows);
-                    let sub = crate::transport::LargeModel::new(&locals, &sizes, x.slice(ndarray::s![.., 1..]))
-                        .expect("the same models pool on fewer points");
+                    let sub =
+                        crate::numeric::transport::LargeModel::new(&locals, &sizes, x.slice(ndarray::s![.., 1..]))
+                            .expect("the same models pool on fewer points");
                     baselines::median_index(&sub, &locals)
                 } else {
                     baselines::median_index(large, &locals)

@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::clock::{Clock, CostModel};
 use crate::cluster::machines::{MachineModel, Speed};
 use crate::cluster::network::{Latency, NetworkModel};
+use crate::data::sharding::ShardSizes;
 use crate::data::{ColumnExpr, CsvFile};
 use crate::distributed::Baseline;
-use crate::em::EmSettings;
-use crate::model::n_free_params;
-use crate::reduction::{OutlierPolicy, ReductionSettings};
-use crate::sharding::ShardSizes;
+use crate::numeric::em::EmSettings;
+use crate::numeric::model::n_free_params;
+use crate::reduce::{OutlierPolicy, ReductionSettings};
 
 /// One value or a list of values (a sweep field).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -504,7 +504,7 @@ pub fn check(scenario: Scenario, file: &Path) -> Result<Checked, ScenarioError> 
             }
             let truth_path = truth.as_ref().map(|t| dir.join(t));
             if let Some(tp) = &truth_path {
-                let t = crate::model::Moe::load(tp).map_err(|e| err("data.truth", e.to_string()))?;
+                let t = crate::numeric::model::Moe::load(tp).map_err(|e| err("data.truth", e.to_string()))?;
                 if t.k() != *k || t.d() != *d {
                     return Err(err(
                         "data.truth",
@@ -731,8 +731,8 @@ pub fn shard_blocks(
     n_index: usize,
     rep: usize,
 ) -> Vec<std::ops::Range<usize>> {
-    let mut rng = crate::rng::stream(s.seed, &[rep as u64, n_index as u64, machines as u64, 14]);
-    crate::sharding::blocks(n_train, machines, &s.cluster.shard_sizes, &mut rng)
+    let mut rng = crate::numeric::rng::stream(s.seed, &[rep as u64, n_index as u64, machines as u64, 14]);
+    crate::data::sharding::blocks(n_train, machines, &s.cluster.shard_sizes, &mut rng)
 }
 
 /// The EM settings of a scenario for K components.

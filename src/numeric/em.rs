@@ -13,13 +13,13 @@
 //! k-means++ seeds alone (more diverse). Purely random labels are not used: with many rows they give
 //! every expert the same global regression, i.e. no start at all.
 
-use crate::cputime::thread_cpu_seconds;
-use crate::gate;
-use crate::kmeans;
-use crate::linalg::{log_sum_exp_rows, spd_solve, weighted_grams, with_intercept};
-use crate::model::{FitSummary, Moe, add_log_normal, n_free_params};
-use crate::rng;
-use crate::scaling::ColumnScaling;
+use crate::numeric::cputime::thread_cpu_seconds;
+use crate::numeric::gate;
+use crate::numeric::kmeans;
+use crate::numeric::linalg::{log_sum_exp_rows, spd_solve, weighted_grams, with_intercept};
+use crate::numeric::model::{FitSummary, Moe, add_log_normal, n_free_params};
+use crate::numeric::rng;
+use crate::numeric::scaling::ColumnScaling;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 /// Relative ridge on the experts' weighted Gram matrices (keeps an almost empty expert solvable).

@@ -2,9 +2,9 @@
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
-use crate::matching::{align, min_cost_assignment};
-use crate::model::Moe;
-use crate::transport::LargeModel;
+use crate::numeric::matching::{align, min_cost_assignment};
+use crate::numeric::model::Moe;
+use crate::numeric::transport::LargeModel;
 
 /// Relative prediction error `RPE = sum_i (y_i - yhat_i)^2 / sum_i y_i^2`.
 pub fn rpe(y: ArrayView1<f64>, yhat: ArrayView1<f64>) -> f64 {

@@ -10,10 +10,10 @@
 
 use clap::Args;
 
-use crate::cputime::thread_cpu_seconds;
-use crate::em::{self, EmSettings};
-use crate::rng;
-use crate::synthetic::{Simulator, TruthSpec};
+use crate::data::synthetic::{Simulator, TruthSpec};
+use crate::numeric::cputime::thread_cpu_seconds;
+use crate::numeric::em::{self, EmSettings};
+use crate::numeric::rng;
 
 /// Options of `dmoe bench`.
 #[derive(Debug, Args)]
@@ -134,14 +134,14 @@ fn run_reduction(a: &BenchArgs) -> Result<(), String> {
         "{:>5} {:>6} {:>6} {:>11} {:>9} {:>15} {:>12}",
         "M", "M*K", "S", "reduce_s", "MM_iters", "start", "/ local fit"
     );
-    let rs = crate::reduction::ReductionSettings { k, ..Default::default() };
+    let rs = crate::reduce::ReductionSettings { k, ..Default::default() };
     for &m in &a.machines {
-        let refs: Vec<&crate::model::Moe> = locals[..m].iter().collect();
+        let refs: Vec<&crate::numeric::model::Moe> = locals[..m].iter().collect();
         let sizes = vec![shard; m];
         for &s in &a.support {
             let support = sim.covariates.sample(s, &mut rng::stream(2, &[s as u64]));
             let t0 = thread_cpu_seconds();
-            let r = crate::reduction::reduce(&refs, &sizes, support.view(), &rs).map_err(|e| e.to_string())?;
+            let r = crate::reduce::reduce(&refs, &sizes, support.view(), &rs).map_err(|e| e.to_string())?;
             let t = thread_cpu_seconds() - t0;
             let iters: usize = r.runs.iter().map(|(_, tr)| tr.len() - 1).sum();
             println!(
@@ -173,7 +173,7 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
     let (x, y) = (data.x, data.y);
     let mut config = ClusterConfig::new(
         EmSettings { k, ..EmSettings::default() },
-        crate::reduction::ReductionSettings { k, ..Default::default() },
+        crate::reduce::ReductionSettings { k, ..Default::default() },
         2000,
         1,
     );
@@ -181,7 +181,7 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
         config.threads = t;
     }
     config.baselines.clear(); // the server's time is then the reduction's alone
-    let data = crate::sharding::ShardedData::new(x, y, None, Vec::new());
+    let data = crate::data::sharding::ShardedData::new(x, y, None, Vec::new());
     println!(
         "N = {n}, K = {k}, d = {d}, {} worker threads, data set {:.1} MB",
         config.threads,
@@ -194,7 +194,7 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
         "M", "wall_s", "fit_cpu_s", "fit/threads", "server_s", "overhead", "packing", "messaging", "threads", "peak_MB"
     );
     for &m in &a.machines {
-        let blocks = crate::sharding::equal_blocks(n, m);
+        let blocks = crate::data::sharding::equal_blocks(n, m);
         crate::distributed::check_shard_sizes(&blocks.iter().map(|r| r.len()).collect::<Vec<_>>(), k, d)?;
         let shared = std::sync::Arc::new(data.with_shards(blocks));
         let out = cluster::run(shared, sim.truth.features.clone(), "y".into(), &config, None, None)

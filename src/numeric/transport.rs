@@ -8,8 +8,8 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use crate::linalg::with_intercept;
-use crate::model::Moe;
+use crate::numeric::linalg::with_intercept;
+use crate::numeric::model::Moe;
 
 /// Why a set of local models cannot be pooled.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -235,7 +235,7 @@ pub fn joint_divergence(model: &Moe, reference: &Moe, x: ArrayView2<f64>) -> f64
                 if k < k_m && j < k_r { cost[[k, j]] } else { 0.0 }
             },
         );
-    let assignment = crate::matching::min_cost_assignment(&square);
+    let assignment = crate::numeric::matching::min_cost_assignment(&square);
     let total: f64 = (0..k_m).map(|k| if assignment[k] < k_r { cost[[k, assignment[k]]] } else { 0.0 }).sum();
     total / x.nrows() as f64
 }

@@ -6,13 +6,19 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::data::synthetic::{Simulator, TruthSpec};
 use crate::data::{self, load_dataset, write_atomically};
 use crate::distributed::{self, Estimate};
-use crate::em::{self, EmSettings};
-use crate::model::Moe;
-use crate::reduction::{OutlierPolicy, ReductionSettings};
-use crate::synthetic::{Simulator, TruthSpec};
-use crate::{bench, cputime, information, report, rng, scenario, sharding, study};
+use crate::numeric::em::{self, EmSettings};
+use crate::numeric::model::Moe;
+use crate::reduce::{OutlierPolicy, ReductionSettings};
+pub mod bench;
+pub mod progress;
+
+use crate::data::sharding;
+use crate::numeric::{cputime, information, rng};
+use crate::study::scenario;
+use crate::{report, study};
 
 /// dmoe: learn a Mixture of Experts across a (simulated) cluster.
 #[derive(Debug, Parser)]
@@ -247,9 +253,9 @@ fn run(a: RunArgs) -> Result<(), String> {
     let progress: Arc<dyn study::Progress> = if a.quiet {
         Arc::new(study::Silent)
     } else if std::io::stderr().is_terminal() {
-        Arc::new(crate::progress::Bars::new(total))
+        Arc::new(crate::cli::progress::Bars::new(total))
     } else {
-        Arc::new(crate::progress::Lines::new(total))
+        Arc::new(crate::cli::progress::Lines::new(total))
     };
     let out = study::run(&checked, &study::StudyOptions { jobs: a.jobs, progress })
         .map_err(|e| format!("{}: {e}", a.file.display()))?;
@@ -400,7 +406,7 @@ fn fit_mpi(a: &FitArgs) -> ExitCode {
 #[cfg(feature = "mpi")]
 fn run_mpi(a: &FitArgs, partition: sharding::Partition) -> ExitCode {
     let outliers = outlier_policy(&a.outliers);
-    let code = crate::mpi_backend::fit(&crate::mpi_backend::MpiFit {
+    let code = crate::distributed::mpi::fit(&crate::distributed::mpi::MpiFit {
         data: a.data.display().to_string(),
         target: a.target.clone(),
         features: a.features.clone(),
@@ -471,7 +477,7 @@ fn fit_distributed(
             train.len()
         ));
     }
-    let need = crate::model::n_free_params(a.k, ds.features.len());
+    let need = crate::numeric::model::n_free_params(a.k, ds.features.len());
     if a.machines.is_some_and(|m| m > train.len() / need) {
         return Err(format!(
             "--machines {}: {} training rows can give at most {} machines the {need} rows each that K = {} on d = {} features needs",

@@ -15,7 +15,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, s};
 
-use crate::linalg::{log_sum_exp_rows, spd_solve, weighted_grams};
+use crate::numeric::linalg::{log_sum_exp_rows, spd_solve, weighted_grams};
 
 /// Relative ridge added to the negated Hessian before its Cholesky solve.
 const NEWTON_RIDGE: f64 = 1e-10;

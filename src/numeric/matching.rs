@@ -3,7 +3,7 @@
 
 use ndarray::Array2;
 
-use crate::model::Moe;
+use crate::numeric::model::Moe;
 
 /// Minimum-cost perfect assignment of a square cost matrix (Hungarian algorithm with potentials,
 /// O(n^3)). Returns `a` with `a[row] = column`.

@@ -7,7 +7,7 @@ use std::path::Path;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 use serde::{Deserialize, Serialize};
 
-use crate::linalg::log_sum_exp_rows;
+use crate::numeric::linalg::log_sum_exp_rows;
 
 /// `ln(2 pi)`, used by every Gaussian log-density.
 pub const LN_2PI: f64 = 1.837_877_066_409_345_3;

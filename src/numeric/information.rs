@@ -10,8 +10,8 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, s};
 
-use crate::linalg::{spd_solve, with_intercept};
-use crate::model::Moe;
+use crate::numeric::linalg::{spd_solve, with_intercept};
+use crate::numeric::model::Moe;
 
 /// Rows of scores accumulated at a time (bounds memory for large n).
 const BLOCK: usize = 4096;

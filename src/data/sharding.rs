@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 use rand::seq::SliceRandom;
 
-use crate::rng;
+use crate::numeric::rng;
 
 /// How training rows are divided among machines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub enum ShardSizes {
 
 /// Consecutive blocks covering `0..n`, one per machine, sized by `sizes` (lognormal weights drawn
 /// from `rng`, rounded by largest remainder so that they add up to n).
-pub fn blocks(n: usize, machines: usize, sizes: &ShardSizes, rng: &mut crate::rng::Rng) -> Vec<Range<usize>> {
+pub fn blocks(n: usize, machines: usize, sizes: &ShardSizes, rng: &mut crate::numeric::rng::Rng) -> Vec<Range<usize>> {
     let sigma = match sizes {
         ShardSizes::Equal => return equal_blocks(n, machines),
         ShardSizes::Lognormal { sigma } => *sigma,
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn lognormal_blocks_cover_every_row_and_vary() {
-        let mut rng = crate::rng::stream(4, &[]);
+        let mut rng = crate::numeric::rng::stream(4, &[]);
         let b = blocks(10_000, 16, &ShardSizes::Lognormal { sigma: 1.0 }, &mut rng);
         assert_eq!(b.len(), 16);
         assert_eq!(b.last().unwrap().end, 10_000);

@@ -4,10 +4,10 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use crate::linalg::log_sum_exp_rows;
-use crate::matching::min_cost_assignment;
-use crate::model::Moe;
-use crate::transport::{LargeModel, PoolError, summed_kl_cost};
+use crate::numeric::linalg::log_sum_exp_rows;
+use crate::numeric::matching::min_cost_assignment;
+use crate::numeric::model::Moe;
+use crate::numeric::transport::{LargeModel, PoolError, summed_kl_cost};
 
 /// Index of the median local model: the one with the smallest transport divergence from the large
 /// model, `R(f_W, f_m) = sum_m' lambda_m' R(f_m', f_m)`, i.e. the smallest size-weighted sum of

@@ -1,0 +1,17 @@
+//! The numeric core: the mixture of experts, its EM fit and the mathematics the reduction and the
+//! metrics share. Plain functions on ndarray data: no actor, clock, file or thread type appears here
+//! (a fit measures only its own thread CPU time). Every layer above calls into this one; nothing in it
+//! calls out. The formulas are in `docs/model.md`, `docs/em.md` and `docs/metrics.md`.
+
+pub mod cputime;
+pub mod em;
+pub mod gate;
+pub mod information;
+pub mod kmeans;
+pub mod linalg;
+pub mod matching;
+pub mod metrics;
+pub mod model;
+pub mod rng;
+pub mod scaling;
+pub mod transport;
