@@ -12,12 +12,46 @@
 //! - `cli`: the command line.
 //!
 //! Dependencies point one way, down this list. See `docs/README.md` for the map.
+//!
+//! Without default features (`default-features = false`) the crate is `numeric`, `data`, `reduce`
+//! and `distributed`; the features `simulator` (cluster, study), `plots` (report) and `cli` add the
+//! layers above.
+//!
+//! # Fitting a model
+//!
+//! ```
+//! use dmoe::{Dataset, MoeParams};
+//!
+//! // 2,000 rows from a known 2-component MoE on one covariate.
+//! let sim = dmoe::data::synthetic::Simulator::random(&dmoe::data::synthetic::TruthSpec {
+//!     k: 2, d: 1, separation: 1.0, seed: 7,
+//! })?;
+//! let rows = sim.sample(2_000, &mut dmoe::numeric::rng::stream(7, &[]));
+//! let data = Dataset::new(vec!["x1".into()], "y", rows.x, rows.y)?;
+//!
+//! let fitted = MoeParams::new(2).seed(3).check()?.fit(&data)?;
+//! assert!(fitted.summary.converged);
+//! let yhat = fitted.model.predict(data.x.view());
+//! assert_eq!(yhat.len(), 2_000);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod api;
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "simulator")]
 pub mod cluster;
 pub mod data;
 pub mod distributed;
 pub mod numeric;
 pub mod reduce;
+#[cfg(feature = "plots")]
 pub mod report;
+#[cfg(feature = "simulator")]
 pub mod study;
+
+pub use api::{Error, MoeParams, ValidMoeParams};
+pub use data::{Dataset, load_dataset};
+pub use numeric::em::FittedMoe;
+pub use numeric::model::{FitSummary, Moe};
+pub use reduce::{Reduction, ReductionSettings, reduce};

@@ -354,7 +354,7 @@ fn fit(a: FitArgs) -> Result<(), String> {
     let fitted = em::fit(ds.x.view(), ds.y.view(), &ds.features, &ds.target, &settings)
         .map_err(|e| format!("{}: {e}", a.data.display()))?;
     let model = &fitted.model;
-    let s = model.fit.as_ref().expect("a fitted model has a summary");
+    let s = &fitted.summary;
     println!("fitted K = {} on {} rows: {} ~ {}", model.k(), s.n, ds.target, ds.features.join(" + "));
     println!("log-likelihood  {:.4} ({:.6} per row)", s.loglik, s.loglik / s.n as f64);
     println!(
@@ -533,7 +533,7 @@ fn fit_distributed(
     let max_local = reports.iter().map(|r| r.cpu_seconds).fold(0.0, f64::max);
     let total_local: f64 = reports.iter().map(|r| r.cpu_seconds).sum();
     let converged = reports.iter().filter(|r| r.converged).count();
-    let global_cpu = global.model.fit.as_ref().map_or(0.0, |s| s.cpu_seconds);
+    let global_cpu = global.summary.cpu_seconds;
     println!(
         "{} machines ({} partition), {} training rows, {} test rows, {} supporting points",
         sizes.len(),

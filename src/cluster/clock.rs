@@ -83,7 +83,7 @@ pub fn calibrate() -> CostModel {
         let s = EmSettings { k, restarts: 1, warmup_iter: 0, max_iter: 30, tol: 0.0, ..EmSettings::default() };
         let t0 = thread_cpu_seconds();
         let fit = em::fit(data.x.view(), data.y.view(), &sim.truth.features, "y", &s).expect("synthetic data fits");
-        let it = fit.model.fit.expect("summary").total_iterations;
+        let it = fit.summary.total_iterations;
         (thread_cpu_seconds() - t0) / (n * it * k) as f64 // seconds per row x iteration x component
     };
     let (small, large) = (em_rate(3, 2), em_rate(5, 20));

@@ -245,6 +245,20 @@ pub struct Dataset {
     pub labels: Option<Vec<usize>>,
 }
 
+impl Dataset {
+    /// A data set from arrays: one name per column of `x`, one response per row. No true labels.
+    pub fn new(features: Vec<String>, target: &str, x: Array2<f64>, y: Array1<f64>) -> Result<Dataset, DataError> {
+        let shape = |message: String| DataError::Format { path: "(arrays)".into(), message };
+        if features.len() != x.ncols() {
+            return Err(shape(format!("{} feature names for {} columns of x", features.len(), x.ncols())));
+        }
+        if y.len() != x.nrows() {
+            return Err(shape(format!("{} responses for {} rows of x", y.len(), x.nrows())));
+        }
+        Ok(Dataset { features, target: target.to_string(), x, y, labels: None })
+    }
+}
+
 /// Loads `target` and `features` (default: [`CsvFile::default_features`]) from a CSV file.
 pub fn load_dataset(path: &Path, target: &str, features: Option<&[String]>) -> Result<Dataset, DataError> {
     let file = CsvFile::open(path)?;

@@ -97,7 +97,7 @@ pub fn local_fit(
     })?;
     let rows = rand::seq::index::sample(&mut rng::stream(seed, &[2, machine as u64]), y.len(), support.min(y.len()))
         .into_vec();
-    let summary = fit.model.fit.clone().expect("a fitted model has a summary");
+    let summary = fit.summary.clone();
     Ok(LocalReport {
         machine,
         support: x.select(Axis(0), &rows),

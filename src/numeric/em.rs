@@ -124,9 +124,11 @@ pub enum EmError {
 
 /// A fitted model with its diagnostics.
 #[derive(Debug, Clone)]
-pub struct EmFit {
-    /// The model on the raw scale, with its [`FitSummary`].
+pub struct FittedMoe {
+    /// The model on the raw scale (its `fit` field holds a copy of `summary`, for the model file).
     pub model: Moe,
+    /// How the fit went: log-likelihood, iterations, convergence, CPU time.
+    pub summary: FitSummary,
     /// Log-likelihood after each iteration of the retained run (index 0 = its start), raw scale.
     pub trace: Vec<f64>,
     /// Warm-up traces of every start (raw scale), the retained one included.
@@ -166,7 +168,7 @@ pub fn fit(
     features: &[String],
     target: &str,
     settings: &EmSettings,
-) -> Result<EmFit, EmError> {
+) -> Result<FittedMoe, EmError> {
     let cpu0 = thread_cpu_seconds();
     settings.validate()?;
     let (n, d) = x.dim();
@@ -218,7 +220,7 @@ pub fn fit(
     let trace = to_raw_trace(&trace, n, scaling.y_sd);
     let mut model = to_raw_model(&p, &scaling, features)?;
     model.target = Some(target.to_string());
-    model.fit = Some(FitSummary {
+    let summary = FitSummary {
         loglik: *trace.last().unwrap(),
         iterations,
         converged,
@@ -226,8 +228,9 @@ pub fn fit(
         n,
         restarts: settings.restarts,
         total_iterations,
-    });
-    Ok(EmFit { model, trace, start_traces })
+    };
+    model.fit = Some(summary.clone());
+    Ok(FittedMoe { model, summary, trace, start_traces })
 }
 
 /// Change of the last log-likelihood step relative to `max(|L|, n)`: relative for the usual

@@ -307,7 +307,7 @@ fn global_task(
     settings.seed = distributed::machine_seed(fit_seed(s.seed, rep), 0);
     let fit = em::fit(ds.train.x.view(), ds.train.y.view(), &checked.features, &checked.target, &settings)
         .map_err(|e| format!("global fit: {e}"))?;
-    let summary = fit.model.fit.clone().expect("a fitted model has a summary");
+    let summary = &fit.summary;
     let seconds = match scenario::clock(s) {
         Clock::Measured => summary.cpu_seconds,
         Clock::Model(c) => c.em_seconds(summary.n, summary.total_iterations, checked.k, checked.d),

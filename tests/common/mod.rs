@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use dmoe::data::synthetic::{SimData, Simulator, TruthSpec};
-use dmoe::numeric::em::{self, EmFit, EmSettings};
+use dmoe::numeric::em::{self, EmSettings, FittedMoe};
 use dmoe::numeric::rng;
 use ndarray::{ArrayView1, ArrayView2};
 
@@ -24,7 +24,7 @@ pub fn assert_monotone(trace: &[f64], what: &str) {
 }
 
 /// `em::fit`, then the monotonicity check on the retained run and on every start's warm-up.
-pub fn fit_checked(x: ArrayView2<f64>, y: ArrayView1<f64>, names: &[String], s: &EmSettings) -> EmFit {
+pub fn fit_checked(x: ArrayView2<f64>, y: ArrayView1<f64>, names: &[String], s: &EmSettings) -> FittedMoe {
     let fit = em::fit(x, y, names, "y", s).expect("fit succeeds");
     assert_monotone(&fit.trace, "retained run");
     for (i, t) in fit.start_traces.iter().enumerate() {
