@@ -150,7 +150,7 @@ fn quickstart_runs_end_to_end() {
     assert_eq!(run["dmoe_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(run["seed"], 1);
     assert!(run["cores"].as_u64().unwrap() >= 1);
-    assert_eq!(run["scenario"]["data"]["n"], serde_json::json!([6000]), "the scenario as run, overrides applied");
+    assert_eq!(run["scenario"]["data"]["n"], serde_json::json!(6000), "the scenario as run, overrides applied");
 }
 
 #[test]
@@ -210,4 +210,62 @@ fn the_scenario_outlier_policy_reaches_the_reduction() {
         let scored = rec["machines"].as_array().unwrap().iter().all(|m| m["outlier_score"].is_f64());
         assert_eq!(scored, screened, "outliers = {policy}: machines scored = {scored}");
     }
+}
+
+#[test]
+fn every_problem_of_a_scenario_is_reported_at_once_with_its_line_and_key_path() {
+    let dir = workdir("many_problems");
+    let file = dir.join("many.toml");
+    std::fs::write(
+        &file,
+        r#"seed = "one"
+repetitions = 2
+
+[data]
+kind = "synthetic"
+k = 3
+d = 2.5
+n = 4000
+
+[cluster]
+machines = [2, 4]
+suport = 100
+
+[[network]]
+name = "lan"
+latency = { kind = "constant", seconds = 0.001 }
+
+[[network]]
+name = "wan"
+latency = { kind = "constant", seconds = -0.08 }
+"#,
+    )
+    .unwrap();
+    let out = dmoe(&["check", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "4 problems",
+        "line 1: `seed`: expected a whole number >= 0, got \"one\" (text)",
+        "line 7: `data.d`: expected a whole number >= 1, got 2.5 (a decimal number)",
+        "line 12: `cluster.suport`: unknown key; known keys here: `deadline`, `machines`, `partition`, `shard_sizes`, `support`",
+        "line 20: `network[1].latency.seconds`: expected a number >= 0, got -0.08",
+    ] {
+        assert!(stderr.contains(expected), "expected `{expected}` in:\n{stderr}");
+    }
+    for jargon in ["usize", "u64", "f64", "enum", "invalid type"] {
+        assert!(!stderr.contains(jargon), "Rust jargon `{jargon}` in: {stderr}");
+    }
+    let set = dmoe(&[
+        "check",
+        file.to_str().unwrap(),
+        "--set",
+        "seed=7",
+        "--set",
+        "data.d=2",
+        "--set",
+        "cluster.machines=two",
+    ]);
+    let stderr = String::from_utf8_lossy(&set.stderr);
+    assert!(stderr.contains("--set cluster.machines=two: `two` is not a TOML value (quote text inside single quotes: --set 'clock=\"model\"')"), "{stderr}");
 }

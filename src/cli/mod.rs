@@ -17,7 +17,6 @@ pub mod progress;
 
 use crate::data::sharding;
 use crate::numeric::{cputime, information, rng};
-use crate::study::scenario;
 use crate::{report, study};
 
 /// dmoe: learn a Mixture of Experts across a (simulated) cluster.
@@ -214,24 +213,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load_checked(file: &Path, set: &[String], clock: Option<&str>) -> Result<scenario::Checked, String> {
-    let mut s = scenario::load(file, set).map_err(|e| e.to_string())?;
-    match clock {
-        Some("model") => s.clock = scenario::ClockKind::Model,
-        Some("measured") => s.clock = scenario::ClockKind::Measured,
-        _ => {}
-    }
-    scenario::check(s, file).map_err(|e| e.to_string())
+/// The checked plan of a scenario file with its `--set` overrides; `--clock` is one more override.
+fn load_checked(file: &Path, set: &[String], clock: Option<&str>) -> Result<study::Plan, String> {
+    let mut overrides = set.to_vec();
+    overrides.extend(clock.map(|c| format!("clock=\"{c}\"")));
+    study::load(file, &overrides).map_err(|e| e.to_string())
 }
 
 fn check(a: CheckArgs) -> Result<(), String> {
     let c = load_checked(&a.file, &a.set, None)?;
-    let runs = c.cells.len() * c.scenario.repetitions;
+    let runs = c.cells.len() * c.repetitions;
     println!(
         "{}: ok: {} cells x {} repetitions = {runs} cluster runs; K = {}, d = {}; output folder `{}`",
         a.file.display(),
         c.cells.len(),
-        c.scenario.repetitions,
+        c.repetitions,
         c.k,
         c.d,
         c.name
@@ -247,9 +243,9 @@ fn run(a: RunArgs) -> Result<(), String> {
     }
     let checked = load_checked(&a.file, &a.set, a.clock.as_deref())?;
     let dest = a.out.clone().unwrap_or_else(|| PathBuf::from("output").join(&checked.name));
-    let with_global = usize::from(checked.scenario.estimators.contains(&scenario::EstimatorName::Global));
-    let data_sets = checked.cells.iter().map(|c| c.n_index).max().map_or(0, |m| m + 1) * checked.scenario.repetitions;
-    let total = checked.cells.len() * checked.scenario.repetitions + data_sets * with_global;
+    let with_global = usize::from(checked.reports(study::Estimator::Global));
+    let data_sets = checked.cells.iter().map(|c| c.n_index).max().map_or(0, |m| m + 1) * checked.repetitions;
+    let total = checked.cells.len() * checked.repetitions + data_sets * with_global;
     let progress: Arc<dyn study::Progress> = if a.quiet {
         Arc::new(study::Silent)
     } else if std::io::stderr().is_terminal() {

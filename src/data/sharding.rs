@@ -22,6 +22,38 @@ pub enum Partition {
     ByCategory(Vec<String>),
 }
 
+/// A partition as a setting (a flag or a scenario key): `random`, `contiguous` or a column name. The
+/// column's values are read from the data when the shards are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionSpec {
+    /// Shuffled, then cut into M blocks.
+    Random,
+    /// In file order, cut into M blocks.
+    Contiguous,
+    /// One machine per distinct value of this column.
+    Column(String),
+}
+
+impl PartitionSpec {
+    /// `random`, `contiguous`, or else a column name.
+    pub fn parse(text: &str) -> PartitionSpec {
+        match text {
+            "random" => PartitionSpec::Random,
+            "contiguous" => PartitionSpec::Contiguous,
+            column => PartitionSpec::Column(column.to_string()),
+        }
+    }
+
+    /// The name as written in flags, scenarios and messages.
+    pub fn name(&self) -> &str {
+        match self {
+            PartitionSpec::Random => "random",
+            PartitionSpec::Contiguous => "contiguous",
+            PartitionSpec::Column(c) => c,
+        }
+    }
+}
+
 /// Rows held out for testing and rows used for training, both in increasing order. The test rows are
 /// a uniformly random subset of `round(n * fraction)` rows, drawn from `seed`.
 pub fn train_test_split(n: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {

@@ -12,6 +12,7 @@ pub mod linalg;
 pub mod matching;
 pub mod metrics;
 pub mod model;
+pub mod range;
 pub mod rng;
 pub mod scaling;
 pub mod transport;

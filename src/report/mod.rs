@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::cluster::record::{EventKind, RunRecord};
-use crate::study::scenario::Checked;
+use crate::study::Plan;
 use crate::study::{ResultRow, StudyOutput};
 
 /// Column names of results.csv, in order.
@@ -117,7 +117,7 @@ pub struct RunMeta {
 
 /// run.json: the scenario as run, the crate version, the seed, the machine, and the measured
 /// wall-clock facts of every cluster run (which therefore stay out of results.csv).
-pub fn run_json(checked: &Checked, out: &StudyOutput, meta: &RunMeta) -> serde_json::Value {
+pub fn run_json(checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> serde_json::Value {
     let runs: Vec<serde_json::Value> = out
         .runs
         .iter()
@@ -127,15 +127,15 @@ pub fn run_json(checked: &Checked, out: &StudyOutput, meta: &RunMeta) -> serde_j
         })
         .collect();
     json!({
-        "scenario": checked.scenario,
+        "scenario": checked.document,
         "scenario_file": checked.file.display().to_string(),
         "overrides": meta.overrides,
         "dmoe_version": env!("CARGO_PKG_VERSION"),
-        "seed": checked.scenario.seed,
+        "seed": checked.seed,
         "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "jobs": meta.jobs,
         "cells": checked.cells.len(),
-        "repetitions": checked.scenario.repetitions,
+        "repetitions": checked.repetitions,
         "wall_seconds": out.wall_seconds,
         "finished_unix_seconds": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         "runs": runs,
@@ -143,7 +143,7 @@ pub fn run_json(checked: &Checked, out: &StudyOutput, meta: &RunMeta) -> serde_j
 }
 
 /// Writes every output into `dir` (which must exist and be empty).
-pub fn write_all(dir: &Path, checked: &Checked, out: &StudyOutput, meta: &RunMeta) -> Result<(), String> {
+pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> Result<(), String> {
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     let write = |p: PathBuf, bytes: &[u8]| std::fs::write(&p, bytes).map_err(|e| io(&p, e));
     write(dir.join("results.csv"), &results_csv(&checked.name, &out.rows))?;
@@ -165,7 +165,7 @@ pub fn write_all(dir: &Path, checked: &Checked, out: &StudyOutput, meta: &RunMet
         "dmoe run of {} ({} cells x {} repetitions).\nresults.csv: one row per cell x repetition x estimator (see scenarios/README.md for the columns).\nrun.json: the scenario as run and the wall-clock facts.\nrecords/: every run's full record (models, per-machine times, events).\ntraces/: Chrome traces of the virtual timelines (open in https://ui.perfetto.dev).\nplots/: PNG and SVG figures.",
         checked.file.display(),
         checked.cells.len(),
-        checked.scenario.repetitions
+        checked.repetitions
     )
     .map_err(|e| io(dir, e))?;
     Ok(())
@@ -173,7 +173,7 @@ pub fn write_all(dir: &Path, checked: &Checked, out: &StudyOutput, meta: &RunMet
 
 /// Runs `write_all` into a temporary sibling of `dest` and renames it to `dest` at the end, so an
 /// interrupted or failed run leaves no half-written results (a previous `dest` is replaced).
-pub fn write_study(dest: &Path, checked: &Checked, out: &StudyOutput, meta: &RunMeta) -> Result<(), String> {
+pub fn write_study(dest: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> Result<(), String> {
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("run");

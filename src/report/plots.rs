@@ -11,7 +11,7 @@ use plotters::coord::Shift;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
-use crate::study::scenario::Checked;
+use crate::study::Plan;
 use crate::study::{CellRun, ResultRow, StudyOutput};
 
 const SIZE: (u32, u32) = (800, 600);
@@ -98,9 +98,9 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 /// A sweep group: the cells sharing n and network (so M varies along them).
-fn group_label(checked: &Checked, n: usize, network: &str) -> String {
+fn group_label(checked: &Plan, n: usize, network: &str) -> String {
     let many_n = checked.cells.iter().any(|c| c.n != checked.cells[0].n);
-    let many_net = checked.scenario.network.0.len() > 1;
+    let many_net = checked.networks.len() > 1;
     match (many_n, many_net) {
         (true, true) => format!("n = {n}, {network}"),
         (true, false) => format!("n = {n}"),
@@ -111,7 +111,7 @@ fn group_label(checked: &Checked, n: usize, network: &str) -> String {
 
 /// `values[(group label)][M]` = per-repetition values of `f` for rows of `estimator`.
 fn by_group_and_m(
-    checked: &Checked,
+    checked: &Plan,
     rows: &[ResultRow],
     estimator: &str,
     f: impl Fn(&ResultRow) -> Option<f64>,
@@ -464,15 +464,14 @@ impl Figure for Objective<'_> {
 type AccuracyMetric = (&'static str, &'static str, &'static str, bool, fn(&ResultRow) -> Option<f64>);
 
 /// Draws every figure that the study's results support into `dir`.
-pub fn write_all(dir: &Path, checked: &Checked, out: &StudyOutput) -> Result<(), String> {
+pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput) -> Result<(), String> {
     let rows = &out.rows;
     let speedup = by_group_and_m(checked, rows, "reduction", |r| r.speedup);
     if !speedup.is_empty() {
         render(dir, "speedup", &Speedup { groups: speedup })?;
     }
     // Bar labels name only what varies across cells; a network by its name up to any parenthesis.
-    let varies =
-        |f: &dyn Fn(&crate::study::scenario::Cell) -> usize| checked.cells.iter().any(|c| f(c) != f(&checked.cells[0]));
+    let varies = |f: &dyn Fn(&crate::study::Cell) -> usize| checked.cells.iter().any(|c| f(c) != f(&checked.cells[0]));
     let (vary_m, vary_n, vary_net) = (varies(&|c| c.machines), varies(&|c| c.n), varies(&|c| c.network));
     let bars: Vec<(String, f64, f64, f64, Option<f64>)> = checked
         .cells
@@ -485,7 +484,7 @@ pub fn write_all(dir: &Path, checked: &Checked, out: &StudyOutput) -> Result<(),
             let glob: Vec<f64> =
                 cell_rows.iter().filter(|r| r.estimator == "global").filter_map(|r| r.makespan_s).collect();
             let m = red.first().map_or(c.machines, |r| r.machines);
-            let net = checked.scenario.network.0[c.network].label();
+            let net = checked.networks[c.network].label.clone();
             let mut parts = Vec::new();
             if vary_m || !(vary_n || vary_net) {
                 parts.push(format!("M={m}"));
@@ -530,7 +529,7 @@ pub fn write_all(dir: &Path, checked: &Checked, out: &StudyOutput) -> Result<(),
     for (gi, &(n, net)) in groups.iter().enumerate() {
         let suffix = if groups.len() > 1 { format!("-{gi}") } else { String::new() };
         let group_rows: Vec<ResultRow> =
-            rows.iter().filter(|r| r.n == n && r.network == checked.scenario.network.0[net].label()).cloned().collect();
+            rows.iter().filter(|r| r.n == n && r.network == checked.networks[net].label.clone()).cloned().collect();
         for (stem, title, y_desc, log_y, f) in metrics {
             let mut series = Vec::new();
             for est in ["reduction", "median", "aligned-average", "naive-average", "pooled"] {
@@ -549,7 +548,7 @@ pub fn write_all(dir: &Path, checked: &Checked, out: &StudyOutput) -> Result<(),
                 continue;
             }
             let title = if groups.len() > 1 {
-                format!("{title} ({})", group_label(checked, n, &checked.scenario.network.0[net].label()))
+                format!("{title} ({})", group_label(checked, n, &checked.networks[net].label.clone()))
             } else {
                 title.to_string()
             };

@@ -1,7 +1,15 @@
-//! Studies: a scenario file (`scenario`) checked into a plan of cells, and the runner that makes the
-//! data, runs every cell's simulated cluster and scores the estimators (`run`).
+//! Studies: a scenario file (`source`, read key by key by `section`, with its `problems`) resolved
+//! into a `Plan` of cells (`resolve`), and the runner that makes the data, runs every cell's simulated
+//! cluster and scores the estimators (`run`).
 
+mod plan;
+mod problems;
+mod resolve;
 mod run;
-pub mod scenario;
+mod section;
+mod source;
 
+pub use plan::{Cell, DataPlan, Estimator, Network, Plan};
+pub use problems::{MAX_REPORTED, Problem, ScenarioError};
+pub use resolve::load;
 pub use run::{CellRun, Progress, ResultRow, Silent, StudyError, StudyOptions, StudyOutput, run};

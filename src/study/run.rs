@@ -11,18 +11,17 @@ use ndarray::{Array1, Array2, Axis};
 use rand::RngExt;
 
 use crate::cluster::clock::Clock;
-use crate::cluster::machines::MachineModel;
 use crate::cluster::record::{NamedModel, RunRecord};
 use crate::cluster::{self, ClusterConfig, GlobalFit};
-use crate::data::sharding::{self, Partition, ShardedData};
+use crate::data::sharding::{self, Partition, PartitionSpec, ShardedData};
 use crate::data::synthetic::{Simulator, TruthSpec};
 use crate::data::{self, CsvFile};
-use crate::distributed::{self, Estimate, Scores};
+use crate::distributed::{self, Baseline, Estimate, Scores};
 use crate::numeric::em;
 use crate::numeric::model::Moe;
 use crate::numeric::rng;
 use crate::reduce::baselines::PooledMixture;
-use crate::study::scenario::{self, Cell, Checked, DataSpec, EstimatorName};
+use crate::study::plan::{Cell, DataPlan, Estimator, Plan};
 
 /// How progress is shown (shared with the actors, hence `Send + Sync`).
 pub trait Progress: Send + Sync {
@@ -138,42 +137,17 @@ struct DataSet {
 }
 
 /// Runs every cell of a checked scenario.
-pub fn run(checked: &Checked, opts: &StudyOptions) -> Result<StudyOutput, StudyError> {
+pub fn run(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutput, StudyError> {
     let wall0 = Instant::now();
-    let s = &checked.scenario;
-    let csv = match &checked.data_path {
-        Some(p) => Some(data::load_dataset(p, &checked.target, Some(&checked.features))?),
-        None => None,
-    };
-    let categories = match (&checked.data_path, s.cluster.partition.as_str()) {
-        (Some(p), col) if !matches!(col, "random" | "contiguous") => Some(CsvFile::open(p)?.read_text(col)?),
-        _ => None,
-    };
-    let simulator = match &s.data {
-        DataSpec::Synthetic { k, d, separation, truth_seed, .. } => Some(match &checked.truth_path {
-            Some(p) => Simulator::from_truth(Moe::load(p).map_err(|e| StudyError::Run(e.to_string()))?, *truth_seed),
-            None => Simulator::random(&TruthSpec { k: *k, d: *d, separation: *separation, seed: *truth_seed })
-                .map_err(StudyError::Run)?,
-        }),
-        DataSpec::Csv { .. } => None,
-    };
-    let n_values: Vec<usize> = {
-        let mut v: Vec<(usize, usize)> = checked.cells.iter().map(|c| (c.n_index, c.n)).collect();
-        v.dedup();
-        v.into_iter().map(|(_, n)| n).collect()
-    };
+    let source = DataSource::open(plan)?;
     let mut rows = Vec::new();
     let mut runs = Vec::new();
     let mut task_base = 0;
-    for (n_index, &n) in n_values.iter().enumerate() {
-        for rep in 0..s.repetitions {
-            let ds = match (&simulator, &csv) {
-                (Some(sim), _) => synthetic_data(sim, n, checked.test_fraction(), s.seed, n_index, rep),
-                (None, Some(table)) => csv_data(table, checked, categories.as_deref(), rep),
-                _ => unreachable!("checked scenarios have data"),
-            };
-            let cells: Vec<&Cell> = checked.cells.iter().filter(|c| c.n_index == n_index).collect();
-            let (mut cell_runs, mut cell_rows) = run_data_set(checked, &ds, &cells, rep, task_base, opts)?;
+    for (n_index, n) in plan.n_values().into_iter().enumerate() {
+        for rep in 0..plan.repetitions {
+            let ds = source.data_set(plan, n, n_index, rep);
+            let cells: Vec<&Cell> = plan.cells.iter().filter(|c| c.n_index == n_index).collect();
+            let (mut cell_runs, mut cell_rows) = run_data_set(plan, &ds, &cells, rep, task_base, opts)?;
             task_base += cells.len() + 1;
             runs.append(&mut cell_runs);
             rows.append(&mut cell_rows);
@@ -184,11 +158,49 @@ pub fn run(checked: &Checked, opts: &StudyOptions) -> Result<StudyOutput, StudyE
     Ok(StudyOutput { rows, runs, wall_seconds: wall0.elapsed().as_secs_f64() })
 }
 
-fn synthetic_data(sim: &Simulator, n: usize, test_fraction: f64, seed: u64, n_index: usize, rep: usize) -> DataSet {
-    let n_test = ((n as f64) * test_fraction).round() as usize;
+/// Where a study's data sets come from: a simulator, or a CSV table (with its partition column).
+enum DataSource {
+    Synthetic(Box<Simulator>),
+    Csv { table: data::Dataset, categories: Option<Vec<String>> },
+}
+
+impl DataSource {
+    /// The simulator of the true model, or the CSV table, read once for the whole study.
+    fn open(plan: &Plan) -> Result<DataSource, StudyError> {
+        Ok(match &plan.data {
+            DataPlan::Synthetic { k, d, separation, truth_seed, truth } => {
+                DataSource::Synthetic(Box::new(match truth {
+                    Some(p) => {
+                        Simulator::from_truth(Moe::load(p).map_err(|e| StudyError::Run(e.to_string()))?, *truth_seed)
+                    }
+                    None => Simulator::random(&TruthSpec { k: *k, d: *d, separation: *separation, seed: *truth_seed })
+                        .map_err(StudyError::Run)?,
+                }))
+            }
+            DataPlan::Csv { path } => DataSource::Csv {
+                table: data::load_dataset(path, &plan.target, Some(&plan.features))?,
+                categories: match &plan.partition {
+                    PartitionSpec::Column(c) => Some(CsvFile::open(path)?.read_text(c)?),
+                    _ => None,
+                },
+            },
+        })
+    }
+
+    /// The data set of (n, repetition).
+    fn data_set(&self, plan: &Plan, n: usize, n_index: usize, rep: usize) -> DataSet {
+        match self {
+            DataSource::Synthetic(sim) => synthetic_data(sim, plan, n, n_index, rep),
+            DataSource::Csv { table, categories } => csv_data(table, plan, categories.as_deref(), rep),
+        }
+    }
+}
+
+fn synthetic_data(sim: &Simulator, plan: &Plan, n: usize, n_index: usize, rep: usize) -> DataSet {
+    let n_test = plan.n_test(n);
     let key = [rep as u64, n_index as u64];
-    let train = sim.sample(n - n_test, &mut rng::stream(seed, &[key[0], key[1], 10]));
-    let test = sim.sample(n_test, &mut rng::stream(seed, &[key[0], key[1], 11]));
+    let train = sim.sample(n - n_test, &mut rng::stream(plan.seed, &[key[0], key[1], 10]));
+    let test = sim.sample(n_test, &mut rng::stream(plan.seed, &[key[0], key[1], 11]));
     DataSet {
         // Rows are iid, so consecutive blocks are a random partition: no shuffle, no copy.
         train: ShardedData::new(train.x, train.y, Some(train.z), Vec::new()),
@@ -200,13 +212,12 @@ fn synthetic_data(sim: &Simulator, n: usize, test_fraction: f64, seed: u64, n_in
     }
 }
 
-fn csv_data(table: &data::Dataset, checked: &Checked, categories: Option<&[String]>, rep: usize) -> DataSet {
-    let s = &checked.scenario;
+fn csv_data(table: &data::Dataset, plan: &Plan, categories: Option<&[String]>, rep: usize) -> DataSet {
     let n = table.y.len();
-    let split_seed: u64 = rng::stream(s.seed, &[rep as u64, 20]).random();
-    let (train, test) = sharding::train_test_split(n, checked.test_fraction(), split_seed);
-    let partition = match (s.cluster.partition.as_str(), categories) {
-        ("contiguous", _) => Partition::Contiguous,
+    let split_seed: u64 = rng::stream(plan.seed, &[rep as u64, 20]).random();
+    let (train, test) = sharding::train_test_split(n, plan.test_fraction, split_seed);
+    let partition = match (&plan.partition, categories) {
+        (PartitionSpec::Contiguous, _) => Partition::Contiguous,
         (_, Some(values)) => Partition::ByCategory(values.to_vec()),
         _ => Partition::Random,
     };
@@ -230,22 +241,21 @@ enum TaskResult {
 
 /// Runs the global fit and every cell of one data set on a queue of `jobs` workers, then scores.
 fn run_data_set(
-    checked: &Checked,
+    plan: &Plan,
     ds: &DataSet,
     cells: &[&Cell],
     rep: usize,
     task_base: usize,
     opts: &StudyOptions,
 ) -> Result<(Vec<CellRun>, Vec<ResultRow>), StudyError> {
-    let s = &checked.scenario;
-    let want_global = s.estimators.contains(&EstimatorName::Global);
+    let want_global = plan.reports(Estimator::Global);
     let n_tasks = cells.len() + 1;
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<TaskResult, String>>>> = Mutex::new((0..n_tasks).map(|_| None).collect());
     let jobs = opts.jobs.max(1).min(n_tasks);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = s.threads.unwrap_or((cores / jobs).max(1));
+    let threads = plan.threads.unwrap_or((cores / jobs).max(1));
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| {
@@ -258,9 +268,9 @@ fn run_data_set(
                         if !want_global {
                             continue;
                         }
-                        global_task(checked, ds, rep, task_base, opts).map(|g| TaskResult::Global(Box::new(g)))
+                        global_task(plan, ds, rep, task_base, opts).map(|g| TaskResult::Global(Box::new(g)))
                     } else {
-                        cell_task(checked, ds, cells[t - 1], rep, threads, task_base + t, opts)
+                        cell_task(plan, ds, cells[t - 1], rep, threads, task_base + t, opts)
                             .map(|r| TaskResult::Cell(Box::new(r)))
                     };
                     if out.is_err() {
@@ -288,29 +298,22 @@ fn run_data_set(
         if let Some(g) = &global {
             attach_global(&mut run.record, g);
         }
-        rows.extend(score_run(checked, ds, run));
+        rows.extend(score_run(plan, ds, run));
     }
     Ok((runs, rows))
 }
 
-fn global_task(
-    checked: &Checked,
-    ds: &DataSet,
-    rep: usize,
-    task: usize,
-    opts: &StudyOptions,
-) -> Result<GlobalFit, String> {
-    let s = &checked.scenario;
+fn global_task(plan: &Plan, ds: &DataSet, rep: usize, task: usize, opts: &StudyOptions) -> Result<GlobalFit, String> {
     opts.progress.started(task, &format!("global fit (n = {}, rep {rep})", ds.train.n() + ds.test_y.len()), 0);
-    let mut settings = scenario::em_settings(s, checked.k);
+    let mut settings = plan.em.clone();
     // Machine 0's seed: with one machine the cluster then fits exactly the global problem.
-    settings.seed = distributed::machine_seed(fit_seed(s.seed, rep), 0);
-    let fit = em::fit(ds.train.x.view(), ds.train.y.view(), &checked.features, &checked.target, &settings)
+    settings.seed = distributed::machine_seed(fit_seed(plan.seed, rep), 0);
+    let fit = em::fit(ds.train.x.view(), ds.train.y.view(), &plan.features, &plan.target, &settings)
         .map_err(|e| format!("global fit: {e}"))?;
     let summary = &fit.summary;
-    let seconds = match scenario::clock(s) {
+    let seconds = match &plan.clock {
         Clock::Measured => summary.cpu_seconds,
-        Clock::Model(c) => c.em_seconds(summary.n, summary.total_iterations, checked.k, checked.d),
+        Clock::Model(c) => c.em_seconds(summary.n, summary.total_iterations, plan.k, plan.d),
     };
     let mut model = fit.model;
     if let Some(f) = model.fit.as_mut() {
@@ -321,7 +324,7 @@ fn global_task(
 }
 
 fn cell_task(
-    checked: &Checked,
+    plan: &Plan,
     ds: &DataSet,
     cell: &Cell,
     rep: usize,
@@ -329,33 +332,32 @@ fn cell_task(
     task: usize,
     opts: &StudyOptions,
 ) -> Result<CellRun, String> {
-    let s = &checked.scenario;
-    let net = &s.network.0[cell.network];
+    let net = &plan.networks[cell.network];
     let shards = match &ds.fixed_shards {
         Some(f) => f.clone(),
-        None => scenario::shard_blocks(s, ds.train.n(), cell.machines, cell.n_index, rep),
+        None => plan.shard_blocks(ds.train.n(), cell.machines, cell.n_index, rep),
     };
-    let label = format!("cell {} rep {rep}: M = {}, n = {}, {}", cell.index, shards.len(), cell.n, net.label());
+    let label = format!("cell {} rep {rep}: M = {}, n = {}, {}", cell.index, shards.len(), cell.n, net.label);
     opts.progress.started(task, &label, shards.len());
     let machines = shards.len();
     let data = Arc::new(ds.train.with_shards(shards));
     let config = ClusterConfig {
-        em: scenario::em_settings(s, checked.k),
-        reduction: scenario::reduction_settings(s, checked.k),
-        support: s.cluster.support,
-        network: net.model(),
-        machines: MachineModel { speed: s.machines.speed.clone(), failure_probability: s.machines.failure_probability },
-        deadline: s.cluster.deadline,
-        clock: scenario::clock(s),
+        em: plan.em.clone(),
+        reduction: plan.reduction.clone(),
+        support: plan.support,
+        network: net.model.clone(),
+        machines: plan.machines.clone(),
+        deadline: plan.deadline,
+        clock: plan.clock.clone(),
         threads,
-        seed: s.seed,
+        seed: plan.seed,
         stream: vec![cell.index as u64, rep as u64],
-        baselines: s.estimators.iter().filter_map(|e| e.baseline()).collect(),
-        fit_seed: fit_seed(s.seed, rep),
+        baselines: plan.baselines(),
+        fit_seed: fit_seed(plan.seed, rep),
     };
     let progress = opts.progress.clone();
     let on_report: Arc<dyn Fn() + Send + Sync> = Arc::new(move || progress.machine_done(task));
-    let out = cluster::run(data, checked.features.clone(), checked.target.clone(), &config, None, Some(on_report))
+    let out = cluster::run(data, plan.features.clone(), plan.target.clone(), &config, None, Some(on_report))
         .map_err(|e| format!("cell {} (M = {}, n = {}), repetition {rep}: {e}", cell.index, machines, cell.n))?;
     let r = &out.record;
     opts.progress.finished(
@@ -389,20 +391,16 @@ fn attach_global(record: &mut RunRecord, g: &GlobalFit) {
 }
 
 /// results.csv rows of one run, in the scenario's estimator order.
-fn score_run(checked: &Checked, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
+fn score_run(plan: &Plan, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
     let r = &run.record;
     let score = |e: &Estimate| {
         distributed::score(e, ds.test_x.view(), ds.test_y.view(), ds.test_labels.as_deref(), ds.truth.as_ref())
     };
-    let net = checked.scenario.network.0[run.cell.network].label();
+    let net = plan.networks[run.cell.network].label.clone();
     let mut rows = Vec::new();
-    for &est in &checked.scenario.estimators {
-        let name = match est {
-            EstimatorName::Reduction => "reduction",
-            EstimatorName::Global => "global",
-            other => other.baseline().expect("the rest are baselines").name(),
-        };
-        let estimate = if est == EstimatorName::Pooled {
+    for &est in &plan.estimators {
+        let name = est.name();
+        let estimate = if est == Estimator::Baseline(Baseline::Pooled) {
             let included: Vec<(&Moe, usize)> = r
                 .machines
                 .iter()
@@ -415,8 +413,8 @@ fn score_run(checked: &Checked, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
             r.estimator(name).map(|m| Estimate::Moe(Box::new(m.clone())))
         };
         let Some(estimate) = estimate else { continue };
-        let is_reduction = est == EstimatorName::Reduction;
-        let is_global = est == EstimatorName::Global;
+        let is_reduction = est == Estimator::Reduction;
+        let is_global = est == Estimator::Global;
         rows.push(ResultRow {
             cell: run.cell.index,
             machines: r.machines.len(),
