@@ -1,4 +1,4 @@
-//! The in-process cluster simulator (DESIGN.md, "The cluster and its clock"), on actix.
+//! The in-process cluster simulator (docs/simulator.md), on actix.
 //!
 //! Every machine is an actor holding a shard (a view into one shared data set); the local fits run on
 //! a bounded worker pool; the server actor collects the reports and reduces. Time is virtual: a

@@ -1,4 +1,4 @@
-//! Synthetic data as the authors made it (ALGORITHM.md §6): covariates from a mixture of K
+//! Synthetic data as the authors made it (docs/synthetic.md): covariates from a mixture of K
 //! equal-size Gaussian clusters with AR-type covariance `Sigma_ij = 4^-|i-j|`, z-scored; the true
 //! component `z ~ Categorical(pi(x))`; `y ~ N(b_z . [1,x], s2_z)`.
 

@@ -1,5 +1,5 @@
 //! Thread CPU time, the honest measure of one machine's compute when many simulated machines share
-//! a few real cores (DESIGN.md, "The cluster and its clock").
+//! a few real cores (docs/simulator.md).
 
 /// CPU seconds consumed so far by the calling thread (`CLOCK_THREAD_CPUTIME_ID`). Differences of two
 /// readings on the same thread time a piece of single-threaded work, whatever else the box is doing.

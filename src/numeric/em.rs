@@ -1,4 +1,4 @@
-//! Local estimator: EM for the mixture of experts on one machine's data (ALGORITHM.md §2).
+//! Local estimator: EM for the mixture of experts on one machine's data (docs/em.md).
 //!
 //! Work is done on standardised data (x and y z-scored, then an intercept column), and the result is
 //! mapped back to the raw scale. One iteration is one pass of matrix products over the data:

@@ -1,4 +1,4 @@
-//! The gate's M-step: a soft-label multinomial logistic regression (ALGORITHM.md §2.4), shared by EM
+//! The gate's M-step: a soft-label multinomial logistic regression (docs/em.md, "One EM iteration"), shared by EM
 //! and by the server's reduction (which fits the reduced gate to transport-plan targets).
 //!
 //! Objective, for targets `t_ik` (each row a distribution over K) and a design `xt = [1, x]`:

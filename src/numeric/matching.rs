@@ -1,4 +1,4 @@
-//! Label matching: components of a mixture are only defined up to a permutation (ALGORITHM.md §1),
+//! Label matching: components of a mixture are only defined up to a permutation (docs/model.md),
 //! so fitted and reference models are compared after the cheapest one-to-one assignment.
 
 use ndarray::Array2;

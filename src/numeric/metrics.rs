@@ -1,4 +1,4 @@
-//! Accuracy metrics of the paper (ALGORITHM.md §5). Each function's doc gives its formula.
+//! Accuracy metrics of the paper (docs/metrics.md). Each function's doc gives its formula.
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
 

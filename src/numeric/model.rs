@@ -1,4 +1,4 @@
-//! The softmax-gated mixture of Gaussian linear experts (ALGORITHM.md §1): parameters, density,
+//! The softmax-gated mixture of Gaussian linear experts (docs/model.md): parameters, density,
 //! posterior responsibilities, prediction, label permutation and the JSON file format. Everything is on
 //! the raw (unstandardised) scale of x; estimation lives in `em`, not here.
 

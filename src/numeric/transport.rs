@@ -1,4 +1,4 @@
-//! Optimal-transport primitives of the reduction (ALGORITHM.md §3): the weighted average of local
+//! Optimal-transport primitives of the reduction (docs/reduction.md): the weighted average of local
 //! models ("large model") evaluated at the supporting points, the KL cost between experts, and the
 //! transport plan that sends each large expert's weight to its cheapest candidate expert.
 //!

@@ -1,4 +1,4 @@
-//! The estimators the paper compares the reduction with (ALGORITHM.md §4), except the global EM fit
+//! The estimators the paper compares the reduction with (docs/reduction.md, "Baselines"), except the global EM fit
 //! (which is `em::fit` on all rows): the median local model, the label-aligned and naive averages, and
 //! the pooled M*K mixture.
 

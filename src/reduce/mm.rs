@@ -1,4 +1,4 @@
-//! The server's reduction (ALGORITHM.md §3): from M local models, find the K-expert model closest in
+//! The server's reduction (docs/reduction.md): from M local models, find the K-expert model closest in
 //! expected transport divergence to their weighted average, by the MM algorithm, then fit its gate.
 //!
 //! MM, alternating two exact minimisations so that `J` never increases:
