@@ -1,0 +1,59 @@
+//! `dmoe predict`: a saved model applied to a CSV file.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::data::{self, write_atomically};
+use crate::numeric::model::Moe;
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A model written by `dmoe fit --out` or `dmoe simulate --truth`.
+    #[arg(long)]
+    model: PathBuf,
+    /// CSV with the model's feature columns (and optionally its target).
+    #[arg(long)]
+    data: PathBuf,
+    /// Output CSV: `yhat, gate_component` and, when the target is present, `posterior_component`
+    /// (components 1..K).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn predict(a: PredictArgs) -> Result<(), String> {
+    let model = Moe::load(&a.model).map_err(|e| e.to_string())?;
+    let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
+    let feats: Vec<data::ColumnExpr> = model.features.iter().map(|f| data::ColumnExpr::parse(f)).collect();
+    let x = file.read(&feats).map_err(|e| e.to_string())?;
+    let target = model.target.as_deref().map(data::ColumnExpr::parse).filter(|t| file.has_column(&t.column));
+    let y = match &target {
+        Some(t) => Some(file.read(std::slice::from_ref(t)).map_err(|e| e.to_string())?.column(0).to_owned()),
+        None => None,
+    };
+    let yhat = model.predict(x.view());
+    let gate = model.gate_components(x.view());
+    let post = y.as_ref().map(|y| model.posterior_components(x.view(), y.view()));
+    write_predictions(&a.out, &yhat, &gate, post.as_deref())?;
+    println!("wrote {} predictions to {}", yhat.len(), a.out.display());
+    Ok(())
+}
+
+fn write_predictions(
+    out: &Path,
+    yhat: &ndarray::Array1<f64>,
+    gate: &[usize],
+    post: Option<&[usize]>,
+) -> Result<(), String> {
+    write_atomically(out, |w| {
+        writeln!(w, "yhat,gate_component{}", if post.is_some() { ",posterior_component" } else { "" })?;
+        for (i, (v, g)) in yhat.iter().zip(gate).enumerate() {
+            match post {
+                Some(p) => writeln!(w, "{v},{},{}", g + 1, p[i] + 1)?,
+                None => writeln!(w, "{v},{}", g + 1)?,
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())
+}
