@@ -143,7 +143,7 @@ fn run_reduction(a: &BenchArgs) -> Result<(), String> {
             let t0 = thread_cpu_seconds();
             let r = crate::reduce::reduce(&refs, &sizes, support.view(), &rs).map_err(|e| e.to_string())?;
             let t = thread_cpu_seconds() - t0;
-            let iters: usize = r.runs.iter().map(|(_, tr)| tr.len() - 1).sum();
+            let iters = r.mm_iterations();
             println!(
                 "{m:>5} {:>6} {s:>6} {t:>11.4} {iters:>9} {:>15} {:>12.3}",
                 m * k,

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::data::synthetic::{Simulator, TruthSpec};
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::em::{self, EmSettings};
-use crate::numeric::model::Moe;
+use crate::numeric::model::{FitSummary, Moe};
 use crate::numeric::rng;
-use crate::reduce::{self, ReductionSettings};
+use crate::reduce::{self, Reduction, ReductionSettings};
 
 /// Constants of the model clock (defaults measured on a 2-core x86-64 development box, 2026).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +73,41 @@ pub enum Clock {
     Model(CostModel),
 }
 
+impl Clock {
+    /// The clock's name in records: `measured` or `model`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Clock::Measured => "measured",
+            Clock::Model(_) => "model",
+        }
+    }
+
+    /// Seconds of an EM fit on this clock. Measured: the fit's thread CPU seconds. Model:
+    /// `n * it * K * (em_per_component + em_per_coefficient_pair * (d+1)^2)`, with the fit's rows n and
+    /// its iterations over all starts `it`.
+    pub fn fit_seconds(&self, summary: &FitSummary, k: usize, d: usize) -> f64 {
+        match self {
+            Clock::Measured => summary.cpu_seconds,
+            Clock::Model(c) => c.em_seconds(summary.n, summary.total_iterations, k, d),
+        }
+    }
+
+    /// Seconds of a reduction to K experts on this clock. Measured: `measured_cpu`, its thread CPU
+    /// seconds. Model: `S * L * K * it * mm_per_unit`, with S support points, L large experts and `it`
+    /// MM iterations over all starts.
+    pub fn reduction_seconds(&self, measured_cpu: f64, reduction: &Reduction, k: usize) -> f64 {
+        match self {
+            Clock::Measured => measured_cpu,
+            Clock::Model(c) => c.reduction_seconds(
+                reduction.large.n_support(),
+                reduction.large.n_experts(),
+                k,
+                reduction.mm_iterations(),
+            ),
+        }
+    }
+}
+
 /// Measures the model clock's constants on this machine: EM on two model shapes (to separate the
 /// per-component and per-coefficient costs) and one reduction, each timed in thread CPU seconds.
 pub fn calibrate() -> CostModel {
@@ -100,7 +135,7 @@ pub fn calibrate() -> CostModel {
     let r = reduce::reduce(&refs, &vec![1; m], support.view(), &ReductionSettings { k, ..Default::default() })
         .expect("valid reduction");
     let secs = thread_cpu_seconds() - t0;
-    let iterations: usize = r.runs.iter().map(|(_, t)| t.len() - 1).sum::<usize>().max(1);
+    let iterations = r.mm_iterations().max(1);
     let mm = secs / (s * m * k * k * iterations) as f64;
     CostModel { em_per_component: a, em_per_coefficient_pair: b, mm_per_unit: mm }
 }

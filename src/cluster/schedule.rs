@@ -49,13 +49,7 @@ pub fn timings(
         .enumerate()
         .map(|(m, (r, &speed))| {
             let r = r.as_ref()?;
-            let base = match clock {
-                Clock::Measured => r.cpu_seconds,
-                Clock::Model(c) => {
-                    c.em_seconds(r.n, r.model.fit.as_ref().map_or(0, |f| f.total_iterations), r.model.k(), r.model.d())
-                }
-            };
-            let compute = base * speed;
+            let compute = fit_seconds(r, clock) * speed;
             let bytes = report_bytes(r);
             let mut p = path.to_vec();
             p.extend([1, m as u64]);
@@ -64,6 +58,12 @@ pub fn timings(
             Some(Timing { compute, delivery, arrival, bytes, included: deadline.is_none_or(|d| arrival <= d) })
         })
         .collect()
+}
+
+/// Seconds of a machine's local fit on `clock`, before its speed factor (`Clock::fit_seconds` of its
+/// fit summary; a report without one counts its reported CPU seconds).
+fn fit_seconds(r: &LocalReport, clock: &Clock) -> f64 {
+    r.model.fit.as_ref().map_or(r.cpu_seconds, |f| clock.fit_seconds(f, r.model.k(), r.model.d()))
 }
 
 /// When the server starts reducing. Without a deadline it waits for every machine that did not fail

@@ -145,6 +145,14 @@ pub struct Reduction {
     pub dropped: bool,
 }
 
+impl Reduction {
+    /// MM iterations over every start: `sum over runs of (trace length - 1)`, the work unit of the
+    /// model clock.
+    pub fn mm_iterations(&self) -> usize {
+        self.runs.iter().map(|(_, t)| t.len() - 1).sum()
+    }
+}
+
 /// Reduces `locals` (fitted on shards of sizes `sizes`) to one K-component model using the supporting
 /// covariates `support` (S x d, raw scale).
 pub fn reduce(
