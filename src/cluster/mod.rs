@@ -12,6 +12,7 @@ pub mod machines;
 pub mod network;
 pub mod record;
 pub mod schedule;
+mod server;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,10 +24,9 @@ use self::actors::{FitInputs, FitWorker, Machine, Server, StartFit};
 use self::clock::Clock;
 use self::machines::MachineModel;
 use self::network::NetworkModel;
-use self::record::{Event, EventKind, MachineRecord, NamedModel, RunRecord};
+use self::record::RunRecord;
 use crate::data::sharding::ShardedData;
-use crate::distributed::{self, Baseline, Estimate, LocalFitError, LocalReport};
-use crate::numeric::cputime::thread_cpu_seconds;
+use crate::distributed::{self, Baseline, LocalFitError};
 use crate::numeric::em::EmSettings;
 use crate::numeric::model::Moe;
 use crate::reduce::{ReductionError, ReductionSettings};
@@ -171,7 +171,8 @@ pub fn run(
     let finish_config = config.clone();
     let speeds: Vec<f64> = draws.iter().map(|d| d.0).collect();
     let rows: Vec<usize> = data.shards.iter().map(|r| r.len()).collect();
-    let finish: actors::Finish = Box::new(move |reports| server_work(reports, &speeds, &rows, &finish_config, global));
+    let finish: actors::Finish =
+        Box::new(move |reports| server::server_work(reports, &speeds, &rows, &finish_config, global));
     let threads = config.threads;
     let busy = Arc::new(std::sync::Mutex::new(vec![0.0; threads]));
     let busy_out = busy.clone();
@@ -205,186 +206,4 @@ pub fn run(
     outcome.wall_seconds = wall0.elapsed().as_secs_f64();
     outcome.busiest_worker_seconds = busy_out.lock().expect("workers have stopped").iter().copied().fold(0.0, f64::max);
     Ok(outcome)
-}
-
-/// The server's work once every machine has reported or failed: virtual timeline, reduction of the
-/// reports that arrived in time (sorted by machine, so scheduling order never matters), baselines and
-/// the record.
-fn server_work(
-    mut reports: Vec<Option<LocalReport>>,
-    speeds: &[f64],
-    rows: &[usize],
-    config: &ClusterConfig,
-    global: Option<GlobalFit>,
-) -> Result<RunOutcome, ClusterError> {
-    let cpu0 = thread_cpu_seconds();
-    let fit_cpu_seconds = reports.iter().flatten().map(|r| r.cpu_seconds).sum();
-    if let Clock::Model(c) = &config.clock {
-        // Under the model clock nothing measured may enter the record: a local model's CPU time
-        // becomes its modelled time (before the speed factor).
-        for r in reports.iter_mut().flatten() {
-            let (n, k, d) = (r.n, r.model.k(), r.model.d());
-            if let Some(f) = r.model.fit.as_mut() {
-                f.cpu_seconds = c.em_seconds(n, f.total_iterations, k, d);
-                r.cpu_seconds = f.cpu_seconds;
-            }
-        }
-    }
-    let timings = schedule::timings(
-        &reports,
-        speeds,
-        &config.clock,
-        &config.network,
-        config.deadline,
-        config.seed,
-        &config.stream,
-    );
-    let failed = reports.iter().filter(|r| r.is_none()).count();
-    let late = timings.iter().flatten().filter(|t| !t.included).count();
-    let start = schedule::reduce_start(&timings, config.deadline).ok_or(ClusterError::NoReports {
-        machines: reports.len(),
-        failed,
-        late,
-    })?;
-    let included: Vec<LocalReport> = reports
-        .iter()
-        .zip(&timings)
-        .filter(|(_, t)| t.as_ref().is_some_and(|t| t.included))
-        .map(|(r, _)| r.clone().expect("a timing comes from a report"))
-        .collect();
-    let t0 = thread_cpu_seconds();
-    let reduction = distributed::aggregate(&included, &config.reduction)?;
-    let reduce_cpu = thread_cpu_seconds() - t0;
-    let reduce_s = match &config.clock {
-        Clock::Measured => reduce_cpu,
-        Clock::Model(c) => {
-            let its: usize = reduction.runs.iter().map(|(_, t)| t.len() - 1).sum();
-            c.reduction_seconds(reduction.large.n_support(), reduction.large.n_experts(), config.reduction.k, its)
-        }
-    };
-    let mut estimators = vec![NamedModel { name: "reduction".into(), model: reduction.model.clone() }];
-    for (name, est) in distributed::baselines(&included, &reduction, &config.baselines) {
-        if let Estimate::Moe(model) = est {
-            estimators.push(NamedModel { name: name.into(), model: *model });
-        }
-    }
-    let global_s = global.as_ref().map(|g| g.seconds);
-    if let Some(g) = global {
-        estimators.push(NamedModel { name: "global".into(), model: g.model });
-    }
-
-    let mut events = Vec::new();
-    let mut machines = Vec::with_capacity(reports.len());
-    // Weights as used by the reduced model: renormalised over the machines it kept.
-    let kept: Vec<(usize, usize)> = included
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !(reduction.dropped && reduction.flagged.contains(i)))
-        .map(|(_, r)| (r.machine, r.n))
-        .collect();
-    let kept_rows: usize = kept.iter().map(|k| k.1).sum();
-    let mut lambda_of = kept.iter().map(|&(m, n)| (m, n as f64 / kept_rows as f64)).peekable();
-    let flagged_machines: Vec<usize> = reduction.flagged.iter().map(|&i| included[i].machine).collect();
-    let score_of =
-        |m: usize| included.iter().position(|r| r.machine == m).and_then(|i| reduction.scores.get(i).copied());
-    for (m, (r, t)) in reports.iter().zip(&timings).enumerate() {
-        let lambda = match lambda_of.peek() {
-            Some(&(im, l)) if im == m => {
-                lambda_of.next();
-                Some(l)
-            }
-            _ => None,
-        };
-        match (r, t) {
-            (Some(r), Some(t)) => {
-                events.push(Event { time: 0.0, kind: EventKind::FitStart, machine: Some(m) });
-                events.push(Event { time: t.compute, kind: EventKind::FitEnd, machine: Some(m) });
-                events.push(Event { time: t.compute, kind: EventKind::Send, machine: Some(m) });
-                let kind = if t.included { EventKind::Arrive } else { EventKind::Late };
-                events.push(Event { time: t.arrival, kind, machine: Some(m) });
-                let fit = r.model.fit.as_ref();
-                machines.push(MachineRecord {
-                    machine: m,
-                    rows: rows[m],
-                    speed: speeds[m],
-                    failed: false,
-                    compute_s: Some(t.compute),
-                    network_s: Some(t.delivery.seconds),
-                    arrival_s: Some(t.arrival),
-                    attempts: Some(t.delivery.attempts),
-                    bytes: Some(t.bytes),
-                    included: t.included,
-                    lambda,
-                    outlier_score: score_of(m),
-                    flagged: flagged_machines.contains(&m),
-                    iterations: Some(r.iterations),
-                    total_iterations: fit.map(|f| f.total_iterations),
-                    converged: Some(r.converged),
-                    em_trace: Some(r.trace.clone()),
-                    model: Some(r.model.clone()),
-                });
-            }
-            _ => {
-                events.push(Event { time: 0.0, kind: EventKind::Failed, machine: Some(m) });
-                machines.push(MachineRecord {
-                    machine: m,
-                    rows: rows[m],
-                    speed: speeds[m],
-                    failed: true,
-                    compute_s: None,
-                    network_s: None,
-                    arrival_s: None,
-                    attempts: None,
-                    bytes: None,
-                    included: false,
-                    lambda: None,
-                    outlier_score: None,
-                    flagged: false,
-                    iterations: None,
-                    total_iterations: None,
-                    converged: None,
-                    em_trace: None,
-                    model: None,
-                });
-            }
-        }
-    }
-    if config.deadline == Some(start) {
-        events.push(Event { time: start, kind: EventKind::Deadline, machine: None });
-    }
-    events.push(Event { time: start, kind: EventKind::ReduceStart, machine: None });
-    events.push(Event { time: start + reduce_s, kind: EventKind::ReduceEnd, machine: None });
-    events.sort_by(|a, b| {
-        a.time.total_cmp(&b.time).then(a.machine.map_or(usize::MAX, |m| m).cmp(&b.machine.map_or(usize::MAX, |m| m)))
-    });
-    let local_compute_max_s = timings.iter().flatten().filter(|t| t.included).map(|t| t.compute).fold(0.0, f64::max);
-    let makespan_s = start + reduce_s;
-    let record = RunRecord {
-        clock: match config.clock {
-            Clock::Measured => "measured".into(),
-            Clock::Model(_) => "model".into(),
-        },
-        machines,
-        events,
-        local_compute_max_s,
-        network_s: start - local_compute_max_s,
-        reduce_start_s: start,
-        reduce_s,
-        makespan_s,
-        bytes_sent: timings.iter().flatten().map(|t| t.bytes).sum(),
-        flagged_dropped: reduction.dropped,
-        flagged_machines,
-        reduction_init: reduction.init,
-        objective_trace: reduction.objective_trace.clone(),
-        estimators,
-        global_s,
-        speedup: global_s.map(|g| g / makespan_s),
-    };
-    Ok(RunOutcome {
-        record,
-        wall_seconds: 0.0,
-        fit_cpu_seconds,
-        server_cpu_seconds: thread_cpu_seconds() - cpu0,
-        busiest_worker_seconds: 0.0,
-    })
 }

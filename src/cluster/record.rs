@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::schedule::Timing;
+use crate::distributed::LocalReport;
 use crate::numeric::model::Moe;
 use crate::reduce::Init;
 
@@ -40,6 +42,29 @@ pub struct Event {
     pub kind: EventKind,
     /// Which machine (0-based), or `None` for the server.
     pub machine: Option<usize>,
+}
+
+impl Event {
+    /// An event of machine `machine`.
+    pub fn machine(machine: usize, time: f64, kind: EventKind) -> Event {
+        Event { time, kind, machine: Some(machine) }
+    }
+
+    /// An event of the server.
+    pub fn server(time: f64, kind: EventKind) -> Event {
+        Event { time, kind, machine: None }
+    }
+}
+
+/// A machine's part in the reduction: its weight, its screening score and verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReductionShare {
+    /// `lambda_m = N_m / sum_m' N_m'` over the machines the reduced model kept; `None` for the others.
+    pub lambda: Option<f64>,
+    /// Its joint divergence from the first reduced model, if screened.
+    pub outlier_score: Option<f64>,
+    /// Whether the screening flagged it.
+    pub flagged: bool,
 }
 
 /// One machine's part of a run.
@@ -81,6 +106,61 @@ pub struct MachineRecord {
     pub em_trace: Option<Vec<f64>>,
     /// Its local model.
     pub model: Option<Moe>,
+}
+
+impl MachineRecord {
+    /// A machine with `rows` rows and speed factor `speed` that failed: every later field is empty.
+    pub fn failed(machine: usize, rows: usize, speed: f64) -> MachineRecord {
+        MachineRecord {
+            machine,
+            rows,
+            speed,
+            failed: true,
+            compute_s: None,
+            network_s: None,
+            arrival_s: None,
+            attempts: None,
+            bytes: None,
+            included: false,
+            lambda: None,
+            outlier_score: None,
+            flagged: false,
+            iterations: None,
+            total_iterations: None,
+            converged: None,
+            em_trace: None,
+            model: None,
+        }
+    }
+
+    /// A machine that sent `report`, with its virtual `timing` and its `share` of the reduction.
+    pub fn reported(
+        machine: usize,
+        rows: usize,
+        speed: f64,
+        report: &LocalReport,
+        timing: &Timing,
+        share: ReductionShare,
+    ) -> MachineRecord {
+        MachineRecord {
+            failed: false,
+            compute_s: Some(timing.compute),
+            network_s: Some(timing.delivery.seconds),
+            arrival_s: Some(timing.arrival),
+            attempts: Some(timing.delivery.attempts),
+            bytes: Some(timing.bytes),
+            included: timing.included,
+            lambda: share.lambda,
+            outlier_score: share.outlier_score,
+            flagged: share.flagged,
+            iterations: Some(report.iterations),
+            total_iterations: report.model.fit.as_ref().map(|f| f.total_iterations),
+            converged: Some(report.converged),
+            em_trace: Some(report.trace.clone()),
+            model: Some(report.model.clone()),
+            ..MachineRecord::failed(machine, rows, speed)
+        }
+    }
 }
 
 /// A named estimator's model.
