@@ -10,7 +10,6 @@ use std::time::Instant;
 use ndarray::{Array1, Array2, Axis};
 use rand::RngExt;
 
-use crate::cluster::clock::Clock;
 use crate::cluster::record::{NamedModel, RunRecord};
 use crate::cluster::{self, ClusterConfig, GlobalFit};
 use crate::data::sharding::{self, Partition, PartitionSpec, ShardedData};
@@ -311,10 +310,7 @@ fn global_task(plan: &Plan, ds: &DataSet, rep: usize, task: usize, opts: &StudyO
     let fit = em::fit(ds.train.x.view(), ds.train.y.view(), &plan.features, &plan.target, &settings)
         .map_err(|e| format!("global fit: {e}"))?;
     let summary = &fit.summary;
-    let seconds = match &plan.clock {
-        Clock::Measured => summary.cpu_seconds,
-        Clock::Model(c) => c.em_seconds(summary.n, summary.total_iterations, plan.k, plan.d),
-    };
+    let seconds = plan.clock.fit_seconds(summary, plan.k, plan.d);
     let mut model = fit.model;
     if let Some(f) = model.fit.as_mut() {
         f.cpu_seconds = seconds; // under the model clock, nothing measured is reported
