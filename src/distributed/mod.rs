@@ -17,8 +17,9 @@ use crate::numeric::transport::PoolError;
 use crate::reduce::baselines::{self, PooledMixture};
 use crate::reduce::{self, Reduction, ReductionError, ReductionSettings};
 
-/// What a machine sends to the server after its fit.
-#[derive(Debug, Clone)]
+/// What a machine sends to the server after its fit. It serialises (the MPI backend sends it as
+/// JSON) without its diagnostic trace.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LocalReport {
     /// Machine index (0-based).
     pub machine: usize,
@@ -36,6 +37,7 @@ pub struct LocalReport {
     pub converged: bool,
     /// Log-likelihood after each EM iteration of the retained run (diagnostics; not sent over the
     /// network in a real cluster).
+    #[serde(skip)]
     pub trace: Vec<f64>,
 }
 

@@ -12,16 +12,18 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use mpi::datatype::PartitionMut;
+use mpi::topology::{Process, SimpleCommunicator};
 use mpi::traits::*;
-use ndarray::{Array2, Axis};
+use ndarray::Axis;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::data::sharding::{self, Partition};
 use crate::data::{ColumnExpr, CsvFile, Dataset};
 use crate::distributed::{self, LocalReport};
+use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::em::EmSettings;
-use crate::numeric::model::Moe;
-use crate::reduce::ReductionSettings;
+use crate::reduce::{Reduction, ReductionSettings};
 
 /// What a `fit --backend mpi` run needs.
 pub struct MpiFit {
@@ -47,22 +49,12 @@ pub struct MpiFit {
     pub out: Option<PathBuf>,
 }
 
-/// A rank's report as sent over MPI.
+/// A rank's message to rank 0: its report, or why it has none.
 #[derive(Serialize, Deserialize)]
 struct Wire {
     rank: usize,
-    result: Result<WireReport, String>,
+    result: Result<LocalReport, String>,
     wall_seconds: f64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WireReport {
-    model: Moe,
-    n: usize,
-    support: Vec<Vec<f64>>,
-    cpu_seconds: f64,
-    iterations: usize,
-    converged: bool,
 }
 
 /// This rank's rows, read from its own file or from its shard of the shared file.
@@ -114,72 +106,18 @@ pub fn fit(f: &MpiFit) -> i32 {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     let root = world.process_at_rank(0);
     let wall0 = Instant::now();
-
-    // 1. Every rank loads its rows; sizes are shared so that each knows N (for its support share)
-    //    and nobody fits when a rank could not even load its data.
-    let rows = my_rows(f, rank, size);
-    let n_m: i64 = rows.as_ref().map_or(-1, |r| r.y.len() as i64);
-    let mut sizes = vec![0i64; size];
-    world.all_gather_into(&n_m, &mut sizes[..]);
-    let result: Result<WireReport, String> = match rows {
-        Err(e) => Err(e),
-        Ok(_) if sizes.contains(&-1) => Err("not fitted: another rank could not load its data".into()),
-        Ok(Dataset { x, y, features, target, .. }) => {
-            let n_total: usize = sizes.iter().map(|&s| s as usize).sum();
-            let need = crate::numeric::model::n_free_params(f.em.k, features.len());
-            if y.len() < need {
-                Err(format!(
-                    "{} rows, but K = {} on d = {} features has {need} free parameters: use fewer ranks",
-                    y.len(),
-                    f.em.k,
-                    features.len()
-                ))
-            } else {
-                let count = distributed::support_count(f.support, y.len(), n_total);
-                distributed::local_fit(rank, x.view(), y.view(), &features, &target, &f.em, count, f.seed)
-                    .map(|r| WireReport {
-                        support: r.support.outer_iter().map(|row| row.to_vec()).collect(),
-                        n: r.n,
-                        cpu_seconds: r.cpu_seconds,
-                        iterations: r.iterations,
-                        converged: r.converged,
-                        model: r.model,
-                    })
-                    .map_err(|e| e.source.to_string())
-            }
-        }
-    };
+    // 1. Every rank loads its rows and fits.
+    let result = local_part(f, &world, rank, size);
     let wire = Wire { rank, result, wall_seconds: wall0.elapsed().as_secs_f64() };
     let bytes = serde_json::to_vec(&wire).expect("reports serialise");
-
     // 2. One variable-size gather of the reports to rank 0.
     let gather0 = Instant::now();
-    let len = bytes.len() as i32;
     let mut status: i32 = 0;
     if rank == 0 {
-        let mut lens = vec![0i32; size];
-        root.gather_into_root(&len, &mut lens[..]);
-        let displs: Vec<i32> = lens
-            .iter()
-            .scan(0, |acc, &l| {
-                let d = *acc;
-                *acc += l;
-                Some(d)
-            })
-            .collect();
-        let mut all = vec![0u8; lens.iter().map(|&l| l as usize).sum()];
-        {
-            let mut part = PartitionMut::new(&mut all[..], &lens[..], &displs[..]);
-            root.gather_varcount_into_root(&bytes[..], &mut part);
-        }
+        let messages = gather_at_root(&root, &bytes, size);
         let gather_s = gather0.elapsed().as_secs_f64();
-        let wires: Vec<Wire> = lens
-            .iter()
-            .zip(&displs)
-            .map(|(&l, &d)| {
-                serde_json::from_slice(&all[d as usize..(d + l) as usize]).expect("ranks send valid reports")
-            })
-            .collect();
+        let wires: Vec<Wire> =
+            messages.iter().map(|m| serde_json::from_slice(m).expect("ranks send valid reports")).collect();
         status = match finish(f, wires, gather_s, wall0) {
             Ok(()) => 0,
             Err(e) => {
@@ -188,7 +126,7 @@ pub fn fit(f: &MpiFit) -> i32 {
             }
         };
     } else {
-        root.gather_into(&len);
+        root.gather_into(&(bytes.len() as i32));
         root.gather_varcount_into(&bytes[..]);
     }
     // 3. Everyone leaves with rank 0's verdict.
@@ -196,43 +134,69 @@ pub fn fit(f: &MpiFit) -> i32 {
     status
 }
 
-/// Rank 0: report every rank's error, or reduce and write the model and the timing report.
-fn finish(f: &MpiFit, wires: Vec<Wire>, gather_s: f64, wall0: Instant) -> Result<(), String> {
-    let errors: Vec<String> = wires
+/// This rank's report. Row counts N_m are shared first, so that each rank knows N (for its support
+/// share) and nobody fits when a rank could not even load its data.
+fn local_part(f: &MpiFit, world: &SimpleCommunicator, rank: usize, size: usize) -> Result<LocalReport, String> {
+    let rows = my_rows(f, rank, size);
+    let n_m: i64 = rows.as_ref().map_or(-1, |r| r.y.len() as i64);
+    let mut sizes = vec![0i64; size];
+    world.all_gather_into(&n_m, &mut sizes[..]);
+    let data = rows?;
+    if sizes.contains(&-1) {
+        return Err("not fitted: another rank could not load its data".into());
+    }
+    let n_total: usize = sizes.iter().map(|&s| s as usize).sum();
+    fit_rows(f, rank, &data, n_total)
+}
+
+/// `local_fit` on this rank's N_m rows with its share `support_count(S, N_m, N)` of the supporting
+/// sample; an error when N_m is below the model's number of free parameters.
+fn fit_rows(f: &MpiFit, rank: usize, data: &Dataset, n_total: usize) -> Result<LocalReport, String> {
+    let Dataset { x, y, features, target, .. } = data;
+    let need = crate::numeric::model::n_free_params(f.em.k, features.len());
+    if y.len() < need {
+        return Err(format!(
+            "{} rows, but K = {} on d = {} features has {need} free parameters: use fewer ranks",
+            y.len(),
+            f.em.k,
+            features.len()
+        ));
+    }
+    let count = distributed::support_count(f.support, y.len(), n_total);
+    distributed::local_fit(rank, x.view(), y.view(), features, target, &f.em, count, f.seed)
+        .map_err(|e| e.source.to_string())
+}
+
+/// Rank 0's side of the gather: every rank's message (its length first, then its bytes), in rank
+/// order.
+fn gather_at_root(root: &Process, bytes: &[u8], size: usize) -> Vec<Vec<u8>> {
+    let mut lens = vec![0i32; size];
+    root.gather_into_root(&(bytes.len() as i32), &mut lens[..]);
+    let displs: Vec<i32> = lens
         .iter()
-        .filter_map(|w| {
-            w.result
-                .as_ref()
-                .err()
-                .map(|e| format!("error: rank {} ({}): {e}", w.rank, f.data.replace("{rank}", &w.rank.to_string())))
+        .scan(0, |acc, &l| {
+            let d = *acc;
+            *acc += l;
+            Some(d)
         })
         .collect();
-    if !errors.is_empty() {
-        return Err(errors.join("\n"));
+    let mut all = vec![0u8; lens.iter().map(|&l| l as usize).sum()];
+    {
+        let mut part = PartitionMut::new(&mut all[..], &lens[..], &displs[..]);
+        root.gather_varcount_into_root(bytes, &mut part);
     }
-    let mut timing = Vec::new();
-    let mut reports = Vec::with_capacity(wires.len());
-    for w in wires {
-        let r = w.result.expect("errors returned above");
-        timing.push(serde_json::json!({"rank": w.rank, "rows": r.n, "fit_cpu_seconds": r.cpu_seconds, "wall_seconds": w.wall_seconds,
-            "iterations": r.iterations, "converged": r.converged}));
-        let d = r.model.d();
-        let flat: Vec<f64> = r.support.iter().flatten().copied().collect();
-        reports.push(LocalReport {
-            machine: w.rank,
-            support: Array2::from_shape_vec((r.support.len(), d), flat).expect("support rows have d values"),
-            n: r.n,
-            cpu_seconds: r.cpu_seconds,
-            iterations: r.iterations,
-            converged: r.converged,
-            model: r.model,
-            trace: Vec::new(),
-        });
-    }
-    let cpu0 = crate::numeric::cputime::thread_cpu_seconds();
+    lens.iter().zip(&displs).map(|(&l, &d)| all[d as usize..(d + l) as usize].to_vec()).collect()
+}
+
+/// Rank 0: report every rank's error, or reduce and write the model and the timing report.
+fn finish(f: &MpiFit, wires: Vec<Wire>, gather_s: f64, wall0: Instant) -> Result<(), String> {
+    rank_errors(f, &wires)?;
+    let ranks: Vec<Value> = wires.iter().filter_map(rank_timing).collect();
+    let reports: Vec<LocalReport> = wires.into_iter().map(|w| w.result.expect("errors returned above")).collect();
+    let cpu0 = thread_cpu_seconds();
     let t0 = Instant::now();
     let reduction = distributed::aggregate(&reports, &f.reduction).map_err(|e| format!("error: reduction: {e}"))?;
-    let (reduce_cpu, reduce_wall) = (crate::numeric::cputime::thread_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
+    let (reduce_cpu, reduce_wall) = (thread_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
     let max_fit = reports.iter().map(|r| r.cpu_seconds).fold(0.0, f64::max);
     println!(
         "{} ranks, {} rows: slowest local fit {max_fit:.3} s CPU, gather {gather_s:.3} s, reduction {reduce_cpu:.3} s CPU; end to end {:.3} s",
@@ -243,23 +207,51 @@ fn finish(f: &MpiFit, wires: Vec<Wire>, gather_s: f64, wall0: Instant) -> Result
     if !reduction.flagged.is_empty() {
         println!("outlier screening flagged ranks {:?} (dropped: {})", reduction.flagged, reduction.dropped);
     }
-    let report = serde_json::json!({
-        "ranks": timing,
+    let timing = json!({
+        "ranks": ranks,
         "gather_seconds": gather_s,
         "reduction_cpu_seconds": reduce_cpu,
         "reduction_wall_seconds": reduce_wall,
         "end_to_end_wall_seconds": wall0.elapsed().as_secs_f64(),
         "flagged_ranks": reduction.flagged,
     });
+    write_outputs(f, &reduction, &timing)
+}
+
+/// Every rank's error, one line each, naming its rank and data file; `Ok` when no rank failed.
+fn rank_errors(f: &MpiFit, wires: &[Wire]) -> Result<(), String> {
+    let errors: Vec<String> = wires
+        .iter()
+        .filter_map(|w| {
+            w.result
+                .as_ref()
+                .err()
+                .map(|e| format!("error: rank {} ({}): {e}", w.rank, f.data.replace("{rank}", &w.rank.to_string())))
+        })
+        .collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+}
+
+/// A rank's line of the timing report: rows, CPU seconds of its fit, wall seconds up to its send,
+/// EM iterations and convergence (`None` for a rank without a report).
+fn rank_timing(w: &Wire) -> Option<Value> {
+    let r = w.result.as_ref().ok()?;
+    Some(json!({"rank": w.rank, "rows": r.n, "fit_cpu_seconds": r.cpu_seconds, "wall_seconds": w.wall_seconds,
+        "iterations": r.iterations, "converged": r.converged}))
+}
+
+/// Writes the reduced model and the timing report beside it (`<stem>.timing.json`), or prints the
+/// timing report without `--out`.
+fn write_outputs(f: &MpiFit, reduction: &Reduction, timing: &Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(timing).expect("JSON serialises");
     match &f.out {
         Some(out) => {
             reduction.model.save(out).map_err(|e| format!("error: {e}"))?;
             let timing_path = out.with_extension("timing.json");
-            std::fs::write(&timing_path, serde_json::to_vec_pretty(&report).expect("JSON serialises"))
-                .map_err(|e| format!("error: {}: {e}", timing_path.display()))?;
+            std::fs::write(&timing_path, text).map_err(|e| format!("error: {}: {e}", timing_path.display()))?;
             println!("reduced model written to {}, timing to {}", out.display(), timing_path.display());
         }
-        None => println!("{}", serde_json::to_string_pretty(&report).expect("JSON serialises")),
+        None => println!("{text}"),
     }
     Ok(())
 }
