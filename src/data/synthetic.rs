@@ -6,6 +6,7 @@ use ndarray::{Array1, Array2};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 
+use crate::numeric::linalg;
 use crate::numeric::model::Moe;
 use crate::numeric::rng::{self, Rng};
 
@@ -46,7 +47,7 @@ impl CovariateMixture {
     pub fn authors(k: usize, d: usize, rng: &mut Rng) -> CovariateMixture {
         let means = Array2::from_shape_fn((k, d), |_| rng.sample::<f64, _>(StandardNormal));
         let sigma = Array2::from_shape_fn((d, d), |(i, j)| 4f64.powi(-(i.abs_diff(j) as i32)));
-        let chol = lower_cholesky(&sigma);
+        let chol = linalg::cholesky_lower(&sigma, 0.0).expect("4^-|i-j| is positive definite");
         let center = means.mean_axis(ndarray::Axis(0)).expect("k >= 1");
         let spread = means.var_axis(ndarray::Axis(0), 0.0);
         let scale = (&spread + 1.0).mapv(f64::sqrt); // Sigma_jj = 1
@@ -152,20 +153,6 @@ impl Simulator {
         }
         SimData { x, y, z }
     }
-}
-
-/// Lower Cholesky factor of a small symmetric positive-definite matrix.
-fn lower_cholesky(a: &Array2<f64>) -> Array2<f64> {
-    let d = a.nrows();
-    let mut l = Array2::<f64>::zeros((d, d));
-    for j in 0..d {
-        let pivot = a[[j, j]] - (0..j).map(|m| l[[j, m]] * l[[j, m]]).sum::<f64>();
-        l[[j, j]] = pivot.sqrt();
-        for i in j + 1..d {
-            l[[i, j]] = (a[[i, j]] - (0..j).map(|m| l[[i, m]] * l[[j, m]]).sum::<f64>()) / l[[j, j]];
-        }
-    }
-    l
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::gate;
 use crate::numeric::kmeans;
-use crate::numeric::linalg::{log_sum_exp_rows, spd_solve, weighted_grams, with_intercept};
+use crate::numeric::linalg::{cholesky_lower, log_sum_exp_rows, spd_solve, weighted_grams, with_intercept};
 use crate::numeric::model::{FitSummary, Moe, add_log_normal, n_free_params};
 use crate::numeric::rng;
 use crate::numeric::scaling::ColumnScaling;
@@ -418,20 +418,7 @@ fn check_collinearity(xs: ArrayView2<f64>, features: &[String]) -> Result<(), Em
             }
         }
     }
-    // Cholesky by hand to see each pivot: L_jj^2 = r_jj - sum_{m<j} L_jm^2.
-    let mut l = Array2::<f64>::zeros((d, d));
-    for j in 0..d {
-        let pivot = r[[j, j]] - (0..j).map(|m| l[[j, m]] * l[[j, m]]).sum::<f64>();
-        if pivot < 1e-10 {
-            return Err(EmError::CollinearColumn(features[j].clone()));
-        }
-        l[[j, j]] = pivot.sqrt();
-        for i in j + 1..d {
-            let v = r[[i, j]] - (0..j).map(|m| l[[i, m]] * l[[j, m]]).sum::<f64>();
-            l[[i, j]] = v / l[[j, j]];
-        }
-    }
-    Ok(())
+    cholesky_lower(&r, 1e-10).map(|_| ()).map_err(|j| EmError::CollinearColumn(features[j].clone()))
 }
 
 /// Maps standardised-scale parameters to the raw scale:

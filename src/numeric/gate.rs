@@ -15,7 +15,8 @@
 
 use ndarray::{Array1, Array2, ArrayView2, s};
 
-use crate::numeric::linalg::{log_sum_exp_rows, spd_solve, weighted_grams};
+use crate::numeric::linalg::{spd_solve, weighted_grams};
+use crate::numeric::model::log_softmax_rows;
 
 /// Relative ridge added to the negated Hessian before its Cholesky solve.
 const NEWTON_RIDGE: f64 = 1e-10;
@@ -25,12 +26,7 @@ const MAX_HALVINGS: usize = 30;
 /// Log gate probabilities `log pi_ik` for a design with intercept column `xt` (n x p) and gate
 /// coefficients (K x p).
 pub fn log_probs(xt: ArrayView2<f64>, gate: &Array2<f64>) -> Array2<f64> {
-    let mut logits = xt.dot(&gate.t());
-    let l = log_sum_exp_rows(logits.view());
-    for (mut row, li) in logits.outer_iter_mut().zip(l.iter()) {
-        row -= *li;
-    }
-    logits
+    log_softmax_rows(xt.dot(&gate.t()))
 }
 
 /// `Q = sum_ik t_ik log pi_ik`; a zero target contributes nothing even where `log pi` is -inf.

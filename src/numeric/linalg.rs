@@ -62,6 +62,26 @@ pub fn spd_solve(a: &Array2<f64>, b: ArrayView1<f64>, rel_ridge: f64) -> Option<
     if z.iter().all(|v| v.is_finite()) { Some(Array1::from_iter(z.iter().copied())) } else { None }
 }
 
+/// Lower Cholesky factor L of a symmetric matrix `a` (`a = L L'`), column by column:
+/// `L_jj = sqrt(a_jj - sum_{m<j} L_jm^2)` and `L_ij = (a_ij - sum_{m<j} L_im L_jm) / L_jj` for i > j.
+/// The pivot `a_jj - sum_{m<j} L_jm^2` is the variance of column j left unexplained by the columns
+/// before it; `Err(j)` for the first j whose pivot is below `min_pivot`.
+pub fn cholesky_lower(a: &Array2<f64>, min_pivot: f64) -> Result<Array2<f64>, usize> {
+    let d = a.nrows();
+    let mut l = Array2::<f64>::zeros((d, d));
+    for j in 0..d {
+        let pivot = a[[j, j]] - (0..j).map(|m| l[[j, m]] * l[[j, m]]).sum::<f64>();
+        if pivot < min_pivot {
+            return Err(j);
+        }
+        l[[j, j]] = pivot.sqrt();
+        for i in j + 1..d {
+            l[[i, j]] = (a[[i, j]] - (0..j).map(|m| l[[i, m]] * l[[j, m]]).sum::<f64>()) / l[[j, j]];
+        }
+    }
+    Ok(l)
+}
+
 /// Prepends a column of ones: `[1, x]`, the design of the model's affine gates and experts.
 pub fn with_intercept(x: ArrayView2<f64>) -> Array2<f64> {
     let (n, d) = x.dim();
@@ -107,6 +127,17 @@ mod tests {
         let z = spd_solve(&a, array![1.0, 2.0].view(), 0.0).unwrap();
         assert!((4.0 * z[0] + z[1] - 1.0).abs() < 1e-12 && (z[0] + 3.0 * z[1] - 2.0).abs() < 1e-12);
         assert!(spd_solve(&array![[1.0, 2.0], [2.0, 1.0]], array![1.0, 1.0].view(), 0.0).is_none());
+    }
+
+    #[test]
+    fn cholesky_lower_factors_and_finds_the_first_small_pivot() {
+        let a = array![[4.0, 2.0, 0.0], [2.0, 5.0, 1.0], [0.0, 1.0, 2.0]];
+        let l = cholesky_lower(&a, 1e-10).unwrap();
+        assert!((l.dot(&l.t()) - &a).iter().all(|v| v.abs() < 1e-12));
+        assert!(l[[0, 1]] == 0.0 && l[[0, 2]] == 0.0 && l[[1, 2]] == 0.0);
+        // Column 2 = column 0 + column 1: nothing of it is left unexplained.
+        let b = array![[1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 2.0]];
+        assert_eq!(cholesky_lower(&b, 1e-10), Err(2));
     }
 
     #[test]
