@@ -1,19 +1,18 @@
-//! `dmoe fit`: EM on a CSV file, on one machine, on M in-process machines (`--machines`, with a
-//! comparison of estimators) or on MPI ranks (`--backend mpi`).
+//! `dmoe fit`: flags to settings, the library's fit (one machine, in-process machines, or MPI
+//! ranks), and what it prints.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
-
-use crate::data::sharding;
+use crate::data::sharding::{self, Partition};
 use crate::data::{self, load_dataset};
-use crate::distributed::{self, Estimate};
+use crate::distributed::pipeline::{self, InProcessFit, InProcessSettings, ScoredEstimator};
 use crate::numeric::em::{self, EmSettings};
+use crate::numeric::information;
 use crate::numeric::model::Moe;
 use crate::numeric::range::{Range, at_least};
-use crate::numeric::{cputime, information};
 use crate::reduce::{OutlierPolicy, ReductionSettings};
+use clap::Args;
+use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct FitArgs {
@@ -101,6 +100,7 @@ impl FitArgs {
     }
 }
 
+/// The EM settings from the flags.
 fn em_settings(a: &FitArgs) -> EmSettings {
     EmSettings {
         k: a.k,
@@ -113,6 +113,7 @@ fn em_settings(a: &FitArgs) -> EmSettings {
     }
 }
 
+/// `fit`: one EM fit on every row, or the distributed fit with `--machines` or a category partition.
 pub fn fit(a: FitArgs) -> Result<(), String> {
     a.check_ranges()?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
@@ -122,18 +123,24 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
             "note: column `z` is taken as the true component and not used as a feature (name it in --features to use it)"
         );
     }
-    let settings = em_settings(&a);
     let partition = a.partition.clone().unwrap_or_else(|| "random".into());
     let distributed = a.machines.is_some() || !matches!(partition.as_str(), "random" | "contiguous");
     if distributed {
-        return fit_distributed(&a, &partition, &file, &ds, &settings);
+        let settings = in_process_settings(&a, &partition, &file, &ds)?;
+        return fit_distributed(&a, &ds, &settings);
     }
     for (flag, given) in [("--global-out", a.global_out.is_some()), ("--truth", a.truth.is_some())] {
         if given {
             return Err(format!("{flag} needs --machines (it compares distributed estimators)"));
         }
     }
-    let fitted = em::fit(ds.x.view(), ds.y.view(), &ds.features, &ds.target, &settings)
+    fit_one(&a, &ds)
+}
+
+/// One EM fit on every row: its summary, its parameters (with standard errors for `--stderr`) and
+/// the model file.
+fn fit_one(a: &FitArgs, ds: &data::Dataset) -> Result<(), String> {
+    let fitted = em::fit(ds.x.view(), ds.y.view(), &ds.features, &ds.target, &em_settings(a))
         .map_err(|e| format!("{}: {e}", a.data.display()))?;
     let model = &fitted.model;
     let s = &fitted.summary;
@@ -184,13 +191,12 @@ pub fn fit_mpi(a: &FitArgs) -> ExitCode {
 
 #[cfg(feature = "mpi")]
 fn run_mpi(a: &FitArgs, partition: sharding::Partition) -> ExitCode {
-    let outliers = outlier_policy(&a.outliers);
     let code = crate::distributed::mpi::fit(&crate::distributed::mpi::MpiFit {
         data: a.data.display().to_string(),
         target: a.target.clone(),
         features: a.features.clone(),
         em: em_settings(a),
-        reduction: ReductionSettings { k: a.k, seed: a.seed, outliers, ..ReductionSettings::default() },
+        reduction: reduction_settings(a),
         partition,
         support: a.support,
         seed: a.seed,
@@ -208,123 +214,109 @@ fn run_mpi(_: &FitArgs, _: sharding::Partition) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn outlier_policy(name: &str) -> OutlierPolicy {
-    match name {
+/// The server's reduction settings from the flags: K, the seed and the outlier policy.
+fn reduction_settings(a: &FitArgs) -> ReductionSettings {
+    let outliers = match a.outliers.as_str() {
         "keep" => OutlierPolicy::Keep,
         "flag" => OutlierPolicy::Flag,
         _ => OutlierPolicy::Drop,
-    }
+    };
+    ReductionSettings { k: a.k, seed: a.seed, outliers, ..ReductionSettings::default() }
 }
 
-/// `fit --machines`: split, fit every shard, reduce, fit the global model, compare on held-out rows.
-fn fit_distributed(
+/// `fit --machines`: the in-process distributed fit (`distributed::pipeline`), its model files and
+/// its comparison of estimators on the held-out rows.
+fn fit_distributed(a: &FitArgs, ds: &data::Dataset, settings: &InProcessSettings) -> Result<(), String> {
+    let fit = pipeline::fit_in_process(ds, settings).map_err(|e| match e.is_fit_error() {
+        true => format!("{}: {e}", a.data.display()),
+        false => e.to_string(),
+    })?;
+    // Files first, so that a closed stdout (`| head`) cannot lose them.
+    if let Some(out) = &a.out {
+        fit.reduction.model.save(out).map_err(|e| e.to_string())?;
+    }
+    if let Some(out) = &a.global_out {
+        fit.global.model.save(out).map_err(|e| e.to_string())?;
+    }
+    print_local_fits(&fit, &settings.partition_name);
+    print_reduction(&fit, settings.reduction.outliers);
+    print_times(&fit);
+    print_scores(&fit.scores);
+    for (what, path) in [("reduced", &a.out), ("global", &a.global_out)] {
+        if let Some(p) = path {
+            println!("{what} model written to {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// The pipeline's settings from the flags, after a check that they apply (`--stderr` does not).
+/// Files are read in the order of the pipeline's checks: the truth once the numbers are in range, the
+/// partition column once the split is known to work.
+fn in_process_settings(
     a: &FitArgs,
     partition_name: &str,
     file: &data::CsvFile,
     ds: &data::Dataset,
-    em_settings: &EmSettings,
-) -> Result<(), String> {
+) -> Result<InProcessSettings, String> {
     if a.stderr {
         return Err("--stderr applies to single-machine fits; drop --machines or --stderr".into());
     }
-    let truth = a.truth.as_deref().map(Moe::load).transpose().map_err(|e| e.to_string())?;
-    if let Some(t) = &truth
-        && t.features != ds.features
-    {
-        return Err(format!(
-            "--truth: the true model's features [{}] are not the fit's [{}]",
-            t.features.join(", "),
-            ds.features.join(", ")
-        ));
-    }
-    let n = ds.y.len();
-    let (train, test) = sharding::train_test_split(n, a.test_fraction, a.seed);
-    if test.is_empty() || train.is_empty() {
-        return Err(format!(
-            "--test-fraction {} leaves {} test and {} training rows of {n}; both must be at least 1",
-            a.test_fraction,
-            test.len(),
-            train.len()
-        ));
-    }
-    let need = crate::numeric::model::n_free_params(a.k, ds.features.len());
-    if a.machines.is_some_and(|m| m > train.len() / need) {
-        return Err(format!(
-            "--machines {}: {} training rows can give at most {} machines the {need} rows each that K = {} on d = {} features needs",
-            a.machines.unwrap_or(0),
-            train.len(),
-            train.len() / need,
-            a.k,
-            ds.features.len()
-        ));
-    }
-    let partition = match partition_name {
-        "random" => sharding::Partition::Random,
-        "contiguous" => sharding::Partition::Contiguous,
-        column => sharding::Partition::ByCategory(file.read_text(column).map_err(|e| e.to_string())?),
+    let mut settings = InProcessSettings {
+        em: em_settings(a),
+        reduction: reduction_settings(a),
+        machines: a.machines,
+        partition: Partition::Random, // set below, once the checks that need no file have passed
+        partition_name: partition_name.to_string(),
+        support: a.support,
+        test_fraction: a.test_fraction,
+        seed: a.seed,
+        truth: None,
     };
-    let machines = a.machines.unwrap_or(0);
-    let (order, shards) = sharding::shard_rows(&train, &partition, machines, a.seed);
-    if let sharding::Partition::ByCategory(_) = partition
-        && a.machines.is_some_and(|m| m != shards.len())
-    {
-        return Err(format!(
-            "--machines {machines} does not match --partition {}: its training rows have {} distinct values (omit --machines)",
-            partition_name,
-            shards.len()
-        ));
-    }
-    let sizes: Vec<usize> = shards.iter().map(|r| r.len()).collect();
-    distributed::check_shard_sizes(&sizes, a.k, ds.features.len())?;
-    let sharded = sharding::ShardedData::gather(ds.x.view(), ds.y.view(), ds.labels.as_deref(), &order, shards);
-    let mut reports = Vec::with_capacity(sizes.len());
-    for (m, &size) in sizes.iter().enumerate() {
-        let count = distributed::support_count(a.support, size, sharded.n());
-        let (x, y) = (sharded.shard_x(m), sharded.shard_y(m));
-        let report = distributed::local_fit(m, x, y, &ds.features, &ds.target, em_settings, count, a.seed)
-            .map_err(|e| format!("{}: {e}", a.data.display()))?;
-        reports.push(report);
-    }
-    let outliers = outlier_policy(&a.outliers);
-    let reduce_settings = ReductionSettings { k: a.k, seed: a.seed, outliers, ..ReductionSettings::default() };
-    let t0 = cputime::thread_cpu_seconds();
-    let reduction = distributed::aggregate(&reports, &reduce_settings).map_err(|e| e.to_string())?;
-    let reduce_cpu = cputime::thread_cpu_seconds() - t0;
-    let global = em::fit(sharded.x.view(), sharded.y.view(), &ds.features, &ds.target, em_settings)
-        .map_err(|e| format!("{}: global fit: {e}", a.data.display()))?;
-    // Files first, so that a closed stdout (`| head`) cannot lose them.
-    if let Some(out) = &a.out {
-        reduction.model.save(out).map_err(|e| e.to_string())?;
-    }
-    if let Some(out) = &a.global_out {
-        global.model.save(out).map_err(|e| e.to_string())?;
-    }
+    settings.validate().map_err(|e| e.to_string())?;
+    settings.truth = a.truth.as_deref().map(Moe::load).transpose().map_err(|e| e.to_string())?;
+    pipeline::check(ds, &settings).map_err(|e| e.to_string())?;
+    settings.partition = match partition_name {
+        "random" => Partition::Random,
+        "contiguous" => Partition::Contiguous,
+        column => Partition::ByCategory(file.read_text(column).map_err(|e| e.to_string())?),
+    };
+    Ok(settings)
+}
 
-    let max_local = reports.iter().map(|r| r.cpu_seconds).fold(0.0, f64::max);
-    let total_local: f64 = reports.iter().map(|r| r.cpu_seconds).sum();
-    let converged = reports.iter().filter(|r| r.converged).count();
-    let global_cpu = global.summary.cpu_seconds;
+/// The data and the local fits: machines, rows, shard sizes, CPU times, convergence.
+fn print_local_fits(fit: &InProcessFit, partition_name: &str) {
+    let (sizes, reports) = (&fit.shard_sizes, &fit.reports);
     println!(
         "{} machines ({} partition), {} training rows, {} test rows, {} supporting points",
         sizes.len(),
         partition_name,
-        sharded.n(),
-        test.len(),
-        reduction.large.n_support()
+        fit.training_rows,
+        fit.test_rows.len(),
+        fit.reduction.large.n_support()
     );
+    let max_local = fit.slowest_local_seconds();
+    let total_local: f64 = reports.iter().map(|r| r.cpu_seconds).sum();
+    let converged = reports.iter().filter(|r| r.converged).count();
     println!(
         "local fits: shard sizes {}..{}, CPU max {max_local:.3} s, total {total_local:.3} s, {converged}/{} converged",
         sizes.iter().min().unwrap(),
         sizes.iter().max().unwrap(),
         reports.len()
     );
+}
+
+/// The reduction (start, MM iterations, objective) and its outlier screening.
+fn print_reduction(fit: &InProcessFit, outliers: OutlierPolicy) {
+    let (reduction, reports) = (&fit.reduction, &fit.reports);
     let trace = &reduction.objective_trace;
     println!(
-        "reduction: start {:?}, {} MM iterations, objective {:.6} -> {:.6}, CPU {reduce_cpu:.3} s",
+        "reduction: start {:?}, {} MM iterations, objective {:.6} -> {:.6}, CPU {:.3} s",
         reduction.init,
         trace.len() - 1,
         trace[0],
-        trace[trace.len() - 1]
+        trace[trace.len() - 1],
+        fit.reduce_cpu_seconds
     );
     match (&reduction.flagged[..], outliers) {
         (_, OutlierPolicy::Keep) => println!("outlier screening: off (--outliers keep)"),
@@ -337,30 +329,26 @@ fn fit_distributed(
             if reduction.dropped { "left out of the reduced model" } else { "kept (--outliers flag)" }
         ),
     }
+}
+
+/// The time of the distributed fit (`max_m t_m + t_reduce`) against the global fit's.
+fn print_times(fit: &InProcessFit) {
+    let (distributed_s, global_s) = (fit.distributed_seconds(), fit.global.summary.cpu_seconds);
     println!(
-        "time: distributed {:.3} s (slowest local fit + reduction, no network), global {global_cpu:.3} s, speedup {:.2}",
-        max_local + reduce_cpu,
-        global_cpu / (max_local + reduce_cpu)
+        "time: distributed {distributed_s:.3} s (slowest local fit + reduction, no network), global {global_s:.3} s, speedup {:.2}",
+        global_s / distributed_s
     );
-    let xt = ds.x.select(ndarray::Axis(0), &test);
-    let yt = ds.y.select(ndarray::Axis(0), &test);
-    let lt: Option<Vec<usize>> = ds.labels.as_ref().map(|l| test.iter().map(|&r| l[r]).collect());
-    let mut rows: Vec<(&str, Estimate, Option<f64>)> =
-        vec![("reduction", Estimate::Moe(Box::new(reduction.model.clone())), Some(max_local + reduce_cpu))];
-    rows.extend(
-        distributed::baselines(&reports, &reduction, &distributed::Baseline::ALL)
-            .into_iter()
-            .map(|(n, e)| (n, e, None)),
-    );
-    rows.push(("global", Estimate::Moe(Box::new(global.model.clone())), Some(global_cpu)));
+}
+
+/// The table of every estimator's scores on the held-out rows.
+fn print_scores(scores: &[ScoredEstimator]) {
     let show = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
     println!();
     println!(
         "{:<16} {:>14} {:>10} {:>8} {:>10} {:>10} {:>7} {:>9} {:>8}",
         "estimator", "test loglik", "RPE", "corr", "param MSE", "transport", "ARI", "clust.err", "time s"
     );
-    for (name, est, time) in &rows {
-        let s = distributed::score(est, xt.view(), yt.view(), lt.as_deref(), truth.as_ref());
+    for ScoredEstimator { name, scores: s, seconds } in scores {
         println!(
             "{name:<16} {:>14.3} {:>10.6} {:>8.4} {:>10} {:>10} {:>7} {:>9} {:>8}",
             s.test_loglik,
@@ -370,15 +358,9 @@ fn fit_distributed(
             show(s.transport_to_truth, 5),
             show(s.ari, 4),
             show(s.clustering_error.map(|e| 100.0 * e), 2),
-            show(*time, 3)
+            show(*seconds, 3)
         );
     }
-    for (what, path) in [("reduced", &a.out), ("global", &a.global_out)] {
-        if let Some(p) = path {
-            println!("{what} model written to {}", p.display());
-        }
-    }
-    Ok(())
 }
 
 /// Prints the parameter vector, one line per parameter, with standard errors when given.

@@ -5,6 +5,7 @@
 
 #[cfg(feature = "mpi")]
 pub mod mpi;
+pub mod pipeline;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, concatenate};
 use rand::RngExt;
