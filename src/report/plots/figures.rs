@@ -52,6 +52,27 @@ fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
         .map_err(err)
 }
 
+/// The mesh of a chart with axis descriptions, in the shared look: tick labels of 15 points,
+/// descriptions of 16.
+fn mesh<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 16))
+        .draw()
+        .map_err(err)
+}
+
 /// A figure that can be drawn on any backend.
 pub(super) trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
@@ -115,14 +136,7 @@ impl Figure for Speedup {
         let mut chart = chart_builder(root, "Speedup of the distributed fit vs number of machines", 22, (50, 70))
             .build_cartesian_2d((m_lo / 1.3..m_hi * 1.3).log_scale(), (y_lo..y_hi).log_scale())
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("machines M")
-            .y_desc("speedup = global fit time / makespan")
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 16))
-            .draw()
-            .map_err(err)?;
+        mesh(&mut chart, "machines M", "speedup = global fit time / makespan")?;
         let mut all_m: Vec<usize> = ms.clone();
         all_m.sort_unstable();
         all_m.dedup();
@@ -269,14 +283,7 @@ impl Accuracy {
         X: Ranged<ValueType = f64> + ValueFormatter<f64>,
         Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
     {
-        chart
-            .configure_mesh()
-            .x_desc("machines M")
-            .y_desc(&self.y_desc)
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 16))
-            .draw()
-            .map_err(err)?;
+        mesh(&mut chart, "machines M", &self.y_desc)?;
         for (i, (name, g)) in self.series.iter().enumerate() {
             let c = color(i);
             chart
@@ -433,14 +440,7 @@ impl Figure for Objective<'_> {
         let mut chart = chart_builder(root, "MM objective of the reduction per iteration (repetition 0)", 22, (50, 80))
             .build_cartesian_2d(0.0..((longest.max(2) - 1) as f64), (lo..hi).log_scale())
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("MM iteration (assignment steps)")
-            .y_desc("transport objective J (no 1/S factor)")
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 16))
-            .draw()
-            .map_err(err)?;
+        mesh(&mut chart, "MM iteration (assignment steps)", "transport objective J (no 1/S factor)")?;
         for (i, run) in self.runs.iter().enumerate() {
             let c = color(i);
             let t = &run.record.objective_trace;
