@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::data::sharding::{self, Partition};
+use crate::data::sharding::{self, Partition, PartitionSpec};
 use crate::data::{self, load_dataset};
 use crate::distributed::pipeline::{self, InProcessFit, InProcessSettings, ScoredEstimator};
 use crate::numeric::em::{self, EmSettings};
@@ -13,6 +13,15 @@ use crate::numeric::range::{Range, at_least};
 use crate::reduce::{OutlierPolicy, ReductionSettings};
 use clap::Args;
 use std::path::PathBuf;
+
+/// Where the machines of `dmoe fit` run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// In this process, one machine after another.
+    Inproc,
+    /// One MPI rank per machine.
+    Mpi,
+}
 
 #[derive(Debug, Args)]
 pub struct FitArgs {
@@ -57,12 +66,12 @@ pub struct FitArgs {
     /// How rows are shared out: `random`, `contiguous` (file order), or a column name (one machine
     /// per distinct value; --machines may then be omitted). Default: random in process, contiguous
     /// with --backend mpi.
-    #[arg(long)]
-    partition: Option<String>,
+    #[arg(long, value_parser = |s: &str| Ok::<_, String>(PartitionSpec::parse(s)))]
+    partition: Option<PartitionSpec>,
     /// `inproc` (default: machines fitted one after another in this process) or `mpi` (one MPI rank
     /// per machine: run under `mpirun -np M`; needs a build with `--features mpi`).
-    #[arg(long, default_value = "inproc", value_parser = ["inproc", "mpi"])]
-    backend: String,
+    #[arg(long, value_enum, default_value_t = Backend::Inproc)]
+    backend: Backend,
     /// Supporting-sample size S: each machine sends about S * N_m / N of its covariate rows.
     #[arg(long, default_value_t = 2000)]
     support: usize,
@@ -71,8 +80,8 @@ pub struct FitArgs {
     test_fraction: f64,
     /// With --machines: screening of outlying local models: `drop` (reduce again without them),
     /// `flag` (report only) or `keep` (no screening: the paper's method).
-    #[arg(long, default_value = "drop", value_parser = ["drop", "flag", "keep"])]
-    outliers: String,
+    #[arg(long, default_value = "drop", value_parser = OutlierPolicy::parse)]
+    outliers: OutlierPolicy,
     /// With --machines: where to write the global fit (JSON).
     #[arg(long)]
     global_out: Option<PathBuf>,
@@ -85,7 +94,7 @@ pub struct FitArgs {
 impl FitArgs {
     /// Whether this process is one MPI rank (`--backend mpi`).
     pub fn uses_mpi(&self) -> bool {
-        self.backend == "mpi"
+        self.backend == Backend::Mpi
     }
 
     /// Checks the distributed flags with the same rules as the scenario keys (`numeric::range`),
@@ -123,8 +132,8 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
             "note: column `z` is taken as the true component and not used as a feature (name it in --features to use it)"
         );
     }
-    let partition = a.partition.clone().unwrap_or_else(|| "random".into());
-    let distributed = a.machines.is_some() || !matches!(partition.as_str(), "random" | "contiguous");
+    let partition = a.partition.clone().unwrap_or(PartitionSpec::Random);
+    let distributed = a.machines.is_some() || matches!(partition, PartitionSpec::Column(_));
     if distributed {
         let settings = in_process_settings(&a, &partition, &file, &ds)?;
         return fit_distributed(&a, &ds, &settings);
@@ -181,10 +190,12 @@ pub fn fit_mpi(a: &FitArgs) -> ExitCode {
     if let Err(e) = a.check_ranges() {
         return fail(e);
     }
-    let partition = match a.partition.as_deref().unwrap_or("contiguous") {
-        "contiguous" => sharding::Partition::Contiguous,
-        "random" => sharding::Partition::Random,
-        other => return fail(format!("--partition: expected contiguous or random with --backend mpi, got `{other}`")),
+    let partition = match a.partition.as_ref().unwrap_or(&PartitionSpec::Contiguous) {
+        PartitionSpec::Contiguous => sharding::Partition::Contiguous,
+        PartitionSpec::Random => sharding::Partition::Random,
+        PartitionSpec::Column(c) => {
+            return fail(format!("--partition: expected contiguous or random with --backend mpi, got `{c}`"));
+        }
     };
     run_mpi(a, partition)
 }
@@ -216,12 +227,7 @@ fn run_mpi(_: &FitArgs, _: sharding::Partition) -> ExitCode {
 
 /// The server's reduction settings from the flags: K, the seed and the outlier policy.
 fn reduction_settings(a: &FitArgs) -> ReductionSettings {
-    let outliers = match a.outliers.as_str() {
-        "keep" => OutlierPolicy::Keep,
-        "flag" => OutlierPolicy::Flag,
-        _ => OutlierPolicy::Drop,
-    };
-    ReductionSettings { k: a.k, seed: a.seed, outliers, ..ReductionSettings::default() }
+    ReductionSettings { k: a.k, seed: a.seed, outliers: a.outliers, ..ReductionSettings::default() }
 }
 
 /// `fit --machines`: the in-process distributed fit (`distributed::pipeline`), its model files and
@@ -255,7 +261,7 @@ fn fit_distributed(a: &FitArgs, ds: &data::Dataset, settings: &InProcessSettings
 /// partition column once the split is known to work.
 fn in_process_settings(
     a: &FitArgs,
-    partition_name: &str,
+    partition: &PartitionSpec,
     file: &data::CsvFile,
     ds: &data::Dataset,
 ) -> Result<InProcessSettings, String> {
@@ -267,7 +273,7 @@ fn in_process_settings(
         reduction: reduction_settings(a),
         machines: a.machines,
         partition: Partition::Random, // set below, once the checks that need no file have passed
-        partition_name: partition_name.to_string(),
+        partition_name: partition.name().to_string(),
         support: a.support,
         test_fraction: a.test_fraction,
         seed: a.seed,
@@ -276,10 +282,10 @@ fn in_process_settings(
     settings.validate().map_err(|e| e.to_string())?;
     settings.truth = a.truth.as_deref().map(Moe::load).transpose().map_err(|e| e.to_string())?;
     pipeline::check(ds, &settings).map_err(|e| e.to_string())?;
-    settings.partition = match partition_name {
-        "random" => Partition::Random,
-        "contiguous" => Partition::Contiguous,
-        column => Partition::ByCategory(file.read_text(column).map_err(|e| e.to_string())?),
+    settings.partition = match partition {
+        PartitionSpec::Random => Partition::Random,
+        PartitionSpec::Contiguous => Partition::Contiguous,
+        PartitionSpec::Column(column) => Partition::ByCategory(file.read_text(column).map_err(|e| e.to_string())?),
     };
     Ok(settings)
 }

@@ -59,6 +59,20 @@ pub enum OutlierPolicy {
     Drop,
 }
 
+impl OutlierPolicy {
+    /// Every policy, by the name used in flags, scenarios and messages.
+    pub const ALL: [(&'static str, OutlierPolicy); 3] =
+        [("drop", OutlierPolicy::Drop), ("flag", OutlierPolicy::Flag), ("keep", OutlierPolicy::Keep)];
+
+    /// The policy called `name`.
+    pub fn parse(name: &str) -> Result<OutlierPolicy, String> {
+        OutlierPolicy::ALL.iter().find(|(n, _)| *n == name).map(|(_, p)| *p).ok_or_else(|| {
+            let names: Vec<String> = OutlierPolicy::ALL.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            format!("expected one of {}, got \"{name}\"", names.join(", "))
+        })
+    }
+}
+
 /// Settings of the reduction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReductionSettings {

@@ -289,11 +289,8 @@ fn resolve_em(t: &Section, k: usize, seed: u64) -> EmSettings {
 /// `[reduction]`: the server's settings.
 fn resolve_reduction(t: &Section, k: usize, seed: u64) -> ReductionSettings {
     let d = ReductionSettings::default();
-    let outliers = match t.choice("outliers", &["drop", "flag", "keep"]) {
-        Some("flag") => OutlierPolicy::Flag,
-        Some("keep") => OutlierPolicy::Keep,
-        _ => OutlierPolicy::Drop,
-    };
+    let names = OutlierPolicy::ALL.map(|(n, _)| n);
+    let outliers = t.choice("outliers", &names).and_then(|n| OutlierPolicy::parse(n).ok()).unwrap_or_default();
     let r = ReductionSettings {
         k,
         max_iter: t.count("max_iter", 1, d.max_iter),
