@@ -16,6 +16,7 @@ use crate::data::synthetic::{Simulator, TruthSpec};
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::em::{self, EmSettings};
 use crate::numeric::model::{FitSummary, Moe};
+use crate::numeric::range::{Range, field};
 use crate::numeric::rng;
 use crate::reduce::{self, Reduction, ReductionSettings};
 
@@ -45,9 +46,7 @@ impl CostModel {
             ("em_per_coefficient_pair", self.em_per_coefficient_pair),
             ("mm_per_unit", self.mm_per_unit),
         ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!("`{name}` must be a number of seconds > 0, got {v}"));
-            }
+            field(name, Range::Positive, v)?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use rand::seq::SliceRandom;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
+use crate::numeric::range::{Range, field};
 use crate::numeric::rng;
 
 /// Speed distribution: a machine's compute time is its measured (or modelled) time times its factor.
@@ -40,23 +41,12 @@ impl MachineModel {
         match self.speed {
             Speed::Equal => {}
             Speed::Stragglers { fraction, slowdown } => {
-                if !(0.0..=1.0).contains(&fraction) {
-                    return Err(format!("`fraction` must be in [0, 1], got {fraction}"));
-                }
-                if !(slowdown.is_finite() && slowdown >= 1.0) {
-                    return Err(format!("`slowdown` must be a number >= 1, got {slowdown}"));
-                }
+                field("fraction", Range::Probability, fraction)?;
+                field("slowdown", Range::AtLeast(1.0), slowdown)?;
             }
-            Speed::Lognormal { sigma } => {
-                if !(sigma.is_finite() && sigma >= 0.0) {
-                    return Err(format!("`sigma` must be a number >= 0, got {sigma}"));
-                }
-            }
+            Speed::Lognormal { sigma } => field("sigma", Range::NonNegative, sigma)?,
         }
-        if !(0.0..=1.0).contains(&self.failure_probability) {
-            return Err(format!("`failure_probability` must be in [0, 1], got {}", self.failure_probability));
-        }
-        Ok(())
+        field("failure_probability", Range::Probability, self.failure_probability)
     }
 
     /// Speed factor and failure of every machine, drawn from streams under `(seed, path)`.

@@ -29,6 +29,7 @@ use crate::data::sharding::ShardedData;
 use crate::distributed::{self, Baseline, LocalFitError};
 use crate::numeric::em::EmSettings;
 use crate::numeric::model::Moe;
+use crate::numeric::range::{Range, RangeError, at_least};
 use crate::reduce::{ReductionError, ReductionSettings};
 
 /// Everything that defines a simulated run besides the data.
@@ -83,17 +84,11 @@ impl ClusterConfig {
 
     /// Checks every setting of the cluster (EM and reduction settings are checked where they are used).
     pub fn validate(&self) -> Result<(), ClusterError> {
-        let bad = |m: String| Err(ClusterError::Setting(m));
-        if self.threads == 0 {
-            return bad("`threads` must be at least 1".into());
-        }
-        if self.support == 0 {
-            return bad("`support` must be at least 1 point".into());
-        }
-        if let Some(d) = self.deadline
-            && !(d.is_finite() && d > 0.0)
-        {
-            return bad(format!("`deadline` must be a number of seconds > 0, got {d}"));
+        let bad = |name: &'static str| move |e: RangeError| ClusterError::Setting(format!("`{name}`: {e}"));
+        at_least(self.threads, 1).map_err(bad("threads"))?;
+        at_least(self.support, 1).map_err(bad("support"))?;
+        if let Some(d) = self.deadline {
+            Range::Positive.check(d).map_err(bad("deadline"))?;
         }
         self.network.validate().map_err(|e| ClusterError::Setting(format!("network: {e}")))?;
         self.machines.validate().map_err(|e| ClusterError::Setting(format!("machines: {e}")))?;

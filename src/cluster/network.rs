@@ -6,6 +6,7 @@ use rand::RngExt;
 use rand_distr::{Distribution, Exp, LogNormal, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use crate::numeric::range::{Range, field};
 use crate::numeric::rng::Rng;
 
 /// Attempts after which a message is delivered regardless (guards against loss close to 1).
@@ -28,32 +29,22 @@ pub enum Latency {
 }
 
 impl Latency {
-    /// Checks the parameters; the message names the field and the accepted range.
+    /// Checks the parameters with the shared range rules; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
-        let nonneg = |name: &str, v: f64| {
-            if v.is_finite() && v >= 0.0 {
-                Ok(())
-            } else {
-                Err(format!("`{name}` must be a finite number >= 0, got {v}"))
-            }
-        };
-        let pos = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(format!("`{name}` must be a finite number > 0, got {v}"))
-            }
-        };
         match *self {
-            Latency::Constant { seconds } => nonneg("seconds", seconds),
+            Latency::Constant { seconds } => field("seconds", Range::NonNegative, seconds),
             Latency::Uniform { min, max } => {
-                nonneg("min", min)?;
-                nonneg("max", max)?;
-                if min > max { Err(format!("`min` ({min}) must not exceed `max` ({max})")) } else { Ok(()) }
+                field("min", Range::NonNegative, min)?;
+                field("max", Range::NonNegative, max)?;
+                if min > max { Err(format!("`min`: expected at most `max` ({max}), got {min}")) } else { Ok(()) }
             }
-            Latency::Exponential { mean } => pos("mean", mean),
-            Latency::Lognormal { median, sigma } => pos("median", median).and(nonneg("sigma", sigma)),
-            Latency::Normal { mean, sd } => pos("mean", mean).and(nonneg("sd", sd)),
+            Latency::Exponential { mean } => field("mean", Range::Positive, mean),
+            Latency::Lognormal { median, sigma } => {
+                field("median", Range::Positive, median).and(field("sigma", Range::NonNegative, sigma))
+            }
+            Latency::Normal { mean, sd } => {
+                field("mean", Range::Positive, mean).and(field("sd", Range::NonNegative, sd))
+            }
         }
     }
 
@@ -115,21 +106,14 @@ pub struct Delivery {
 }
 
 impl NetworkModel {
-    /// Checks every parameter.
+    /// Checks every parameter with the shared range rules.
     pub fn validate(&self) -> Result<(), String> {
         self.latency.validate()?;
-        if let Some(b) = self.bandwidth
-            && !(b.is_finite() && b > 0.0)
-        {
-            return Err(format!("`bandwidth` must be a number of bytes per second > 0, got {b}"));
+        if let Some(b) = self.bandwidth {
+            field("bandwidth", Range::Positive, b)?;
         }
-        if !(0.0..1.0).contains(&self.loss) {
-            return Err(format!("`loss` must be a probability in [0, 1), got {}", self.loss));
-        }
-        if !(self.retransmit_after.is_finite() && self.retransmit_after >= 0.0) {
-            return Err(format!("`retransmit_after` must be a number of seconds >= 0, got {}", self.retransmit_after));
-        }
-        Ok(())
+        field("loss", Range::ProbabilityBelowOne, self.loss)?;
+        field("retransmit_after", Range::NonNegative, self.retransmit_after)
     }
 
     /// The delay of one message of `bytes` bytes.

@@ -65,6 +65,11 @@ pub fn at_least(n: usize, min: usize) -> Result<usize, RangeError> {
     if n >= min { Ok(n) } else { Err(RangeError { expected: format!("a whole number >= {min}"), got: n.to_string() }) }
 }
 
+/// Checks setting `name` against `range`: ``Err("`name`: expected ..., got ...")``.
+pub fn field(name: &str, range: Range, x: f64) -> Result<(), String> {
+    range.check(x).map(|_| ()).map_err(|e| format!("`{name}`: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
