@@ -267,5 +267,5 @@ latency = { kind = "constant", seconds = -0.08 }
         "cluster.machines=two",
     ]);
     let stderr = String::from_utf8_lossy(&set.stderr);
-    assert!(stderr.contains("--set cluster.machines=two: `two` is not a TOML value (quote text inside single quotes: --set 'clock=\"model\"')"), "{stderr}");
+    assert!(stderr.contains("--set cluster.machines=two: `two` is not a TOML value (text goes in double quotes inside single quotes: --set 'cluster.machines=\"two\"')"), "{stderr}");
 }

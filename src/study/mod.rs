@@ -2,6 +2,7 @@
 //! into a `Plan` of cells (`resolve`), and the runner that makes the data, runs every cell's simulated
 //! cluster and scores the estimators (`run`).
 
+mod data_checks;
 mod plan;
 mod problems;
 mod resolve;

@@ -13,6 +13,7 @@ use crate::distributed::Baseline;
 use crate::numeric::em::EmSettings;
 use crate::numeric::rng;
 use crate::reduce::ReductionSettings;
+use rand::RngExt;
 
 /// An estimator to run and report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +157,11 @@ impl Plan {
     /// Test rows of a data set of `n` rows: `round(n * test_fraction)`.
     pub fn n_test(&self, n: usize) -> usize {
         ((n as f64) * self.test_fraction).round() as usize
+    }
+
+    /// Seed of repetition `rep`'s train/test split and shuffle of CSV rows.
+    pub fn split_seed(&self, rep: usize) -> u64 {
+        rng::stream(self.seed, &[rep as u64, 20]).random()
     }
 
     /// The shard ranges of `machines` machines over `n_train` training rows (random or contiguous

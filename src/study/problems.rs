@@ -98,7 +98,13 @@ impl<'a> Problems<'a> {
 
     /// `value` when no problem was recorded, else the error listing them all.
     pub fn finish<T>(self, value: T) -> Result<T, ScenarioError> {
-        let problems = self.list.into_inner();
+        let mut problems = self.list.into_inner();
+        // In file order: overrides first, then by line; the sort is stable, so ties keep their order.
+        problems.sort_by_key(|p| match p.origin {
+            Some(Origin::Override) => (0, 0),
+            Some(Origin::Line(l)) => (1, l),
+            None => (2, 0),
+        });
         if problems.is_empty() {
             Ok(value)
         } else {

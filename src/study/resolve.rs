@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use super::plan::{Cell, DataPlan, Estimator, Network, Plan};
+use super::data_checks::data_checks;
+use super::plan::{DataPlan, Estimator, Network, Plan};
 use super::problems::{Problems, ScenarioError};
 use super::section::Section;
 use super::source::Source;
@@ -12,17 +13,19 @@ use crate::cluster::clock::{Clock, CostModel};
 use crate::cluster::machines::{MachineModel, Speed};
 use crate::cluster::network::{Latency, NetworkModel};
 use crate::data::sharding::{PartitionSpec, ShardSizes};
-use crate::data::{ColumnExpr, CsvFile, load_dataset};
 use crate::numeric::em::EmSettings;
-use crate::numeric::model::{Moe, n_free_params};
 use crate::numeric::range::Range;
 use crate::reduce::{OutlierPolicy, ReductionSettings};
 
 /// Reads, resolves and checks the scenario `file` with `overrides` (`key=value`).
 pub fn load(file: &Path, overrides: &[String]) -> Result<Plan, ScenarioError> {
-    let source = Source::load(file, overrides)?;
+    plan_of(&Source::load(file, overrides)?)
+}
+
+/// The plan of a parsed scenario, or every problem found.
+fn plan_of(source: &Source) -> Result<Plan, ScenarioError> {
     let problems = source.problems();
-    let (mut plan, pending) = resolve(&source, &problems);
+    let (mut plan, pending) = resolve(source, &problems);
     if !problems.any() {
         data_checks(&mut plan, pending, &problems);
     }
@@ -30,15 +33,15 @@ pub fn load(file: &Path, overrides: &[String]) -> Result<Plan, ScenarioError> {
 }
 
 /// Keys whose meaning depends on the data, kept for `data_checks`.
-struct Pending {
+pub(super) struct Pending {
     /// `data.n` (synthetic data).
-    ns: Vec<usize>,
+    pub(super) ns: Vec<usize>,
     /// `data.target` (CSV data).
-    target: String,
+    pub(super) target: String,
     /// `data.features` (CSV data).
-    features: Option<Vec<String>>,
+    pub(super) features: Option<Vec<String>>,
     /// `cluster.machines`.
-    machines: Option<Vec<usize>>,
+    pub(super) machines: Option<Vec<usize>>,
 }
 
 /// Every section of the document, read into a plan (with placeholders where a key was wrong).
@@ -145,7 +148,7 @@ fn resolve_data(data: &Section, dir: &Path) -> (DataPlan, Pending, f64) {
         data.ignore_rest();
     }
     let test_fraction = data.number("test_fraction", Range::OpenUnit, 0.2);
-    let Some(kind) = data.choice("kind", &["synthetic", "csv"]).filter(|_| data.raw("kind").is_some()) else {
+    let Some(kind) = data.kind(&["synthetic", "csv"]).filter(|_| data.raw("kind").is_some()) else {
         return (placeholder, pending, test_fraction);
     };
     let plan = if kind == "csv" {
@@ -181,6 +184,7 @@ fn resolve_k(model: &Section, data_k: Option<usize>) -> usize {
     model.finish();
     match (k, data_k) {
         (Some(k), _) | (None, Some(k)) => k,
+        (None, None) if model.raw("k").is_some() => 1,
         (None, None) => {
             model.problem("k", "missing: expected the number of components to fit (required for CSV data)");
             1
@@ -190,7 +194,7 @@ fn resolve_k(model: &Section, data_k: Option<usize>) -> usize {
 
 /// `cluster.shard_sizes`: `{ kind = "equal" }` or `{ kind = "lognormal", sigma }`.
 fn resolve_shard_sizes(t: &Section) -> ShardSizes {
-    let sizes = match t.choice("kind", &["equal", "lognormal"]) {
+    let sizes = match t.kind(&["equal", "lognormal"]) {
         Some("lognormal") => ShardSizes::Lognormal { sigma: t.required_number("sigma", Range::NonNegative) },
         _ => ShardSizes::Equal,
     };
@@ -204,8 +208,8 @@ fn resolve_networks(root: &Section) -> Vec<Network> {
     if tables.is_empty() {
         return vec![Network { label: Latency::Constant { seconds: 0.0 }.describe(), model: NetworkModel::default() }];
     }
-    tables
-        .into_iter()
+    let networks: Vec<Network> = tables
+        .iter()
         .map(|t| {
             let name = t.opt_text("name").map(String::from);
             let latency = resolve_latency(&t.table("latency"));
@@ -218,7 +222,16 @@ fn resolve_networks(root: &Section) -> Vec<Network> {
             t.finish();
             Network { label: name.unwrap_or_else(|| model.latency.describe()), model }
         })
-        .collect()
+        .collect();
+    for (i, n) in networks.iter().enumerate() {
+        if networks[..i].iter().any(|o| o.label == n.label) {
+            tables[i].problem(
+                "name",
+                format!("\"{}\" is the label of an earlier network: every network needs its own name", n.label),
+            );
+        }
+    }
+    networks
 }
 
 /// A latency table: `kind` and the parameters of that kind (default: constant 0).
@@ -235,7 +248,7 @@ fn resolve_latency(t: &Section) -> Latency {
     }
     let num = |key| t.required_number(key, Range::NonNegative);
     let pos = |key| t.required_number(key, Range::Positive);
-    let latency = match t.choice("kind", &kinds) {
+    let latency = match t.kind(&kinds) {
         None => Latency::Constant { seconds: 0.0 },
         Some("uniform") => {
             let (min, max) = (num("min"), num("max"));
@@ -256,7 +269,7 @@ fn resolve_latency(t: &Section) -> Latency {
 /// `[machines]`: speeds and failures.
 fn resolve_machines(t: &Section) -> MachineModel {
     let s = t.table("speed");
-    let speed = match s.choice("kind", &["equal", "stragglers", "lognormal"]) {
+    let speed = match s.kind(&["equal", "stragglers", "lognormal"]) {
         Some("stragglers") => Speed::Stragglers {
             fraction: s.required_number("fraction", Range::Probability),
             slowdown: s.required_number("slowdown", Range::AtLeast(1.0)),
@@ -316,180 +329,68 @@ fn resolve_cost_model(t: &Section) -> CostModel {
     c
 }
 
-/// Checks that need the data, then the cells. Synthetic data: the truth file. CSV data: the columns,
-/// every value of the used columns (as `run` will read them), the partition column. Then every
-/// machine of every cell must get at least as many training rows as the model has free parameters.
-fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems) {
-    let ns = match plan.data.clone() {
-        DataPlan::Synthetic { k, d, truth, .. } => {
-            check_truth(truth.as_deref(), k, d, problems);
-            plan.d = d;
-            plan.features = (1..=d).map(|j| format!("x{j}")).collect();
-            plan.target = "y".into();
-            pending.ns
-        }
-        DataPlan::Csv { path } => match check_csv(plan, &path, &pending, problems) {
-            Some(n) => vec![n],
-            None => return,
-        },
-    };
-    let Some(machines) = machine_counts(plan, pending.machines, problems) else { return };
-    if check_shards(plan, &ns, &machines, problems) {
-        plan.cells = cells(&ns, plan.networks.len(), &machines);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The true model file, if any, must load and have `k` components on `d` covariates.
-fn check_truth(truth: Option<&Path>, k: usize, d: usize, problems: &Problems) {
-    let Some(path) = truth else { return };
-    match Moe::load(path) {
-        Err(e) => problems.add("data.truth", e.to_string()),
-        Ok(t) if t.k() != k || t.d() != d => {
-            problems.add("data.truth", format!("the model has K = {}, d = {}; expected K = {k}, d = {d}", t.k(), t.d()))
-        }
-        Ok(_) => {}
+    /// The plan of a scenario text (synthetic data, so no file is read), or its problems as lines.
+    fn plan(text: &str) -> Result<Plan, Vec<String>> {
+        let source = Source::parse(Path::new("t.toml"), text, &[]).map_err(|e| vec![e.to_string()])?;
+        plan_of(&source).map_err(|e| e.problems.iter().map(|p| p.to_string()).collect())
     }
-}
 
-/// Resolves the CSV columns into the plan and reads them as `run` will; returns the row count.
-fn check_csv(plan: &mut Plan, path: &Path, pending: &Pending, problems: &Problems) -> Option<usize> {
-    let csv = CsvFile::open(path).map_err(|e| problems.add("data.path", e.to_string())).ok()?;
-    let columns = || csv.header().join(", ");
-    let target = ColumnExpr::parse(&pending.target);
-    if !csv.has_column(&target.column) {
-        problems.add(
-            "data.target",
-            format!("no column `{}` in {} (columns: {})", target.column, path.display(), columns()),
+    const DATA: &str = "[data]\nkind = \"synthetic\"\nk = 2\nd = 2\nn = 4000\n[cluster]\nmachines = [1, 4]\n";
+
+    #[test]
+    fn defaults_fill_every_section() {
+        let p = plan(DATA).unwrap();
+        assert_eq!((p.k, p.d, p.seed, p.repetitions, p.support), (2, 2, 1, 1, 2000));
+        assert_eq!(p.em, EmSettings { k: 2, ..EmSettings::default() });
+        assert_eq!(p.reduction, ReductionSettings { k: 2, ..ReductionSettings::default() });
+        assert_eq!(p.clock, Clock::Measured);
+        assert_eq!(p.estimators, Estimator::ALL.to_vec());
+        assert_eq!(p.networks.len(), 1);
+        assert_eq!(p.cells.iter().map(|c| c.machines).collect::<Vec<_>>(), vec![1, 4]);
+    }
+
+    #[test]
+    fn each_latency_kind_resolves_and_uniform_bounds_are_ordered() {
+        let net = |lat: &str| plan(&format!("{DATA}[network]\nlatency = {lat}\n"));
+        let model = |lat: &str| net(lat).unwrap().networks[0].model.latency.clone();
+        assert_eq!(model("{ kind = \"exponential\", mean = 0.5 }"), Latency::Exponential { mean: 0.5 });
+        assert_eq!(
+            model("{ kind = \"lognormal\", median = 1, sigma = 0 }"),
+            Latency::Lognormal { median: 1.0, sigma: 0.0 }
         );
-        return None;
+        assert_eq!(model("{ kind = \"normal\", mean = 1, sd = 2 }"), Latency::Normal { mean: 1.0, sd: 2.0 });
+        let err = net("{ kind = \"uniform\", min = 2, max = 1 }").unwrap_err();
+        assert_eq!(err, vec!["line 9: `network.latency.min`: expected at most `max` (1), got 2"]);
     }
-    let features: Vec<ColumnExpr> = match &pending.features {
-        Some(f) => f.iter().map(|c| ColumnExpr::parse(c)).collect(),
-        None => csv.default_features(&target),
-    };
-    if let Some(c) = features.iter().find(|c| !csv.has_column(&c.column)) {
-        problems
-            .add("data.features", format!("no column `{}` in {} (columns: {})", c.column, path.display(), columns()));
-        return None;
+
+    #[test]
+    fn a_wrong_kind_is_one_problem_and_a_wrong_choice_hides_no_other_key() {
+        let err = plan(&format!("{DATA}[machines]\nspeed = {{ kind = \"fast\", sigma = 1 }}\n")).unwrap_err();
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(err[0].contains("`machines.speed.kind`: expected one of \"equal\", \"stragglers\", \"lognormal\""));
+        let err = plan(&format!("clock = \"modle\"\ncolour = \"blue\"\n{DATA}")).unwrap_err();
+        assert_eq!(err.len(), 2, "{err:?}");
+        assert!(err[0].starts_with("line 1: `clock`: expected one of \"measured\", \"model\""), "{err:?}");
+        assert!(err[1].starts_with("line 2: `colour`: unknown key"), "{err:?}");
     }
-    if features.is_empty() {
-        problems.add("data.features", "expected at least one numeric feature column");
-        return None;
+
+    #[test]
+    fn a_wrong_type_is_reported_once() {
+        let err = plan(&format!("{DATA}[model]\nk = 2.5\n")).unwrap_err();
+        assert_eq!(err, vec!["line 9: `model.k`: expected a whole number >= 1, got 2.5 (a decimal number)"]);
     }
-    plan.features = features.into_iter().map(|c| c.label).collect();
-    plan.target = target.label;
-    plan.d = plan.features.len();
-    let data = load_dataset(path, &plan.target, Some(&plan.features));
-    let n = data.map_err(|e| problems.add("data.path", e.to_string())).ok()?.y.len();
-    if let PartitionSpec::Column(c) = &plan.partition
-        && !csv.has_column(c)
-    {
-        problems.add(
-            "cluster.partition",
-            format!(
-                "expected \"random\", \"contiguous\" or a column of the data; no column `{c}` (columns: {})",
-                columns()
-            ),
+
+    #[test]
+    fn stragglers_and_the_model_clock_reach_the_plan() {
+        let text = format!(
+            "clock = \"model\"\n{DATA}[machines]\nspeed = {{ kind = \"stragglers\", fraction = 0.25, slowdown = 4 }}\n[cost_model]\nmm_per_unit = 1e-9\n"
         );
-        return None;
+        let p = plan(&text).unwrap();
+        assert_eq!(p.machines.speed, Speed::Stragglers { fraction: 0.25, slowdown: 4.0 });
+        assert_eq!(p.clock, Clock::Model(CostModel { mm_per_unit: 1e-9, ..CostModel::default() }));
     }
-    Some(n)
-}
-
-/// The machine counts to sweep: `cluster.machines`, or one machine per value of the partition column.
-fn machine_counts(plan: &Plan, machines: Option<Vec<usize>>, problems: &Problems) -> Option<Vec<usize>> {
-    let column = match (&plan.partition, &plan.data) {
-        (PartitionSpec::Column(c), DataPlan::Csv { .. }) => c,
-        (PartitionSpec::Column(c), DataPlan::Synthetic { .. }) => {
-            problems.add(
-                "cluster.partition",
-                format!("expected \"random\" or \"contiguous\" for synthetic data, got \"{c}\""),
-            );
-            return None;
-        }
-        _ => {
-            if machines.is_none() {
-                problems
-                    .add("cluster.machines", "missing: expected a machine count or a list of them, e.g. [1, 2, 4, 8]");
-            }
-            return machines;
-        }
-    };
-    if machines.is_some() {
-        problems.add(
-            "cluster.machines",
-            format!("leave it out with partition = \"{column}\": there is one machine per distinct value"),
-        );
-        return None;
-    }
-    let DataPlan::Csv { path } = &plan.data else { return None };
-    let values = CsvFile::open(path).and_then(|f| f.read_text(column));
-    let mut values = values.map_err(|e| problems.add("cluster.partition", e.to_string())).ok()?;
-    values.sort();
-    values.dedup();
-    Some(vec![values.len()])
-}
-
-/// Every machine of every cell gets at least as many training rows as the model has free parameters
-/// (for lognormal shard sizes, in every repetition). Returns whether all is well.
-fn check_shards(plan: &Plan, ns: &[usize], machines: &[usize], problems: &Problems) -> bool {
-    let (k, d) = (plan.k, plan.d);
-    let need = n_free_params(k, d);
-    let by_column = matches!(plan.partition, PartitionSpec::Column(_));
-    let reps = if plan.shard_sizes == ShardSizes::Equal { 1 } else { plan.repetitions };
-    for (n_index, &n) in ns.iter().enumerate() {
-        let n_test = plan.n_test(n);
-        if n_test == 0 || n_test >= n {
-            problems.add(
-                "data.test_fraction",
-                format!(
-                    "with n = {n} it leaves {n_test} test rows and {} training rows; both must be at least 1",
-                    n - n_test.min(n)
-                ),
-            );
-            return false;
-        }
-        let train = n - n_test;
-        for &m in machines {
-            if by_column && train < need * m {
-                problems.add("cluster.partition", format!(
-                    "{train} training rows over {m} machines cannot give each the {need} rows that K = {k} on d = {d} features needs"
-                ));
-                return false;
-            }
-            if by_column {
-                continue;
-            }
-            if m > train / need {
-                problems.add("cluster.machines", format!(
-                    "M = {m} is more machines than the {train} training rows (n = {n}) can give {need} rows each (K = {k} on d = {d} features): at most {}",
-                    train / need
-                ));
-                return false;
-            }
-            for rep in 0..reps {
-                let smallest = plan.shard_blocks(train, m, n_index, rep).iter().map(|r| r.len()).min().unwrap_or(0);
-                if smallest < need {
-                    problems.add("cluster.machines", format!(
-                        "M = {m} leaves {smallest} training rows on the smallest machine (n = {n}, repetition {rep}), but K = {k} on d = {d} features needs at least {need}: use fewer machines, a smaller K or more rows"
-                    ));
-                    return false;
-                }
-            }
-        }
-    }
-    true
-}
-
-/// The cells in sweep order: n, then network, then M.
-fn cells(ns: &[usize], networks: usize, machines: &[usize]) -> Vec<Cell> {
-    let mut cells = Vec::new();
-    for (n_index, &n) in ns.iter().enumerate() {
-        for network in 0..networks {
-            for &m in machines {
-                cells.push(Cell { index: cells.len(), n_index, n, network, machines: m });
-            }
-        }
-    }
-    cells
 }

@@ -213,7 +213,7 @@ fn synthetic_data(sim: &Simulator, plan: &Plan, n: usize, n_index: usize, rep: u
 
 fn csv_data(table: &data::Dataset, plan: &Plan, categories: Option<&[String]>, rep: usize) -> DataSet {
     let n = table.y.len();
-    let split_seed: u64 = rng::stream(plan.seed, &[rep as u64, 20]).random();
+    let split_seed = plan.split_seed(rep);
     let (train, test) = sharding::train_test_split(n, plan.test_fraction, split_seed);
     let partition = match (&plan.partition, categories) {
         (PartitionSpec::Contiguous, _) => Partition::Contiguous,

@@ -226,23 +226,30 @@ impl<'a> Section<'a> {
         }
     }
 
-    /// One of `choices` (the first is the default when absent); `None` when the value is not one of
-    /// them: the problem is recorded and the rest of the table is not checked (its keys depend on it).
+    /// One of `choices` (the first is the default when absent); `None`, with the problem recorded,
+    /// when the value is not one of them.
     pub fn choice(&self, key: &str, choices: &[&'a str]) -> Option<&'a str> {
-        let Some(s) = self.opt_text(key) else {
-            if self.raw(key).is_some() {
-                self.ignore_rest();
-                return None;
-            }
-            return Some(choices[0]);
+        let list: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
+        let expected = format!("one of {}", list.join(", "));
+        let found = match self.raw(key) {
+            None => return Some(choices[0]),
+            Some(Value::String(s)) => choices.iter().find(|c| **c == s).copied(),
+            Some(_) => None,
         };
-        let found = choices.iter().find(|c| **c == s).copied();
         if found.is_none() {
-            let list: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
-            self.problem(key, format!("expected one of {}, got \"{s}\"", list.join(", ")));
-            self.ignore_rest();
+            self.wrong(key, &expected, self.raw(key).expect("present"));
         }
         found
+    }
+
+    /// The `kind` of a table whose other keys depend on it (one of `kinds`, the first by default).
+    /// When it is wrong, the other keys are not checked: they would only repeat the problem.
+    pub fn kind(&self, kinds: &[&'a str]) -> Option<&'a str> {
+        let kind = self.choice("kind", kinds);
+        if kind.is_none() {
+            self.ignore_rest();
+        }
+        kind
     }
 
     /// Marks every key of the table as known (after a problem that makes the rest meaningless).

@@ -32,15 +32,21 @@ impl Source {
     /// Reads `file` and applies `overrides` (`key=value`, a TOML value). Errors in the text or in an
     /// override are reported before any key is looked at.
     pub fn load(file: &Path, overrides: &[String]) -> Result<Source, ScenarioError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ScenarioError::single(file, None, format!("cannot read the scenario: {e}")))?;
+        Source::parse(file, &text, overrides)
+    }
+
+    /// The scenario `text` of `file` (paths in it are relative to the file's folder).
+    pub fn parse(file: &Path, text: &str, overrides: &[String]) -> Result<Source, ScenarioError> {
         let fail = |line: Option<usize>, message: String| ScenarioError::single(file, line, message);
-        let text = std::fs::read_to_string(file).map_err(|e| fail(None, format!("cannot read the scenario: {e}")))?;
-        let spanned = DeTable::parse(&text).map_err(|e| {
-            let line = e.span().map(|s| line_of(&text, s.start));
+        let spanned = DeTable::parse(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
             fail(line, format!("not valid TOML: {}", e.message()))
         })?;
-        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| fail(None, format!("not valid TOML: {e}")))?;
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| fail(None, format!("not valid TOML: {e}")))?;
         let mut origins = HashMap::new();
-        index_table(spanned.get_ref(), "", &text, &mut origins);
+        index_table(spanned.get_ref(), "", text, &mut origins);
         for o in overrides {
             let path = apply_override(&mut doc, o).map_err(|m| fail(None, format!("--set {o}: {m}")))?;
             origins.retain(|k, _| {
@@ -101,24 +107,49 @@ fn apply_override(doc: &mut toml::Table, o: &str) -> Result<String, String> {
     let (key, value) = o.split_once('=').ok_or("expected KEY=VALUE, e.g. --set data.n=[2000]")?;
     let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
         .map_err(|_| {
-            format!("`{value}` is not a TOML value (quote text inside single quotes: --set 'clock=\"model\"')")
+            format!("`{value}` is not a TOML value (text goes in double quotes inside single quotes: --set '{}=\"{value}\"')", key.trim())
         })?
         .remove("v")
         .ok_or("expected a value after `=`")?;
     let parts: Vec<&str> = key.trim().split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) {
-        return Err(format!("`{key}` is not a key path (e.g. data.n or network.latency.seconds)"));
+    if parts.iter().any(|p| p.is_empty() || p.starts_with('[')) {
+        return Err(format!("`{key}` is not a key path (e.g. data.n, network.latency.seconds or network[1].loss)"));
     }
     let mut table = doc;
     for p in &parts[..parts.len() - 1] {
-        table = table
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .ok_or_else(|| format!("`{p}` is not a table"))?;
+        table = sub_table(table, p)?;
     }
-    table.insert(parts[parts.len() - 1].to_string(), value);
+    let last = parts[parts.len() - 1];
+    if last.contains('[') {
+        return Err(format!("`{last}`: an override sets a key, not a whole entry of a list"));
+    }
+    table.insert(last.to_string(), value);
     Ok(parts.join("."))
+}
+
+/// The table at `part` of `table` (`name` or `name[i]` for an entry of a list of tables), created
+/// when absent (not for list entries).
+fn sub_table<'t>(table: &'t mut toml::Table, part: &str) -> Result<&'t mut toml::Table, String> {
+    let Some((name, index)) = part.strip_suffix(']').and_then(|p| p.split_once('[')) else {
+        let entry = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        return match entry {
+            toml::Value::Table(t) => Ok(t),
+            toml::Value::Array(_) => Err(format!("`{part}` is a list of tables here: name an entry, e.g. {part}[0]")),
+            _ => Err(format!("`{part}` is not a table")),
+        };
+    };
+    let i: usize = index.parse().map_err(|_| format!("`{part}`: expected a whole number between the brackets"))?;
+    match table.get_mut(name) {
+        Some(toml::Value::Array(items)) => {
+            let len = items.len();
+            items
+                .get_mut(i)
+                .and_then(toml::Value::as_table_mut)
+                .ok_or_else(|| format!("`{part}`: the list `{name}` has {len} entries, numbered from 0"))
+        }
+        Some(toml::Value::Table(t)) if i == 0 => Ok(t),
+        _ => Err(format!("`{part}`: there is no list of tables `{name}` in the scenario")),
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +168,13 @@ mod tests {
         assert_eq!(s.origin("network[1].latency.seconds"), Some(Origin::Line(10)));
         assert_eq!(s.origin("network[0].bandwidth"), Some(Origin::Line(7)), "an absent key points at its table");
         assert_eq!(s.origin("data.k"), Some(Origin::Override));
+        let s = Source::load(&f, &["network[1].loss=0.1".into()]).unwrap();
+        assert_eq!(s.doc["network"][1]["loss"].as_float(), Some(0.1));
+        assert_eq!(s.origin("network[1].loss"), Some(Origin::Override));
+        let list = Source::load(&f, &["network.loss=0.1".into()]).unwrap_err().to_string();
+        assert!(list.contains("`network` is a list of tables here: name an entry, e.g. network[0]"), "{list}");
+        let range = Source::load(&f, &["network[5].loss=0.1".into()]).unwrap_err().to_string();
+        assert!(range.contains("the list `network` has 2 entries"), "{range}");
         let bad = Source::load(&f, &["clock=model".into()]).unwrap_err().to_string();
         assert!(bad.contains("--set 'clock=\"model\"'"), "the hint is shell-safe: {bad}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -1,0 +1,235 @@
+//! The checks of a scenario that need its data: the true model file, the CSV columns and values (read
+//! as `run` reads them), the partition column, and the shard sizes of every cell; then the cells.
+
+use std::path::Path;
+
+use super::plan::{Cell, DataPlan, Plan};
+use super::problems::Problems;
+use super::resolve::Pending;
+use crate::data::sharding::{self, PartitionSpec, ShardSizes};
+use crate::data::{ColumnExpr, CsvFile, DataError, load_dataset};
+use crate::numeric::model::{Moe, n_free_params};
+
+/// Checks that need the data, then the cells. Synthetic data: the truth file. CSV data: the columns,
+/// every value of the used columns (as `run` will read them), the partition column. Then every
+/// machine of every cell must get at least as many training rows as the model has free parameters.
+pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems) {
+    let ns = match plan.data.clone() {
+        DataPlan::Synthetic { k, d, truth, .. } => {
+            check_truth(truth.as_deref(), k, d, problems);
+            plan.d = d;
+            plan.features = (1..=d).map(|j| format!("x{j}")).collect();
+            plan.target = "y".into();
+            pending.ns
+        }
+        DataPlan::Csv { path } => match check_csv(plan, &path, &pending, problems) {
+            Some(n) => vec![n],
+            None => return,
+        },
+    };
+    let Some((machines, categories)) = machine_counts(plan, pending.machines, problems) else { return };
+    if check_shards(plan, &ns, &machines, problems)
+        && categories.is_none_or(|values| check_categories(plan, &values, problems))
+    {
+        plan.cells = cells(&ns, plan.networks.len(), &machines);
+    }
+}
+
+/// The true model file, if any, must load and have `k` components on `d` covariates.
+fn check_truth(truth: Option<&Path>, k: usize, d: usize, problems: &Problems) {
+    let Some(path) = truth else { return };
+    match Moe::load(path) {
+        Err(e) => problems.add("data.truth", e.to_string()),
+        Ok(t) if t.k() != k || t.d() != d => {
+            problems.add("data.truth", format!("the model has K = {}, d = {}; expected K = {k}, d = {d}", t.k(), t.d()))
+        }
+        Ok(_) => {}
+    }
+}
+
+/// Resolves the CSV columns into the plan and reads them as `run` will; returns the row count.
+fn check_csv(plan: &mut Plan, path: &Path, pending: &Pending, problems: &Problems) -> Option<usize> {
+    let csv = CsvFile::open(path).map_err(|e| problems.add("data.path", e.to_string())).ok()?;
+    let columns = || csv.header().join(", ");
+    let target = ColumnExpr::parse(&pending.target);
+    if !csv.has_column(&target.column) {
+        problems.add(
+            "data.target",
+            format!("no column `{}` in {} (columns: {})", target.column, path.display(), columns()),
+        );
+        return None;
+    }
+    let features: Vec<ColumnExpr> = match &pending.features {
+        Some(f) => f.iter().map(|c| ColumnExpr::parse(c)).collect(),
+        None => csv.default_features(&target),
+    };
+    if let Some(c) = features.iter().find(|c| !csv.has_column(&c.column)) {
+        problems
+            .add("data.features", format!("no column `{}` in {} (columns: {})", c.column, path.display(), columns()));
+        return None;
+    }
+    if features.is_empty() {
+        problems.add("data.features", "expected at least one numeric feature column");
+        return None;
+    }
+    plan.features = features.into_iter().map(|c| c.label).collect();
+    plan.target = target.label;
+    plan.d = plan.features.len();
+    let data = load_dataset(path, &plan.target, Some(&plan.features));
+    let n = data
+        .map_err(|e| {
+            // A bad value is the fault of the key that asked for its column.
+            let key = match &e {
+                DataError::BadValue { column, .. } if *column == target.column => "data.target",
+                DataError::BadValue { .. } => "data.features",
+                _ => "data.path",
+            };
+            problems.add(key, e.to_string())
+        })
+        .ok()?
+        .y
+        .len();
+    if let PartitionSpec::Column(c) = &plan.partition
+        && !csv.has_column(c)
+    {
+        problems.add(
+            "cluster.partition",
+            format!(
+                "expected \"random\", \"contiguous\" or a column of the data; no column `{c}` (columns: {})",
+                columns()
+            ),
+        );
+        return None;
+    }
+    Some(n)
+}
+
+/// The machine counts to sweep: `cluster.machines`, or one machine per value of the partition column.
+/// With a column partition, also the column's value on every row.
+fn machine_counts(
+    plan: &Plan,
+    machines: Option<Vec<usize>>,
+    problems: &Problems,
+) -> Option<(Vec<usize>, Option<Vec<String>>)> {
+    let column = match (&plan.partition, &plan.data) {
+        (PartitionSpec::Column(c), DataPlan::Csv { .. }) => c,
+        (PartitionSpec::Column(c), DataPlan::Synthetic { .. }) => {
+            problems.add(
+                "cluster.partition",
+                format!("expected \"random\" or \"contiguous\" for synthetic data, got \"{c}\""),
+            );
+            return None;
+        }
+        _ => {
+            if machines.is_none() {
+                problems
+                    .add("cluster.machines", "missing: expected a machine count or a list of them, e.g. [1, 2, 4, 8]");
+            }
+            return machines.map(|m| (m, None));
+        }
+    };
+    if machines.is_some() {
+        problems.add(
+            "cluster.machines",
+            format!("leave it out with partition = \"{column}\": there is one machine per distinct value"),
+        );
+        return None;
+    }
+    let DataPlan::Csv { path } = &plan.data else { return None };
+    let values = CsvFile::open(path).and_then(|f| f.read_text(column));
+    let values = values.map_err(|e| problems.add("cluster.partition", e.to_string())).ok()?;
+    let mut levels: Vec<&String> = values.iter().collect();
+    levels.sort();
+    levels.dedup();
+    Some((vec![levels.len()], Some(values)))
+}
+
+/// Under a column partition, every category must keep at least as many training rows as the model has
+/// free parameters, in every repetition's train/test split (drawn as `run` draws it).
+fn check_categories(plan: &Plan, values: &[String], problems: &Problems) -> bool {
+    let need = n_free_params(plan.k, plan.d);
+    let mut levels: Vec<&String> = values.iter().collect();
+    levels.sort();
+    levels.dedup();
+    for rep in 0..plan.repetitions {
+        let seed = plan.split_seed(rep);
+        let (train, _) = sharding::train_test_split(values.len(), plan.test_fraction, seed);
+        let mut rows = vec![0usize; levels.len()];
+        for &r in &train {
+            rows[levels.binary_search(&&values[r]).expect("a level of the column")] += 1;
+        }
+        let (smallest, level) = rows.iter().zip(&levels).min_by_key(|(n, _)| **n).expect("at least one level");
+        if *smallest < need {
+            problems.add("cluster.partition", format!(
+                "the machine for value \"{level}\" gets {smallest} training rows (repetition {rep}), but K = {} on d = {} features needs at least {need}: merge small categories or use a smaller K",
+                plan.k, plan.d
+            ));
+            return false;
+        }
+    }
+    true
+}
+
+/// Every machine of every cell gets at least as many training rows as the model has free parameters
+/// (for lognormal shard sizes, in every repetition). Returns whether all is well.
+fn check_shards(plan: &Plan, ns: &[usize], machines: &[usize], problems: &Problems) -> bool {
+    let (k, d) = (plan.k, plan.d);
+    let need = n_free_params(k, d);
+    let by_column = matches!(plan.partition, PartitionSpec::Column(_));
+    let reps = if plan.shard_sizes == ShardSizes::Equal { 1 } else { plan.repetitions };
+    for (n_index, &n) in ns.iter().enumerate() {
+        let n_test = plan.n_test(n);
+        if n_test == 0 || n_test >= n {
+            problems.add(
+                "data.test_fraction",
+                format!(
+                    "with n = {n} it leaves {n_test} test rows and {} training rows; both must be at least 1",
+                    n - n_test.min(n)
+                ),
+            );
+            return false;
+        }
+        let train = n - n_test;
+        for &m in machines {
+            if by_column && train < need * m {
+                problems.add("cluster.partition", format!(
+                    "{train} training rows over {m} machines cannot give each the {need} rows that K = {k} on d = {d} features needs"
+                ));
+                return false;
+            }
+            if by_column {
+                continue;
+            }
+            if m > train / need {
+                problems.add("cluster.machines", format!(
+                    "M = {m} is more machines than the {train} training rows (n = {n}) can give {need} rows each (K = {k} on d = {d} features): at most {}",
+                    train / need
+                ));
+                return false;
+            }
+            for rep in 0..reps {
+                let smallest = plan.shard_blocks(train, m, n_index, rep).iter().map(|r| r.len()).min().unwrap_or(0);
+                if smallest < need {
+                    problems.add("cluster.machines", format!(
+                        "M = {m} leaves {smallest} training rows on the smallest machine (n = {n}, repetition {rep}), but K = {k} on d = {d} features needs at least {need}: use fewer machines, a smaller K or more rows"
+                    ));
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// The cells in sweep order: n, then network, then M.
+fn cells(ns: &[usize], networks: usize, machines: &[usize]) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for (n_index, &n) in ns.iter().enumerate() {
+        for network in 0..networks {
+            for &m in machines {
+                cells.push(Cell { index: cells.len(), n_index, n, network, machines: m });
+            }
+        }
+    }
+    cells
+}
