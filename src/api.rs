@@ -28,6 +28,16 @@ pub enum Error {
 /// Settings of an EM fit of a K-component mixture of experts, not yet checked. The defaults are those
 /// of `dmoe fit`: 6 starts of 20 warm-up iterations, at most 1000 iterations, relative tolerance
 /// 1e-8, variance floor 1e-6 var(y), seed 1.
+///
+/// ```
+/// use dmoe::MoeParams;
+///
+/// let params = MoeParams::new(3).restarts(4).max_iterations(200).tolerance(1e-6).seed(7);
+/// assert!(params.clone().check().is_ok());
+/// // A setting out of range is an error that names it, before any data is read.
+/// let err = params.restarts(0).check().unwrap_err();
+/// assert_eq!(err.to_string(), "setting `restarts`: expected a whole number >= 1, got 0");
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MoeParams(EmSettings);
 

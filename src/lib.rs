@@ -31,7 +31,7 @@
 //!
 //! let fitted = MoeParams::new(2).seed(3).check()?.fit(&data)?;
 //! assert!(fitted.summary.converged);
-//! let yhat = fitted.model.predict(data.x.view());
+//! let yhat = fitted.predict(data.x.view());
 //! assert_eq!(yhat.len(), 2_000);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

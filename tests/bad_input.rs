@@ -91,7 +91,7 @@ fn out_of_range_setting_is_an_error_naming_it() {
         &EmSettings { k: 2, restarts: 0, ..EmSettings::default() },
     )
     .unwrap_err();
-    assert!(e.to_string().contains("setting `restarts`: expected at least 1, got 0"), "{e}");
+    assert!(e.to_string().contains("setting `restarts`: expected a whole number >= 1, got 0"), "{e}");
 }
 
 #[test]

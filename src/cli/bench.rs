@@ -78,7 +78,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
     );
     for shape in &a.shape {
         let (k, d) = parse_shape(shape)?;
-        let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 })?;
+        let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 }).map_err(|e| e.to_string())?;
         for &n in &a.n {
             let data = sim.sample(n, &mut rng::stream(1, &[n as u64]));
             let names: Vec<String> = sim.truth.features.clone();
@@ -113,7 +113,7 @@ fn run_reduction(a: &BenchArgs) -> Result<(), String> {
     if a.machines.contains(&0) || a.support.contains(&0) || n / m_max == 0 {
         return Err("--machines and --support must be >= 1, and N / max(M) at least 1 row".into());
     }
-    let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 })?;
+    let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 }).map_err(|e| e.to_string())?;
     let shard = n / m_max;
     let names = sim.truth.features.clone();
     let settings = EmSettings { k, ..EmSettings::default() };
@@ -167,7 +167,7 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
     use crate::cluster::{self, ClusterConfig};
     let (k, d) = parse_shape(a.shape.first().ok_or("--shape: give one KxD")?)?;
     let n = *a.n.first().ok_or("--n: give one sample size")?;
-    let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 })?;
+    let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 }).map_err(|e| e.to_string())?;
     let data = sim.sample(n, &mut rng::stream(1, &[3]));
     let data_bytes = (data.x.len() + data.y.len()) * 8 + data.z.len() * 8;
     let (x, y) = (data.x, data.y);
@@ -195,7 +195,8 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
     );
     for &m in &a.machines {
         let blocks = crate::data::sharding::equal_blocks(n, m);
-        crate::distributed::check_shard_sizes(&blocks.iter().map(|r| r.len()).collect::<Vec<_>>(), k, d)?;
+        crate::distributed::check_shard_sizes(&blocks.iter().map(|r| r.len()).collect::<Vec<_>>(), k, d)
+            .map_err(|e| e.to_string())?;
         let shared = std::sync::Arc::new(data.with_shards(blocks));
         let out = cluster::run(shared, sim.truth.features.clone(), "y".into(), &config, None, None)
             .map_err(|e| e.to_string())?;
@@ -236,7 +237,8 @@ fn run_stuck(a: &BenchArgs) -> Result<(), String> {
         let mut worst: f64 = 0.0;
         let mut cpu = Vec::with_capacity(trials);
         for t in 0..trials {
-            let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1000 + t as u64 })?;
+            let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1000 + t as u64 })
+                .map_err(|e| e.to_string())?;
             let data = sim.sample(rows, &mut rng::stream(2000 + t as u64, &[]));
             let names = sim.truth.features.clone();
             let fit = |s: EmSettings| em::fit(data.x.view(), data.y.view(), &names, "y", &s).map_err(|e| e.to_string());

@@ -105,7 +105,11 @@ impl FitArgs {
         if let Some(m) = self.machines {
             at_least(m, 1).map_err(|e| format!("--machines: {e}"))?;
         }
-        Ok(())
+        // The EM settings too, before any file is read, naming the flag.
+        em_settings(self).validate().map_err(|e| match e {
+            em::EmError::Setting { name, error } => format!("--{}: {error}", name.replace('_', "-")),
+            other => format!("--k: {other}"),
+        })
     }
 }
 
@@ -128,9 +132,8 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
     let ds = load_dataset(&a.data, &a.target, a.features.as_deref()).map_err(|e| e.to_string())?;
     if a.features.is_none() && file.has_column(data::TRUTH_COLUMN) {
-        eprintln!(
-            "note: column `z` is taken as the true component and not used as a feature (name it in --features to use it)"
-        );
+        let role = if ds.labels.is_some() { "taken as the true component and " } else { "" };
+        eprintln!("note: column `z` is {role}not used as a feature (name it in --features to use it)");
     }
     let partition = a.partition.clone().unwrap_or(PartitionSpec::Random);
     let distributed = a.machines.is_some() || matches!(partition, PartitionSpec::Column(_));
@@ -186,6 +189,13 @@ pub fn fit_mpi(a: &FitArgs) -> ExitCode {
             "--machines does not apply to --backend mpi: the number of ranks (mpirun -np M) is the number of machines"
                 .into(),
         );
+    }
+    for (flag, given) in
+        [("--truth", a.truth.is_some()), ("--global-out", a.global_out.is_some()), ("--stderr", a.stderr)]
+    {
+        if given {
+            return fail(format!("{flag} does not apply to --backend mpi (rank 0 writes only the reduced model)"));
+        }
     }
     if let Err(e) = a.check_ranges() {
         return fail(e);

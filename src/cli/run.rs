@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::numeric::range::at_least;
 use crate::{report, study};
 
 #[derive(Debug, Args)]
@@ -34,6 +35,9 @@ pub struct CheckArgs {
     /// Override a scenario key with a TOML value, as in `dmoe run`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Override the scenario's clock, as in `dmoe run`.
+    #[arg(long, value_parser = ["measured", "model"])]
+    clock: Option<String>,
 }
 
 /// The checked plan of a scenario file with its `--set` overrides; `--clock` is one more override.
@@ -44,10 +48,10 @@ fn load_checked(file: &Path, set: &[String], clock: Option<&str>) -> Result<stud
 }
 
 pub fn check(a: CheckArgs) -> Result<(), String> {
-    let c = load_checked(&a.file, &a.set, None)?;
+    let c = load_checked(&a.file, &a.set, a.clock.as_deref())?;
     let runs = c.cells.len() * c.repetitions;
     println!(
-        "{}: ok: {} cells x {} repetitions = {runs} cluster runs; K = {}, d = {}; output folder `{}`",
+        "{}: ok: {} cells x {} repetition(s) = {runs} cluster runs; K = {}, d = {}; output folder `{}`",
         a.file.display(),
         c.cells.len(),
         c.repetitions,
@@ -61,9 +65,7 @@ pub fn check(a: CheckArgs) -> Result<(), String> {
 pub fn run(a: RunArgs) -> Result<(), String> {
     use std::io::IsTerminal;
     use std::sync::Arc;
-    if a.jobs == 0 {
-        return Err("--jobs: expected at least 1, got 0".into());
-    }
+    at_least(a.jobs, 1).map_err(|e| format!("--jobs: {e}"))?;
     let checked = load_checked(&a.file, &a.set, a.clock.as_deref())?;
     let dest = a.out.clone().unwrap_or_else(|| PathBuf::from("output").join(&checked.name));
     let with_global = usize::from(checked.reports(study::Estimator::Global));

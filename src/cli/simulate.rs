@@ -37,7 +37,8 @@ pub fn simulate(a: SimulateArgs) -> Result<(), String> {
     if a.n == 0 {
         return Err("--n: expected at least 1 row, got 0".into());
     }
-    let sim = Simulator::random(&TruthSpec { k: a.k, d: a.d, separation: a.separation, seed: a.seed })?;
+    let sim = Simulator::random(&TruthSpec { k: a.k, d: a.d, separation: a.separation, seed: a.seed })
+        .map_err(|e| e.to_string())?;
     let data = sim.sample(a.n, &mut rng::stream(a.seed, &[2]));
     write_atomically(&a.out, |w| {
         let names: Vec<String> = sim.truth.features.iter().cloned().chain(["y".into(), "z".into()]).collect();

@@ -8,6 +8,7 @@ use rand_distr::StandardNormal;
 
 use crate::numeric::linalg;
 use crate::numeric::model::Moe;
+use crate::numeric::range::{Range, RangeError, at_least};
 use crate::numeric::rng::{self, Rng};
 
 /// Spacing of the true experts' intercepts.
@@ -91,17 +92,19 @@ pub struct Simulator {
     pub covariates: CovariateMixture,
 }
 
+/// A true-model setting out of range: the setting (`k`, `d`, `separation`) and what was expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("true model: `{0}`: {1}")]
+pub struct TruthError(pub &'static str, pub RangeError);
+
 impl Simulator {
     /// A random true model in the authors' style: expert intercepts evenly spread
     /// (`4 (k - (K-1)/2)`), slopes integers uniform in [-10, 10], variances `3 / s^2`, gate intercepts 0
     /// and slopes `0.45 N(0, 1)` (last gate row 0). Features are named x1..xd.
-    pub fn random(spec: &TruthSpec) -> Result<Simulator, String> {
-        if spec.k == 0 || spec.d == 0 {
-            return Err(format!("a true model needs K >= 1 and d >= 1 (got K = {}, d = {})", spec.k, spec.d));
-        }
-        if !(spec.separation.is_finite() && spec.separation > 0.0) {
-            return Err(format!("separation must be a positive number (got {})", spec.separation));
-        }
+    pub fn random(spec: &TruthSpec) -> Result<Simulator, TruthError> {
+        at_least(spec.k, 1).map_err(|e| TruthError("k", e))?;
+        at_least(spec.d, 1).map_err(|e| TruthError("d", e))?;
+        Range::Positive.check(spec.separation).map_err(|e| TruthError("separation", e))?;
         let (k, d) = (spec.k, spec.d);
         let mut rng = rng::stream(spec.seed, &[0]);
         let mut experts = Array2::<f64>::zeros((k, d + 1));
@@ -119,7 +122,10 @@ impl Simulator {
         }
         let variances = Array1::from_elem(k, AUTHORS_VARIANCE / (spec.separation * spec.separation));
         let features = (1..=d).map(|j| format!("x{j}")).collect();
-        let mut truth = Moe::new(features, gate, experts, variances).map_err(|e| e.to_string())?;
+        let mut truth = Moe::new(features, gate, experts, variances).map_err(|e| {
+            let expected = "a separation that keeps every variance a positive finite number".to_string();
+            TruthError("separation", RangeError { expected, got: format!("{} ({e})", spec.separation) })
+        })?;
         truth.target = Some("y".into());
         Ok(Simulator::from_truth(truth, spec.seed))
     }

@@ -60,16 +60,30 @@ pub fn support_count(total: usize, n_m: usize, n: usize) -> usize {
     (((total as f64) * n_m as f64 / n as f64).round() as usize).clamp(1, n_m.max(1))
 }
 
+/// A shard smaller than the model's number of free parameters (machines numbered from 1).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "machine {machine} gets {rows} rows, but K = {k} on d = {d} features has {need} free parameters: use fewer machines, a smaller K or more data"
+)]
+pub struct ShardTooSmall {
+    /// The machine, from 1.
+    pub machine: usize,
+    /// Its rows.
+    pub rows: usize,
+    /// Components.
+    pub k: usize,
+    /// Features.
+    pub d: usize,
+    /// Free parameters of the model.
+    pub need: usize,
+}
+
 /// Checks, before any fit, that every shard has at least as many rows as a K-component model on d
 /// features has free parameters; the error names the first machine that is too small.
-pub fn check_shard_sizes(sizes: &[usize], k: usize, d: usize) -> Result<(), String> {
+pub fn check_shard_sizes(sizes: &[usize], k: usize, d: usize) -> Result<(), ShardTooSmall> {
     let need = crate::numeric::model::n_free_params(k, d);
     match sizes.iter().position(|&n| n < need) {
-        Some(m) => Err(format!(
-            "machine {} gets {} rows, but K = {k} on d = {d} features has {need} free parameters: use fewer machines, a smaller K or more data",
-            m + 1,
-            sizes[m]
-        )),
+        Some(m) => Err(ShardTooSmall { machine: m + 1, rows: sizes[m], k, d, need }),
         None => Ok(()),
     }
 }
@@ -81,6 +95,28 @@ pub fn machine_seed(seed: u64, machine: usize) -> u64 {
 
 /// A machine's work: EM on its shard (seeded from `(seed, machine)`), then `support` of its own
 /// covariate rows drawn without replacement (from the stream `(seed, 2, machine)`).
+///
+/// A whole one-shot distributed fit: four machines fit their shards, the server reduces.
+///
+/// ```
+/// use dmoe::data::synthetic::{Simulator, TruthSpec};
+/// use dmoe::distributed::{aggregate, local_fit, support_count};
+/// use dmoe::numeric::{em::EmSettings, rng};
+/// use dmoe::ReductionSettings;
+///
+/// let sim = Simulator::random(&TruthSpec { k: 2, d: 1, separation: 1.0, seed: 3 })?;
+/// let rows = sim.sample(8_000, &mut rng::stream(3, &[]));
+/// let names = vec!["x1".to_string()];
+/// let em = EmSettings { k: 2, ..EmSettings::default() };
+/// let mut reports = Vec::new();
+/// for m in 0..4 {
+///     let (x, y) = (rows.x.slice(ndarray::s![m * 2000..(m + 1) * 2000, ..]), rows.y.slice(ndarray::s![m * 2000..(m + 1) * 2000]));
+///     reports.push(local_fit(m, x, y, &names, "y", &em, support_count(1000, 2000, 8000), 1)?);
+/// }
+/// let reduced = aggregate(&reports, &ReductionSettings { k: 2, ..ReductionSettings::default() })?;
+/// assert_eq!(reduced.model.k(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn local_fit(
     machine: usize,

@@ -65,8 +65,8 @@ pub enum PipelineError {
     )]
     MachinesMismatch { machines: usize, partition: String, values: usize },
     /// A shard is smaller than the model's number of free parameters.
-    #[error("{0}")]
-    ShardTooSmall(String),
+    #[error(transparent)]
+    ShardTooSmall(#[from] super::ShardTooSmall),
     /// A local fit failed on its shard.
     #[error(transparent)]
     LocalFit(#[from] LocalFitError),
@@ -216,7 +216,7 @@ fn shard(data: &Dataset, train: &[usize], settings: &InProcessSettings) -> Resul
         return Err(PipelineError::MachinesMismatch { machines, partition, values: shards.len() });
     }
     let sizes: Vec<usize> = shards.iter().map(|r| r.len()).collect();
-    super::check_shard_sizes(&sizes, settings.em.k, data.features.len()).map_err(PipelineError::ShardTooSmall)?;
+    super::check_shard_sizes(&sizes, settings.em.k, data.features.len())?;
     Ok(ShardedData::gather(data.x.view(), data.y.view(), data.labels.as_deref(), &order, shards))
 }
 

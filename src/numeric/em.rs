@@ -18,6 +18,7 @@ use crate::numeric::gate;
 use crate::numeric::kmeans;
 use crate::numeric::linalg::{cholesky_lower, log_sum_exp_rows, spd_solve, weighted_grams, with_intercept};
 use crate::numeric::model::{FitSummary, Moe, add_log_normal, n_free_params};
+use crate::numeric::range::{Range, RangeError, at_least};
 use crate::numeric::rng;
 use crate::numeric::scaling::ColumnScaling;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
@@ -40,7 +41,8 @@ pub struct EmSettings {
     pub warmup_iter: usize,
     /// Maximum EM iterations of the retained run, warm-up included.
     pub max_iter: usize,
-    /// Stop when `|L_t - L_{t-1}| <= tol * |L_{t-1}|` (the authors use 1e-6).
+    /// Stop when `|L_t - L_{t-1}| <= tol * max(|L_{t-1}|, n)` on the standardised scale (the authors
+    /// use `tol * |L_{t-1}|` with 1e-6).
     pub tol: f64,
     /// Variance floor, as a fraction of var(y).
     pub variance_floor: f64,
@@ -57,24 +59,14 @@ impl Default for EmSettings {
 impl EmSettings {
     /// Checks every setting; the error names the setting and the accepted range.
     pub fn validate(&self) -> Result<(), EmError> {
-        let bad = |name: &'static str, expected: &str, got: String| {
-            Err(EmError::Setting { name, expected: expected.to_string(), got })
-        };
+        let bad = |name: &'static str| move |error: RangeError| EmError::Setting { name, error };
         if self.k == 0 {
             return Err(EmError::NoComponents);
         }
-        if self.restarts == 0 {
-            return bad("restarts", "at least 1", self.restarts.to_string());
-        }
-        if self.max_iter == 0 {
-            return bad("max_iter", "at least 1", self.max_iter.to_string());
-        }
-        if !(self.tol.is_finite() && self.tol >= 0.0) {
-            return bad("tol", "a finite number >= 0", self.tol.to_string());
-        }
-        if !(self.variance_floor.is_finite() && self.variance_floor > 0.0 && self.variance_floor < 1.0) {
-            return bad("variance_floor", "a number in (0, 1)", self.variance_floor.to_string());
-        }
+        at_least(self.restarts, 1).map_err(bad("restarts"))?;
+        at_least(self.max_iter, 1).map_err(bad("max_iter"))?;
+        Range::NonNegative.check(self.tol).map_err(bad("tol"))?;
+        Range::OpenUnit.check(self.variance_floor).map_err(bad("variance_floor"))?;
         Ok(())
     }
 }
@@ -89,8 +81,8 @@ pub enum EmError {
     #[error("the model needs at least one feature column (got none)")]
     NoFeatures,
     /// An out-of-range setting.
-    #[error("setting `{name}`: expected {expected}, got {got}")]
-    Setting { name: &'static str, expected: String, got: String },
+    #[error("setting `{name}`: {error}")]
+    Setting { name: &'static str, error: RangeError },
     /// Fewer rows than free parameters.
     #[error(
         "{rows} rows are too few for K = {k} components on d = {d} features: the model has {params} free parameters, so at least {params} rows are needed"
@@ -133,6 +125,14 @@ pub struct FittedMoe {
     pub trace: Vec<f64>,
     /// Warm-up traces of every start (raw scale), the retained one included.
     pub start_traces: Vec<Vec<f64>>,
+}
+
+impl FittedMoe {
+    /// The mixture mean `yhat(x) = sum_k pi_k(x) b_k . [1, x]` of every row of `x` (n x d, the fitted
+    /// features in order).
+    pub fn predict(&self, x: ArrayView2<f64>) -> Array1<f64> {
+        self.model.predict(x)
+    }
 }
 
 /// Parameters on the standardised scale (the design has an intercept column).

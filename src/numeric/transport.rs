@@ -28,13 +28,6 @@ pub enum PoolError {
     EmptySupport,
 }
 
-/// KL divergence from `N(mu_l, s2_l)` to `N(mu_k, s2_k)`, the transport cost between two experts at
-/// one point.
-pub fn expert_kl(mu_l: f64, s2_l: f64, mu_k: f64, s2_k: f64) -> f64 {
-    let r = mu_l - mu_k;
-    0.5 * ((s2_k / s2_l).ln() + s2_l / s2_k + r * r / s2_k - 1.0)
-}
-
 /// The large model `f_W = sum_m lambda_m f_m`, `lambda_m = N_m / N`, evaluated at S supporting points:
 /// L = sum_m K_m experts, each with weight `w_l(x_s) = lambda_m pi^(m)_k(x_s)`, mean `mu_l(x_s)` and
 /// variance `s2_l`. `sum_l w_l(x_s) = 1` at every point.

@@ -23,6 +23,7 @@ use crate::numeric::gate;
 use crate::numeric::kmeans;
 use crate::numeric::linalg::{spd_solve, weighted_grams, with_intercept};
 use crate::numeric::model::Moe;
+use crate::numeric::range::{Range, RangeError, at_least};
 use crate::numeric::rng;
 use crate::numeric::scaling::ColumnScaling;
 use crate::numeric::transport::{LargeModel, Plan, PoolError, joint_divergence};
@@ -120,8 +121,8 @@ pub enum ReductionError {
     #[error(transparent)]
     Pool(#[from] PoolError),
     /// An out-of-range setting.
-    #[error("reduction setting `{name}`: expected {expected}, got {got}")]
-    Setting { name: &'static str, expected: &'static str, got: String },
+    #[error("reduction setting `{name}`: {error}")]
+    Setting { name: &'static str, error: RangeError },
 }
 
 /// One MM run: the experts it ended with, its objective after every assignment, its final plan.
@@ -263,21 +264,14 @@ pub fn flag_outliers(scores: &[f64], threshold: f64) -> Vec<usize> {
 }
 
 fn validate(s: &ReductionSettings) -> Result<(), ReductionError> {
-    let bad = |name, expected, got: String| Err(ReductionError::Setting { name, expected, got });
-    if s.k == 0 {
-        return bad("k", "at least 1", "0".into());
-    }
-    if s.max_iter == 0 {
-        return bad("max_iter", "at least 1", "0".into());
-    }
-    if !(s.tol.is_finite() && s.tol >= 0.0) {
-        return bad("tol", "a finite number >= 0", s.tol.to_string());
-    }
-    if !(s.outlier_threshold.is_finite() && s.outlier_threshold > 0.0) {
-        return bad("outlier_threshold", "a number > 0", s.outlier_threshold.to_string());
-    }
+    let bad = |name: &'static str| move |error: RangeError| ReductionError::Setting { name, error };
+    at_least(s.k, 1).map_err(bad("k"))?;
+    at_least(s.max_iter, 1).map_err(bad("max_iter"))?;
+    Range::NonNegative.check(s.tol).map_err(bad("tol"))?;
+    Range::Positive.check(s.outlier_threshold).map_err(bad("outlier_threshold"))?;
     if !s.inits.contains(&Init::Kmeans) {
-        return bad("inits", "a list that includes `kmeans` (the start that always applies)", format!("{:?}", s.inits));
+        let expected = "a list that includes `kmeans` (the start that always applies)".to_string();
+        return Err(bad("inits")(RangeError { expected, got: format!("{:?}", s.inits) }));
     }
     Ok(())
 }

@@ -162,7 +162,7 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) 
     let mut readme = std::fs::File::create(dir.join("README.txt")).map_err(|e| io(dir, e))?;
     writeln!(
         readme,
-        "dmoe run of {} ({} cells x {} repetitions).\nresults.csv: one row per cell x repetition x estimator (see scenarios/README.md for the columns).\nrun.json: the scenario as run and the wall-clock facts.\nrecords/: every run's full record (models, per-machine times, events).\ntraces/: Chrome traces of the virtual timelines (open in https://ui.perfetto.dev).\nplots/: PNG and SVG figures.",
+        "dmoe run of {} ({} cells x {} repetition(s)).\nresults.csv: one row per cell x repetition x estimator (see scenarios/README.md for the columns).\nrun.json: the scenario as run and the wall-clock facts.\nrecords/: every run's full record (models, per-machine times, events).\ntraces/: Chrome traces of the virtual timelines (open in https://ui.perfetto.dev).\nplots/: PNG and SVG figures.",
         checked.file.display(),
         checked.cells.len(),
         checked.repetitions

@@ -173,7 +173,7 @@ impl DataSource {
                         Simulator::from_truth(Moe::load(p).map_err(|e| StudyError::Run(e.to_string()))?, *truth_seed)
                     }
                     None => Simulator::random(&TruthSpec { k: *k, d: *d, separation: *separation, seed: *truth_seed })
-                        .map_err(StudyError::Run)?,
+                        .map_err(|e| StudyError::Run(e.to_string()))?,
                 }))
             }
             DataPlan::Csv { path } => DataSource::Csv {
