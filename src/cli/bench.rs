@@ -124,7 +124,7 @@ fn run_reduction(a: &BenchArgs) -> Result<(), String> {
         let data = sim.sample(shard, &mut rng::stream(1, &[7, m as u64]));
         let r = crate::distributed::local_fit(m, data.x.view(), data.y.view(), &names, "y", &settings, 1, 1)
             .map_err(|e| e.to_string())?;
-        fit_cpu.push(r.cpu_seconds);
+        fit_cpu.push(r.summary.cpu_seconds);
         locals.push(r.model);
     }
     fit_cpu.sort_by(f64::total_cmp);

@@ -312,8 +312,8 @@ fn print_local_fits(fit: &InProcessFit, partition_name: &str) {
         fit.reduction.large.n_support()
     );
     let max_local = fit.slowest_local_seconds();
-    let total_local: f64 = reports.iter().map(|r| r.cpu_seconds).sum();
-    let converged = reports.iter().filter(|r| r.converged).count();
+    let total_local: f64 = reports.iter().map(|r| r.summary.cpu_seconds).sum();
+    let converged = reports.iter().filter(|r| r.summary.converged).count();
     println!(
         "local fits: shard sizes {}..{}, CPU max {max_local:.3} s, total {total_local:.3} s, {converged}/{} converged",
         sizes.iter().min().unwrap(),

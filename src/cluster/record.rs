@@ -153,9 +153,9 @@ impl MachineRecord {
             lambda: share.lambda,
             outlier_score: share.outlier_score,
             flagged: share.flagged,
-            iterations: Some(report.iterations),
-            total_iterations: report.model.fit.as_ref().map(|f| f.total_iterations),
-            converged: Some(report.converged),
+            iterations: Some(report.summary.iterations),
+            total_iterations: Some(report.summary.total_iterations),
+            converged: Some(report.summary.converged),
             em_trace: Some(report.trace.clone()),
             model: Some(report.model.clone()),
             ..MachineRecord::failed(machine, rows, speed)

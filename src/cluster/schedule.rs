@@ -60,10 +60,9 @@ pub fn timings(
         .collect()
 }
 
-/// Seconds of a machine's local fit on `clock`, before its speed factor (`Clock::fit_seconds` of its
-/// fit summary; a report without one counts its reported CPU seconds).
+/// Seconds of a machine's local fit on `clock`, before its speed factor.
 fn fit_seconds(r: &LocalReport, clock: &Clock) -> f64 {
-    r.model.fit.as_ref().map_or(r.cpu_seconds, |f| clock.fit_seconds(f, r.model.k(), r.model.d()))
+    clock.fit_seconds(&r.summary, r.model.k(), r.model.d())
 }
 
 /// When the server starts reducing. Without a deadline it waits for every machine that did not fail

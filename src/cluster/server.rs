@@ -20,7 +20,7 @@ pub(super) fn server_work(
     global: Option<GlobalFit>,
 ) -> Result<RunOutcome, ClusterError> {
     let cpu0 = thread_cpu_seconds();
-    let fit_cpu_seconds = reports.iter().flatten().map(|r| r.cpu_seconds).sum();
+    let fit_cpu_seconds = reports.iter().flatten().map(|r| r.summary.cpu_seconds).sum();
     charge_clock(&mut reports, &config.clock);
     let timings = schedule::timings(
         &reports,
@@ -50,10 +50,9 @@ pub(super) fn server_work(
 /// measured then enters the record; under the measured clock the seconds stay as they were.
 fn charge_clock(reports: &mut [Option<LocalReport>], clock: &Clock) {
     for r in reports.iter_mut().flatten() {
-        let (k, d) = (r.model.k(), r.model.d());
+        r.summary.cpu_seconds = clock.fit_seconds(&r.summary, r.model.k(), r.model.d());
         if let Some(f) = r.model.fit.as_mut() {
-            f.cpu_seconds = clock.fit_seconds(f, k, d);
-            r.cpu_seconds = f.cpu_seconds;
+            f.cpu_seconds = r.summary.cpu_seconds;
         }
     }
 }

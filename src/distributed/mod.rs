@@ -12,7 +12,7 @@ use rand::RngExt;
 
 use crate::numeric::em::{self, EmError, EmSettings};
 use crate::numeric::metrics;
-use crate::numeric::model::Moe;
+use crate::numeric::model::{FitSummary, Moe};
 use crate::numeric::rng;
 use crate::numeric::transport::PoolError;
 use crate::reduce::baselines::{self, PooledMixture};
@@ -30,12 +30,9 @@ pub struct LocalReport {
     pub n: usize,
     /// The machine's share of the supporting sample: some of its own covariate rows.
     pub support: Array2<f64>,
-    /// Thread CPU seconds of the local fit.
-    pub cpu_seconds: f64,
-    /// EM iterations of the retained run.
-    pub iterations: usize,
-    /// Whether EM met its tolerance.
-    pub converged: bool,
+    /// How the local fit went: its log-likelihood, iterations, convergence and CPU seconds (on the
+    /// simulator's model clock, its modelled seconds).
+    pub summary: FitSummary,
     /// Log-likelihood after each EM iteration of the retained run (diagnostics; not sent over the
     /// network in a real cluster).
     #[serde(skip)]
@@ -136,14 +133,12 @@ pub fn local_fit(
     })?;
     let rows = rand::seq::index::sample(&mut rng::stream(seed, &[2, machine as u64]), y.len(), support.min(y.len()))
         .into_vec();
-    let summary = fit.summary.clone();
+    let summary = fit.summary;
     Ok(LocalReport {
         machine,
         support: x.select(Axis(0), &rows),
         n: y.len(),
-        cpu_seconds: summary.cpu_seconds,
-        iterations: summary.iterations,
-        converged: summary.converged,
+        summary,
         model: fit.model,
         trace: fit.trace,
     })

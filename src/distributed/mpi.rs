@@ -197,7 +197,7 @@ fn finish(f: &MpiFit, wires: Vec<Wire>, gather_s: f64, wall0: Instant) -> Result
     let t0 = Instant::now();
     let reduction = distributed::aggregate(&reports, &f.reduction).map_err(|e| format!("error: reduction: {e}"))?;
     let (reduce_cpu, reduce_wall) = (thread_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
-    let max_fit = reports.iter().map(|r| r.cpu_seconds).fold(0.0, f64::max);
+    let max_fit = reports.iter().map(|r| r.summary.cpu_seconds).fold(0.0, f64::max);
     println!(
         "{} ranks, {} rows: slowest local fit {max_fit:.3} s CPU, gather {gather_s:.3} s, reduction {reduce_cpu:.3} s CPU; end to end {:.3} s",
         reports.len(),
@@ -236,8 +236,8 @@ fn rank_errors(f: &MpiFit, wires: &[Wire]) -> Result<(), String> {
 /// EM iterations and convergence (`None` for a rank without a report).
 fn rank_timing(w: &Wire) -> Option<Value> {
     let r = w.result.as_ref().ok()?;
-    Some(json!({"rank": w.rank, "rows": r.n, "fit_cpu_seconds": r.cpu_seconds, "wall_seconds": w.wall_seconds,
-        "iterations": r.iterations, "converged": r.converged}))
+    Some(json!({"rank": w.rank, "rows": r.n, "fit_cpu_seconds": r.summary.cpu_seconds, "wall_seconds": w.wall_seconds,
+        "iterations": r.summary.iterations, "converged": r.summary.converged}))
 }
 
 /// Writes the reduced model and the timing report beside it (`<stem>.timing.json`), or prints the

@@ -120,7 +120,7 @@ pub struct InProcessFit {
 impl InProcessFit {
     /// CPU seconds of the slowest local fit, `max_m t_m`.
     pub fn slowest_local_seconds(&self) -> f64 {
-        self.reports.iter().map(|r| r.cpu_seconds).fold(0.0, f64::max)
+        self.reports.iter().map(|r| r.summary.cpu_seconds).fold(0.0, f64::max)
     }
 
     /// The distributed fit's time without network: `max_m t_m + t_reduce`.
