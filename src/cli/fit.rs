@@ -9,7 +9,6 @@ use crate::distributed::pipeline::{self, InProcessFit, InProcessSettings, Scored
 use crate::numeric::em::{self, EmSettings};
 use crate::numeric::information;
 use crate::numeric::model::Moe;
-use crate::numeric::range::{Range, at_least};
 use crate::reduce::{OutlierPolicy, ReductionSettings};
 use clap::Args;
 use std::path::PathBuf;
@@ -100,11 +99,10 @@ impl FitArgs {
     /// Checks the distributed flags with the same rules as the scenario keys (`numeric::range`),
     /// whether or not the fit is distributed, so that a wrong flag is never silently ignored.
     fn check_ranges(&self) -> Result<(), String> {
-        Range::OpenUnit.check(self.test_fraction).map_err(|e| format!("--test-fraction: {e}"))?;
-        at_least(self.support, 1).map_err(|e| format!("--support: {e}"))?;
-        if let Some(m) = self.machines {
-            at_least(m, 1).map_err(|e| format!("--machines: {e}"))?;
-        }
+        pipeline::check_numbers(self.test_fraction, self.support, self.machines).map_err(|e| match e {
+            pipeline::PipelineError::Setting(name, e) => format!("--{}: {e}", name.replace('_', "-")),
+            other => other.to_string(),
+        })?;
         // The EM settings too, before any file is read, naming the flag.
         em_settings(self).validate().map_err(|e| match e {
             em::EmError::Setting { name, error } => format!("--{}: {error}", name.replace('_', "-")),

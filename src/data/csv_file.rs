@@ -19,7 +19,7 @@ pub const TRUTH_COLUMN: &str = "z";
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", io_text(source))]
     Io { path: String, source: std::io::Error },
     /// The CSV structure is broken (e.g. a row with a different number of fields).
     #[error("{path}: {message}")]
@@ -30,6 +30,15 @@ pub enum DataError {
     /// A value that cannot be used.
     #[error("{path}: line {line}, column `{column}`: {problem}")]
     BadValue { path: String, line: u64, column: String, problem: String },
+}
+
+/// An I/O error in words, without the operating system's error number ("(os error 2)").
+fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 /// One requested column: a header name, optionally under `log( )`.
@@ -95,6 +104,16 @@ impl CsvFile {
     /// Whether the header has a column with this name.
     pub fn has_column(&self, name: &str) -> bool {
         self.header.iter().any(|h| h == name)
+    }
+
+    /// The target and feature columns of a request; without `features`, the default features.
+    pub fn columns(&self, target: &str, features: Option<&[String]>) -> (ColumnExpr, Vec<ColumnExpr>) {
+        let target = ColumnExpr::parse(target);
+        let features = match features {
+            Some(list) => list.iter().map(|f| ColumnExpr::parse(f)).collect(),
+            None => self.default_features(&target),
+        };
+        (target, features)
     }
 
     /// Default features for a target: every numeric column except the target's column and the
@@ -246,6 +265,23 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// A data set from a matrix of the `features` columns followed by the `target` column.
+    pub fn from_matrix(
+        m: Array2<f64>,
+        features: Vec<ColumnExpr>,
+        target: ColumnExpr,
+        labels: Option<Vec<usize>>,
+    ) -> Dataset {
+        let d = features.len();
+        Dataset {
+            features: features.into_iter().map(|c| c.label).collect(),
+            target: target.label,
+            x: m.slice(ndarray::s![.., ..d]).to_owned(),
+            y: m.column(d).to_owned(),
+            labels,
+        }
+    }
+
     /// A data set from arrays: one name per column of `x`, one response per row. No true labels.
     pub fn new(features: Vec<String>, target: &str, x: Array2<f64>, y: Array1<f64>) -> Result<Dataset, DataError> {
         let shape = |message: String| DataError::Format { path: "(arrays)".into(), message };
@@ -262,24 +298,13 @@ impl Dataset {
 /// Loads `target` and `features` (default: [`CsvFile::default_features`]) from a CSV file.
 pub fn load_dataset(path: &Path, target: &str, features: Option<&[String]>) -> Result<Dataset, DataError> {
     let file = CsvFile::open(path)?;
-    let target = ColumnExpr::parse(target);
-    let features: Vec<ColumnExpr> = match features {
-        Some(list) => list.iter().map(|f| ColumnExpr::parse(f)).collect(),
-        None => file.default_features(&target),
-    };
+    let (target, features) = file.columns(target, features);
     let mut cols = features.clone();
     cols.push(target.clone());
     let m = file.read(&cols)?;
-    let d = features.len();
     let uses_z = cols.iter().any(|c| c.column == TRUTH_COLUMN);
     let labels = if uses_z { None } else { file.read_labels()? };
-    Ok(Dataset {
-        features: features.into_iter().map(|c| c.label).collect(),
-        target: target.label,
-        x: m.slice(ndarray::s![.., ..d]).to_owned(),
-        y: m.column(d).to_owned(),
-        labels,
-    })
+    Ok(Dataset::from_matrix(m, features, target, labels))
 }
 
 /// Writes a file through a temporary sibling and a rename, so a failed run leaves no partial file.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::data::sharding::{self, Partition};
-use crate::data::{ColumnExpr, CsvFile, Dataset};
+use crate::data::{CsvFile, Dataset};
 use crate::distributed::{self, LocalReport};
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::em::EmSettings;
@@ -65,11 +65,7 @@ fn my_rows(f: &MpiFit, rank: usize, size: usize) -> Result<Dataset, String> {
     }
     let path = PathBuf::from(&f.data);
     let file = CsvFile::open(&path).map_err(|e| e.to_string())?;
-    let target = ColumnExpr::parse(&f.target);
-    let features: Vec<ColumnExpr> = match &f.features {
-        Some(list) => list.iter().map(|c| ColumnExpr::parse(c)).collect(),
-        None => file.default_features(&target),
-    };
+    let (target, features) = file.columns(&f.target, f.features.as_deref());
     let n = file.count_rows().map_err(|e| e.to_string())?;
     let (train, _) = sharding::train_test_split(n, f.test_fraction, f.seed);
     let (order, shards) = sharding::shard_rows(&train, &f.partition, size, f.seed);
@@ -85,15 +81,7 @@ fn my_rows(f: &MpiFit, rank: usize, size: usize) -> Result<Dataset, String> {
     let mut sorted = mine.clone();
     sorted.sort_unstable();
     let pos: Vec<usize> = mine.iter().map(|r| sorted.binary_search(r).expect("a row of this shard")).collect();
-    let m = m.select(Axis(0), &pos);
-    let d = features.len();
-    Ok(Dataset {
-        x: m.slice(ndarray::s![.., ..d]).to_owned(),
-        y: m.column(d).to_owned(),
-        features: features.into_iter().map(|c| c.label).collect(),
-        target: target.label,
-        labels: None,
-    })
+    Ok(Dataset::from_matrix(m.select(Axis(0), &pos), features, target, None))
 }
 
 /// Runs this rank's part; rank 0 also reduces and writes. Returns the process exit code.

@@ -129,17 +129,23 @@ impl InProcessFit {
     }
 }
 
+/// The rules for the numbers of a distributed fit, shared by `InProcessSettings::validate` and the
+/// flags of `dmoe fit`: test share in (0, 1), S >= 1, M >= 1 when given.
+pub fn check_numbers(test_fraction: f64, support: usize, machines: Option<usize>) -> Result<(), PipelineError> {
+    let bad = |name| move |e| PipelineError::Setting(name, e);
+    Range::OpenUnit.check(test_fraction).map_err(bad("test_fraction"))?;
+    at_least(support, 1).map_err(bad("support"))?;
+    if let Some(m) = machines {
+        at_least(m, 1).map_err(bad("machines"))?;
+    }
+    Ok(())
+}
+
 impl InProcessSettings {
     /// Checks the numbers with the shared range rules: test share in (0, 1), S >= 1, M >= 1 when
     /// given. (`dmoe fit` checks its flags with the same rules first, naming the flags.)
     pub fn validate(&self) -> Result<(), PipelineError> {
-        let bad = |name| move |e| PipelineError::Setting(name, e);
-        Range::OpenUnit.check(self.test_fraction).map_err(bad("test_fraction"))?;
-        at_least(self.support, 1).map_err(bad("support"))?;
-        if let Some(m) = self.machines {
-            at_least(m, 1).map_err(bad("machines"))?;
-        }
-        Ok(())
+        check_numbers(self.test_fraction, self.support, self.machines)
     }
 }
 

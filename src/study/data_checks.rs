@@ -7,7 +7,7 @@ use super::plan::{Cell, DataPlan, Plan};
 use super::problems::Problems;
 use super::resolve::Pending;
 use crate::data::sharding::{self, PartitionSpec, ShardSizes};
-use crate::data::{ColumnExpr, CsvFile, DataError, load_dataset};
+use crate::data::{CsvFile, DataError, load_dataset};
 use crate::numeric::model::{Moe, n_free_params};
 
 /// Checks that need the data, then the cells. Synthetic data: the truth file. CSV data: the columns,
@@ -51,7 +51,7 @@ fn check_truth(truth: Option<&Path>, k: usize, d: usize, problems: &Problems) {
 fn check_csv(plan: &mut Plan, path: &Path, pending: &Pending, problems: &Problems) -> Option<usize> {
     let csv = CsvFile::open(path).map_err(|e| problems.add("data.path", e.to_string())).ok()?;
     let columns = || csv.header().join(", ");
-    let target = ColumnExpr::parse(&pending.target);
+    let (target, features) = csv.columns(&pending.target, pending.features.as_deref());
     if !csv.has_column(&target.column) {
         problems.add(
             "data.target",
@@ -59,10 +59,6 @@ fn check_csv(plan: &mut Plan, path: &Path, pending: &Pending, problems: &Problem
         );
         return None;
     }
-    let features: Vec<ColumnExpr> = match &pending.features {
-        Some(f) => f.iter().map(|c| ColumnExpr::parse(c)).collect(),
-        None => csv.default_features(&target),
-    };
     if let Some(c) = features.iter().find(|c| !csv.has_column(&c.column)) {
         problems
             .add("data.features", format!("no column `{}` in {} (columns: {})", c.column, path.display(), columns()));

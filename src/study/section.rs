@@ -64,7 +64,10 @@ impl<'a> Section<'a> {
     }
 
     fn wrong(&self, key: &str, expected: &str, v: &Value) {
-        self.problem(key, format!("expected {expected}, got {} ({})", shown(v), kind(v)));
+        // Name the type only when it is not the one expected (not "got -3 (a whole number)").
+        let whole = matches!(v, Value::Integer(_)) && expected.starts_with("a whole number");
+        let note = if whole { String::new() } else { format!(" ({})", kind(v)) };
+        self.problem(key, format!("expected {expected}, got {}{note}", shown(v)));
     }
 
     /// A sub-table (absent: an empty one, so its defaults apply).

@@ -44,7 +44,14 @@ impl Source {
             let line = e.span().map(|s| line_of(text, s.start));
             fail(line, format!("not valid TOML: {}", e.message()))
         })?;
-        let mut doc: toml::Table = toml::from_str(text).map_err(|e| fail(None, format!("not valid TOML: {e}")))?;
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| {
+            // The spanned parse above accepted the text, so what is left is a number out of range.
+            let line = e.span().map(|s| line_of(text, s.start));
+            fail(
+                line,
+                format!("a number out of range (whole numbers go up to {}, decimals up to about 1.8e308)", i64::MAX),
+            )
+        })?;
         let mut origins = HashMap::new();
         index_table(spanned.get_ref(), "", text, &mut origins);
         for o in overrides {
