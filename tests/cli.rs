@@ -155,6 +155,37 @@ fn nan_in_csv_is_an_error() {
 }
 
 #[test]
+fn crlf_line_endings_give_the_same_line_numbers() {
+    let crlf = |t: String| t.replace('\n', "\r\n");
+    let csv = format!("x1,x2,y\n{}0.5,abc,1.0\n{}", good_rows(3), good_rows(40));
+    bad_fit("crlf_value", &crlf(csv), &[], "bad.csv: line 5, column `x2`: expected a number, found `abc`");
+    let csv = format!("x1,x2,y\n{}1.0,2.0\n", good_rows(5));
+    bad_fit("crlf_ragged", &crlf(csv), &[], "line 7: 2 fields, but the header has 3");
+}
+
+#[test]
+fn the_target_among_the_features_is_an_error() {
+    let csv = format!("x1,x2,y\n{}", good_rows(40));
+    bad_fit("target_feature", &csv, &["--features", "x1,y"], "column `y` is the target and cannot also be a feature");
+}
+
+#[test]
+fn data_from_a_pipe_is_read_once() {
+    let csv = format!("x1,x2,y\n{}", good_rows(60));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dmoe"))
+        .args(["fit", "--data", "/dev/stdin", "--target", "y", "--k", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), csv.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fitted K = 1 on 60 rows: y ~ x1 + x2"));
+}
+
+#[test]
 fn ragged_row_is_an_error() {
     let csv = format!("x1,x2,y\n{}1.0,2.0\n", good_rows(5));
     bad_fit("ragged", &csv, &[], "line 7: 2 fields, but the header has 3");

@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
+use crate::data;
 use crate::data::sharding::{self, Partition, PartitionSpec};
-use crate::data::{self, load_dataset};
 use crate::distributed::pipeline::{self, InProcessFit, InProcessSettings, ScoredEstimator};
 use crate::numeric::em::{self, EmSettings};
 use crate::numeric::information;
@@ -128,7 +128,7 @@ fn em_settings(a: &FitArgs) -> EmSettings {
 pub fn fit(a: FitArgs) -> Result<(), String> {
     a.check_ranges()?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
-    let ds = load_dataset(&a.data, &a.target, a.features.as_deref()).map_err(|e| e.to_string())?;
+    let ds = file.dataset(&a.target, a.features.as_deref()).map_err(|e| e.to_string())?;
     if a.features.is_none() && file.has_column(data::TRUTH_COLUMN) {
         let role = if ds.labels.is_some() { "taken as the true component and " } else { "" };
         eprintln!("note: column `z` is {role}not used as a feature (name it in --features to use it)");

@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ndarray::{Array1, Array2};
 
@@ -27,6 +28,9 @@ pub enum DataError {
     /// A requested column is not in the header.
     #[error("{path}: no column `{column}` (the header has: {available})")]
     MissingColumn { path: String, column: String, available: String },
+    /// The target's column is also asked for as a feature (the fit would regress y on itself).
+    #[error("{path}: column `{column}` is the target and cannot also be a feature: drop it from the features")]
+    TargetAmongFeatures { path: String, column: String },
     /// A value that cannot be used.
     #[error("{path}: line {line}, column `{column}`: {problem}")]
     BadValue { path: String, line: u64, column: String, problem: String },
@@ -63,10 +67,12 @@ impl ColumnExpr {
     }
 }
 
-/// A CSV file's header and which columns look numeric, read without loading the data.
+/// A CSV file, read once into memory (so a named pipe or `/dev/stdin` works, and the file cannot
+/// change between two reads), with its header and which columns look numeric.
 #[derive(Debug, Clone)]
 pub struct CsvFile {
     path: PathBuf,
+    bytes: Arc<[u8]>,
     header: Vec<String>,
     numeric: Vec<bool>,
 }
@@ -74,9 +80,12 @@ pub struct CsvFile {
 impl CsvFile {
     /// Reads the header and the first data row. An empty file, or one with no data rows, is an error.
     pub fn open(path: &Path) -> Result<CsvFile, DataError> {
-        let mut reader = open_reader(path)?;
+        let bytes: Arc<[u8]> =
+            std::fs::read(path).map_err(|e| DataError::Io { path: path.display().to_string(), source: e })?.into();
+        let mut file = CsvFile { path: path.to_path_buf(), bytes, header: Vec::new(), numeric: Vec::new() };
+        let mut reader = file.reader();
         let header: Vec<String> =
-            reader.headers().map_err(|e| csv_error(path, e))?.iter().map(|h| h.trim().to_string()).collect();
+            reader.headers().map_err(|e| file.csv_error(e))?.iter().map(|h| h.trim().to_string()).collect();
         if header.is_empty() || header.iter().all(String::is_empty) {
             return Err(DataError::Format {
                 path: path.display().to_string(),
@@ -84,16 +93,60 @@ impl CsvFile {
             });
         }
         let mut first = csv::StringRecord::new();
-        let has_row = reader.read_record(&mut first).map_err(|e| csv_error(path, e))?;
+        let has_row = reader.read_record(&mut first).map_err(|e| file.csv_error(e))?;
         if !has_row {
             return Err(DataError::Format {
                 path: path.display().to_string(),
                 message: "the file has a header but no data rows".into(),
             });
         }
-        let numeric =
+        file.numeric =
             (0..header.len()).map(|j| first.get(j).is_some_and(|v| v.trim().parse::<f64>().is_ok())).collect();
-        Ok(CsvFile { path: path.to_path_buf(), header, numeric })
+        file.header = header;
+        Ok(file)
+    }
+
+    /// A reader of the data rows (after the header), from memory.
+    fn reader(&self) -> csv::Reader<&[u8]> {
+        csv::ReaderBuilder::new().has_headers(true).from_reader(&self.bytes[..])
+    }
+
+    /// The 1-based line of a record: counted from its byte offset, so that CRLF line endings count
+    /// once (the csv crate's own line numbers are one short with CRLF).
+    fn line_of(&self, pos: Option<&csv::Position>) -> u64 {
+        let mut byte = pos.map_or(0, |p| p.byte() as usize).min(self.bytes.len());
+        // With CRLF a record's position can fall on the line break before it: step over it.
+        while byte < self.bytes.len() && matches!(self.bytes[byte], b'\r' | b'\n') {
+            byte += 1;
+        }
+        self.bytes[..byte].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+    }
+
+    /// A CSV structure error, with the line counted as `line_of` counts it.
+    fn csv_error(&self, e: csv::Error) -> DataError {
+        let message = match e.kind() {
+            csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
+                format!("line {}: {len} fields, but the header has {expected_len}", self.line_of(pos.as_ref()))
+            }
+            _ => e.to_string(),
+        };
+        DataError::Format { path: self.path.display().to_string(), message }
+    }
+
+    /// The data set of `target` and `features` (default: [`CsvFile::default_features`]), with the true
+    /// components when the file has a `z` column of labels that is not among them.
+    pub fn dataset(&self, target: &str, features: Option<&[String]>) -> Result<Dataset, DataError> {
+        let (target, features) = self.columns(target, features);
+        if features.iter().any(|f| f.column == target.column) {
+            let path = self.path.display().to_string();
+            return Err(DataError::TargetAmongFeatures { path, column: target.column });
+        }
+        let mut cols = features.clone();
+        cols.push(target.clone());
+        let m = self.read(&cols)?;
+        let uses_z = cols.iter().any(|c| c.column == TRUTH_COLUMN);
+        let labels = if uses_z { None } else { self.read_labels()? };
+        Ok(Dataset::from_matrix(m, features, target, labels))
     }
 
     /// The column names in file order.
@@ -134,10 +187,10 @@ impl CsvFile {
 
     /// Number of data rows (the header excluded), without parsing any value.
     pub fn count_rows(&self) -> Result<usize, DataError> {
-        let mut reader = open_reader(&self.path)?;
+        let mut reader = self.reader();
         let mut rec = csv::ByteRecord::new();
         let mut n = 0;
-        while reader.read_byte_record(&mut rec).map_err(|e| csv_error(&self.path, e))? {
+        while reader.read_byte_record(&mut rec).map_err(|e| self.csv_error(e))? {
             n += 1;
         }
         Ok(n)
@@ -157,20 +210,24 @@ impl CsvFile {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let mut reader = open_reader(&self.path)?;
+        let mut reader = self.reader();
         let mut record = csv::StringRecord::new();
         let mut values = Vec::new();
         let mut rows = 0usize;
         let mut index = 0usize;
-        while reader.read_record(&mut record).map_err(|e| csv_error(&self.path, e))? {
+        while reader.read_record(&mut record).map_err(|e| self.csv_error(e))? {
             index += 1;
             if !keep(index - 1) {
                 continue;
             }
-            let line = record.position().map_or(0, |p| p.line());
             for (c, &j) in columns.iter().zip(&idx) {
-                let bad =
-                    |problem: String| DataError::BadValue { path: path_str(), line, column: c.column.clone(), problem };
+                // The line is counted only for an error (counting is a scan from the file's start).
+                let bad = |problem: String| DataError::BadValue {
+                    path: path_str(),
+                    line: self.line_of(record.position()),
+                    column: c.column.clone(),
+                    problem,
+                };
                 let raw = record.get(j).unwrap_or("").trim();
                 if raw.is_empty() {
                     return Err(bad("the value is missing; expected a number".into()));
@@ -201,15 +258,15 @@ impl CsvFile {
             column: column.to_string(),
             available: self.header.join(", "),
         })?;
-        let mut reader = open_reader(&self.path)?;
+        let mut reader = self.reader();
         let mut record = csv::StringRecord::new();
         let mut out = Vec::new();
-        while reader.read_record(&mut record).map_err(|e| csv_error(&self.path, e))? {
+        while reader.read_record(&mut record).map_err(|e| self.csv_error(e))? {
             let v = record.get(j).unwrap_or("").trim();
             if v.is_empty() {
                 return Err(DataError::BadValue {
                     path: self.path.display().to_string(),
-                    line: record.position().map_or(0, |p| p.line()),
+                    line: self.line_of(record.position()),
                     column: column.to_string(),
                     problem: "the value is missing; every row needs a category".into(),
                 });
@@ -297,14 +354,7 @@ impl Dataset {
 
 /// Loads `target` and `features` (default: [`CsvFile::default_features`]) from a CSV file.
 pub fn load_dataset(path: &Path, target: &str, features: Option<&[String]>) -> Result<Dataset, DataError> {
-    let file = CsvFile::open(path)?;
-    let (target, features) = file.columns(target, features);
-    let mut cols = features.clone();
-    cols.push(target.clone());
-    let m = file.read(&cols)?;
-    let uses_z = cols.iter().any(|c| c.column == TRUTH_COLUMN);
-    let labels = if uses_z { None } else { file.read_labels()? };
-    Ok(Dataset::from_matrix(m, features, target, labels))
+    CsvFile::open(path)?.dataset(target, features)
 }
 
 /// Writes a file through a temporary sibling and a rename, so a failed run leaves no partial file.
@@ -328,19 +378,4 @@ pub fn write_atomically(
         return Err(io(e));
     }
     std::fs::rename(&tmp, path).map_err(io)
-}
-
-fn open_reader(path: &Path) -> Result<csv::Reader<File>, DataError> {
-    let f = File::open(path).map_err(|e| DataError::Io { path: path.display().to_string(), source: e })?;
-    Ok(csv::ReaderBuilder::new().has_headers(true).from_reader(f))
-}
-
-fn csv_error(path: &Path, e: csv::Error) -> DataError {
-    let message = match e.kind() {
-        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
-            format!("line {}: {len} fields, but the header has {expected_len}", pos.as_ref().map_or(0, |p| p.line()))
-        }
-        _ => e.to_string(),
-    };
-    DataError::Format { path: path.display().to_string(), message }
 }

@@ -7,7 +7,7 @@ use super::plan::{Cell, DataPlan, Plan};
 use super::problems::Problems;
 use super::resolve::Pending;
 use crate::data::sharding::{self, PartitionSpec, ShardSizes};
-use crate::data::{CsvFile, DataError, load_dataset};
+use crate::data::{CsvFile, DataError};
 use crate::numeric::model::{Moe, n_free_params};
 
 /// Checks that need the data, then the cells. Synthetic data: the truth file. CSV data: the columns,
@@ -71,13 +71,13 @@ fn check_csv(plan: &mut Plan, path: &Path, pending: &Pending, problems: &Problem
     plan.features = features.into_iter().map(|c| c.label).collect();
     plan.target = target.label;
     plan.d = plan.features.len();
-    let data = load_dataset(path, &plan.target, Some(&plan.features));
+    let data = csv.dataset(&plan.target, Some(&plan.features));
     let n = data
         .map_err(|e| {
             // A bad value is the fault of the key that asked for its column.
             let key = match &e {
                 DataError::BadValue { column, .. } if *column == target.column => "data.target",
-                DataError::BadValue { .. } => "data.features",
+                DataError::BadValue { .. } | DataError::TargetAmongFeatures { .. } => "data.features",
                 _ => "data.path",
             };
             problems.add(key, e.to_string())

@@ -176,13 +176,16 @@ impl DataSource {
                         .map_err(|e| StudyError::Run(e.to_string()))?,
                 }))
             }
-            DataPlan::Csv { path } => DataSource::Csv {
-                table: data::load_dataset(path, &plan.target, Some(&plan.features))?,
-                categories: match &plan.partition {
-                    PartitionSpec::Column(c) => Some(CsvFile::open(path)?.read_text(c)?),
-                    _ => None,
-                },
-            },
+            DataPlan::Csv { path } => {
+                let file = CsvFile::open(path)?;
+                DataSource::Csv {
+                    table: file.dataset(&plan.target, Some(&plan.features))?,
+                    categories: match &plan.partition {
+                        PartitionSpec::Column(c) => Some(file.read_text(c)?),
+                        _ => None,
+                    },
+                }
+            }
         })
     }
 
