@@ -186,6 +186,16 @@ fn data_from_a_pipe_is_read_once() {
 }
 
 #[test]
+fn absurd_counts_are_errors_not_wrap_arounds() {
+    let csv = format!("x1,x2,y\n{}", good_rows(40));
+    bad_fit("huge_k", &csv, &["--k", "15811494920322472817"], "free parameters");
+    let dir = workdir("huge_simulate");
+    let out =
+        dmoe(&["simulate", "--k", "15811494920322472817", "--d", "2", "--n", "10", "--out", s(&dir.join("s.csv"))]);
+    assert_user_error(&out, "true model: `k`: expected a whole number <= 1000, got 15811494920322472817");
+}
+
+#[test]
 fn ragged_row_is_an_error() {
     let csv = format!("x1,x2,y\n{}1.0,2.0\n", good_rows(5));
     bad_fit("ragged", &csv, &[], "line 7: 2 fields, but the header has 3");

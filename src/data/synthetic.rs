@@ -92,6 +92,11 @@ pub struct Simulator {
     pub covariates: CovariateMixture,
 }
 
+/// Most components of a random true model (as many as a `z` column may label).
+pub const MAX_TRUE_COMPONENTS: usize = crate::data::MAX_LABELS;
+/// Most covariates of a random true model.
+pub const MAX_TRUE_COVARIATES: usize = 10_000;
+
 /// A true-model setting out of range: the setting (`k`, `d`, `separation`) and what was expected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("true model: `{0}`: {1}")]
@@ -104,6 +109,12 @@ impl Simulator {
     pub fn random(spec: &TruthSpec) -> Result<Simulator, TruthError> {
         at_least(spec.k, 1).map_err(|e| TruthError("k", e))?;
         at_least(spec.d, 1).map_err(|e| TruthError("d", e))?;
+        for (name, value, most) in [("k", spec.k, MAX_TRUE_COMPONENTS), ("d", spec.d, MAX_TRUE_COVARIATES)] {
+            if value > most {
+                let expected = format!("a whole number <= {most}");
+                return Err(TruthError(name, RangeError { expected, got: value.to_string() }));
+            }
+        }
         Range::Positive.check(spec.separation).map_err(|e| TruthError("separation", e))?;
         let (k, d) = (spec.k, spec.d);
         let mut rng = rng::stream(spec.seed, &[0]);

@@ -274,8 +274,10 @@ impl Moe {
 }
 
 /// Number of free parameters of a K-component model on d covariates: (K-1)(d+1) + K(d+1) + K.
+/// Saturates at `usize::MAX` instead of wrapping around, so an absurd K or d reads as "more
+/// parameters than any data set has rows", never as a small number.
 pub fn n_free_params(k: usize, d: usize) -> usize {
-    (2 * k).saturating_sub(1) * (d + 1) + k
+    k.saturating_mul(2).saturating_sub(1).saturating_mul(d.saturating_add(1)).saturating_add(k)
 }
 
 /// `[1, x] . coef_k` for every row and component: `x coef[:,1..]' + coef[:,0]`, n x K.
