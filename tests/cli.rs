@@ -5,6 +5,7 @@ mod common;
 
 use common::{dmoe, workdir};
 
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::Output;
 
@@ -193,6 +194,46 @@ fn absurd_counts_are_errors_not_wrap_arounds() {
     let out =
         dmoe(&["simulate", "--k", "15811494920322472817", "--d", "2", "--n", "10", "--out", s(&dir.join("s.csv"))]);
     assert_user_error(&out, "true model: `k`: expected a whole number <= 1000, got 15811494920322472817");
+}
+
+#[test]
+fn every_destination_is_checked_before_any_work() {
+    let dir = workdir("destinations");
+    let missing = dir.join("no-such-folder");
+    let (csv, truth) = (dir.join("s.csv"), missing.join("t.json"));
+    let out = dmoe(&["simulate", "--k", "2", "--d", "1", "--n", "100", "--out", s(&csv), "--truth", s(&truth)]);
+    assert_user_error(&out, "t.json: cannot write here: its folder does not exist");
+    assert!(!csv.exists(), "simulate wrote its CSV although the truth could not be written");
+    let data = dir.join("d.csv");
+    std::fs::write(&data, format!("x1,x2,y\n{}", good_rows(200))).unwrap();
+    let (reduced, global) = (dir.join("r.json"), missing.join("g.json"));
+    let out = dmoe(&[
+        "fit",
+        "--data",
+        s(&data),
+        "--target",
+        "y",
+        "--k",
+        "2",
+        "--machines",
+        "2",
+        "--out",
+        s(&reduced),
+        "--global-out",
+        s(&global),
+    ]);
+    assert_user_error(&out, "g.json: cannot write here: its folder does not exist");
+    assert!(!reduced.exists(), "fit wrote the reduced model although the global one could not be written");
+    let q = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let out = dmoe(&["run", s(&q), "--quiet", "--out", s(&data)]);
+    assert_user_error(&out, "is a file; the output is a folder");
+    assert!(std::fs::read_to_string(&data).unwrap().starts_with("x1,x2,y"), "the file is left as it was");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dmoe"))
+        .args(["run", s(&q), "--quiet", "--out", "."])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_user_error(&out, "is the current folder or contains it");
 }
 
 #[test]

@@ -127,6 +127,9 @@ fn em_settings(a: &FitArgs) -> EmSettings {
 /// `fit`: one EM fit on every row, or the distributed fit with `--machines` or a category partition.
 pub fn fit(a: FitArgs) -> Result<(), String> {
     a.check_ranges()?;
+    for path in a.out.iter().chain(&a.global_out) {
+        data::check_output_file(path).map_err(|e| e.to_string())?;
+    }
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
     let ds = file.dataset(&a.target, a.features.as_deref()).map_err(|e| e.to_string())?;
     if a.features.is_none() && file.has_column(data::TRUTH_COLUMN) {

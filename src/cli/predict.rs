@@ -22,6 +22,7 @@ pub struct PredictArgs {
 }
 
 pub fn predict(a: PredictArgs) -> Result<(), String> {
+    data::check_output_file(&a.out).map_err(|e| e.to_string())?;
     let model = Moe::load(&a.model).map_err(|e| e.to_string())?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
     let feats: Vec<data::ColumnExpr> = model.features.iter().map(|f| data::ColumnExpr::parse(f)).collect();

@@ -68,6 +68,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     at_least(a.jobs, 1).map_err(|e| format!("--jobs: {e}"))?;
     let checked = load_checked(&a.file, &a.set, a.clock.as_deref())?;
     let dest = a.out.clone().unwrap_or_else(|| PathBuf::from("output").join(&checked.name));
+    report::check_output_folder(&dest)?;
     let with_global = usize::from(checked.reports(study::Estimator::Global));
     let data_sets = checked.cells.iter().map(|c| c.n_index).max().map_or(0, |m| m + 1) * checked.repetitions;
     let total = checked.cells.len() * checked.repetitions + data_sets * with_global;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::data::synthetic::{Simulator, TruthSpec};
-use crate::data::write_atomically;
+use crate::data::{check_output_file, write_atomically};
 use crate::numeric::rng;
 
 #[derive(Debug, Args)]
@@ -40,6 +40,9 @@ pub fn simulate(a: SimulateArgs) -> Result<(), String> {
     let sim = Simulator::random(&TruthSpec { k: a.k, d: a.d, separation: a.separation, seed: a.seed })
         .map_err(|e| e.to_string())?;
     let data = sim.sample(a.n, &mut rng::stream(a.seed, &[2]));
+    for path in std::iter::once(&a.out).chain(&a.truth) {
+        check_output_file(path).map_err(|e| e.to_string())?;
+    }
     write_atomically(&a.out, |w| {
         let names: Vec<String> = sim.truth.features.iter().cloned().chain(["y".into(), "z".into()]).collect();
         writeln!(w, "{}", names.join(","))?;

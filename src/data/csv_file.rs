@@ -357,6 +357,21 @@ pub fn load_dataset(path: &Path, target: &str, features: Option<&[String]>) -> R
     CsvFile::open(path)?.dataset(target, features)
 }
 
+/// Checks, before any work, that a file can be written at `path`: its folder exists, and `path` is
+/// not a folder. Every command checks all its destinations this way before it starts, so a run never
+/// fails at the end for want of a folder, or after writing only some of its files.
+pub fn check_output_file(path: &Path) -> Result<(), DataError> {
+    let fail = |message: &str| DataError::Format { path: path.display().to_string(), message: message.into() };
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(fail("cannot write here: its folder does not exist"));
+    }
+    if path.is_dir() {
+        return Err(fail("cannot write here: it is a folder (give a file name)"));
+    }
+    Ok(())
+}
+
 /// Writes a file through a temporary sibling and a rename, so a failed run leaves no partial file.
 pub fn write_atomically(
     path: &Path,

@@ -171,6 +171,21 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) 
     Ok(())
 }
 
+/// Checks, before a study runs, that its output folder can replace `dest`: `dest` is not a file,
+/// and not the current folder or one of its ancestors (which the final rename would replace).
+pub fn check_output_folder(dest: &Path) -> Result<(), String> {
+    let fail = |m: &str| Err(format!("--out {}: {m}", dest.display()));
+    if dest.is_file() {
+        return fail("is a file; the output is a folder (give a new or an old output folder)");
+    }
+    let here = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
+    let target = dest.canonicalize().ok();
+    if dest.file_name().is_none() || target.zip(here).is_some_and(|(t, h)| h.starts_with(&t)) {
+        return fail("is the current folder or contains it; give a folder of its own, e.g. output/NAME");
+    }
+    Ok(())
+}
+
 /// Runs `write_all` into a temporary sibling of `dest` and renames it to `dest` at the end, so an
 /// interrupted or failed run leaves no half-written results (a previous `dest` is replaced).
 pub fn write_study(dest: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> Result<(), String> {
