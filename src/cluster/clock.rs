@@ -46,7 +46,7 @@ impl CostModel {
             ("em_per_coefficient_pair", self.em_per_coefficient_pair),
             ("mm_per_unit", self.mm_per_unit),
         ] {
-            field(name, Range::Positive, v)?;
+            field(name, Range::UNIT_COST, v)?;
         }
         Ok(())
     }

@@ -42,9 +42,9 @@ impl MachineModel {
             Speed::Equal => {}
             Speed::Stragglers { fraction, slowdown } => {
                 field("fraction", Range::Probability, fraction)?;
-                field("slowdown", Range::AtLeast(1.0), slowdown)?;
+                field("slowdown", Range::SLOWDOWN, slowdown)?;
             }
-            Speed::Lognormal { sigma } => field("sigma", Range::NonNegative, sigma)?,
+            Speed::Lognormal { sigma } => field("sigma", Range::SPREAD, sigma)?,
         }
         field("failure_probability", Range::Probability, self.failure_probability)
     }

@@ -88,7 +88,7 @@ impl ClusterConfig {
         at_least(self.threads, 1).map_err(bad("threads"))?;
         at_least(self.support, 1).map_err(bad("support"))?;
         if let Some(d) = self.deadline {
-            Range::Positive.check(d).map_err(bad("deadline"))?;
+            Range::POSITIVE_SECONDS.check(d).map_err(bad("deadline"))?;
         }
         self.network.validate().map_err(|e| ClusterError::Setting(format!("network: {e}")))?;
         self.machines.validate().map_err(|e| ClusterError::Setting(format!("machines: {e}")))?;

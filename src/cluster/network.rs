@@ -32,18 +32,18 @@ impl Latency {
     /// Checks the parameters with the shared range rules; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         match *self {
-            Latency::Constant { seconds } => field("seconds", Range::NonNegative, seconds),
+            Latency::Constant { seconds } => field("seconds", Range::SECONDS, seconds),
             Latency::Uniform { min, max } => {
-                field("min", Range::NonNegative, min)?;
-                field("max", Range::NonNegative, max)?;
+                field("min", Range::SECONDS, min)?;
+                field("max", Range::SECONDS, max)?;
                 if min > max { Err(format!("`min`: expected at most `max` ({max}), got {min}")) } else { Ok(()) }
             }
-            Latency::Exponential { mean } => field("mean", Range::Positive, mean),
+            Latency::Exponential { mean } => field("mean", Range::POSITIVE_SECONDS, mean),
             Latency::Lognormal { median, sigma } => {
-                field("median", Range::Positive, median).and(field("sigma", Range::NonNegative, sigma))
+                field("median", Range::POSITIVE_SECONDS, median).and(field("sigma", Range::SPREAD, sigma))
             }
             Latency::Normal { mean, sd } => {
-                field("mean", Range::Positive, mean).and(field("sd", Range::NonNegative, sd))
+                field("mean", Range::POSITIVE_SECONDS, mean).and(field("sd", Range::SECONDS, sd))
             }
         }
     }
@@ -110,10 +110,10 @@ impl NetworkModel {
     pub fn validate(&self) -> Result<(), String> {
         self.latency.validate()?;
         if let Some(b) = self.bandwidth {
-            field("bandwidth", Range::Positive, b)?;
+            field("bandwidth", Range::BANDWIDTH, b)?;
         }
         field("loss", Range::ProbabilityBelowOne, self.loss)?;
-        field("retransmit_after", Range::NonNegative, self.retransmit_after)
+        field("retransmit_after", Range::SECONDS, self.retransmit_after)
     }
 
     /// The delay of one message of `bytes` bytes.

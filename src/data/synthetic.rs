@@ -115,7 +115,7 @@ impl Simulator {
                 return Err(TruthError(name, RangeError { expected, got: value.to_string() }));
             }
         }
-        Range::Positive.check(spec.separation).map_err(|e| TruthError("separation", e))?;
+        Range::SEPARATION.check(spec.separation).map_err(|e| TruthError("separation", e))?;
         let (k, d) = (spec.k, spec.d);
         let mut rng = rng::stream(spec.seed, &[0]);
         let mut experts = Array2::<f64>::zeros((k, d + 1));

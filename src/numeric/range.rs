@@ -26,6 +26,29 @@ pub enum Range {
     OpenUnit,
     /// `x >= bound`.
     AtLeast(f64),
+    /// `low <= x <= high`, or `low < x <= high` when `open_low`.
+    Between { low: f64, high: f64, open_low: bool },
+}
+
+/// Longest time any simulated duration may be (a million seconds, about 11.6 days): larger values
+/// only overflow the clock's arithmetic and the plots' axes.
+pub const MAX_SECONDS: f64 = 1e6;
+
+impl Range {
+    /// A duration in seconds, 0 allowed.
+    pub const SECONDS: Range = Range::Between { low: 0.0, high: MAX_SECONDS, open_low: false };
+    /// A duration in seconds, above 0.
+    pub const POSITIVE_SECONDS: Range = Range::Between { low: 0.0, high: MAX_SECONDS, open_low: true };
+    /// A bandwidth in bytes per second, from 1 byte/s to 1 PB/s.
+    pub const BANDWIDTH: Range = Range::Between { low: 1.0, high: 1e15, open_low: false };
+    /// A log-scale spread (lognormal sigma): exp(10 Z) already spans 1e-17 to 1e17 at 4 sd.
+    pub const SPREAD: Range = Range::Between { low: 0.0, high: 10.0, open_low: false };
+    /// A cost-model constant, seconds per unit of work.
+    pub const UNIT_COST: Range = Range::Between { low: 0.0, high: 1.0, open_low: true };
+    /// A slowdown factor.
+    pub const SLOWDOWN: Range = Range::Between { low: 1.0, high: 1e6, open_low: false };
+    /// The separation of a random true model's experts (noise variance 3 / s^2).
+    pub const SEPARATION: Range = Range::Between { low: 1e-3, high: 1e3, open_low: false };
 }
 
 impl Range {
@@ -38,6 +61,9 @@ impl Range {
             Range::ProbabilityBelowOne => "a probability in [0, 1)".into(),
             Range::OpenUnit => "a number in (0, 1)".into(),
             Range::AtLeast(b) => format!("a number >= {b}"),
+            Range::Between { low, high, open_low } => {
+                format!("a number in {}{}, {}]", if open_low { "(" } else { "[" }, show(low), show(high))
+            }
         }
     }
 
@@ -51,13 +77,19 @@ impl Range {
                 Range::ProbabilityBelowOne => (0.0..1.0).contains(&x),
                 Range::OpenUnit => x > 0.0 && x < 1.0,
                 Range::AtLeast(b) => x >= b,
+                Range::Between { low, high, open_low } => (x > low || (!open_low && x == low)) && x <= high,
             }
     }
 
     /// `x` itself when it lies in the range, else the error.
     pub fn check(self, x: f64) -> Result<f64, RangeError> {
-        if self.contains(x) { Ok(x) } else { Err(RangeError { expected: self.expected(), got: x.to_string() }) }
+        if self.contains(x) { Ok(x) } else { Err(RangeError { expected: self.expected(), got: show(x) }) }
     }
+}
+
+/// A number as a user would write it: `1e308`, not 309 digits.
+pub fn show(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-4..1e15).contains(&x.abs()) { format!("{x:e}") } else { x.to_string() }
 }
 
 /// `n` itself when it is at least `min`, else the error ("expected a whole number >= 1, got 0").
@@ -84,5 +116,11 @@ mod tests {
         }
         assert_eq!(Range::OpenUnit.check(2.0).unwrap_err().to_string(), "expected a number in (0, 1), got 2");
         assert_eq!(at_least(0, 1).unwrap_err().to_string(), "expected a whole number >= 1, got 0");
+        assert!(Range::POSITIVE_SECONDS.check(0.0).is_err() && Range::SECONDS.check(0.0).is_ok());
+        assert_eq!(
+            Range::SECONDS.check(1e308).unwrap_err().to_string(),
+            "expected a number in [0, 1000000], got 1e308"
+        );
+        assert!(Range::BANDWIDTH.check(5e-324).is_err() && Range::UNIT_COST.check(1e308).is_err());
     }
 }

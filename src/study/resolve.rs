@@ -61,7 +61,7 @@ fn resolve(source: &Source, problems: &Problems) -> (Plan, Pending) {
     pending.machines = cluster.opt_counts("machines", 1);
     let support = cluster.count("support", 1, 2000);
     let partition = PartitionSpec::parse(cluster.opt_text("partition").unwrap_or("random"));
-    let deadline = cluster.opt_number("deadline", Range::Positive);
+    let deadline = cluster.opt_number("deadline", Range::POSITIVE_SECONDS);
     let shard_sizes = resolve_shard_sizes(&cluster.table("shard_sizes"));
     cluster.finish();
     let networks = resolve_networks(&root);
@@ -165,7 +165,7 @@ fn resolve_data(data: &Section, dir: &Path) -> (DataPlan, Pending, f64) {
     } else {
         let k = data.required_count("k", 1, "the number of true components, a whole number >= 1");
         let d = data.required_count("d", 1, "the number of covariates, a whole number >= 1");
-        let separation = data.number("separation", Range::Positive, 1.0);
+        let separation = data.number("separation", Range::SEPARATION, 1.0);
         let truth_seed = data.opt_u64("truth_seed").unwrap_or(1);
         let truth = data.opt_text("truth").map(|t| dir.join(t));
         if data.raw("n").is_none() {
@@ -195,7 +195,7 @@ fn resolve_k(model: &Section, data_k: Option<usize>) -> usize {
 /// `cluster.shard_sizes`: `{ kind = "equal" }` or `{ kind = "lognormal", sigma }`.
 fn resolve_shard_sizes(t: &Section) -> ShardSizes {
     let sizes = match t.kind(&["equal", "lognormal"]) {
-        Some("lognormal") => ShardSizes::Lognormal { sigma: t.required_number("sigma", Range::NonNegative) },
+        Some("lognormal") => ShardSizes::Lognormal { sigma: t.required_number("sigma", Range::SPREAD) },
         _ => ShardSizes::Equal,
     };
     t.finish();
@@ -214,9 +214,9 @@ fn resolve_networks(root: &Section) -> Vec<Network> {
             let name = t.opt_text("name").map(String::from);
             let latency = resolve_latency(&t.table("latency"));
             let model = NetworkModel {
-                bandwidth: t.opt_number("bandwidth", Range::Positive),
+                bandwidth: t.opt_number("bandwidth", Range::BANDWIDTH),
                 loss: t.number("loss", Range::ProbabilityBelowOne, 0.0),
-                retransmit_after: t.number("retransmit_after", Range::NonNegative, 0.2),
+                retransmit_after: t.number("retransmit_after", Range::SECONDS, 0.2),
                 latency,
             };
             t.finish();
@@ -246,8 +246,8 @@ fn resolve_latency(t: &Section) -> Latency {
             "missing: expected one of \"constant\", \"uniform\", \"exponential\", \"lognormal\", \"normal\"",
         );
     }
-    let num = |key| t.required_number(key, Range::NonNegative);
-    let pos = |key| t.required_number(key, Range::Positive);
+    let num = |key| t.required_number(key, Range::SECONDS);
+    let pos = |key| t.required_number(key, Range::POSITIVE_SECONDS);
     let latency = match t.kind(&kinds) {
         None => Latency::Constant { seconds: 0.0 },
         Some("uniform") => {
@@ -258,7 +258,9 @@ fn resolve_latency(t: &Section) -> Latency {
             Latency::Uniform { min, max }
         }
         Some("exponential") => Latency::Exponential { mean: pos("mean") },
-        Some("lognormal") => Latency::Lognormal { median: pos("median"), sigma: num("sigma") },
+        Some("lognormal") => {
+            Latency::Lognormal { median: pos("median"), sigma: t.required_number("sigma", Range::SPREAD) }
+        }
         Some("normal") => Latency::Normal { mean: pos("mean"), sd: num("sd") },
         _ => Latency::Constant { seconds: num("seconds") },
     };
@@ -272,9 +274,9 @@ fn resolve_machines(t: &Section) -> MachineModel {
     let speed = match s.kind(&["equal", "stragglers", "lognormal"]) {
         Some("stragglers") => Speed::Stragglers {
             fraction: s.required_number("fraction", Range::Probability),
-            slowdown: s.required_number("slowdown", Range::AtLeast(1.0)),
+            slowdown: s.required_number("slowdown", Range::SLOWDOWN),
         },
-        Some("lognormal") => Speed::Lognormal { sigma: s.required_number("sigma", Range::NonNegative) },
+        Some("lognormal") => Speed::Lognormal { sigma: s.required_number("sigma", Range::SPREAD) },
         _ => Speed::Equal,
     };
     s.finish();
@@ -321,9 +323,9 @@ fn resolve_reduction(t: &Section, k: usize, seed: u64) -> ReductionSettings {
 fn resolve_cost_model(t: &Section) -> CostModel {
     let d = CostModel::default();
     let c = CostModel {
-        em_per_component: t.number("em_per_component", Range::Positive, d.em_per_component),
-        em_per_coefficient_pair: t.number("em_per_coefficient_pair", Range::Positive, d.em_per_coefficient_pair),
-        mm_per_unit: t.number("mm_per_unit", Range::Positive, d.mm_per_unit),
+        em_per_component: t.number("em_per_component", Range::UNIT_COST, d.em_per_component),
+        em_per_coefficient_pair: t.number("em_per_coefficient_pair", Range::UNIT_COST, d.em_per_coefficient_pair),
+        mm_per_unit: t.number("mm_per_unit", Range::UNIT_COST, d.mm_per_unit),
     };
     t.finish();
     c
