@@ -14,20 +14,21 @@ use crate::numeric::model::{Moe, n_free_params};
 /// every value of the used columns (as `run` will read them), the partition column. Then every
 /// machine of every cell must get at least as many training rows as the model has free parameters.
 pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems) {
-    let ns = match plan.data.clone() {
+    let (ns, csv) = match plan.data.clone() {
         DataPlan::Synthetic { k, d, truth, .. } => {
             check_truth(truth.as_deref(), k, d, problems);
             plan.d = d;
             plan.features = (1..=d).map(|j| format!("x{j}")).collect();
             plan.target = "y".into();
-            pending.ns
+            (pending.ns, None)
         }
         DataPlan::Csv { path } => match check_csv(plan, &path, &pending, problems) {
-            Some(n) => vec![n],
+            Some((n, csv)) => (vec![n], Some(csv)),
             None => return,
         },
     };
-    let Some((machines, categories)) = machine_counts(plan, pending.machines, problems) else { return };
+    let counts = machine_counts(plan, csv.as_ref(), pending.machines, problems);
+    let Some((machines, categories)) = counts else { return };
     if check_shards(plan, &ns, &machines, problems)
         && categories.is_none_or(|values| check_categories(plan, &values, problems))
     {
@@ -48,7 +49,7 @@ fn check_truth(truth: Option<&Path>, k: usize, d: usize, problems: &Problems) {
 }
 
 /// Resolves the CSV columns into the plan and reads them as `run` will; returns the row count.
-fn check_csv(plan: &mut Plan, path: &Path, pending: &Pending, problems: &Problems) -> Option<usize> {
+fn check_csv(plan: &mut Plan, path: &Path, pending: &Pending, problems: &Problems) -> Option<(usize, CsvFile)> {
     let csv = CsvFile::open(path).map_err(|e| problems.add("data.path", e.to_string())).ok()?;
     let columns = || csv.header().join(", ");
     let (target, features) = csv.columns(&pending.target, pending.features.as_deref());
@@ -97,19 +98,21 @@ fn check_csv(plan: &mut Plan, path: &Path, pending: &Pending, problems: &Problem
         );
         return None;
     }
-    Some(n)
+    Some((n, csv))
 }
 
 /// The machine counts to sweep: `cluster.machines`, or one machine per value of the partition column.
-/// With a column partition, also the column's value on every row.
+/// With a column partition, also the column's value on every row (read from `csv`, the data's file,
+/// already open).
 fn machine_counts(
     plan: &Plan,
+    csv: Option<&CsvFile>,
     machines: Option<Vec<usize>>,
     problems: &Problems,
 ) -> Option<(Vec<usize>, Option<Vec<String>>)> {
-    let column = match (&plan.partition, &plan.data) {
-        (PartitionSpec::Column(c), DataPlan::Csv { .. }) => c,
-        (PartitionSpec::Column(c), DataPlan::Synthetic { .. }) => {
+    let (column, csv) = match (&plan.partition, csv) {
+        (PartitionSpec::Column(c), Some(csv)) => (c, csv),
+        (PartitionSpec::Column(c), None) => {
             problems.add(
                 "cluster.partition",
                 format!("expected \"random\" or \"contiguous\" for synthetic data, got \"{c}\""),
@@ -131,9 +134,7 @@ fn machine_counts(
         );
         return None;
     }
-    let DataPlan::Csv { path } = &plan.data else { return None };
-    let values = CsvFile::open(path).and_then(|f| f.read_text(column));
-    let values = values.map_err(|e| problems.add("cluster.partition", e.to_string())).ok()?;
+    let values = csv.read_text(column).map_err(|e| problems.add("cluster.partition", e.to_string())).ok()?;
     let mut levels: Vec<&String> = values.iter().collect();
     levels.sort();
     levels.dedup();
