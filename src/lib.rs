@@ -11,6 +11,8 @@
 //! - `report`: results.csv, run.json, plots and traces;
 //! - `cli`: the command line.
 //!
+//! Beside them, `destination` writes every output file or folder whole (staged, locked, renamed).
+//!
 //! Dependencies point one way, down this list. See `docs/README.md` for the map.
 //!
 //! Without default features (`default-features = false`) the crate is `numeric`, `data`, `reduce`
@@ -42,6 +44,7 @@ pub mod cli;
 #[cfg(feature = "simulator")]
 pub mod cluster;
 pub mod data;
+pub mod destination;
 pub mod distributed;
 pub mod numeric;
 pub mod reduce;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::data;
 use crate::data::sharding::{self, Partition, PartitionSpec};
+use crate::destination::{self, Destination};
 use crate::distributed::pipeline::{self, InProcessFit, InProcessSettings, ScoredEstimator};
 use crate::numeric::em::{self, EmSettings};
 use crate::numeric::information;
@@ -127,9 +128,7 @@ fn em_settings(a: &FitArgs) -> EmSettings {
 /// `fit`: one EM fit on every row, or the distributed fit with `--machines` or a category partition.
 pub fn fit(a: FitArgs) -> Result<(), String> {
     a.check_ranges()?;
-    for path in a.out.iter().chain(&a.global_out) {
-        data::check_output_file(path).map_err(|e| e.to_string())?;
-    }
+    let outputs = Outputs::claim(&a)?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
     let ds = file.dataset(&a.target, a.features.as_deref()).map_err(|e| e.to_string())?;
     if a.features.is_none() && file.has_column(data::TRUTH_COLUMN) {
@@ -140,19 +139,49 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
     let distributed = a.machines.is_some() || matches!(partition, PartitionSpec::Column(_));
     if distributed {
         let settings = in_process_settings(&a, &partition, &file, &ds)?;
-        return fit_distributed(&a, &ds, &settings);
+        return fit_distributed(&a, &ds, &settings, &outputs);
     }
     for (flag, given) in [("--global-out", a.global_out.is_some()), ("--truth", a.truth.is_some())] {
         if given {
             return Err(format!("{flag} needs --machines (it compares distributed estimators)"));
         }
     }
-    fit_one(&a, &ds)
+    fit_one(&a, &ds, &outputs)
+}
+
+/// The model files of `fit`, claimed before any work (`destination`).
+struct Outputs {
+    out: Option<Destination>,
+    global_out: Option<Destination>,
+}
+
+impl Outputs {
+    fn claim(a: &FitArgs) -> Result<Outputs, String> {
+        let claim = |p: &Option<PathBuf>, flag| p.as_deref().map(|p| Destination::file(p, flag)).transpose();
+        Ok(Outputs {
+            out: claim(&a.out, "--out").map_err(|e| e.to_string())?,
+            global_out: claim(&a.global_out, "--global-out").map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// Writes the reduced (or only) model to `--out` and the global one to `--global-out`; both
+    /// appear together or not at all.
+    fn write(&self, model: &Moe, global: Option<&Moe>) -> Result<(), String> {
+        let mut staged = Vec::new();
+        for (dest, m) in [(&self.out, Some(model)), (&self.global_out, global)] {
+            if let (Some(dest), Some(m)) = (dest, m) {
+                let s = dest.stage().map_err(|e| e.to_string())?;
+                s.write_file(|w| writeln!(w, "{}", m.to_json())).map_err(|e| e.to_string())?;
+                staged.push(s);
+            }
+        }
+        destination::commit(staged).map_err(|e| e.to_string())
+    }
 }
 
 /// One EM fit on every row: its summary, its parameters (with standard errors for `--stderr`) and
 /// the model file.
-fn fit_one(a: &FitArgs, ds: &data::Dataset) -> Result<(), String> {
+fn fit_one(a: &FitArgs, ds: &data::Dataset, outputs: &Outputs) -> Result<(), String> {
     let fitted = em::fit(ds.x.view(), ds.y.view(), &ds.features, &ds.target, &em_settings(a))
         .map_err(|e| format!("{}: {e}", a.data.display()))?;
     let model = &fitted.model;
@@ -169,9 +198,7 @@ fn fit_one(a: &FitArgs, ds: &data::Dataset) -> Result<(), String> {
     if a.stderr && se.is_none() {
         eprintln!("note: the information matrix is singular; standard errors are not available");
     }
-    if let Some(out) = &a.out {
-        model.save(out).map_err(|e| e.to_string())?;
-    }
+    outputs.write(model, None)?;
     print_parameters(model, se.as_ref());
     if let Some(out) = &a.out {
         println!("model written to {}", out.display());
@@ -243,18 +270,18 @@ fn reduction_settings(a: &FitArgs) -> ReductionSettings {
 
 /// `fit --machines`: the in-process distributed fit (`distributed::pipeline`), its model files and
 /// its comparison of estimators on the held-out rows.
-fn fit_distributed(a: &FitArgs, ds: &data::Dataset, settings: &InProcessSettings) -> Result<(), String> {
+fn fit_distributed(
+    a: &FitArgs,
+    ds: &data::Dataset,
+    settings: &InProcessSettings,
+    outputs: &Outputs,
+) -> Result<(), String> {
     let fit = pipeline::fit_in_process(ds, settings).map_err(|e| match e.is_fit_error() {
         true => format!("{}: {e}", a.data.display()),
         false => e.to_string(),
     })?;
     // Files first, so that a closed stdout (`| head`) cannot lose them.
-    if let Some(out) = &a.out {
-        fit.reduction.model.save(out).map_err(|e| e.to_string())?;
-    }
-    if let Some(out) = &a.global_out {
-        fit.global.model.save(out).map_err(|e| e.to_string())?;
-    }
+    outputs.write(&fit.reduction.model, Some(&fit.global.model))?;
     print_local_fits(&fit, &settings.partition_name);
     print_reduction(&fit, settings.reduction.outliers);
     print_times(&fit);

@@ -2,10 +2,11 @@
 //! ends with a message on stderr and exit code 2, and no partial output file.
 
 //! One file per command: `run` (run, check, calibrate), `fit`, `simulate`, `predict`, `bench`;
-//! `progress` shows a study's progress.
+//! `progress` shows a study's progress; `interrupt` turns SIGINT/SIGTERM into a clean stop.
 
 pub mod bench;
 mod fit;
+mod interrupt;
 mod predict;
 pub mod progress;
 mod run;
@@ -49,6 +50,7 @@ enum Command {
 
 /// Runs the command line; the binary's `main` is only this.
 pub fn main() -> ExitCode {
+    interrupt::install();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => run::run(a),

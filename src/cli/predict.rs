@@ -1,10 +1,11 @@
 //! `dmoe predict`: a saved model applied to a CSV file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::data::{self, write_atomically};
+use crate::data;
+use crate::destination::Destination;
 use crate::numeric::model::Moe;
 
 #[derive(Debug, Args)]
@@ -22,7 +23,7 @@ pub struct PredictArgs {
 }
 
 pub fn predict(a: PredictArgs) -> Result<(), String> {
-    data::check_output_file(&a.out).map_err(|e| e.to_string())?;
+    let out = Destination::file(&a.out, "--out").map_err(|e| e.to_string())?;
     let model = Moe::load(&a.model).map_err(|e| e.to_string())?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
     let feats: Vec<data::ColumnExpr> = model.features.iter().map(|f| data::ColumnExpr::parse(f)).collect();
@@ -35,18 +36,18 @@ pub fn predict(a: PredictArgs) -> Result<(), String> {
     let yhat = model.predict(x.view());
     let gate = model.gate_components(x.view());
     let post = y.as_ref().map(|y| model.posterior_components(x.view(), y.view()));
-    write_predictions(&a.out, &yhat, &gate, post.as_deref())?;
+    write_predictions(&out, &yhat, &gate, post.as_deref())?;
     println!("wrote {} predictions to {}", yhat.len(), a.out.display());
     Ok(())
 }
 
 fn write_predictions(
-    out: &Path,
+    out: &Destination,
     yhat: &ndarray::Array1<f64>,
     gate: &[usize],
     post: Option<&[usize]>,
 ) -> Result<(), String> {
-    write_atomically(out, |w| {
+    out.write(|w| {
         writeln!(w, "yhat,gate_component{}", if post.is_some() { ",posterior_component" } else { "" })?;
         for (i, (v, g)) in yhat.iter().zip(gate).enumerate() {
             match post {

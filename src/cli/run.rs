@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::destination::Destination;
 use crate::numeric::range::at_least;
 use crate::{report, study};
 
@@ -68,7 +69,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     at_least(a.jobs, 1).map_err(|e| format!("--jobs: {e}"))?;
     let checked = load_checked(&a.file, &a.set, a.clock.as_deref())?;
     let dest = a.out.clone().unwrap_or_else(|| PathBuf::from("output").join(&checked.name));
-    report::check_output_folder(&dest)?;
+    let dest = Destination::folder(&dest, "--out").map_err(|e| e.to_string())?;
     let with_global = usize::from(checked.reports(study::Estimator::Global));
     let data_sets = checked.cells.iter().map(|c| c.n_index).max().map_or(0, |m| m + 1) * checked.repetitions;
     let total = checked.cells.len() * checked.repetitions + data_sets * with_global;
@@ -84,7 +85,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     report::write_study(&dest, &checked, &out, &report::RunMeta { jobs: a.jobs, overrides: a.set.clone() })?;
     if !a.quiet {
         print_summary(&out);
-        println!("results, plots and traces in {}/ ({:.1} s)", dest.display(), out.wall_seconds);
+        println!("results, plots and traces in {}/ ({:.1} s)", dest.path().display(), out.wall_seconds);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::data::synthetic::{Simulator, TruthSpec};
-use crate::data::{check_output_file, write_atomically};
+use crate::destination::{self, Destination};
 use crate::numeric::rng;
 
 #[derive(Debug, Args)]
@@ -37,13 +37,13 @@ pub fn simulate(a: SimulateArgs) -> Result<(), String> {
     if a.n == 0 {
         return Err("--n: expected at least 1 row, got 0".into());
     }
+    let out = Destination::file(&a.out, "--out").map_err(|e| e.to_string())?;
+    let truth = a.truth.as_deref().map(|p| Destination::file(p, "--truth")).transpose().map_err(|e| e.to_string())?;
     let sim = Simulator::random(&TruthSpec { k: a.k, d: a.d, separation: a.separation, seed: a.seed })
         .map_err(|e| e.to_string())?;
     let data = sim.sample(a.n, &mut rng::stream(a.seed, &[2]));
-    for path in std::iter::once(&a.out).chain(&a.truth) {
-        check_output_file(path).map_err(|e| e.to_string())?;
-    }
-    write_atomically(&a.out, |w| {
+    let csv = out.stage().map_err(|e| e.to_string())?;
+    csv.write_file(|w| {
         let names: Vec<String> = sim.truth.features.iter().cloned().chain(["y".into(), "z".into()]).collect();
         writeln!(w, "{}", names.join(","))?;
         for ((row, y), z) in data.x.outer_iter().zip(data.y.iter()).zip(&data.z) {
@@ -55,9 +55,13 @@ pub fn simulate(a: SimulateArgs) -> Result<(), String> {
         Ok(())
     })
     .map_err(|e| e.to_string())?;
-    if let Some(path) = &a.truth {
-        sim.truth.save(path).map_err(|e| e.to_string())?;
+    let mut staged = vec![csv];
+    if let Some(t) = &truth {
+        let s = t.stage().map_err(|e| e.to_string())?;
+        s.write_file(|w| writeln!(w, "{}", sim.truth.to_json())).map_err(|e| e.to_string())?;
+        staged.push(s);
     }
+    destination::commit(staged).map_err(|e| e.to_string())?;
     println!("wrote {} rows (K = {}, d = {}, seed {}) to {}", a.n, a.k, a.d, a.seed, a.out.display());
     Ok(())
 }

@@ -5,8 +5,6 @@
 //! column with a missing, non-numeric or non-finite value anywhere is an error naming the file, line
 //! and column. Unused columns (text or not) are never parsed.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -355,42 +353,4 @@ impl Dataset {
 /// Loads `target` and `features` (default: [`CsvFile::default_features`]) from a CSV file.
 pub fn load_dataset(path: &Path, target: &str, features: Option<&[String]>) -> Result<Dataset, DataError> {
     CsvFile::open(path)?.dataset(target, features)
-}
-
-/// Checks, before any work, that a file can be written at `path`: its folder exists, and `path` is
-/// not a folder. Every command checks all its destinations this way before it starts, so a run never
-/// fails at the end for want of a folder, or after writing only some of its files.
-pub fn check_output_file(path: &Path) -> Result<(), DataError> {
-    let fail = |message: &str| DataError::Format { path: path.display().to_string(), message: message.into() };
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(fail("cannot write here: its folder does not exist"));
-    }
-    if path.is_dir() {
-        return Err(fail("cannot write here: it is a folder (give a file name)"));
-    }
-    Ok(())
-}
-
-/// Writes a file through a temporary sibling and a rename, so a failed run leaves no partial file.
-pub fn write_atomically(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), DataError> {
-    let io = |e| DataError::Io { path: path.display().to_string(), source: e };
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut w = std::io::BufWriter::new(File::create(&tmp)?);
-        fill(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
-    }
-    std::fs::rename(&tmp, path).map_err(io)
 }

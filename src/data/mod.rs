@@ -5,7 +5,4 @@ mod csv_file;
 pub mod sharding;
 pub mod synthetic;
 
-pub use csv_file::{
-    ColumnExpr, CsvFile, DataError, Dataset, MAX_LABELS, TRUTH_COLUMN, check_output_file, load_dataset,
-    write_atomically,
-};
+pub use csv_file::{ColumnExpr, CsvFile, DataError, Dataset, MAX_LABELS, TRUTH_COLUMN, load_dataset};

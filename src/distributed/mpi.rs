@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::data::sharding::{self, Partition};
 use crate::data::{CsvFile, Dataset};
+use crate::destination::Destination;
 use crate::distributed::{self, LocalReport};
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::em::EmSettings;
@@ -94,6 +95,18 @@ pub fn fit(f: &MpiFit) -> i32 {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     let root = world.process_at_rank(0);
     let wall0 = Instant::now();
+    // 0. Rank 0 claims its output files before anyone works; every rank learns whether it could.
+    let outputs = if rank == 0 { claim_outputs(f) } else { Ok(None) };
+    let mut claimed = i32::from(outputs.is_ok());
+    root.broadcast_into(&mut claimed);
+    let outputs = match outputs {
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+        Ok(_) if claimed == 0 => return 2,
+        Ok(o) => o,
+    };
     // 1. Every rank loads its rows and fits.
     let result = local_part(f, &world, rank, size);
     let wire = Wire { rank, result, wall_seconds: wall0.elapsed().as_secs_f64() };
@@ -106,7 +119,7 @@ pub fn fit(f: &MpiFit) -> i32 {
         let gather_s = gather0.elapsed().as_secs_f64();
         let wires: Vec<Wire> =
             messages.iter().map(|m| serde_json::from_slice(m).expect("ranks send valid reports")).collect();
-        status = match finish(f, wires, gather_s, wall0) {
+        status = match finish(f, wires, gather_s, wall0, outputs.as_ref()) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("{e}");
@@ -177,7 +190,13 @@ fn gather_at_root(root: &Process, bytes: &[u8], size: usize) -> Vec<Vec<u8>> {
 }
 
 /// Rank 0: report every rank's error, or reduce and write the model and the timing report.
-fn finish(f: &MpiFit, wires: Vec<Wire>, gather_s: f64, wall0: Instant) -> Result<(), String> {
+fn finish(
+    f: &MpiFit,
+    wires: Vec<Wire>,
+    gather_s: f64,
+    wall0: Instant,
+    outputs: Option<&Outputs>,
+) -> Result<(), String> {
     rank_errors(f, &wires)?;
     let ranks: Vec<Value> = wires.iter().filter_map(rank_timing).collect();
     let reports: Vec<LocalReport> = wires.into_iter().map(|w| w.result.expect("errors returned above")).collect();
@@ -203,7 +222,22 @@ fn finish(f: &MpiFit, wires: Vec<Wire>, gather_s: f64, wall0: Instant) -> Result
         "end_to_end_wall_seconds": wall0.elapsed().as_secs_f64(),
         "flagged_ranks": reduction.flagged,
     });
-    write_outputs(f, &reduction, &timing)
+    write_outputs(outputs, &reduction, &timing)
+}
+
+/// Rank 0's output files: the reduced model (`--out`) and its timing report beside it.
+struct Outputs {
+    model: Destination,
+    timing: Destination,
+}
+
+/// Claims `--out` and `<stem>.timing.json` (`None` without `--out`).
+fn claim_outputs(f: &MpiFit) -> Result<Option<Outputs>, String> {
+    let Some(out) = &f.out else { return Ok(None) };
+    let model = Destination::file(out, "--out").map_err(|e| e.to_string())?;
+    let timing =
+        Destination::file(&out.with_extension("timing.json"), "--out (timing report)").map_err(|e| e.to_string())?;
+    Ok(Some(Outputs { model, timing }))
 }
 
 /// Every rank's error, one line each, naming its rank and data file; `Ok` when no rank failed.
@@ -230,16 +264,18 @@ fn rank_timing(w: &Wire) -> Option<Value> {
 
 /// Writes the reduced model and the timing report beside it (`<stem>.timing.json`), or prints the
 /// timing report without `--out`.
-fn write_outputs(f: &MpiFit, reduction: &Reduction, timing: &Value) -> Result<(), String> {
+fn write_outputs(outputs: Option<&Outputs>, reduction: &Reduction, timing: &Value) -> Result<(), String> {
     let text = serde_json::to_string_pretty(timing).expect("JSON serialises");
-    match &f.out {
-        Some(out) => {
-            reduction.model.save(out).map_err(|e| format!("error: {e}"))?;
-            let timing_path = out.with_extension("timing.json");
-            std::fs::write(&timing_path, text).map_err(|e| format!("error: {}: {e}", timing_path.display()))?;
-            println!("reduced model written to {}, timing to {}", out.display(), timing_path.display());
-        }
-        None => println!("{text}"),
-    }
+    let Some(o) = outputs else {
+        println!("{text}");
+        return Ok(());
+    };
+    let fail = |e: crate::destination::DestinationError| format!("error: {e}");
+    let model = o.model.stage().map_err(fail)?;
+    model.write_file(|w| writeln!(w, "{}", reduction.model.to_json())).map_err(fail)?;
+    let times = o.timing.stage().map_err(fail)?;
+    times.write_file(|w| writeln!(w, "{text}")).map_err(fail)?;
+    crate::destination::commit(vec![model, times]).map_err(fail)?;
+    println!("reduced model written to {}, timing to {}", o.model.path().display(), o.timing.path().display());
     Ok(())
 }

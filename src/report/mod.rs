@@ -1,6 +1,6 @@
 //! Outputs of `dmoe run`: results.csv, run.json, the run records, Chrome traces of the virtual
-//! timelines, and the plots. Everything is written into one folder; the caller makes it appear
-//! atomically (`write_study`).
+//! timelines, and the plots. Everything is written into one folder, which appears whole
+//! (`write_study`).
 
 pub mod plots;
 
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::cluster::record::{EventKind, RunRecord};
+use crate::destination::{self, Destination};
 use crate::study::Plan;
 use crate::study::{ResultRow, StudyOutput};
 
@@ -142,7 +143,9 @@ pub fn run_json(checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> serde_json
     })
 }
 
-/// Writes every output into `dir` (which must exist and be empty).
+/// Writes every output into `dir`, which must exist and be empty. Subfolders are made with
+/// `create_dir`, never `create_dir_all`, so a writer cannot recreate `dir` after an interrupt
+/// deleted it.
 pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> Result<(), String> {
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     let write = |p: PathBuf, bytes: &[u8]| std::fs::write(&p, bytes).map_err(|e| io(&p, e));
@@ -150,7 +153,7 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) 
     let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON values serialise");
     write(dir.join("run.json"), &pretty(&run_json(checked, out, meta)))?;
     for sub in ["traces", "records", "plots"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(|e| io(&dir.join(sub), e))?;
+        std::fs::create_dir(dir.join(sub)).map_err(|e| io(&dir.join(sub), e))?;
     }
     for r in &out.runs {
         let stem = format!("cell-{}-rep-{}", r.cell.index, r.rep);
@@ -171,38 +174,11 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) 
     Ok(())
 }
 
-/// Checks, before a study runs, that its output folder can replace `dest`: `dest` is not a file,
-/// and not the current folder or one of its ancestors (which the final rename would replace).
-pub fn check_output_folder(dest: &Path) -> Result<(), String> {
-    let fail = |m: &str| Err(format!("--out {}: {m}", dest.display()));
-    if dest.is_file() {
-        return fail("is a file; the output is a folder (give a new or an old output folder)");
-    }
-    let here = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
-    let target = dest.canonicalize().ok();
-    if dest.file_name().is_none() || target.zip(here).is_some_and(|(t, h)| h.starts_with(&t)) {
-        return fail("is the current folder or contains it; give a folder of its own, e.g. output/NAME");
-    }
-    Ok(())
-}
-
-/// Runs `write_all` into a temporary sibling of `dest` and renames it to `dest` at the end, so an
-/// interrupted or failed run leaves no half-written results (a previous `dest` is replaced).
-pub fn write_study(dest: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> Result<(), String> {
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("run");
-    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    if let Err(e) = write_all(&tmp, checked, out, meta) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if dest.exists() {
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        std::fs::rename(dest, &old).map_err(|e| format!("{}: {e}", dest.display()))?;
-        let _ = std::fs::remove_dir_all(&old);
-    }
-    std::fs::rename(&tmp, dest).map_err(|e| format!("{}: {e}", dest.display()))
+/// Writes every output of a study into the claimed folder `dest`: staged in a temporary sibling,
+/// then swapped in whole (see `destination`), so an interrupted or failed run leaves the previous
+/// content of `dest` untouched and no temporary behind.
+pub fn write_study(dest: &Destination, checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> Result<(), String> {
+    let staged = dest.stage().map_err(|e| e.to_string())?;
+    write_all(staged.path(), checked, out, meta)?;
+    destination::commit(vec![staged]).map_err(|e| e.to_string())
 }

@@ -1,0 +1,48 @@
+//! SIGINT, SIGTERM and SIGHUP: the process stops, leaving every destination with its complete old
+//! content or its complete new one and no temporary file (`destination::abandon_all`).
+//!
+//! The signals are blocked in every thread (the mask is set before any thread exists, and threads
+//! inherit it) and received by one thread that waits for them with `sigwait`: it runs ordinary code,
+//! not an async-signal handler, so it may take locks and delete folders.
+
+/// Exit status of a process stopped by signal `sig`: 128 + sig, as a shell reports it.
+fn exit_code(sig: i32) -> i32 {
+    128 + sig
+}
+
+/// Blocks the signals and starts the thread that receives them. Call first in `main`, before any
+/// other thread is started.
+pub fn install() {
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::spawn(move || {
+        let mut sig = 0;
+        // SAFETY: `set` is initialised and its signals are blocked in this thread.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            return;
+        }
+        let written = crate::destination::abandon_all();
+        let name = match sig {
+            libc::SIGINT => "SIGINT",
+            libc::SIGTERM => "SIGTERM",
+            _ => "SIGHUP",
+        };
+        let outcome = match written.is_empty() {
+            true => "no output was written or changed".to_string(),
+            false => {
+                let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+                format!("complete before the signal: {}; nothing else was written or changed", paths.join(", "))
+            }
+        };
+        eprintln!("\ninterrupted by {name}: stopped; {outcome}");
+        std::process::exit(exit_code(sig));
+    });
+}

@@ -1,0 +1,431 @@
+//! Output destinations: every file or folder a command writes.
+//!
+//! The guarantee: a destination holds either its complete old content or the complete new one, never
+//! a mixture, and no temporary file is left behind, whatever happens during the run (an error, a
+//! SIGINT/SIGTERM, a second run writing to the same place). It rests on four steps:
+//!
+//! 1. **Claim before any work** ([`Destination::file`], [`Destination::folder`]): the path is
+//!    checked (its folder exists or can be made, it is not of the wrong kind, not the current folder)
+//!    and locked: `.NAME.lock` beside it is held with `flock`, so a second run to the same
+//!    destination is refused with the first one's process id. Leftovers of a killed run (`kill -9`)
+//!    are removed then, under the lock.
+//! 2. **Stage** ([`Destination::stage`]): the output is written into a temporary sibling
+//!    `.NAME.partial-PID`, which is deleted if it is dropped uncommitted (an error on the way).
+//! 3. **Commit** ([`commit`]): every staged output of the command appears by one `rename` each (on
+//!    Linux, an existing folder is swapped in by one `renameat2(RENAME_EXCHANGE)`), all under one
+//!    process-wide lock.
+//! 4. **Interrupt** ([`abandon_all`], called by the command line's signal thread): takes that same
+//!    lock, so a commit in progress finishes first and no other starts, then deletes every staged
+//!    temporary and every lock file. The caller then exits.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// Why a destination cannot be used; every message names the flag and the path.
+#[derive(Debug, thiserror::Error)]
+pub enum DestinationError {
+    /// The destination is unusable as given.
+    #[error("{flag} {}: {message}", path.display())]
+    Refused { flag: String, path: PathBuf, message: String },
+    /// Another process holds the destination's lock.
+    #[error(
+        "{flag} {}: another dmoe run{} is writing to it; wait for it to finish or choose another destination",
+        path.display(), owner.map_or(String::new(), |p| format!(" (process {p})"))
+    )]
+    Busy { flag: String, path: PathBuf, owner: Option<u32> },
+    /// The file system failed.
+    #[error("{}: {}", path.display(), io_text(source))]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// An I/O error in words, without the operating system's error number.
+fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    text.find(" (os error").map_or(text.clone(), |i| text[..i].to_string())
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> DestinationError + '_ {
+    move |source| DestinationError::Io { path: path.to_path_buf(), source }
+}
+
+/// The process's outputs in progress. Its mutex is also the commit lock.
+struct Registry {
+    /// To delete if the process is interrupted: staged temporaries and lock files.
+    pending: Vec<PathBuf>,
+    /// Destinations already committed.
+    written: Vec<PathBuf>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { pending: Vec::new(), written: Vec::new() });
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn track(path: &Path) {
+    registry().pending.push(path.to_path_buf());
+}
+
+fn forget(path: &Path) {
+    registry().pending.retain(|p| p != path);
+}
+
+/// What a destination is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Folder,
+}
+
+/// A claimed output path: checked and locked until dropped.
+#[derive(Debug)]
+pub struct Destination {
+    path: PathBuf,
+    kind: Kind,
+    lock_path: PathBuf,
+    _lock: File,
+}
+
+/// `(folder, file name)` of a destination, with `.` for a bare file name.
+fn split(path: &Path) -> Option<(PathBuf, String)> {
+    let name = path.file_name()?.to_str()?.to_string();
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Some((parent.to_path_buf(), name))
+}
+
+impl Destination {
+    /// Claims a file destination: its folder must exist and `path` must not be a folder.
+    pub fn file(path: &Path, flag: &str) -> Result<Destination, DestinationError> {
+        let refuse = |m: &str| DestinationError::Refused { flag: flag.into(), path: path.into(), message: m.into() };
+        let (parent, _) = split(path).ok_or_else(|| refuse("is not a file name"))?;
+        if !parent.is_dir() {
+            return Err(refuse("cannot write here: its folder does not exist"));
+        }
+        if path.is_dir() {
+            return Err(refuse("cannot write here: it is a folder (give a file name)"));
+        }
+        Destination::claim(path, Kind::File, flag)
+    }
+
+    /// Claims a folder destination (a new folder, or an old one to replace): it must not be a file,
+    /// nor the current folder or one of its ancestors (which the final swap would move away). Its
+    /// parent folders are created.
+    pub fn folder(path: &Path, flag: &str) -> Result<Destination, DestinationError> {
+        let refuse = |m: &str| DestinationError::Refused { flag: flag.into(), path: path.into(), message: m.into() };
+        if path.is_file() {
+            return Err(refuse("is a file; the output is a folder (give a new or an old output folder)"));
+        }
+        let here = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
+        let target = path.canonicalize().ok();
+        let Some((parent, _)) = split(path) else {
+            return Err(refuse("is the current folder or contains it; give a folder of its own, e.g. output/NAME"));
+        };
+        if target.zip(here).is_some_and(|(t, h)| h.starts_with(&t)) {
+            return Err(refuse("is the current folder or contains it; give a folder of its own, e.g. output/NAME"));
+        }
+        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+        Destination::claim(path, Kind::Folder, flag)
+    }
+
+    /// Takes the lock `.NAME.lock` beside `path` and clears leftovers of killed runs.
+    fn claim(path: &Path, kind: Kind, flag: &str) -> Result<Destination, DestinationError> {
+        let (parent, name) = split(path).expect("checked by the caller");
+        let lock_path = parent.join(format!(".{name}.lock"));
+        let lock = lock_file(&lock_path).map_err(|e| match e {
+            LockError::Busy(Some(owner)) if owner == std::process::id() => DestinationError::Refused {
+                flag: flag.into(),
+                path: path.into(),
+                message: "is already an output of this command (two flags name the same path)".into(),
+            },
+            LockError::Busy(owner) => DestinationError::Busy { flag: flag.into(), path: path.into(), owner },
+            LockError::Io(source) => DestinationError::Io { path: lock_path.clone(), source },
+        })?;
+        track(&lock_path);
+        let dest = Destination { path: path.to_path_buf(), kind, lock_path, _lock: lock };
+        dest.clear_leftovers(&parent, &name);
+        Ok(dest)
+    }
+
+    /// Deletes `.NAME.partial-*` and `.NAME.trash-*` beside the destination: under the lock they can
+    /// only be left by a run that was killed without a chance to clean up.
+    fn clear_leftovers(&self, parent: &Path, name: &str) {
+        let prefixes = [format!(".{name}.partial-"), format!(".{name}.trash-")];
+        let Ok(entries) = std::fs::read_dir(parent) else { return };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(n) = file_name.to_str() else { continue };
+            if prefixes.iter().any(|p| n.starts_with(p.as_str())) {
+                remove(&entry.path());
+            }
+        }
+    }
+
+    /// The destination's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A temporary sibling to write the output into: an empty folder for a folder destination, a
+    /// path to create for a file. It is deleted when dropped uncommitted.
+    pub fn stage(&self) -> Result<Staged<'_>, DestinationError> {
+        let (parent, name) = split(&self.path).expect("checked when claimed");
+        let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        remove(&tmp);
+        track(&tmp);
+        let staged = Staged { dest: self, tmp, committed: false };
+        if self.kind == Kind::Folder {
+            std::fs::create_dir(&staged.tmp).map_err(io(&staged.tmp))?;
+        }
+        Ok(staged)
+    }
+
+    /// Writes a file destination in one go: stage, `fill`, flush to disk, commit.
+    pub fn write(&self, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), DestinationError> {
+        let staged = self.stage()?;
+        staged.write_file(fill)?;
+        commit(vec![staged])
+    }
+}
+
+impl Drop for Destination {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.lock_path);
+        forget(&self.lock_path);
+    }
+}
+
+/// An output being written: a temporary sibling of its destination.
+#[derive(Debug)]
+pub struct Staged<'a> {
+    dest: &'a Destination,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl Staged<'_> {
+    /// Where to write: the temporary folder, or the temporary file's path.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Creates the temporary file, fills it and flushes it to disk.
+    pub fn write_file(&self, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), DestinationError> {
+        let mut w = std::io::BufWriter::new(File::create(&self.tmp).map_err(io(&self.tmp))?);
+        fill(&mut w).map_err(io(&self.dest.path))?;
+        w.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()).map_err(io(&self.dest.path))
+    }
+
+    /// Moves the temporary into place (the commit lock is held by the caller).
+    fn publish(&mut self) -> Result<(), DestinationError> {
+        let dest = &self.dest.path;
+        if self.dest.kind == Kind::Folder && dest.exists() {
+            exchange(&self.tmp, dest).map_err(io(dest))?;
+            // The temporary now holds the old output.
+            remove(&self.tmp);
+        } else {
+            std::fs::rename(&self.tmp, dest).map_err(io(dest))?;
+        }
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            remove(&self.tmp);
+        }
+        forget(&self.tmp);
+    }
+}
+
+/// Makes every staged output appear at its destination, under the commit lock, so an interrupt
+/// waits until all of them are in place. Each destination's replacement is atomic; the first
+/// failure stops (the outputs not yet moved are deleted).
+pub fn commit(mut staged: Vec<Staged<'_>>) -> Result<(), DestinationError> {
+    let mut guard = registry();
+    for s in &mut staged {
+        s.publish()?;
+        guard.written.push(s.dest.path.clone());
+    }
+    Ok(())
+}
+
+/// Deletes every staged temporary and lock file of this process, after any commit in progress has
+/// finished, and blocks every later commit. For the signal handler, just before it exits. Returns
+/// the destinations that were already written (complete) by then.
+pub fn abandon_all() -> Vec<PathBuf> {
+    let guard = registry();
+    for path in &guard.pending {
+        remove(path);
+    }
+    let written = guard.written.clone();
+    // Holding the lock until exit: nothing may be committed after an interrupt.
+    std::mem::forget(guard);
+    written
+}
+
+/// Deletes a file or a folder, first renaming a folder out of the way so that a thread still
+/// writing into it cannot add files behind the deletion.
+fn remove(path: &Path) {
+    if path.is_dir() {
+        let trash = path.with_file_name(format!(
+            "{}.trash-{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("dmoe"),
+            std::process::id()
+        ));
+        let doomed = if std::fs::rename(path, &trash).is_ok() { trash } else { path.to_path_buf() };
+        let _ = std::fs::remove_dir_all(&doomed);
+    } else {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Swaps two existing paths atomically (Linux), or moves `dest` aside and `tmp` in (elsewhere, or
+/// on a file system without the swap), leaving the old content at `tmp` either way.
+fn exchange(tmp: &Path, dest: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+        let (a, b) = (c(tmp)?, c(dest)?);
+        // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
+        let rc =
+            unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+            return Err(e);
+        }
+    }
+    let aside = tmp.with_file_name(format!("{}.aside", tmp.file_name().and_then(|n| n.to_str()).unwrap_or("dmoe")));
+    std::fs::rename(dest, &aside)?;
+    std::fs::rename(tmp, dest)?;
+    std::fs::rename(&aside, tmp)
+}
+
+enum LockError {
+    Busy(Option<u32>),
+    Io(std::io::Error),
+}
+
+/// Opens and `flock`s the lock file, writing this process's id into it. Retries when the file was
+/// deleted by its previous owner between our open and our lock (then it no longer guards anything).
+fn lock_file(path: &Path) -> Result<File, LockError> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+    for _ in 0..100 {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(LockError::Io)?;
+        // SAFETY: a valid open descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let owner = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok());
+            return Err(LockError::Busy(owner));
+        }
+        let same = match (f.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        };
+        if same {
+            f.set_len(0).and_then(|()| write!(f, "{}", std::process::id())).map_err(LockError::Io)?;
+            return Ok(f);
+        }
+    }
+    Err(LockError::Busy(None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("dmoe-destination-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_folder_is_replaced_whole_and_nothing_is_left_beside_it() {
+        let dir = scratch("folder");
+        let out = dir.join("run");
+        for content in ["old", "new"] {
+            let d = Destination::folder(&out, "--out").unwrap();
+            let s = d.stage().unwrap();
+            std::fs::write(s.path().join("a.txt"), content).unwrap();
+            commit(vec![s]).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(out.join("a.txt")).unwrap(), "new");
+        assert_eq!(listing(&dir), ["run"]);
+    }
+
+    #[test]
+    fn an_uncommitted_stage_leaves_the_old_content_and_no_temporary() {
+        let dir = scratch("drop");
+        let out = dir.join("m.json");
+        std::fs::write(&out, "old").unwrap();
+        {
+            let d = Destination::file(&out, "--out").unwrap();
+            let s = d.stage().unwrap();
+            s.write_file(|w| w.write_all(b"half")).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "old");
+        assert_eq!(listing(&dir), ["m.json"]);
+    }
+
+    #[test]
+    fn a_second_claim_is_refused_while_the_first_is_held() {
+        let dir = scratch("busy");
+        let out = dir.join("run");
+        let first = Destination::folder(&out, "--out").unwrap();
+        let e = Destination::folder(&out, "--global-out").unwrap_err().to_string();
+        assert!(e.starts_with("--global-out") && e.contains("two flags name the same path"), "{e}");
+        // Another process's lock (the owner is read from the lock file).
+        std::fs::write(dir.join(".run.lock"), "4194305").unwrap();
+        let e = Destination::folder(&out, "--out").unwrap_err().to_string();
+        assert!(e.contains("another dmoe run (process 4194305)"), "{e}");
+        drop(first);
+        assert!(Destination::folder(&out, "--out").is_ok());
+        assert!(listing(&dir).is_empty(), "{:?}", listing(&dir));
+    }
+
+    #[test]
+    fn leftovers_of_a_killed_run_are_removed_when_claimed() {
+        let dir = scratch("leftover");
+        std::fs::create_dir(dir.join(".run.partial-1")).unwrap();
+        std::fs::write(dir.join(".run.lock"), "1").unwrap();
+        let d = Destination::folder(&dir.join("run"), "--out").unwrap();
+        assert_eq!(listing(&dir), [".run.lock"]);
+        drop(d);
+        assert!(listing(&dir).is_empty());
+    }
+
+    #[test]
+    fn wrong_kinds_are_refused_with_the_flag() {
+        let dir = scratch("kinds");
+        let file = dir.join("f.csv");
+        std::fs::write(&file, "x").unwrap();
+        let e = Destination::folder(&file, "--out").unwrap_err().to_string();
+        assert!(e.starts_with("--out ") && e.contains("is a file"), "{e}");
+        let e = Destination::file(&dir, "--truth").unwrap_err().to_string();
+        assert!(e.starts_with("--truth ") && e.contains("is a folder"), "{e}");
+        let e = Destination::file(&dir.join("no/such/f.csv"), "--out").unwrap_err().to_string();
+        assert!(e.contains("folder does not exist"), "{e}");
+    }
+}
