@@ -274,6 +274,39 @@ fn predict_without_a_feature_column_is_an_error() {
 }
 
 #[test]
+fn predictions_that_overflow_are_errors_naming_the_line() {
+    let dir = workdir("predict_overflow");
+    let (data, model, pred) = (dir.join("d.csv"), dir.join("m.json"), dir.join("p.csv"));
+    let sim = ["simulate", "--k", "2", "--d", "1", "--n", "50", "--out", s(&data), "--truth", s(&model)];
+    assert!(dmoe(&sim).status.success());
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    // x1 of line 4 at the edge of f64: finite, but every expert's mean overflows.
+    let fields: Vec<&str> = lines[3].split(',').collect();
+    lines[3] = format!("1.7e308,{}", fields[1..].join(","));
+    let big = dir.join("big.csv");
+    std::fs::write(&big, lines.join("\n") + "\n").unwrap();
+    let out = dmoe(&["predict", "--model", s(&model), "--data", s(&big), "--out", s(&pred)]);
+    assert_user_error(&out, "big.csv: line 4: the prediction is not finite with the model");
+    assert!(!pred.exists());
+    // A gate coefficient of 1e308 in the model file: finite, but the gate overflows on every row.
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    json["gate"][0][1] = serde_json::json!(1e308);
+    let huge = dir.join("huge.json");
+    std::fs::write(&huge, json.to_string()).unwrap();
+    let out = dmoe(&["predict", "--model", s(&huge), "--data", s(&data), "--out", s(&pred)]);
+    assert_user_error(&out, "the prediction is not finite with the model");
+    assert!(!pred.exists());
+    // The same path for two outputs.
+    let out = dmoe(&["simulate", "--k", "2", "--d", "1", "--n", "50", "--out", s(&pred), "--truth", s(&pred)]);
+    assert_user_error(&out, "--truth");
+    assert_user_error(&out, "two flags name the same path");
+    assert!(!pred.exists());
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 4, "temporary or lock files left: {names:?}");
+}
+
+#[test]
 fn help_documents_every_option() {
     for cmd in ["simulate", "fit", "predict", "bench"] {
         let out = dmoe(&[cmd, "--help"]);

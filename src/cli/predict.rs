@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use ndarray::{Array1, Array2};
 
 use crate::data;
 use crate::destination::Destination;
-use crate::numeric::model::Moe;
+use crate::numeric::model::{Moe, argmax_rows};
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
@@ -34,16 +35,37 @@ pub fn predict(a: PredictArgs) -> Result<(), String> {
         None => None,
     };
     let yhat = model.predict(x.view());
+    let joint = y.as_ref().map(|y| model.log_joint(x.view(), y.view()));
+    if let Some((row, what)) = first_non_finite(&yhat, joint.as_ref()) {
+        let line = file.line_of_row(row).map_or(format!("row {}", row + 1), |l| format!("line {l}"));
+        return Err(format!(
+            "{}: {line}: {what} is not finite with the model {}: this row's values are too large for its coefficients (a value near 1e308, or a coefficient); nothing was written",
+            a.data.display(),
+            a.model.display()
+        ));
+    }
     let gate = model.gate_components(x.view());
-    let post = y.as_ref().map(|y| model.posterior_components(x.view(), y.view()));
+    let post = joint.map(|j| argmax_rows(j.view()));
     write_predictions(&out, &yhat, &gate, post.as_deref())?;
     println!("wrote {} predictions to {}", yhat.len(), a.out.display());
     Ok(())
 }
 
+/// The first row whose prediction is not a finite number, or whose posterior cannot be computed
+/// because its density under every component is not a positive finite number (0 or overflow), with
+/// what failed.
+fn first_non_finite(yhat: &Array1<f64>, log_joint: Option<&Array2<f64>>) -> Option<(usize, &'static str)> {
+    if let Some(row) = yhat.iter().position(|v| !v.is_finite()) {
+        return Some((row, "the prediction"));
+    }
+    let joint = log_joint?;
+    let row = joint.outer_iter().position(|r| r.iter().any(|v| v.is_nan()) || !r.iter().any(|v| v.is_finite()))?;
+    Some((row, "the posterior of the target"))
+}
+
 fn write_predictions(
     out: &Destination,
-    yhat: &ndarray::Array1<f64>,
+    yhat: &Array1<f64>,
     gate: &[usize],
     post: Option<&[usize]>,
 ) -> Result<(), String> {

@@ -120,6 +120,13 @@ impl CsvFile {
         self.bytes[..byte].iter().filter(|&&b| b == b'\n').count() as u64 + 1
     }
 
+    /// The 1-based line of data row `row` (0-based, in file order), for messages about a row.
+    pub fn line_of_row(&self, row: usize) -> Option<u64> {
+        let mut reader = self.reader();
+        let record = reader.records().nth(row)?.ok()?;
+        Some(self.line_of(record.position()))
+    }
+
     /// A CSV structure error, with the line counted as `line_of` counts it.
     fn csv_error(&self, e: csv::Error) -> DataError {
         let message = match e.kind() {

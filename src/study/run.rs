@@ -96,6 +96,52 @@ pub struct ResultRow {
     pub machines_flagged: Option<usize>,
 }
 
+impl ResultRow {
+    /// The row's numbers by results.csv column (`None` where the column is empty).
+    pub fn numbers(&self) -> [(&'static str, Option<f64>); 12] {
+        let s = &self.scores;
+        [
+            ("rpe", Some(s.rpe)),
+            ("test_loglik", Some(s.test_loglik)),
+            ("correlation", Some(s.correlation)),
+            ("param_mse", s.param_mse),
+            ("transport_to_truth", s.transport_to_truth),
+            ("ari", s.ari),
+            ("clustering_error", s.clustering_error),
+            ("local_compute_max_s", self.local_compute_max_s),
+            ("network_s", self.network_s),
+            ("reduce_s", self.reduce_s),
+            ("makespan_s", self.makespan_s),
+            ("speedup", self.speedup),
+        ]
+    }
+
+    /// An error naming the first number of the row that is not finite and the scenario's inputs it
+    /// is computed from, so that no `NaN` or `inf` is ever written or plotted.
+    fn check_finite(&self) -> Result<(), String> {
+        let Some((column, value)) =
+            self.numbers().into_iter().find_map(|(c, v)| v.filter(|v| !v.is_finite()).map(|v| (c, v)))
+        else {
+            return Ok(());
+        };
+        let inputs = match column {
+            "rpe" | "test_loglik" | "correlation" => {
+                "the estimator's predictions on the test rows: the data's values ([data]), data.separation, model.k"
+            }
+            "param_mse" | "transport_to_truth" => "the estimate against the true model: data.separation, data.truth",
+            "local_compute_max_s" | "reduce_s" => "the clock: clock, [cost_model], [machines] speeds",
+            "network_s" | "makespan_s" => {
+                "the network (latency, bandwidth, loss, timeout), cluster.deadline and the clock"
+            }
+            _ => "the global fit's time and the makespan: the clock, [cost_model], [machines], the network",
+        };
+        Err(format!(
+            "cell {} (M = {}, n = {}, network {}), repetition {}, estimator {}: {column} = {value}, not a finite number; it is computed from {inputs}: change one of them",
+            self.cell, self.machines, self.n, self.network, self.rep, self.estimator
+        ))
+    }
+}
+
 /// One finished cluster run.
 #[derive(Debug, Clone)]
 pub struct CellRun {
@@ -302,6 +348,7 @@ fn run_data_set(
         }
         rows.extend(score_run(plan, ds, run));
     }
+    rows.iter().try_for_each(ResultRow::check_finite).map_err(StudyError::Run)?;
     Ok((runs, rows))
 }
 
@@ -445,4 +492,55 @@ fn score_run(plan: &Plan, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
         });
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> ResultRow {
+        ResultRow {
+            cell: 3,
+            machines: 16,
+            n: 60000,
+            network: "lan".into(),
+            rep: 1,
+            estimator: "reduction",
+            scores: Scores {
+                test_loglik: -1.0,
+                rpe: 0.1,
+                correlation: 0.9,
+                param_mse: Some(0.01),
+                transport_to_truth: Some(0.1),
+                ari: Some(0.8),
+                clustering_error: Some(0.1),
+            },
+            local_compute_max_s: Some(1.0),
+            network_s: Some(0.1),
+            reduce_s: Some(0.1),
+            makespan_s: Some(1.2),
+            speedup: Some(8.0),
+            bytes_sent: Some(100),
+            machines_included: Some(16),
+            machines_flagged: Some(0),
+        }
+    }
+
+    #[test]
+    fn a_non_finite_number_is_refused_naming_the_column_and_its_inputs() {
+        assert!(row().check_finite().is_ok());
+        let mut r = row();
+        r.scores.param_mse = Some(f64::INFINITY);
+        let e = r.check_finite().unwrap_err();
+        assert!(e.starts_with("cell 3 (M = 16, n = 60000, network lan), repetition 1, estimator reduction"), "{e}");
+        assert!(e.contains("param_mse = inf") && e.contains("data.separation"), "{e}");
+        let mut r = row();
+        r.network_s = Some(f64::NAN);
+        let e = r.check_finite().unwrap_err();
+        assert!(e.contains("network_s = NaN") && e.contains("bandwidth"), "{e}");
+        let mut r = row();
+        r.speedup = None;
+        r.scores.ari = None;
+        assert!(r.check_finite().is_ok(), "empty columns are fine");
+    }
 }

@@ -113,14 +113,45 @@ fn color(i: usize) -> RGBColor {
     C[i % C.len()]
 }
 
+/// Mean of the values (finite by the study's check).
 pub(super) fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
-/// Log-scale bounds padded by a factor, for a set of positive values.
+/// The largest magnitude an axis reaches, and the largest ratio between the ends of a log axis. The
+/// study refuses non-finite results before anything is drawn (`study::run`); this is the last
+/// guard, because plotters' tick search never ends on an infinite range, or on a log range whose
+/// ends' ratio overflows (1e-300 to 1e300), and padding a value near 1e308 makes it infinite.
+const AXIS_LIMIT: f64 = 1e300;
+
+/// Log-scale bounds padded by a factor, for the positive finite values among `values`.
 fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.filter(|v| *v > 0.0).fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
-    if lo.is_finite() { (lo / 1.5, hi * 1.5) } else { (0.1, 10.0) }
+    let (lo, hi) =
+        values.filter(|v| *v > 0.0 && v.is_finite()).fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() {
+        return (0.1, 10.0);
+    }
+    let hi = (hi * 1.5).min(AXIS_LIMIT);
+    ((lo / 1.5).max(hi / AXIS_LIMIT), hi)
+}
+
+/// Linear bounds padded by a tenth of the span, for the finite values among `values`.
+fn linear_bounds(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .map(|v| v.clamp(-AXIS_LIMIT, AXIS_LIMIT))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() {
+        return 0.0..1.0;
+    }
+    let pad = ((hi - lo) * 0.1).max(1e-12 * lo.abs().max(1.0));
+    (lo - pad).max(-AXIS_LIMIT * 1.5)..(hi + pad).min(AXIS_LIMIT * 1.5)
+}
+
+/// The top of an axis from 0 with headroom, for the finite values among `values`.
+fn headroom(values: impl Iterator<Item = f64>, factor: f64) -> f64 {
+    let top = values.filter(|v| v.is_finite()).fold(0.0, f64::max).min(AXIS_LIMIT);
+    (top * factor).max(1e-9)
 }
 
 pub(super) struct Speedup {
@@ -180,12 +211,12 @@ pub(super) struct Breakdown {
 impl Figure for Breakdown {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         // Headroom above the tallest bar or the global line for the legend.
-        let top = self.bars.iter().map(|b| (b.1 + b.2 + b.3).max(b.4.unwrap_or(0.0))).fold(0.0, f64::max) * 1.45;
+        let top = headroom(self.bars.iter().map(|b| (b.1 + b.2 + b.3).max(b.4.unwrap_or(0.0))), 1.45);
         let n = self.bars.len();
         let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
         let mut chart =
             chart_builder(root, "Where the distributed learning time goes (mean over repetitions)", 22, (60, 70))
-                .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top.max(1e-9))
+                .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top)
                 .map_err(err)?;
         chart
             .configure_mesh()
@@ -262,10 +293,8 @@ impl Figure for Accuracy {
                 .map_err(err)?;
             self.fill(chart, m_lo, m_hi)
         } else {
-            let (lo, hi) = self.points().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-            let pad = ((hi - lo) * 0.1).max(1e-12);
             let chart = chart_builder(root, &self.title, 22, (50, 80))
-                .build_cartesian_2d(x, (lo - pad)..(hi + pad))
+                .build_cartesian_2d(x, linear_bounds(self.points()))
                 .map_err(err)?;
             self.fill(chart, m_lo, m_hi)
         }
@@ -327,7 +356,7 @@ impl Figure for Gantt<'_> {
         let r = &self.run.record;
         let m = r.machines.len();
         // Room on the right for the legend.
-        let end = r.machines.iter().filter_map(|x| x.arrival_s).fold(r.makespan_s, f64::max).max(1e-9) * 1.45;
+        let end = headroom(r.machines.iter().filter_map(|x| x.arrival_s).chain([r.makespan_s]), 1.45);
         let title = format!(
             "Virtual timeline: cell {} (M = {m}, n = {}), repetition {}",
             self.run.cell.index, self.run.cell.n, self.run.rep
@@ -454,5 +483,44 @@ impl Figure for Objective<'_> {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_stay_finite_and_ordered_for_extreme_values() {
+        let extreme = [0.0, 5e-324, 1e-300, 1.7e308, f64::MAX, -f64::MAX, f64::INFINITY, f64::NAN];
+        let (lo, hi) = log_bounds(extreme.into_iter());
+        assert!(lo > 0.0 && hi.is_finite() && lo < hi && (hi / lo).is_finite(), "{lo} {hi}");
+        let r = linear_bounds(extreme.into_iter());
+        assert!(r.start.is_finite() && r.end.is_finite() && r.start < r.end, "{r:?}");
+        assert!(headroom(extreme.into_iter(), 1.45).is_finite());
+        assert_eq!(log_bounds([f64::NAN, -1.0].into_iter()), (0.1, 10.0));
+        assert_eq!(linear_bounds([f64::INFINITY].into_iter()), 0.0..1.0);
+    }
+
+    #[test]
+    fn a_figure_of_extreme_values_is_drawn() {
+        let g: BTreeMap<usize, Vec<f64>> = [(1, vec![1e-300, 1e300]), (4, vec![1.7e308, 2.0])].into();
+        for log_y in [true, false] {
+            let fig = Accuracy {
+                title: "t".into(),
+                y_desc: "y".into(),
+                log_y,
+                series: vec![("reduction".into(), g.clone())],
+                global: Some(f64::MAX),
+            };
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+                register_font();
+                fig.draw(&root).unwrap();
+                root.present().unwrap();
+            }
+            assert!(svg.contains("<svg"), "log_y = {log_y}");
+        }
     }
 }
