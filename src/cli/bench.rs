@@ -10,6 +10,7 @@
 
 use clap::Args;
 
+use crate::data::memory;
 use crate::data::synthetic::{Simulator, TruthSpec};
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::em::{self, EmSettings};
@@ -51,6 +52,20 @@ pub struct BenchArgs {
     support: Vec<usize>,
 }
 
+/// Every `--n` with every `--shape` is a problem this machine can hold (`data::memory`).
+fn check_sizes(a: &BenchArgs) -> Result<(), String> {
+    for shape in &a.shape {
+        let (k, d) = parse_shape(shape)?;
+        for &n in &a.n {
+            if n == 0 {
+                return Err("--n: expected a whole number >= 1, got 0".into());
+            }
+            memory::check_fits(memory::fit_bytes(n, k, d), &format!("--n {n} with --shape {shape}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn parse_shape(s: &str) -> Result<(usize, usize), String> {
     let (k, d) = s.split_once('x').ok_or_else(|| format!("--shape: expected KxD such as 5x20, got `{s}`"))?;
     let k = k.parse().map_err(|_| format!("--shape: K in `{s}` is not a whole number"))?;
@@ -60,6 +75,7 @@ fn parse_shape(s: &str) -> Result<(usize, usize), String> {
 
 /// Runs the benchmark grid and prints one line per case.
 pub fn run(a: &BenchArgs) -> Result<(), String> {
+    check_sizes(a)?;
     if a.reduction {
         return run_reduction(a);
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::destination::Destination;
-use crate::numeric::range::at_least;
+use crate::numeric::range::{MAX_THREADS, within};
 use crate::{report, study};
 
 #[derive(Debug, Args)]
@@ -66,7 +66,7 @@ pub fn check(a: CheckArgs) -> Result<(), String> {
 pub fn run(a: RunArgs) -> Result<(), String> {
     use std::io::IsTerminal;
     use std::sync::Arc;
-    at_least(a.jobs, 1).map_err(|e| format!("--jobs: {e}"))?;
+    within(a.jobs, 1, MAX_THREADS).map_err(|e| format!("--jobs: {e}"))?;
     let checked = load_checked(&a.file, &a.set, a.clock.as_deref())?;
     let dest = a.out.clone().unwrap_or_else(|| PathBuf::from("output").join(&checked.name));
     let dest = Destination::folder(&dest, "--out").map_err(|e| e.to_string())?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::data::memory;
 use crate::data::synthetic::{Simulator, TruthSpec};
 use crate::destination::{self, Destination};
 use crate::numeric::rng;
@@ -37,6 +38,7 @@ pub fn simulate(a: SimulateArgs) -> Result<(), String> {
     if a.n == 0 {
         return Err("--n: expected at least 1 row, got 0".into());
     }
+    memory::check_fits(memory::rows_bytes(a.n, a.d), &format!("--n {} rows of --d {} covariates", a.n, a.d))?;
     let out = Destination::file(&a.out, "--out").map_err(|e| e.to_string())?;
     let truth = a.truth.as_deref().map(|p| Destination::file(p, "--truth")).transpose().map_err(|e| e.to_string())?;
     let sim = Simulator::random(&TruthSpec { k: a.k, d: a.d, separation: a.separation, seed: a.seed })

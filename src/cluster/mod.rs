@@ -29,7 +29,7 @@ use crate::data::sharding::ShardedData;
 use crate::distributed::{self, Baseline, LocalFitError};
 use crate::numeric::em::EmSettings;
 use crate::numeric::model::Moe;
-use crate::numeric::range::{Range, RangeError, at_least};
+use crate::numeric::range::{MAX_THREADS, Range, RangeError, at_least, within};
 use crate::reduce::{ReductionError, ReductionSettings};
 
 /// Everything that defines a simulated run besides the data.
@@ -85,7 +85,7 @@ impl ClusterConfig {
     /// Checks every setting of the cluster (EM and reduction settings are checked where they are used).
     pub fn validate(&self) -> Result<(), ClusterError> {
         let bad = |name: &'static str| move |e: RangeError| ClusterError::Setting(format!("`{name}`: {e}"));
-        at_least(self.threads, 1).map_err(bad("threads"))?;
+        within(self.threads, 1, MAX_THREADS).map_err(bad("threads"))?;
         at_least(self.support, 1).map_err(bad("support"))?;
         if let Some(d) = self.deadline {
             Range::POSITIVE_SECONDS.check(d).map_err(bad("deadline"))?;

@@ -1,7 +1,8 @@
 //! Data sets: CSV files (`csv_file`), synthetic data from a known MoE (`synthetic`) and the split of
-//! the rows into a test set and machine shards (`sharding`).
+//! the rows into a test set and machine shards (`sharding`); the memory they need (`memory`).
 
 mod csv_file;
+pub mod memory;
 pub mod sharding;
 pub mod synthetic;
 

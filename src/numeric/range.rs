@@ -97,6 +97,23 @@ pub fn at_least(n: usize, min: usize) -> Result<usize, RangeError> {
     if n >= min { Ok(n) } else { Err(RangeError { expected: format!("a whole number >= {min}"), got: n.to_string() }) }
 }
 
+/// `n` itself when it is in `[min, max]`, else the error ("expected a whole number in [1, 10000], got 0").
+pub fn within(n: usize, min: usize, max: usize) -> Result<usize, RangeError> {
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(RangeError { expected: format!("a whole number in [{min}, {max}]"), got: n.to_string() })
+    }
+}
+
+/// Most repetitions of a scenario's cells: far more than any study needs, few enough that `check`
+/// (which draws every repetition's shard sizes) ends in seconds.
+pub const MAX_REPETITIONS: usize = 10_000;
+
+/// Most worker threads of one simulated cluster: well above any core count, below the point where
+/// the operating system refuses to start them.
+pub const MAX_THREADS: usize = 1024;
+
 /// Checks setting `name` against `range`: ``Err("`name`: expected ..., got ...")``.
 pub fn field(name: &str, range: Range, x: f64) -> Result<(), String> {
     range.check(x).map(|_| ()).map_err(|e| format!("`{name}`: {e}"))

@@ -7,7 +7,7 @@ use super::plan::{Cell, DataPlan, Plan};
 use super::problems::Problems;
 use super::resolve::Pending;
 use crate::data::sharding::{self, PartitionSpec, ShardSizes};
-use crate::data::{CsvFile, DataError};
+use crate::data::{CsvFile, DataError, memory};
 use crate::numeric::model::{Moe, n_free_params};
 
 /// Checks that need the data, then the cells. Synthetic data: the truth file. CSV data: the columns,
@@ -20,6 +20,9 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
             plan.d = d;
             plan.features = (1..=d).map(|j| format!("x{j}")).collect();
             plan.target = "y".into();
+            if !check_memory(&pending.ns, k, plan.k, d, problems) {
+                return;
+            }
             (pending.ns, None)
         }
         DataPlan::Csv { path } => match check_csv(plan, &path, &pending, problems) {
@@ -34,6 +37,14 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
     {
         plan.cells = cells(&ns, plan.networks.len(), &machines);
     }
+}
+
+/// The largest data set, with the larger of the true and the fitted K, must fit in this machine's
+/// memory (`data::memory`). CSV data need no such check: the file was read into memory already.
+fn check_memory(ns: &[usize], true_k: usize, k: usize, d: usize, problems: &Problems) -> bool {
+    let n = ns.iter().copied().max().unwrap_or(0);
+    let what = format!("n = {n} rows on d = {d} covariates with K = {}", true_k.max(k));
+    memory::check_fits(memory::fit_bytes(n, true_k.max(k), d), &what).map_err(|e| problems.add("data.n", e)).is_ok()
 }
 
 /// The true model file, if any, must load and have `k` components on `d` covariates.

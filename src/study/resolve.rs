@@ -14,7 +14,7 @@ use crate::cluster::machines::{MachineModel, Speed};
 use crate::cluster::network::{Latency, NetworkModel};
 use crate::data::sharding::{PartitionSpec, ShardSizes};
 use crate::numeric::em::EmSettings;
-use crate::numeric::range::Range;
+use crate::numeric::range::{MAX_REPETITIONS, MAX_THREADS, Range};
 use crate::reduce::{OutlierPolicy, ReductionSettings};
 
 /// Reads, resolves and checks the scenario `file` with `overrides` (`key=value`).
@@ -51,8 +51,8 @@ fn resolve(source: &Source, problems: &Problems) -> (Plan, Pending) {
     let name = resolve_name(&root, file);
     let _description = root.opt_text("description");
     let seed = root.opt_u64("seed").unwrap_or(1);
-    let repetitions = root.count("repetitions", 1, 1);
-    let threads = root.opt_count("threads", 1);
+    let repetitions = root.opt_count_within("repetitions", 1, MAX_REPETITIONS).unwrap_or(1);
+    let threads = root.opt_count_within("threads", 1, MAX_THREADS);
     let estimators = resolve_estimators(&root);
     let (data, mut pending, test_fraction) = resolve_data(&root.table("data"), file.parent().unwrap_or(Path::new(".")));
     let data_k = if let DataPlan::Synthetic { k, .. } = data { Some(k) } else { None };

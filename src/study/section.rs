@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use toml::Value;
 
 use super::problems::Problems;
-use crate::numeric::range::{Range, at_least};
+use crate::numeric::range::{Range, at_least, within};
 
 /// One table of the scenario, at key path `path`.
 pub struct Section<'a> {
@@ -134,6 +134,12 @@ impl<'a> Section<'a> {
     pub fn opt_count(&self, key: &str, min: usize) -> Option<usize> {
         let n = usize::try_from(self.whole(key, min as u64)?).unwrap_or(usize::MAX);
         at_least(n, min).map_err(|e| self.problem(key, e.to_string())).ok()
+    }
+
+    /// A whole number in `[min, max]`, if given.
+    pub fn opt_count_within(&self, key: &str, min: usize, max: usize) -> Option<usize> {
+        let n = usize::try_from(self.whole(key, min as u64)?).unwrap_or(usize::MAX);
+        within(n, min, max).map_err(|e| self.problem(key, e.to_string())).ok()
     }
 
     /// A whole number >= `min`, `default` when absent.
