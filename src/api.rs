@@ -36,7 +36,7 @@ pub enum Error {
 /// assert!(params.clone().check().is_ok());
 /// // A setting out of range is an error that names it, before any data is read.
 /// let err = params.restarts(0).check().unwrap_err();
-/// assert_eq!(err.to_string(), "setting `restarts`: expected a whole number >= 1, got 0");
+/// assert_eq!(err.to_string(), "setting `restarts`: expected a whole number in [1, 1000], got 0");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MoeParams(EmSettings);

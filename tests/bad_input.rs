@@ -91,7 +91,10 @@ fn out_of_range_setting_is_an_error_naming_it() {
         &EmSettings { k: 2, restarts: 0, ..EmSettings::default() },
     )
     .unwrap_err();
-    assert!(e.to_string().contains("setting `restarts`: expected a whole number >= 1, got 0"), "{e}");
+    assert!(e.to_string().contains("setting `restarts`: expected a whole number in [1, 1000], got 0"), "{e}");
+    let settings = EmSettings { k: 2, max_iter: usize::MAX, ..EmSettings::default() };
+    let e = em::fit(data.x.view(), data.y.view(), &names(2), "y", &settings).unwrap_err();
+    assert!(e.to_string().contains("setting `max_iter`: expected a whole number in [1, 1000000]"), "{e}");
 }
 
 #[test]

@@ -114,6 +114,13 @@ pub const MAX_REPETITIONS: usize = 10_000;
 /// the operating system refuses to start them.
 pub const MAX_THREADS: usize = 1024;
 
+/// Most EM starts of one fit.
+pub const MAX_RESTARTS: usize = 1000;
+
+/// Most iterations of one EM run or one MM reduction (warm-ups included): a cap, not a target, so
+/// that a tolerance of 0 cannot keep a fit running for ever.
+pub const MAX_ITERATIONS: usize = 1_000_000;
+
 /// Checks setting `name` against `range`: ``Err("`name`: expected ..., got ...")``.
 pub fn field(name: &str, range: Range, x: f64) -> Result<(), String> {
     range.check(x).map(|_| ()).map_err(|e| format!("`{name}`: {e}"))

@@ -23,7 +23,7 @@ use crate::numeric::gate;
 use crate::numeric::kmeans;
 use crate::numeric::linalg::{spd_solve, weighted_grams, with_intercept};
 use crate::numeric::model::Moe;
-use crate::numeric::range::{Range, RangeError, at_least};
+use crate::numeric::range::{MAX_ITERATIONS, Range, RangeError, at_least, within};
 use crate::numeric::rng;
 use crate::numeric::scaling::ColumnScaling;
 use crate::numeric::transport::{LargeModel, Plan, PoolError, joint_divergence};
@@ -266,7 +266,7 @@ pub fn flag_outliers(scores: &[f64], threshold: f64) -> Vec<usize> {
 fn validate(s: &ReductionSettings) -> Result<(), ReductionError> {
     let bad = |name: &'static str| move |error: RangeError| ReductionError::Setting { name, error };
     at_least(s.k, 1).map_err(bad("k"))?;
-    at_least(s.max_iter, 1).map_err(bad("max_iter"))?;
+    within(s.max_iter, 1, MAX_ITERATIONS).map_err(bad("max_iter"))?;
     Range::NonNegative.check(s.tol).map_err(bad("tol"))?;
     Range::Positive.check(s.outlier_threshold).map_err(bad("outlier_threshold"))?;
     if !s.inits.contains(&Init::Kmeans) {

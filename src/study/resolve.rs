@@ -13,8 +13,9 @@ use crate::cluster::clock::{Clock, CostModel};
 use crate::cluster::machines::{MachineModel, Speed};
 use crate::cluster::network::{Latency, NetworkModel};
 use crate::data::sharding::{PartitionSpec, ShardSizes};
+use crate::data::synthetic::{MAX_TRUE_COMPONENTS, MAX_TRUE_COVARIATES};
 use crate::numeric::em::EmSettings;
-use crate::numeric::range::{MAX_REPETITIONS, MAX_THREADS, Range};
+use crate::numeric::range::{MAX_ITERATIONS, MAX_REPETITIONS, MAX_RESTARTS, MAX_THREADS, Range};
 use crate::reduce::{OutlierPolicy, ReductionSettings};
 
 /// Reads, resolves and checks the scenario `file` with `overrides` (`key=value`).
@@ -163,8 +164,8 @@ fn resolve_data(data: &Section, dir: &Path) -> (DataPlan, Pending, f64) {
         pending.features = data.opt_texts("features");
         DataPlan::Csv { path: dir.join(path.unwrap_or_default()) }
     } else {
-        let k = data.required_count("k", 1, "the number of true components, a whole number >= 1");
-        let d = data.required_count("d", 1, "the number of covariates, a whole number >= 1");
+        let k = data.required_count("k", 1, MAX_TRUE_COMPONENTS, "the number of true components, a whole number >= 1");
+        let d = data.required_count("d", 1, MAX_TRUE_COVARIATES, "the number of covariates, a whole number >= 1");
         let separation = data.number("separation", Range::SEPARATION, 1.0);
         let truth_seed = data.opt_u64("truth_seed").unwrap_or(1);
         let truth = data.opt_text("truth").map(|t| dir.join(t));
@@ -290,9 +291,9 @@ fn resolve_em(t: &Section, k: usize, seed: u64) -> EmSettings {
     let d = EmSettings::default();
     let em = EmSettings {
         k,
-        restarts: t.count("restarts", 1, d.restarts),
-        warmup_iter: t.count("warmup_iter", 0, d.warmup_iter),
-        max_iter: t.count("max_iter", 1, d.max_iter),
+        restarts: t.count_within("restarts", 1, MAX_RESTARTS, d.restarts),
+        warmup_iter: t.count_within("warmup_iter", 0, MAX_ITERATIONS, d.warmup_iter),
+        max_iter: t.count_within("max_iter", 1, MAX_ITERATIONS, d.max_iter),
         tol: t.number("tol", Range::NonNegative, d.tol),
         seed,
         ..d
@@ -308,7 +309,7 @@ fn resolve_reduction(t: &Section, k: usize, seed: u64) -> ReductionSettings {
     let outliers = t.choice("outliers", &names).and_then(|n| OutlierPolicy::parse(n).ok()).unwrap_or_default();
     let r = ReductionSettings {
         k,
-        max_iter: t.count("max_iter", 1, d.max_iter),
+        max_iter: t.count_within("max_iter", 1, MAX_ITERATIONS, d.max_iter),
         tol: t.number("tol", Range::NonNegative, d.tol),
         seed,
         outliers,

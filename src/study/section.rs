@@ -142,6 +142,11 @@ impl<'a> Section<'a> {
         within(n, min, max).map_err(|e| self.problem(key, e.to_string())).ok()
     }
 
+    /// A whole number in `[min, max]`, `default` when absent.
+    pub fn count_within(&self, key: &str, min: usize, max: usize, default: usize) -> usize {
+        self.opt_count_within(key, min, max).unwrap_or(default)
+    }
+
     /// A whole number >= `min`, `default` when absent.
     pub fn count(&self, key: &str, min: usize, default: usize) -> usize {
         if self.raw(key).is_none() {
@@ -150,13 +155,13 @@ impl<'a> Section<'a> {
         self.opt_count(key, min).unwrap_or(default)
     }
 
-    /// A required whole number >= `min` (0 as the placeholder when missing or wrong).
-    pub fn required_count(&self, key: &str, min: usize, what: &str) -> usize {
+    /// A required whole number in `[min, max]` (0 as the placeholder when missing or wrong).
+    pub fn required_count(&self, key: &str, min: usize, max: usize, what: &str) -> usize {
         if self.raw(key).is_none() {
             self.problem(key, format!("missing: expected {what}"));
             return 0;
         }
-        self.opt_count(key, min).unwrap_or(0)
+        self.opt_count_within(key, min, max).unwrap_or(0)
     }
 
     /// A whole number >= `min` or a list of them (a sweep), if given.
