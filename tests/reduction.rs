@@ -168,3 +168,18 @@ fn reduction_matches_the_global_fit_and_beats_the_naive_average() {
     assert!((red.rpe - glob.rpe).abs() <= 0.1 * glob.rpe, "reduction RPE {} vs global {}", red.rpe, glob.rpe);
     assert!(red.rpe < naive.rpe, "reduction RPE {} vs naive average {}", red.rpe, naive.rpe);
 }
+
+#[test]
+fn local_models_too_large_to_combine_are_an_error_not_a_panic() {
+    // Two one-component local models whose variances are finite but whose pooled variance
+    // (weighted variances plus the spread of the means) overflows.
+    let model = |mean: f64| {
+        let experts = Array2::from_shape_vec((1, 2), vec![mean, 0.0]).unwrap();
+        Moe::new(vec!["x1".into()], Array2::zeros((1, 2)), experts, Array1::from(vec![1e307])).unwrap()
+    };
+    let (a, b) = (model(-1e154), model(1e154));
+    let support = Array2::from_shape_fn((20, 1), |(i, _)| i as f64 / 10.0);
+    let e = reduce::reduce(&[&a, &b], &[100, 100], support.view(), &ReductionSettings { k: 1, ..Default::default() })
+        .unwrap_err();
+    assert!(e.to_string().contains("the reduced model is not finite"), "{e}");
+}

@@ -280,6 +280,15 @@ fn fit_distributed(
         true => format!("{}: {e}", a.data.display()),
         false => e.to_string(),
     })?;
+    for e in &fit.scores {
+        if let Some((score, v)) = e.scores.first_non_finite() {
+            return Err(format!(
+                "{}: the {} estimator's {score} on the held-out rows is {v}, not a finite number: the data's values are too large for it; nothing was written",
+                a.data.display(),
+                e.name
+            ));
+        }
+    }
     // Files first, so that a closed stdout (`| head`) cannot lose them.
     outputs.write(&fit.reduction.model, Some(&fit.global.model))?;
     print_local_fits(&fit, &settings.partition_name);
@@ -385,8 +394,13 @@ fn print_times(fit: &InProcessFit) {
 }
 
 /// The table of every estimator's scores on the held-out rows.
+/// A number with `prec` decimals, or in scientific notation when it is too large to read that way.
+fn readable(v: f64, prec: usize) -> String {
+    if v.abs() < 1e9 { format!("{v:.prec$}") } else { format!("{v:.prec$e}") }
+}
+
 fn print_scores(scores: &[ScoredEstimator]) {
-    let show = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
+    let show = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| readable(v, prec));
     println!();
     println!(
         "{:<16} {:>14} {:>10} {:>8} {:>10} {:>10} {:>7} {:>9} {:>8}",
@@ -394,9 +408,9 @@ fn print_scores(scores: &[ScoredEstimator]) {
     );
     for ScoredEstimator { name, scores: s, seconds } in scores {
         println!(
-            "{name:<16} {:>14.3} {:>10.6} {:>8.4} {:>10} {:>10} {:>7} {:>9} {:>8}",
-            s.test_loglik,
-            s.rpe,
+            "{name:<16} {:>14} {:>10} {:>8.4} {:>10} {:>10} {:>7} {:>9} {:>8}",
+            readable(s.test_loglik, 3),
+            readable(s.rpe, 6),
             s.correlation,
             show(s.param_mse, 5),
             show(s.transport_to_truth, 5),
@@ -412,8 +426,8 @@ fn print_parameters(model: &Moe, se: Option<&ndarray::Array1<f64>>) {
     let values = model.param_vector();
     for (i, name) in model.param_names().iter().enumerate() {
         match se {
-            Some(se) => println!("  {name:<32} {:>14.6}  (se {:.6})", values[i], se[i]),
-            None => println!("  {name:<32} {:>14.6}", values[i]),
+            Some(se) => println!("  {name:<32} {:>14}  (se {})", readable(values[i], 6), readable(se[i], 6)),
+            None => println!("  {name:<32} {:>14}", readable(values[i], 6)),
         }
     }
 }

@@ -271,6 +271,26 @@ pub struct Scores {
     pub clustering_error: Option<f64>,
 }
 
+impl Scores {
+    /// The scores by results.csv column name (`None` where a score does not apply).
+    pub fn named(&self) -> [(&'static str, Option<f64>); 7] {
+        [
+            ("rpe", Some(self.rpe)),
+            ("test_loglik", Some(self.test_loglik)),
+            ("correlation", Some(self.correlation)),
+            ("param_mse", self.param_mse),
+            ("transport_to_truth", self.transport_to_truth),
+            ("ari", self.ari),
+            ("clustering_error", self.clustering_error),
+        ]
+    }
+
+    /// The first score that is not a finite number, with its name.
+    pub fn first_non_finite(&self) -> Option<(&'static str, f64)> {
+        self.named().into_iter().find_map(|(c, v)| v.filter(|v| !v.is_finite()).map(|v| (c, v)))
+    }
+}
+
 /// Scores an estimate on test rows; `labels` are true components of those rows, `truth` the true model.
 pub fn score(
     estimate: &Estimate,

@@ -79,9 +79,14 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
-    /// Whether the error comes from fitting the data's rows (rather than from the settings).
+    /// Whether the error comes from the data's rows (rather than from the settings).
     pub fn is_fit_error(&self) -> bool {
-        matches!(self, PipelineError::LocalFit(_) | PipelineError::GlobalFit(_))
+        matches!(
+            self,
+            PipelineError::LocalFit(_)
+                | PipelineError::GlobalFit(_)
+                | PipelineError::Reduction(ReductionError::NotFinite(_))
+        )
     }
 }
 

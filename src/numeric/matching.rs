@@ -7,9 +7,15 @@ use crate::numeric::model::Moe;
 
 /// Minimum-cost perfect assignment of a square cost matrix (Hungarian algorithm with potentials,
 /// O(n^3)). Returns `a` with `a[row] = column`.
+///
+/// Costs that are not finite (an overflowing KL between extreme models) are clamped to
+/// `±f64::MAX / (4 (n + 1))`, so that every sum the algorithm forms stays finite: with an infinite
+/// or NaN cost its search for the next column would never find one and would loop for ever.
 pub fn min_cost_assignment(cost: &Array2<f64>) -> Vec<usize> {
     let n = cost.nrows();
     assert_eq!(n, cost.ncols(), "the cost matrix must be square");
+    let big = f64::MAX / (4.0 * (n + 1) as f64);
+    let cost = cost.mapv(|c| if c.is_nan() { big } else { c.clamp(-big, big) });
     // 1-based arrays with a virtual column 0, as in the classic shortest-augmenting-path version.
     let mut u = vec![0.0; n + 1];
     let mut v = vec![0.0; n + 1];
@@ -46,6 +52,7 @@ pub fn min_cost_assignment(cost: &Array2<f64>) -> Vec<usize> {
                     minv[j] -= delta;
                 }
             }
+            assert!(j1 != 0, "finite costs always leave a free column to add");
             j0 = j1;
             if p[j0] == 0 {
                 break;
@@ -107,6 +114,17 @@ mod tests {
                 assert!((total(&a) - best).abs() < 1e-9);
             }
         }
+    }
+
+    #[test]
+    fn non_finite_costs_still_give_an_assignment() {
+        let inf = f64::INFINITY;
+        let a = min_cost_assignment(&array![[inf, 1.0, inf], [inf, inf, 2.0], [3.0, f64::NAN, inf]]);
+        assert_eq!(a, vec![1, 2, 0]);
+        let all = Array2::from_elem((3, 3), inf);
+        let mut a = min_cost_assignment(&all);
+        a.sort_unstable();
+        assert_eq!(a, vec![0, 1, 2], "a permutation");
     }
 
     fn permutations(n: usize, f: &mut dyn FnMut(&[usize])) {

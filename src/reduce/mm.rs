@@ -123,6 +123,11 @@ pub enum ReductionError {
     /// An out-of-range setting.
     #[error("reduction setting `{name}`: {error}")]
     Setting { name: &'static str, error: RangeError },
+    /// The reduced model overflowed (local models whose values are near the limits of f64).
+    #[error(
+        "the reduced model is not finite ({0}): the local models' values are too large to combine; rescale the data"
+    )]
+    NotFinite(String),
 }
 
 /// One MM run: the experts it ended with, its objective after every assignment, its final plan.
@@ -179,7 +184,7 @@ pub fn reduce(
     validate(settings)?;
     let large = LargeModel::new(locals, sizes, support)?;
     let (init, run, runs) = best_mm(&large, locals, sizes, settings);
-    let first = finish(&large, run, locals, settings);
+    let first = finish(&large, run, locals, settings)?;
     // The joint divergence compares models of the same K; with mixed K there is no screening.
     let same_k = locals.iter().all(|m| m.k() == settings.k);
     let (scores, flagged) = match settings.outliers {
@@ -201,18 +206,24 @@ pub fn reduce(
     let kept_sizes: Vec<usize> = keep.iter().map(|&m| sizes[m]).collect();
     let sub = LargeModel::new(&kept, &kept_sizes, support)?;
     let (init, run, again) = best_mm(&sub, &kept, &kept_sizes, settings);
-    let (model, objective_trace) = finish(&sub, run, &kept, settings);
+    let (model, objective_trace) = finish(&sub, run, &kept, settings)?;
     let runs = runs.into_iter().chain(again).collect();
     Ok(Reduction { model, objective_trace, init, runs, large, scores, flagged, dropped })
 }
 
-/// The reduced model of an MM run (its gate fitted to the plan) and the run's objective trace.
-fn finish(large: &LargeModel, run: MmRun, locals: &[&Moe], settings: &ReductionSettings) -> (Moe, Vec<f64>) {
+/// The reduced model of an MM run (its gate fitted to the plan) and the run's objective trace; an
+/// error when an expert or a variance overflowed.
+fn finish(
+    large: &LargeModel,
+    run: MmRun,
+    locals: &[&Moe],
+    settings: &ReductionSettings,
+) -> Result<(Moe, Vec<f64>), ReductionError> {
     let gate = fit_gate(large, &run.plan, settings.gate_max_steps);
     let mut model = Moe::new(locals[0].features.clone(), gate, run.coef, run.variances)
-        .expect("MM keeps experts finite and variances positive");
+        .map_err(|e| ReductionError::NotFinite(e.to_string()))?;
     model.target = locals[0].target.clone();
-    (model, run.trace)
+    Ok((model, run.trace))
 }
 
 /// Every start's MM run on one pool; returns the start with the smallest final objective, its run,

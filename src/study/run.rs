@@ -98,22 +98,15 @@ pub struct ResultRow {
 
 impl ResultRow {
     /// The row's numbers by results.csv column (`None` where the column is empty).
-    pub fn numbers(&self) -> [(&'static str, Option<f64>); 12] {
-        let s = &self.scores;
-        [
-            ("rpe", Some(s.rpe)),
-            ("test_loglik", Some(s.test_loglik)),
-            ("correlation", Some(s.correlation)),
-            ("param_mse", s.param_mse),
-            ("transport_to_truth", s.transport_to_truth),
-            ("ari", s.ari),
-            ("clustering_error", s.clustering_error),
+    pub fn numbers(&self) -> Vec<(&'static str, Option<f64>)> {
+        let times = [
             ("local_compute_max_s", self.local_compute_max_s),
             ("network_s", self.network_s),
             ("reduce_s", self.reduce_s),
             ("makespan_s", self.makespan_s),
             ("speedup", self.speedup),
-        ]
+        ];
+        self.scores.named().into_iter().chain(times).collect()
     }
 
     /// An error naming the first number of the row that is not finite and the scenario's inputs it
