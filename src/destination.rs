@@ -56,21 +56,23 @@ struct Registry {
     pending: Vec<PathBuf>,
     /// Destinations already committed.
     written: Vec<PathBuf>,
+    /// Set by [`abandon_all`]: nothing may be staged or committed any more.
+    abandoned: bool,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { pending: Vec::new(), written: Vec::new() });
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { pending: Vec::new(), written: Vec::new(), abandoned: false });
 
 fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn track(path: &Path) {
-    registry().pending.push(path.to_path_buf());
-}
-
 fn forget(path: &Path) {
     registry().pending.retain(|p| p != path);
 }
+
+/// The file a folder destination carries to show that dmoe wrote it: only an empty folder or one
+/// with this marker is ever replaced, never a folder of the user's files.
+pub const OUTPUT_MARKER: &str = ".dmoe-output";
 
 /// What a destination is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,9 +85,12 @@ enum Kind {
 #[derive(Debug)]
 pub struct Destination {
     path: PathBuf,
+    flag: String,
     kind: Kind,
     lock_path: PathBuf,
     _lock: File,
+    /// Folders made for the destination, deleted again (when still empty) if nothing is committed.
+    created: Vec<PathBuf>,
 }
 
 /// `(folder, file name)` of a destination, with `.` for a bare file name.
@@ -96,69 +101,94 @@ fn split(path: &Path) -> Option<(PathBuf, String)> {
 }
 
 impl Destination {
-    /// Claims a file destination: its folder must exist and `path` must not be a folder.
+    /// Claims a file destination: its folder must exist, and `path` must be new or a regular,
+    /// writable file (not a folder, a device or a pipe).
     pub fn file(path: &Path, flag: &str) -> Result<Destination, DestinationError> {
         let refuse = |m: &str| DestinationError::Refused { flag: flag.into(), path: path.into(), message: m.into() };
+        if path.as_os_str().to_string_lossy().ends_with('/') {
+            return Err(refuse("ends with `/`: give a file name"));
+        }
         let (parent, _) = split(path).ok_or_else(|| refuse("is not a file name"))?;
         if !parent.is_dir() {
             return Err(refuse("cannot write here: its folder does not exist"));
         }
-        if path.is_dir() {
-            return Err(refuse("cannot write here: it is a folder (give a file name)"));
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => return Err(refuse("cannot write here: it is a folder (give a file name)")),
+            Ok(m) if !m.is_file() => return Err(refuse("is not a regular file (a device, a pipe or a socket)")),
+            Ok(m) if m.permissions().readonly() => return Err(refuse("is read-only")),
+            _ => {}
         }
-        Destination::claim(path, Kind::File, flag)
+        Destination::claim(path, Kind::File, flag, Vec::new())
     }
 
-    /// Claims a folder destination (a new folder, or an old one to replace): it must not be a file,
-    /// nor the current folder or one of its ancestors (which the final swap would move away). Its
-    /// parent folders are created.
+    /// Claims a folder destination: a new folder, an empty one, or an old dmoe output (with
+    /// [`OUTPUT_MARKER`]) to replace; never a file, a folder of other files, the current folder or
+    /// one of its ancestors. Missing parent folders are made (and deleted again if nothing is
+    /// committed).
     pub fn folder(path: &Path, flag: &str) -> Result<Destination, DestinationError> {
-        let refuse = |m: &str| DestinationError::Refused { flag: flag.into(), path: path.into(), message: m.into() };
+        let path: PathBuf = path.components().collect();
+        let refuse = |m: &str| DestinationError::Refused { flag: flag.into(), path: path.clone(), message: m.into() };
+        let ours = "is the current folder or contains it; give a folder of its own, e.g. output/NAME";
         if path.is_file() {
             return Err(refuse("is a file; the output is a folder (give a new or an old output folder)"));
         }
         let here = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
-        let target = path.canonicalize().ok();
-        let Some((parent, _)) = split(path) else {
-            return Err(refuse("is the current folder or contains it; give a folder of its own, e.g. output/NAME"));
-        };
-        if target.zip(here).is_some_and(|(t, h)| h.starts_with(&t)) {
-            return Err(refuse("is the current folder or contains it; give a folder of its own, e.g. output/NAME"));
+        let Some((parent, _)) = split(&path) else { return Err(refuse(ours)) };
+        if path.canonicalize().ok().zip(here).is_some_and(|(t, h)| h.starts_with(&t)) {
+            return Err(refuse(ours));
         }
-        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-        Destination::claim(path, Kind::Folder, flag)
+        if path.is_dir() && !replaceable(&path) {
+            return Err(refuse(&format!(
+                "exists and is not a dmoe output (it has files and no {OUTPUT_MARKER}); dmoe replaces the whole folder, so give a new folder or an old output"
+            )));
+        }
+        let created = make_parents(&parent).map_err(|e| refuse(&format!("cannot make its folder: {}", io_text(&e))))?;
+        Destination::claim(&path, Kind::Folder, flag, created)
     }
 
     /// Takes the lock `.NAME.lock` beside `path` and clears leftovers of killed runs.
-    fn claim(path: &Path, kind: Kind, flag: &str) -> Result<Destination, DestinationError> {
+    fn claim(path: &Path, kind: Kind, flag: &str, created: Vec<PathBuf>) -> Result<Destination, DestinationError> {
         let (parent, name) = split(path).expect("checked by the caller");
         let lock_path = parent.join(format!(".{name}.lock"));
+        let refused = |message: String| DestinationError::Refused { flag: flag.into(), path: path.into(), message };
         let lock = lock_file(&lock_path).map_err(|e| match e {
-            LockError::Busy(Some(owner)) if owner == std::process::id() => DestinationError::Refused {
-                flag: flag.into(),
-                path: path.into(),
-                message: "is already an output of this command (two flags name the same path)".into(),
-            },
+            LockError::Busy(Some(owner)) if owner == std::process::id() => {
+                refused("is already an output of this command (two flags name the same path)".into())
+            }
             LockError::Busy(owner) => DestinationError::Busy { flag: flag.into(), path: path.into(), owner },
-            LockError::Io(source) => DestinationError::Io { path: lock_path.clone(), source },
+            LockError::Io(e) => refused(format!("cannot write in its folder: {}", io_text(&e))),
         })?;
-        track(&lock_path);
-        let dest = Destination { path: path.to_path_buf(), kind, lock_path, _lock: lock };
+        registry().pending.push(lock_path.clone());
+        let dest = Destination { path: path.to_path_buf(), flag: flag.into(), kind, lock_path, _lock: lock, created };
         dest.clear_leftovers(&parent, &name);
         Ok(dest)
     }
 
-    /// Deletes `.NAME.partial-*` and `.NAME.trash-*` beside the destination: under the lock they can
-    /// only be left by a run that was killed without a chance to clean up.
+    /// Deletes `.NAME.partial-*` beside the destination (with their `.trash-` and `.aside` forms):
+    /// under the lock they can only be left by a run that was killed without a chance to clean up.
     fn clear_leftovers(&self, parent: &Path, name: &str) {
-        let prefixes = [format!(".{name}.partial-"), format!(".{name}.trash-")];
+        let prefix = format!(".{name}.partial-");
         let Ok(entries) = std::fs::read_dir(parent) else { return };
         for entry in entries.flatten() {
-            let file_name = entry.file_name();
-            let Some(n) = file_name.to_str() else { continue };
-            if prefixes.iter().any(|p| n.starts_with(p.as_str())) {
+            if entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
                 remove(&entry.path());
             }
+        }
+    }
+
+    /// An error if the destination is one of the command's input files (`(flag, path)` pairs): the
+    /// output would replace the data it is computed from.
+    pub fn not_an_input(self, inputs: &[(&str, &Path)]) -> Result<Destination, DestinationError> {
+        use std::os::unix::fs::MetadataExt;
+        let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let Some(mine) = id(&self.path) else { return Ok(self) };
+        match inputs.iter().find(|(_, p)| id(p) == Some(mine)) {
+            Some((flag, p)) => Err(DestinationError::Refused {
+                flag: self.flag.clone(),
+                path: self.path.clone(),
+                message: format!("is the input {flag} {}: write the output elsewhere", p.display()),
+            }),
+            None => Ok(self),
         }
     }
 
@@ -167,25 +197,63 @@ impl Destination {
         &self.path
     }
 
-    /// A temporary sibling to write the output into: an empty folder for a folder destination, a
-    /// path to create for a file. It is deleted when dropped uncommitted.
+    /// A temporary sibling to write the output into: an empty folder (with [`OUTPUT_MARKER`]) for a
+    /// folder destination, an empty file for a file. It is deleted when dropped uncommitted. Made
+    /// under the commit lock, so that an interrupt either sees it (and deletes it) or stops it.
     pub fn stage(&self) -> Result<Staged<'_>, DestinationError> {
         let (parent, name) = split(&self.path).expect("checked when claimed");
         let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
-        remove(&tmp);
-        track(&tmp);
-        let staged = Staged { dest: self, tmp, committed: false };
-        if self.kind == Kind::Folder {
-            std::fs::create_dir(&staged.tmp).map_err(io(&staged.tmp))?;
+        let mut reg = registry();
+        if reg.abandoned {
+            drop(reg);
+            // The signal thread is about to end the process.
+            loop {
+                std::thread::park();
+            }
         }
+        remove(&tmp);
+        let made = match self.kind {
+            Kind::Folder => std::fs::create_dir(&tmp).and_then(|()| File::create(tmp.join(OUTPUT_MARKER)).map(drop)),
+            Kind::File => File::create(&tmp).map(drop),
+        };
+        reg.pending.push(tmp.clone());
+        drop(reg);
+        let staged = Staged { dest: self, tmp, committed: false };
+        made.map_err(io(&staged.tmp))?;
+        Ok(staged)
+    }
+
+    /// A file destination staged and filled (and flushed to disk), ready for [`commit`] with the
+    /// command's other outputs.
+    pub fn stage_file(
+        &self,
+        fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<Staged<'_>, DestinationError> {
+        let staged = self.stage()?;
+        staged.write_file(fill)?;
         Ok(staged)
     }
 
     /// Writes a file destination in one go: stage, `fill`, flush to disk, commit.
     pub fn write(&self, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), DestinationError> {
-        let staged = self.stage()?;
-        staged.write_file(fill)?;
-        commit(vec![staged])
+        commit(vec![self.stage_file(fill)?])
+    }
+
+    /// An error if the destination changed kind since it was claimed (a folder made where a file
+    /// goes), so that a commit of several outputs fails before it moves any of them.
+    fn still_usable(&self) -> Result<(), DestinationError> {
+        let wrong = match self.kind {
+            Kind::File => self.path.is_dir(),
+            Kind::Folder => self.path.is_file(),
+        };
+        match wrong {
+            true => Err(DestinationError::Refused {
+                flag: self.flag.clone(),
+                path: self.path.clone(),
+                message: "changed during the run (it is now of another kind); nothing was written".into(),
+            }),
+            false => Ok(()),
+        }
     }
 }
 
@@ -193,7 +261,28 @@ impl Drop for Destination {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.lock_path);
         forget(&self.lock_path);
+        if !registry().written.contains(&self.path) {
+            for dir in self.created.iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
     }
+}
+
+/// Whether an existing folder may be replaced: it is empty, or it is a dmoe output (with the marker,
+/// or a study folder of a dmoe from before the marker, whose README.txt begins "dmoe run of").
+fn replaceable(dir: &Path) -> bool {
+    let Ok(mut entries) = std::fs::read_dir(dir) else { return false };
+    let legacy = || std::fs::read_to_string(dir.join("README.txt")).is_ok_and(|t| t.starts_with("dmoe run of"));
+    dir.join(OUTPUT_MARKER).is_file() || entries.next().is_none() || legacy()
+}
+
+/// Makes `dir` and its missing parents; returns the folders it made, outermost first.
+fn make_parents(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let missing: Vec<PathBuf> =
+        dir.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).map(Path::to_path_buf).collect();
+    std::fs::create_dir_all(dir)?;
+    Ok(missing.into_iter().rev().collect())
 }
 
 /// An output being written: a temporary sibling of its destination.
@@ -205,14 +294,16 @@ pub struct Staged<'a> {
 }
 
 impl Staged<'_> {
-    /// Where to write: the temporary folder, or the temporary file's path.
+    /// Where to write: the temporary folder, or the temporary file.
     pub fn path(&self) -> &Path {
         &self.tmp
     }
 
-    /// Creates the temporary file, fills it and flushes it to disk.
+    /// Fills the temporary file and flushes it to disk. The file is opened, not created: after an
+    /// interrupt deleted it, writing fails instead of making it again.
     pub fn write_file(&self, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), DestinationError> {
-        let mut w = std::io::BufWriter::new(File::create(&self.tmp).map_err(io(&self.tmp))?);
+        let file = std::fs::OpenOptions::new().write(true).truncate(true).open(&self.tmp).map_err(io(&self.tmp))?;
+        let mut w = std::io::BufWriter::new(file);
         fill(&mut w).map_err(io(&self.dest.path))?;
         w.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()).map_err(io(&self.dest.path))
     }
@@ -223,7 +314,13 @@ impl Staged<'_> {
         if self.dest.kind == Kind::Folder && dest.exists() {
             exchange(&self.tmp, dest).map_err(io(dest))?;
             // The temporary now holds the old output.
-            remove(&self.tmp);
+            if !remove(&self.tmp) {
+                eprintln!(
+                    "warning: the old content of {} could not be deleted; it is in {}",
+                    dest.display(),
+                    self.tmp.display()
+                );
+            }
         } else {
             std::fs::rename(&self.tmp, dest).map_err(io(dest))?;
         }
@@ -242,10 +339,12 @@ impl Drop for Staged<'_> {
 }
 
 /// Makes every staged output appear at its destination, under the commit lock, so an interrupt
-/// waits until all of them are in place. Each destination's replacement is atomic; the first
-/// failure stops (the outputs not yet moved are deleted).
+/// waits until all of them are in place. Every destination is checked again first, so that a commit
+/// of several outputs does not stop half-way because one of them changed during the run; each
+/// replacement is then one rename.
 pub fn commit(mut staged: Vec<Staged<'_>>) -> Result<(), DestinationError> {
     let mut guard = registry();
+    staged.iter().try_for_each(|s| s.dest.still_usable())?;
     for s in &mut staged {
         s.publish()?;
         guard.written.push(s.dest.path.clone());
@@ -254,10 +353,11 @@ pub fn commit(mut staged: Vec<Staged<'_>>) -> Result<(), DestinationError> {
 }
 
 /// Deletes every staged temporary and lock file of this process, after any commit in progress has
-/// finished, and blocks every later commit. For the signal handler, just before it exits. Returns
-/// the destinations that were already written (complete) by then.
+/// finished, and stops every later stage and commit. For the signal handler, just before it exits.
+/// Returns the destinations that were already written (complete) by then.
 pub fn abandon_all() -> Vec<PathBuf> {
-    let guard = registry();
+    let mut guard = registry();
+    guard.abandoned = true;
     for path in &guard.pending {
         remove(path);
     }
@@ -268,23 +368,29 @@ pub fn abandon_all() -> Vec<PathBuf> {
 }
 
 /// Deletes a file or a folder, first renaming a folder out of the way so that a thread still
-/// writing into it cannot add files behind the deletion.
-fn remove(path: &Path) {
+/// writing into it cannot add files behind the deletion. Returns whether it is gone.
+fn remove(path: &Path) -> bool {
     if path.is_dir() {
-        let trash = path.with_file_name(format!(
-            "{}.trash-{}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("dmoe"),
-            std::process::id()
-        ));
+        let trash = sibling(path, "trash");
         let doomed = if std::fs::rename(path, &trash).is_ok() { trash } else { path.to_path_buf() };
         let _ = std::fs::remove_dir_all(&doomed);
+        !doomed.exists()
     } else {
         let _ = std::fs::remove_file(path);
+        !path.exists()
     }
 }
 
+/// `path` with `.WHAT-PID` appended to its name (a name `clear_leftovers` recognises).
+fn sibling(path: &Path, what: &str) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("dmoe");
+    path.with_file_name(format!("{name}.{what}-{}", std::process::id()))
+}
+
 /// Swaps two existing paths atomically (Linux), or moves `dest` aside and `tmp` in (elsewhere, or
-/// on a file system without the swap), leaving the old content at `tmp` either way.
+/// on a file system without the swap, such as some network file systems: there a crash between the
+/// two renames leaves the old output at `.NAME.partial-PID.aside-PID`), leaving the old content at
+/// `tmp` either way.
 fn exchange(tmp: &Path, dest: &Path) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
@@ -302,7 +408,7 @@ fn exchange(tmp: &Path, dest: &Path) -> std::io::Result<()> {
             return Err(e);
         }
     }
-    let aside = tmp.with_file_name(format!("{}.aside", tmp.file_name().and_then(|n| n.to_str()).unwrap_or("dmoe")));
+    let aside = sibling(tmp, "aside");
     std::fs::rename(dest, &aside)?;
     std::fs::rename(tmp, dest)?;
     std::fs::rename(&aside, tmp)
@@ -371,6 +477,7 @@ mod tests {
             std::fs::write(s.path().join("a.txt"), content).unwrap();
             commit(vec![s]).unwrap();
         }
+        assert_eq!(listing(&out), [OUTPUT_MARKER, "a.txt"]);
         assert_eq!(std::fs::read_to_string(out.join("a.txt")).unwrap(), "new");
         assert_eq!(listing(&dir), ["run"]);
     }
@@ -409,6 +516,7 @@ mod tests {
     fn leftovers_of_a_killed_run_are_removed_when_claimed() {
         let dir = scratch("leftover");
         std::fs::create_dir(dir.join(".run.partial-1")).unwrap();
+        std::fs::create_dir(dir.join(".run.partial-1.trash-1")).unwrap();
         std::fs::write(dir.join(".run.lock"), "1").unwrap();
         let d = Destination::folder(&dir.join("run"), "--out").unwrap();
         assert_eq!(listing(&dir), [".run.lock"]);
@@ -427,5 +535,46 @@ mod tests {
         assert!(e.starts_with("--truth ") && e.contains("is a folder"), "{e}");
         let e = Destination::file(&dir.join("no/such/f.csv"), "--out").unwrap_err().to_string();
         assert!(e.contains("folder does not exist"), "{e}");
+        let e = Destination::file(Path::new("/dev/null"), "--out").unwrap_err().to_string();
+        assert!(e.contains("is not a regular file"), "{e}");
+        let e = Destination::file(Path::new(&format!("{}/", file.display())), "--out").unwrap_err().to_string();
+        assert!(e.contains("ends with `/`"), "{e}");
+    }
+
+    #[test]
+    fn only_an_empty_folder_or_an_old_output_is_replaced() {
+        let dir = scratch("mine");
+        let theirs = dir.join("thesis");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::write(theirs.join("thesis.tex"), "years of work").unwrap();
+        let e = Destination::folder(&theirs, "--out").unwrap_err().to_string();
+        assert!(e.contains("is not a dmoe output"), "{e}");
+        assert!(theirs.join("thesis.tex").is_file());
+        // An output folder carries the marker, so the next run may replace it.
+        let out = dir.join("run/");
+        let d = Destination::folder(&out, "--out").unwrap();
+        commit(vec![d.stage().unwrap()]).unwrap();
+        drop(d);
+        assert!(dir.join("run").join(OUTPUT_MARKER).is_file());
+        assert!(Destination::folder(&out, "--out").is_ok());
+    }
+
+    #[test]
+    fn an_input_is_never_a_destination() {
+        let dir = scratch("input");
+        let data = dir.join("d.csv");
+        std::fs::write(&data, "x,y\n").unwrap();
+        let same = dir.join(".").join("d.csv");
+        let e = Destination::file(&same, "--out").unwrap().not_an_input(&[("--data", &data)]).unwrap_err();
+        assert!(e.to_string().contains("is the input --data"), "{e}");
+        assert_eq!(std::fs::read_to_string(&data).unwrap(), "x,y\n");
+        assert!(Destination::file(&dir.join("p.csv"), "--out").unwrap().not_an_input(&[("--data", &data)]).is_ok());
+    }
+
+    #[test]
+    fn parents_made_for_a_destination_go_away_if_nothing_is_written() {
+        let dir = scratch("parents");
+        drop(Destination::folder(&dir.join("a/b/run"), "--out").unwrap());
+        assert!(listing(&dir).is_empty(), "{:?}", listing(&dir));
     }
 }

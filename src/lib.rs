@@ -15,8 +15,8 @@
 //!
 //! Dependencies point one way, down this list. See `docs/README.md` for the map.
 //!
-//! Without default features (`default-features = false`) the crate is `numeric`, `data`, `reduce`
-//! and `distributed`; the features `simulator` (cluster, study), `plots` (report) and `cli` add the
+//! Without default features (`default-features = false`) the crate is `numeric`, `data`, `reduce`,
+//! `distributed` and `destination`; the features `simulator` (cluster, study), `plots` (report) and `cli` add the
 //! layers above.
 //!
 //! # Fitting a model

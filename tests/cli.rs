@@ -189,7 +189,12 @@ fn data_from_a_pipe_is_read_once() {
 #[test]
 fn absurd_counts_are_errors_not_wrap_arounds() {
     let csv = format!("x1,x2,y\n{}", good_rows(40));
-    bad_fit("huge_k", &csv, &["--k", "15811494920322472817"], "free parameters");
+    bad_fit(
+        "huge_k",
+        &csv,
+        &["--k", "15811494920322472817"],
+        "--k: expected a whole number in [1, 1000], got 15811494920322472817",
+    );
     let dir = workdir("huge_simulate");
     let out =
         dmoe(&["simulate", "--k", "15811494920322472817", "--d", "2", "--n", "10", "--out", s(&dir.join("s.csv"))]);
@@ -234,6 +239,37 @@ fn every_destination_is_checked_before_any_work() {
         .output()
         .unwrap();
     assert_user_error(&out, "is the current folder or contains it");
+}
+
+#[test]
+fn no_destination_replaces_an_input_or_a_folder_of_other_files() {
+    let dir = workdir("not_yours");
+    let data = dir.join("d.csv");
+    std::fs::write(&data, format!("x1,x2,y\n{}", good_rows(200))).unwrap();
+    let before = std::fs::read(&data).unwrap();
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "2", "--out", s(&data)]);
+    assert_user_error(&out, "is the input --data");
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "2", "--partition", "contiguous"]);
+    assert_user_error(&out, "--partition applies to a distributed fit: add --machines M");
+    assert_eq!(std::fs::read(&data).unwrap(), before, "the data are untouched");
+    let mine = dir.join("thesis");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("thesis.tex"), "years of work").unwrap();
+    let q = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let out = dmoe(&["run", s(&q), "--quiet", "--out", s(&mine)]);
+    assert_user_error(&out, "exists and is not a dmoe output");
+    assert!(mine.join("thesis.tex").is_file());
+    // A closed stdout ends the command after its outputs are in place: no lock is left.
+    let sh = format!(
+        "'{}' simulate --k 2 --d 1 --n 50 --out '{}' | true",
+        env!("CARGO_BIN_EXE_dmoe"),
+        s(&dir.join("s.csv"))
+    );
+    assert!(std::process::Command::new("sh").args(["-c", &sh]).status().unwrap().success());
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["d.csv", "s.csv", "thesis"]);
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! value, dmoe must either run or refuse it with exit code 2 and a message; it must never panic
 //! (exit 101 or 134), hang, write `NaN` or `inf`, or leave a temporary or lock file.
 //!
-//! `dmoe bench` is left out: it runs as long as it is asked to (`--n 1e8 --iters 1000` is a
-//! legitimate day of work), which is its purpose.
+//! `dmoe bench` gets its count flags on a small problem; its `--n` is left out, because it runs as
+//! long as it is asked to (`--n 1e8` is a legitimate hour of work), which is its purpose.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,8 +14,18 @@ use std::time::{Duration, Instant};
 const HANG: Duration = Duration::from_secs(60);
 
 /// Values every key and flag gets.
-const FIXED: [&str; 8] =
-    ["0", "-1", "5e-324", "1e-300", "0.5", "1e308", "-1.7976931348623157e308", "9223372036854775807"];
+const FIXED: [&str; 10] = [
+    "0",
+    "-1",
+    "5e-324",
+    "1e-300",
+    "0.5",
+    "0.9999999999",
+    "1",
+    "1e308",
+    "-1.7976931348623157e308",
+    "9223372036854775807",
+];
 
 /// A small deterministic generator (xorshift64*), so that the random values are the same every run.
 struct Draws(u64);
@@ -81,6 +91,16 @@ fn assert_clean(dir: &Path, args: &[String], code: Option<i32>, stderr: &str, wr
         Some(0) => {
             for f in written {
                 let text = std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{what}: {f}: {e}"));
+                // serde_json writes a NaN as `null`; a model file has no other use for it.
+                assert!(
+                    !(f.ends_with(".json") && *f != "out/run.json" && text.contains("null")),
+                    "{what}: null in {f}"
+                );
+                // serde_json writes a NaN as `null`; a model file has no other use for it.
+                assert!(
+                    !(f.ends_with(".json") && f != &"out/run.json" && text.contains("null")),
+                    "{what}: null in {f}"
+                );
                 for token in text.split([',', '\n', ' ', ':', '[', ']']) {
                     let t = token.trim().to_ascii_lowercase();
                     assert!(!matches!(t.as_str(), "nan" | "inf" | "-inf" | "infinity"), "{what}: `{token}` in {f}");
@@ -202,7 +222,7 @@ fn extreme_values_in_every_numeric_flag_run_or_are_refused_cleanly() {
     let sim = ["simulate", "--k", "2", "--d", "1", "--n", "400", "--out", "d.csv"];
     let (code, stderr) = dmoe(&dir, &sim.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     assert_eq!(code, Some(0), "{stderr}");
-    let fit = ["fit", "--data", "d.csv", "--target", "y", "--k", "2", "--out", "m.json"];
+    let fit = ["fit", "--data", "d.csv", "--target", "y", "--k", "2", "--machines", "2", "--out", "m.json"];
     let fit_flags = [
         "--k",
         "--restarts",
@@ -214,17 +234,36 @@ fn extreme_values_in_every_numeric_flag_run_or_are_refused_cleanly() {
         "--support",
         "--test-fraction",
     ];
+    let one = ["fit", "--data", "d.csv", "--target", "y", "--k", "2", "--out", "m.json"];
     let simulate = ["simulate", "--k", "2", "--d", "1", "--n", "300", "--out", "s.csv"];
     let sim_flags = ["--k", "--d", "--n", "--seed", "--separation"];
+    let bench = ["bench", "--n", "2000", "--shape", "2x1", "--iters", "2"];
+    let reduction = ["bench", "--reduction", "--n", "2000", "--shape", "2x1", "--machines", "2", "--support", "100"];
     let mut draws = Draws(0x2545_f491_4f6c_dd1d);
     let mut cases = 0;
-    for (base, flags, written) in [(&fit[..], &fit_flags[..], "m.json"), (&simulate[..], &sim_flags[..], "s.csv")] {
+    let commands: [(&[&str], &[&str], Option<&str>); 5] = [
+        (&fit, &fit_flags, Some("m.json")),
+        (&one, &["--k", "--restarts", "--tol"], Some("m.json")),
+        (&simulate, &sim_flags, Some("s.csv")),
+        (&bench, &["--iters"], None),
+        (&reduction, &["--machines", "--support"], None),
+    ];
+    for (base, flags, written) in commands {
         for flag in flags {
             for v in values(&mut draws) {
-                let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+                // The base command with this flag's value replaced (a flag given twice is refused
+                // by the parser, which would test nothing).
+                let mut args: Vec<String> = Vec::new();
+                let mut rest = base.iter();
+                while let Some(a) = rest.next() {
+                    match a == flag {
+                        true => drop(rest.next()),
+                        false => args.push(a.to_string()),
+                    }
+                }
                 args.push(format!("{flag}={v}"));
                 let (code, stderr) = dmoe(&dir, &args);
-                assert_clean(&dir, &args, code, &stderr, &[written], &["d.csv"]);
+                assert_clean(&dir, &args, code, &stderr, written.as_slice(), &["d.csv"]);
                 cases += 1;
             }
         }

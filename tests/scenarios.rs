@@ -247,7 +247,7 @@ latency = { kind = "constant", seconds = -0.08 }
     for expected in [
         "4 problems",
         "line 1: `seed`: expected a whole number >= 0, got \"one\" (text)",
-        "line 7: `data.d`: expected a whole number >= 1, got 2.5 (a decimal number)",
+        "line 7: `data.d`: expected a whole number in [1, 1000], got 2.5 (a decimal number)",
         "line 12: `cluster.suport`: unknown key; known keys here: `deadline`, `machines`, `partition`, `shard_sizes`, `support`",
         "line 20: `network[1].latency.seconds`: expected a number in [0, 1000000], got -0.08",
     ] {

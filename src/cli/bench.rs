@@ -14,6 +14,7 @@ use crate::data::memory;
 use crate::data::synthetic::{Simulator, TruthSpec};
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::em::{self, EmSettings};
+use crate::numeric::range::{MAX_ITERATIONS, MAX_THREADS, within};
 use crate::numeric::rng;
 
 /// Options of `dmoe bench`.
@@ -52,8 +53,19 @@ pub struct BenchArgs {
     support: Vec<usize>,
 }
 
-/// Every `--n` with every `--shape` is a problem this machine can hold (`data::memory`).
+/// Every `--n` with every `--shape` is a problem this machine can hold (`data::memory`), and the
+/// counts are in range.
 fn check_sizes(a: &BenchArgs) -> Result<(), String> {
+    within(a.iters, 1, MAX_ITERATIONS - 1).map_err(|e| format!("--iters: {e}"))?;
+    if let Some(t) = a.threads {
+        within(t, 1, MAX_THREADS).map_err(|e| format!("--threads: {e}"))?;
+    }
+    let n0 = a.n.first().copied().unwrap_or(0);
+    if let Some(s) = a.support.iter().find(|&&s| s > n0) {
+        return Err(format!(
+            "--support {s}: at most the first --n ({n0}): the supporting sample is drawn from the rows"
+        ));
+    }
     for shape in &a.shape {
         let (k, d) = parse_shape(shape)?;
         for &n in &a.n {
@@ -84,9 +96,6 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
     }
     if a.stuck {
         return run_stuck(a);
-    }
-    if a.iters == 0 {
-        return Err("--iters: expected at least 1".into());
     }
     println!(
         "{:>9} {:>3} {:>3} {:>6} {:>10} {:>10} {:>14}",

@@ -3,9 +3,10 @@
 
 use std::process::ExitCode;
 
-use crate::data;
 use crate::data::sharding::{self, Partition, PartitionSpec};
+use crate::data::{self, memory};
 use crate::destination::{self, Destination};
+use crate::distributed::DEFAULT_SUPPORT;
 use crate::distributed::pipeline::{self, InProcessFit, InProcessSettings, ScoredEstimator};
 use crate::numeric::em::{self, EmSettings};
 use crate::numeric::information;
@@ -72,16 +73,17 @@ pub struct FitArgs {
     /// per machine: run under `mpirun -np M`; needs a build with `--features mpi`).
     #[arg(long, value_enum, default_value_t = Backend::Inproc)]
     backend: Backend,
-    /// Supporting-sample size S: each machine sends about S * N_m / N of its covariate rows.
-    #[arg(long, default_value_t = 2000)]
-    support: usize,
+    /// With --machines: supporting-sample size S (default 2000); each machine sends about
+    /// S * N_m / N of its covariate rows.
+    #[arg(long)]
+    support: Option<usize>,
     /// Fraction of rows held out (at random) to score the estimators; in (0, 1).
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
-    /// With --machines: screening of outlying local models: `drop` (reduce again without them),
-    /// `flag` (report only) or `keep` (no screening: the paper's method).
-    #[arg(long, default_value = "drop", value_parser = OutlierPolicy::parse)]
-    outliers: OutlierPolicy,
+    /// With --machines: screening of outlying local models: `drop` (the default: reduce again
+    /// without them), `flag` (report only) or `keep` (no screening: the paper's method).
+    #[arg(long, value_parser = OutlierPolicy::parse)]
+    outliers: Option<OutlierPolicy>,
     /// With --machines: where to write the global fit (JSON).
     #[arg(long)]
     global_out: Option<PathBuf>,
@@ -100,10 +102,12 @@ impl FitArgs {
     /// Checks the distributed flags with the same rules as the scenario keys (`numeric::range`),
     /// whether or not the fit is distributed, so that a wrong flag is never silently ignored.
     fn check_ranges(&self) -> Result<(), String> {
-        pipeline::check_numbers(self.test_fraction, self.support, self.machines).map_err(|e| match e {
-            pipeline::PipelineError::Setting(name, e) => format!("--{}: {e}", name.replace('_', "-")),
-            other => other.to_string(),
-        })?;
+        pipeline::check_numbers(self.test_fraction, self.support.unwrap_or(DEFAULT_SUPPORT), self.machines).map_err(
+            |e| match e {
+                pipeline::PipelineError::Setting(name, e) => format!("--{}: {e}", name.replace('_', "-")),
+                other => other.to_string(),
+            },
+        )?;
         // The EM settings too, before any file is read, naming the flag.
         em_settings(self).validate().map_err(|e| match e {
             em::EmError::Setting { name, error } => format!("--{}: {error}", name.replace('_', "-")),
@@ -128,6 +132,20 @@ fn em_settings(a: &FitArgs) -> EmSettings {
 /// `fit`: one EM fit on every row, or the distributed fit with `--machines` or a category partition.
 pub fn fit(a: FitArgs) -> Result<(), String> {
     a.check_ranges()?;
+    let partition = a.partition.clone().unwrap_or(PartitionSpec::Random);
+    let distributed = a.machines.is_some() || matches!(partition, PartitionSpec::Column(_));
+    if !distributed {
+        let given = [
+            ("--global-out", a.global_out.is_some()),
+            ("--truth", a.truth.is_some()),
+            ("--partition", a.partition.is_some()),
+            ("--support", a.support.is_some()),
+            ("--outliers", a.outliers.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+            return Err(format!("{flag} applies to a distributed fit: add --machines M (or drop {flag})"));
+        }
+    }
     let outputs = Outputs::claim(&a)?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
     let ds = file.dataset(&a.target, a.features.as_deref()).map_err(|e| e.to_string())?;
@@ -135,18 +153,16 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
         let role = if ds.labels.is_some() { "taken as the true component and " } else { "" };
         eprintln!("note: column `z` is {role}not used as a feature (name it in --features to use it)");
     }
-    let partition = a.partition.clone().unwrap_or(PartitionSpec::Random);
-    let distributed = a.machines.is_some() || matches!(partition, PartitionSpec::Column(_));
+    let (n, d) = ds.x.dim();
+    memory::check_fits(
+        memory::fit_bytes(n, a.k, d),
+        &format!("{}: {n} rows of {d} features with --k {}", a.data.display(), a.k),
+    )?;
     if distributed {
         let settings = in_process_settings(&a, &partition, &file, &ds)?;
-        return fit_distributed(&a, &ds, &settings, &outputs);
+        return fit_distributed(&a, &ds, &settings, outputs);
     }
-    for (flag, given) in [("--global-out", a.global_out.is_some()), ("--truth", a.truth.is_some())] {
-        if given {
-            return Err(format!("{flag} needs --machines (it compares distributed estimators)"));
-        }
-    }
-    fit_one(&a, &ds, &outputs)
+    fit_one(&a, &ds, outputs)
 }
 
 /// The model files of `fit`, claimed before any work (`destination`).
@@ -157,22 +173,25 @@ struct Outputs {
 
 impl Outputs {
     fn claim(a: &FitArgs) -> Result<Outputs, String> {
-        let claim = |p: &Option<PathBuf>, flag| p.as_deref().map(|p| Destination::file(p, flag)).transpose();
+        let mut inputs = vec![("--data", a.data.as_path())];
+        inputs.extend(a.truth.as_deref().map(|t| ("--truth", t)));
+        let claim = |p: &Option<PathBuf>, flag| {
+            p.as_deref().map(|p| Destination::file(p, flag).and_then(|d| d.not_an_input(&inputs))).transpose()
+        };
         Ok(Outputs {
             out: claim(&a.out, "--out").map_err(|e| e.to_string())?,
             global_out: claim(&a.global_out, "--global-out").map_err(|e| e.to_string())?,
         })
     }
 
-    /// Writes the reduced (or only) model to `--out` and the global one to `--global-out`; both
-    /// appear together or not at all.
-    fn write(&self, model: &Moe, global: Option<&Moe>) -> Result<(), String> {
+    /// Writes the reduced (or only) model to `--out` and the global one to `--global-out`, together,
+    /// and releases both destinations (before anything is printed: a closed stdout must not leave
+    /// their locks).
+    fn write(self, model: &Moe, global: Option<&Moe>) -> Result<(), String> {
         let mut staged = Vec::new();
         for (dest, m) in [(&self.out, Some(model)), (&self.global_out, global)] {
             if let (Some(dest), Some(m)) = (dest, m) {
-                let s = dest.stage().map_err(|e| e.to_string())?;
-                s.write_file(|w| writeln!(w, "{}", m.to_json())).map_err(|e| e.to_string())?;
-                staged.push(s);
+                staged.push(dest.stage_file(|w| writeln!(w, "{}", m.to_json())).map_err(|e| e.to_string())?);
             }
         }
         destination::commit(staged).map_err(|e| e.to_string())
@@ -181,11 +200,14 @@ impl Outputs {
 
 /// One EM fit on every row: its summary, its parameters (with standard errors for `--stderr`) and
 /// the model file.
-fn fit_one(a: &FitArgs, ds: &data::Dataset, outputs: &Outputs) -> Result<(), String> {
+fn fit_one(a: &FitArgs, ds: &data::Dataset, outputs: Outputs) -> Result<(), String> {
     let fitted = em::fit(ds.x.view(), ds.y.view(), &ds.features, &ds.target, &em_settings(a))
         .map_err(|e| format!("{}: {e}", a.data.display()))?;
     let model = &fitted.model;
     let s = &fitted.summary;
+    let se = if a.stderr { information::standard_errors(model, ds.x.view(), ds.y.view()) } else { None };
+    // The file first, so that a closed stdout (`| head`) cannot lose it.
+    outputs.write(model, None)?;
     println!("fitted K = {} on {} rows: {} ~ {}", model.k(), s.n, ds.target, ds.features.join(" + "));
     println!("log-likelihood  {:.4} ({:.6} per row)", s.loglik, s.loglik / s.n as f64);
     println!(
@@ -194,11 +216,9 @@ fn fit_one(a: &FitArgs, ds: &data::Dataset, outputs: &Outputs) -> Result<(), Str
         if s.converged { "converged" } else { "NOT converged: raise --max-iter or --tol" }
     );
     println!("CPU time        {:.3} s ({} starts)", s.cpu_seconds, s.restarts);
-    let se = if a.stderr { information::standard_errors(model, ds.x.view(), ds.y.view()) } else { None };
     if a.stderr && se.is_none() {
         eprintln!("note: the information matrix is singular; standard errors are not available");
     }
-    outputs.write(model, None)?;
     print_parameters(model, se.as_ref());
     if let Some(out) = &a.out {
         println!("model written to {}", out.display());
@@ -247,7 +267,7 @@ fn run_mpi(a: &FitArgs, partition: sharding::Partition) -> ExitCode {
         em: em_settings(a),
         reduction: reduction_settings(a),
         partition,
-        support: a.support,
+        support: a.support.unwrap_or(DEFAULT_SUPPORT),
         seed: a.seed,
         test_fraction: a.test_fraction,
         out: a.out.clone(),
@@ -265,7 +285,12 @@ fn run_mpi(_: &FitArgs, _: sharding::Partition) -> ExitCode {
 
 /// The server's reduction settings from the flags: K, the seed and the outlier policy.
 fn reduction_settings(a: &FitArgs) -> ReductionSettings {
-    ReductionSettings { k: a.k, seed: a.seed, outliers: a.outliers, ..ReductionSettings::default() }
+    ReductionSettings {
+        k: a.k,
+        seed: a.seed,
+        outliers: a.outliers.unwrap_or(OutlierPolicy::Drop),
+        ..ReductionSettings::default()
+    }
 }
 
 /// `fit --machines`: the in-process distributed fit (`distributed::pipeline`), its model files and
@@ -274,7 +299,7 @@ fn fit_distributed(
     a: &FitArgs,
     ds: &data::Dataset,
     settings: &InProcessSettings,
-    outputs: &Outputs,
+    outputs: Outputs,
 ) -> Result<(), String> {
     let fit = pipeline::fit_in_process(ds, settings).map_err(|e| match e.is_fit_error() {
         true => format!("{}: {e}", a.data.display()),
@@ -321,7 +346,7 @@ fn in_process_settings(
         machines: a.machines,
         partition: Partition::Random, // set below, once the checks that need no file have passed
         partition_name: partition.name().to_string(),
-        support: a.support,
+        support: a.support.unwrap_or(DEFAULT_SUPPORT),
         test_fraction: a.test_fraction,
         seed: a.seed,
         truth: None,

@@ -1,9 +1,15 @@
-//! SIGINT, SIGTERM and SIGHUP: the process stops, leaving every destination with its complete old
+//! SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM (every signal that ends a process
+//! by default and can be caught, apart from SIGPIPE, which the commands meet only after their
+//! outputs are committed and their locks released): the process stops, leaving every destination with its complete old
 //! content or its complete new one and no temporary file (`destination::abandon_all`).
 //!
 //! The signals are blocked in every thread (the mask is set before any thread exists, and threads
 //! inherit it) and received by one thread that waits for them with `sigwait`: it runs ordinary code,
 //! not an async-signal handler, so it may take locks and delete folders.
+
+/// The signals received; each ends the process cleanly.
+const SIGNALS: [i32; 7] =
+    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGALRM];
 
 /// Exit status of a process stopped by signal `sig`: 128 + sig, as a shell reports it.
 fn exit_code(sig: i32) -> i32 {
@@ -17,7 +23,7 @@ pub fn install() {
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        for sig in SIGNALS {
             libc::sigaddset(&mut set, sig);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
@@ -33,7 +39,11 @@ pub fn install() {
         let name = match sig {
             libc::SIGINT => "SIGINT",
             libc::SIGTERM => "SIGTERM",
-            _ => "SIGHUP",
+            libc::SIGHUP => "SIGHUP",
+            libc::SIGQUIT => "SIGQUIT",
+            libc::SIGUSR1 => "SIGUSR1",
+            libc::SIGUSR2 => "SIGUSR2",
+            _ => "SIGALRM",
         };
         let outcome = match written.is_empty() {
             true => "no output was written or changed".to_string(),

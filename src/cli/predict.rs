@@ -24,7 +24,9 @@ pub struct PredictArgs {
 }
 
 pub fn predict(a: PredictArgs) -> Result<(), String> {
-    let out = Destination::file(&a.out, "--out").map_err(|e| e.to_string())?;
+    let out = Destination::file(&a.out, "--out")
+        .and_then(|d| d.not_an_input(&[("--model", &a.model), ("--data", &a.data)]))
+        .map_err(|e| e.to_string())?;
     let model = Moe::load(&a.model).map_err(|e| e.to_string())?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
     let feats: Vec<data::ColumnExpr> = model.features.iter().map(|f| data::ColumnExpr::parse(f)).collect();
@@ -47,6 +49,7 @@ pub fn predict(a: PredictArgs) -> Result<(), String> {
     let gate = model.gate_components(x.view());
     let post = joint.map(|j| argmax_rows(j.view()));
     write_predictions(&out, &yhat, &gate, post.as_deref())?;
+    drop(out); // the lock goes before anything is printed
     println!("wrote {} predictions to {}", yhat.len(), a.out.display());
     Ok(())
 }

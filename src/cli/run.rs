@@ -12,7 +12,8 @@ use crate::{report, study};
 pub struct RunArgs {
     /// The scenario (TOML; reference: scenarios/README.md).
     file: PathBuf,
-    /// Output folder (default: output/<scenario name>); replaced atomically at the end.
+    /// Output folder (default: output/<scenario name>): new, empty, or an earlier dmoe output, which
+    /// is replaced whole at the end (a folder of other files is refused).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Cluster runs to simulate at a time.
@@ -83,9 +84,11 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     let out = study::run(&checked, &study::StudyOptions { jobs: a.jobs, progress })
         .map_err(|e| format!("{}: {e}", a.file.display()))?;
     report::write_study(&dest, &checked, &out, &report::RunMeta { jobs: a.jobs, overrides: a.set.clone() })?;
+    // The lock goes before anything is printed: a closed stdout (`| head`) must not leave it.
+    let dest = dest.path().to_path_buf();
     if !a.quiet {
         print_summary(&out);
-        println!("results, plots and traces in {}/ ({:.1} s)", dest.path().display(), out.wall_seconds);
+        println!("results, plots and traces in {}/ ({:.1} s)", dest.display(), out.wall_seconds);
     }
     Ok(())
 }

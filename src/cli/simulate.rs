@@ -44,26 +44,26 @@ pub fn simulate(a: SimulateArgs) -> Result<(), String> {
     let sim = Simulator::random(&TruthSpec { k: a.k, d: a.d, separation: a.separation, seed: a.seed })
         .map_err(|e| e.to_string())?;
     let data = sim.sample(a.n, &mut rng::stream(a.seed, &[2]));
-    let csv = out.stage().map_err(|e| e.to_string())?;
-    csv.write_file(|w| {
-        let names: Vec<String> = sim.truth.features.iter().cloned().chain(["y".into(), "z".into()]).collect();
-        writeln!(w, "{}", names.join(","))?;
-        for ((row, y), z) in data.x.outer_iter().zip(data.y.iter()).zip(&data.z) {
-            for v in row {
-                write!(w, "{v},")?;
+    let csv = out
+        .stage_file(|w| {
+            let names: Vec<String> = sim.truth.features.iter().cloned().chain(["y".into(), "z".into()]).collect();
+            writeln!(w, "{}", names.join(","))?;
+            for ((row, y), z) in data.x.outer_iter().zip(data.y.iter()).zip(&data.z) {
+                for v in row {
+                    write!(w, "{v},")?;
+                }
+                writeln!(w, "{y},{}", z + 1)?;
             }
-            writeln!(w, "{y},{}", z + 1)?;
-        }
-        Ok(())
-    })
-    .map_err(|e| e.to_string())?;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
     let mut staged = vec![csv];
     if let Some(t) = &truth {
-        let s = t.stage().map_err(|e| e.to_string())?;
-        s.write_file(|w| writeln!(w, "{}", sim.truth.to_json())).map_err(|e| e.to_string())?;
-        staged.push(s);
+        staged.push(t.stage_file(|w| writeln!(w, "{}", sim.truth.to_json())).map_err(|e| e.to_string())?);
     }
     destination::commit(staged).map_err(|e| e.to_string())?;
+    // The locks go before anything is printed: a closed stdout must not leave them.
+    drop((out, truth));
     println!("wrote {} rows (K = {}, d = {}, seed {}) to {}", a.n, a.k, a.d, a.seed, a.out.display());
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Reading data sets from CSV, and writing result tables atomically.
+//! Reading data sets from CSV, with errors that name the file, line and column.
 //!
 //! A column request is a header name or `log(name)` (natural log, for e.g. log price on log carat).
 //! A column counts as numeric when its value on the first data row parses as a number; a used
@@ -73,6 +73,13 @@ pub struct CsvFile {
     bytes: Arc<[u8]>,
     header: Vec<String>,
     numeric: Vec<bool>,
+}
+
+/// Two reads are equal when they are of the same path with the same bytes.
+impl PartialEq for CsvFile {
+    fn eq(&self, other: &CsvFile) -> bool {
+        self.path == other.path && self.bytes == other.bytes
+    }
 }
 
 impl CsvFile {

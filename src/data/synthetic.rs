@@ -95,7 +95,7 @@ pub struct Simulator {
 /// Most components of a random true model (as many as a `z` column may label).
 pub const MAX_TRUE_COMPONENTS: usize = crate::data::MAX_LABELS;
 /// Most covariates of a random true model.
-pub const MAX_TRUE_COVARIATES: usize = 10_000;
+pub const MAX_TRUE_COVARIATES: usize = 1000;
 
 /// A true-model setting out of range: the setting (`k`, `d`, `separation`) and what was expected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -18,6 +18,9 @@ use crate::numeric::transport::PoolError;
 use crate::reduce::baselines::{self, PooledMixture};
 use crate::reduce::{self, Reduction, ReductionError, ReductionSettings};
 
+/// Supporting-sample size S when none is given (a scenario's `cluster.support`, `fit --support`).
+pub const DEFAULT_SUPPORT: usize = 2000;
+
 /// What a machine sends to the server after its fit. It serialises (the MPI backend sends it as
 /// JSON) without its diagnostic trace.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

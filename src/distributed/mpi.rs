@@ -271,10 +271,8 @@ fn write_outputs(outputs: Option<&Outputs>, reduction: &Reduction, timing: &Valu
         return Ok(());
     };
     let fail = |e: crate::destination::DestinationError| format!("error: {e}");
-    let model = o.model.stage().map_err(fail)?;
-    model.write_file(|w| writeln!(w, "{}", reduction.model.to_json())).map_err(fail)?;
-    let times = o.timing.stage().map_err(fail)?;
-    times.write_file(|w| writeln!(w, "{text}")).map_err(fail)?;
+    let model = o.model.stage_file(|w| writeln!(w, "{}", reduction.model.to_json())).map_err(fail)?;
+    let times = o.timing.stage_file(|w| writeln!(w, "{text}")).map_err(fail)?;
     crate::destination::commit(vec![model, times]).map_err(fail)?;
     println!("reduced model written to {}, timing to {}", o.model.path().display(), o.timing.path().display());
     Ok(())

@@ -18,7 +18,7 @@ use crate::numeric::gate;
 use crate::numeric::kmeans;
 use crate::numeric::linalg::{cholesky_lower, log_sum_exp_rows, spd_solve, weighted_grams, with_intercept};
 use crate::numeric::model::{FitSummary, Moe, add_log_normal, n_free_params};
-use crate::numeric::range::{MAX_ITERATIONS, MAX_RESTARTS, Range, RangeError, within};
+use crate::numeric::range::{MAX_COMPONENTS, MAX_ITERATIONS, MAX_RESTARTS, Range, RangeError, within};
 use crate::numeric::rng;
 use crate::numeric::scaling::ColumnScaling;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
@@ -63,6 +63,7 @@ impl EmSettings {
         if self.k == 0 {
             return Err(EmError::NoComponents);
         }
+        within(self.k, 1, MAX_COMPONENTS).map_err(bad("k"))?;
         within(self.restarts, 1, MAX_RESTARTS).map_err(bad("restarts"))?;
         within(self.warmup_iter, 0, MAX_ITERATIONS).map_err(bad("warmup_iter"))?;
         within(self.max_iter, 1, MAX_ITERATIONS).map_err(bad("max_iter"))?;

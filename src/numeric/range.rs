@@ -99,20 +99,28 @@ pub fn at_least(n: usize, min: usize) -> Result<usize, RangeError> {
 
 /// `n` itself when it is in `[min, max]`, else the error ("expected a whole number in [1, 10000], got 0").
 pub fn within(n: usize, min: usize, max: usize) -> Result<usize, RangeError> {
-    if (min..=max).contains(&n) {
-        Ok(n)
-    } else {
-        Err(RangeError { expected: format!("a whole number in [{min}, {max}]"), got: n.to_string() })
+    match (min..=max).contains(&n) {
+        true => Ok(n),
+        false if max == usize::MAX => at_least(n, min),
+        false => Err(RangeError { expected: format!("a whole number in [{min}, {max}]"), got: n.to_string() }),
     }
 }
 
-/// Most repetitions of a scenario's cells: far more than any study needs, few enough that `check`
-/// (which draws every repetition's shard sizes) ends in seconds.
+/// Most repetitions of a scenario's cells: far more than any study needs (see also
+/// [`MAX_CLUSTER_RUNS`]).
 pub const MAX_REPETITIONS: usize = 10_000;
+
+/// Most cluster runs (cells x repetitions) of one scenario: a day of work at a second each, and few
+/// enough that `check` (which draws the shard sizes of every run) ends in seconds.
+pub const MAX_CLUSTER_RUNS: usize = 100_000;
 
 /// Most worker threads of one simulated cluster: well above any core count, below the point where
 /// the operating system refuses to start them.
 pub const MAX_THREADS: usize = 1024;
+
+/// Most components of a model (fitted or true): far beyond any mixture one can estimate, and
+/// small enough that the gate's K (K-1) / 2 weight columns stay a bounded cost.
+pub const MAX_COMPONENTS: usize = 1000;
 
 /// Most EM starts of one fit.
 pub const MAX_RESTARTS: usize = 1000;

@@ -9,6 +9,7 @@ use super::resolve::Pending;
 use crate::data::sharding::{self, PartitionSpec, ShardSizes};
 use crate::data::{CsvFile, DataError, memory};
 use crate::numeric::model::{Moe, n_free_params};
+use crate::numeric::range::MAX_CLUSTER_RUNS;
 
 /// Checks that need the data, then the cells. Synthetic data: the truth file. CSV data: the columns,
 /// every value of the used columns (as `run` will read them), the partition column. Then every
@@ -25,13 +26,25 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
             }
             (pending.ns, None)
         }
-        DataPlan::Csv { path } => match check_csv(plan, &path, &pending, problems) {
-            Some((n, csv)) => (vec![n], Some(csv)),
+        DataPlan::Csv { path, .. } => match check_csv(plan, &path, &pending, problems) {
+            Some((n, csv)) => {
+                plan.data = DataPlan::Csv { path, file: Some(csv.clone()) };
+                (vec![n], Some(csv))
+            }
             None => return,
         },
     };
     let counts = machine_counts(plan, csv.as_ref(), pending.machines, problems);
     let Some((machines, categories)) = counts else { return };
+    let runs =
+        ns.len().saturating_mul(plan.networks.len()).saturating_mul(machines.len()).saturating_mul(plan.repetitions);
+    if runs > MAX_CLUSTER_RUNS {
+        problems.add("repetitions", format!(
+            "{} n x {} networks x {} machine counts x {} repetitions = {runs} cluster runs; at most {MAX_CLUSTER_RUNS} (sweep fewer values or repeat less)",
+            ns.len(), plan.networks.len(), machines.len(), plan.repetitions
+        ));
+        return;
+    }
     if check_shards(plan, &ns, &machines, problems)
         && categories.is_none_or(|values| check_categories(plan, &values, problems))
     {

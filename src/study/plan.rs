@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::cluster::clock::Clock;
 use crate::cluster::machines::MachineModel;
 use crate::cluster::network::NetworkModel;
+use crate::data::CsvFile;
 use crate::data::sharding::{self, PartitionSpec, ShardSizes};
 use crate::distributed::Baseline;
 use crate::numeric::em::EmSettings;
@@ -57,8 +58,9 @@ impl Estimator {
 pub enum DataPlan {
     /// Drawn from a true MoE: a random one (`truth_seed`, `separation`) or the model in `truth`.
     Synthetic { k: usize, d: usize, separation: f64, truth_seed: u64, truth: Option<PathBuf> },
-    /// A CSV file (the path resolved against the scenario's folder).
-    Csv { path: PathBuf },
+    /// A CSV file (the path resolved against the scenario's folder) and, once `check` has read it,
+    /// its content: `run` uses the same bytes, so a pipe works and the file cannot change between.
+    Csv { path: PathBuf, file: Option<CsvFile> },
 }
 
 /// One network of the sweep, with its label.

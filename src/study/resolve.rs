@@ -15,7 +15,7 @@ use crate::cluster::network::{Latency, NetworkModel};
 use crate::data::sharding::{PartitionSpec, ShardSizes};
 use crate::data::synthetic::{MAX_TRUE_COMPONENTS, MAX_TRUE_COVARIATES};
 use crate::numeric::em::EmSettings;
-use crate::numeric::range::{MAX_ITERATIONS, MAX_REPETITIONS, MAX_RESTARTS, MAX_THREADS, Range};
+use crate::numeric::range::{MAX_COMPONENTS, MAX_ITERATIONS, MAX_REPETITIONS, MAX_RESTARTS, MAX_THREADS, Range};
 use crate::reduce::{OutlierPolicy, ReductionSettings};
 
 /// Reads, resolves and checks the scenario `file` with `overrides` (`key=value`).
@@ -60,7 +60,7 @@ fn resolve(source: &Source, problems: &Problems) -> (Plan, Pending) {
     let k = resolve_k(&root.table("model"), data_k);
     let cluster = root.table("cluster");
     pending.machines = cluster.opt_counts("machines", 1);
-    let support = cluster.count("support", 1, 2000);
+    let support = cluster.count("support", 1, crate::distributed::DEFAULT_SUPPORT);
     let partition = PartitionSpec::parse(cluster.opt_text("partition").unwrap_or("random"));
     let deadline = cluster.opt_number("deadline", Range::POSITIVE_SECONDS);
     let shard_sizes = resolve_shard_sizes(&cluster.table("shard_sizes"));
@@ -162,10 +162,16 @@ fn resolve_data(data: &Section, dir: &Path) -> (DataPlan, Pending, f64) {
             None => data.problem("target", "missing: expected the response column, e.g. \"y\" or \"log(price)\""),
         }
         pending.features = data.opt_texts("features");
-        DataPlan::Csv { path: dir.join(path.unwrap_or_default()) }
+        DataPlan::Csv { path: dir.join(path.unwrap_or_default()), file: None }
     } else {
-        let k = data.required_count("k", 1, MAX_TRUE_COMPONENTS, "the number of true components, a whole number >= 1");
-        let d = data.required_count("d", 1, MAX_TRUE_COVARIATES, "the number of covariates, a whole number >= 1");
+        let k = data.required_count(
+            "k",
+            1,
+            MAX_TRUE_COMPONENTS,
+            "the number of true components, a whole number in [1, 1000]",
+        );
+        let d =
+            data.required_count("d", 1, MAX_TRUE_COVARIATES, "the number of covariates, a whole number in [1, 1000]");
         let separation = data.number("separation", Range::SEPARATION, 1.0);
         let truth_seed = data.opt_u64("truth_seed").unwrap_or(1);
         let truth = data.opt_text("truth").map(|t| dir.join(t));
@@ -181,7 +187,7 @@ fn resolve_data(data: &Section, dir: &Path) -> (DataPlan, Pending, f64) {
 
 /// The fitted K: `model.k`, or the true K of synthetic data.
 fn resolve_k(model: &Section, data_k: Option<usize>) -> usize {
-    let k = model.opt_count("k", 1);
+    let k = model.opt_count_within("k", 1, MAX_COMPONENTS);
     model.finish();
     match (k, data_k) {
         (Some(k), _) | (None, Some(k)) => k,
@@ -384,7 +390,7 @@ mod tests {
     #[test]
     fn a_wrong_type_is_reported_once() {
         let err = plan(&format!("{DATA}[model]\nk = 2.5\n")).unwrap_err();
-        assert_eq!(err, vec!["line 9: `model.k`: expected a whole number >= 1, got 2.5 (a decimal number)"]);
+        assert_eq!(err, vec!["line 9: `model.k`: expected a whole number in [1, 1000], got 2.5 (a decimal number)"]);
     }
 
     #[test]

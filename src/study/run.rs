@@ -215,8 +215,11 @@ impl DataSource {
                         .map_err(|e| StudyError::Run(e.to_string()))?,
                 }))
             }
-            DataPlan::Csv { path } => {
-                let file = CsvFile::open(path)?;
+            DataPlan::Csv { path, file } => {
+                let file = match file {
+                    Some(f) => f.clone(),
+                    None => CsvFile::open(path)?,
+                };
                 DataSource::Csv {
                     table: file.dataset(&plan.target, Some(&plan.features))?,
                     categories: match &plan.partition {

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use toml::Value;
 
 use super::problems::Problems;
-use crate::numeric::range::{Range, at_least, within};
+use crate::numeric::range::{Range, within};
 
 /// One table of the scenario, at key path `path`.
 pub struct Section<'a> {
@@ -115,11 +115,11 @@ impl<'a> Section<'a> {
     }
 
     /// A whole number >= `min`, if given.
-    fn whole(&self, key: &str, min: u64) -> Option<u64> {
+    fn whole(&self, key: &str, expected: &str) -> Option<u64> {
         match self.raw(key)? {
             Value::Integer(i) if *i >= 0 => Some(*i as u64),
             v => {
-                self.wrong(key, &format!("a whole number >= {min}"), v);
+                self.wrong(key, expected, v);
                 None
             }
         }
@@ -127,18 +127,16 @@ impl<'a> Section<'a> {
 
     /// A whole number (>= 0), if given.
     pub fn opt_u64(&self, key: &str) -> Option<u64> {
-        self.whole(key, 0)
-    }
-
-    /// A whole number >= `min`, if given.
-    pub fn opt_count(&self, key: &str, min: usize) -> Option<usize> {
-        let n = usize::try_from(self.whole(key, min as u64)?).unwrap_or(usize::MAX);
-        at_least(n, min).map_err(|e| self.problem(key, e.to_string())).ok()
+        self.whole(key, "a whole number >= 0")
     }
 
     /// A whole number in `[min, max]`, if given.
     pub fn opt_count_within(&self, key: &str, min: usize, max: usize) -> Option<usize> {
-        let n = usize::try_from(self.whole(key, min as u64)?).unwrap_or(usize::MAX);
+        let expected = match max {
+            usize::MAX => format!("a whole number >= {min}"),
+            _ => format!("a whole number in [{min}, {max}]"),
+        };
+        let n = usize::try_from(self.whole(key, &expected)?).unwrap_or(usize::MAX);
         within(n, min, max).map_err(|e| self.problem(key, e.to_string())).ok()
     }
 
@@ -149,10 +147,7 @@ impl<'a> Section<'a> {
 
     /// A whole number >= `min`, `default` when absent.
     pub fn count(&self, key: &str, min: usize, default: usize) -> usize {
-        if self.raw(key).is_none() {
-            return default;
-        }
-        self.opt_count(key, min).unwrap_or(default)
+        self.count_within(key, min, usize::MAX, default)
     }
 
     /// A required whole number in `[min, max]` (0 as the placeholder when missing or wrong).
@@ -178,6 +173,10 @@ impl<'a> Section<'a> {
         let mut out = Vec::new();
         for v in items {
             match v {
+                Value::Integer(i) if out.contains(&(*i as usize)) => {
+                    self.problem(key, format!("lists {i} twice; give each value once"));
+                    return None;
+                }
                 Value::Integer(i) if *i >= min as i64 => out.push(usize::try_from(*i).unwrap_or(usize::MAX)),
                 v => {
                     self.wrong(key, &expected, v);

@@ -54,8 +54,13 @@ impl Source {
         })?;
         let mut origins = HashMap::new();
         index_table(spanned.get_ref(), "", text, &mut origins);
+        let mut given: Vec<String> = Vec::new();
         for o in overrides {
             let path = apply_override(&mut doc, o).map_err(|m| fail(None, format!("--set {o}: {m}")))?;
+            if given.contains(&path) {
+                return Err(fail(None, format!("--set {o}: `{path}` is set twice; give each key once")));
+            }
+            given.push(path.clone());
             origins.retain(|k, _| {
                 k != &path && !k.starts_with(&format!("{path}.")) && !k.starts_with(&format!("{path}["))
             });
