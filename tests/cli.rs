@@ -162,6 +162,9 @@ fn crlf_line_endings_give_the_same_line_numbers() {
     bad_fit("crlf_value", &crlf(csv), &[], "bad.csv: line 5, column `x2`: expected a number, found `abc`");
     let csv = format!("x1,x2,y\n{}1.0,2.0\n", good_rows(5));
     bad_fit("crlf_ragged", &crlf(csv), &[], "line 7: 2 fields, but the header has 3");
+    // Old Mac line endings: `\r` alone.
+    let csv = format!("x1,x2,y\n{}0.5,abc,1.0\n{}", good_rows(3), good_rows(40)).replace('\n', "\r");
+    bad_fit("cr_value", &csv, &[], "bad.csv: line 5, column `x2`: expected a number, found `abc`");
 }
 
 #[test]

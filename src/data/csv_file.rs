@@ -124,7 +124,11 @@ impl CsvFile {
         while byte < self.bytes.len() && matches!(self.bytes[byte], b'\r' | b'\n') {
             byte += 1;
         }
-        self.bytes[..byte].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+        // A line ends at `\n`, or at a `\r` not followed by `\n` (old Mac files end lines with `\r`).
+        let head = &self.bytes[..byte];
+        let ends =
+            head.iter().enumerate().filter(|&(i, &b)| b == b'\n' || (b == b'\r' && head.get(i + 1) != Some(&b'\n')));
+        ends.count() as u64 + 1
     }
 
     /// The 1-based line of data row `row` (0-based, in file order), for messages about a row.

@@ -44,8 +44,22 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or(String::new(), |v| v.to_string())
 }
 
+/// A number in its shortest exact form: positional for ordinary magnitudes (as before), scientific
+/// below 1e-7 and from 1e16 on (so 1e-300 is not written with 300 zeros).
+fn number(v: f64) -> String {
+    match v != 0.0 && (v.abs() < 1e-7 || v.abs() >= 1e16) {
+        true => format!("{v:e}"),
+        false => v.to_string(),
+    }
+}
+
+fn opt_number(v: Option<f64>) -> String {
+    v.map_or(String::new(), number)
+}
+
 /// results.csv as bytes: one row per cell x repetition x estimator, empty where a metric does not
-/// apply. Numbers are written in their shortest exact form, so the file is reproducible byte for byte.
+/// apply. Numbers are written in their shortest exact form ([`number`]), so the file is reproducible
+/// byte for byte.
 pub fn results_csv(scenario: &str, rows: &[ResultRow]) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(RESULT_COLUMNS).expect("writing to memory");
@@ -59,18 +73,18 @@ pub fn results_csv(scenario: &str, rows: &[ResultRow]) -> Vec<u8> {
             r.network.clone(),
             r.rep.to_string(),
             r.estimator.to_string(),
-            s.rpe.to_string(),
-            s.test_loglik.to_string(),
-            s.correlation.to_string(),
-            opt(s.param_mse),
-            opt(s.transport_to_truth),
-            opt(s.ari),
-            opt(s.clustering_error),
-            opt(r.local_compute_max_s),
-            opt(r.network_s),
-            opt(r.reduce_s),
-            opt(r.makespan_s),
-            opt(r.speedup),
+            number(s.rpe),
+            number(s.test_loglik),
+            number(s.correlation),
+            opt_number(s.param_mse),
+            opt_number(s.transport_to_truth),
+            opt_number(s.ari),
+            opt_number(s.clustering_error),
+            opt_number(r.local_compute_max_s),
+            opt_number(r.network_s),
+            opt_number(r.reduce_s),
+            opt_number(r.makespan_s),
+            opt_number(r.speedup),
             opt(r.bytes_sent),
             opt(r.machines_included),
             opt(r.machines_flagged),
