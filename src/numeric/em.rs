@@ -16,7 +16,7 @@
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::gate;
 use crate::numeric::kmeans;
-use crate::numeric::linalg::{cholesky_lower, log_sum_exp_rows, spd_solve, weighted_grams, with_intercept};
+use crate::numeric::linalg::{cholesky_lower, spd_solve, weighted_grams, with_intercept};
 use crate::numeric::model::{FitSummary, Moe, add_log_normal, n_free_params};
 use crate::numeric::range::{MAX_COMPONENTS, MAX_ITERATIONS, MAX_RESTARTS, Range, RangeError, within};
 use crate::numeric::rng;
@@ -149,7 +149,7 @@ struct Params {
 struct EStep {
     loglik: f64,
     tau: Array2<f64>,
-    log_pi: Array2<f64>,
+    gate: gate::Probs,
 }
 
 /// z-scoring of x and y, kept to map parameters back to the raw scale.
@@ -257,7 +257,7 @@ fn iterate(
     trace: &mut Vec<f64>,
 ) -> (Params, bool) {
     let n = y.len();
-    let mut e = e_step(xt, y, &p);
+    let mut e = e_step(xt, y, &p, gate::probs(xt, &p.gate));
     if trace.is_empty() {
         trace.push(e.loglik);
     }
@@ -265,8 +265,8 @@ fn iterate(
         if !e.loglik.is_finite() {
             return (p, false);
         }
-        let next = m_step(xt, y, &e, p.clone(), floor);
-        let e_next = e_step(xt, y, &next);
+        let (next, next_gate) = m_step(xt, y, e, p.clone(), floor);
+        let e_next = e_step(xt, y, &next, next_gate);
         if !e_next.loglik.is_finite() {
             return (p, false);
         }
@@ -280,25 +280,40 @@ fn iterate(
     (p, false)
 }
 
-/// E-step in log space: `log pi`, responsibilities and the log-likelihood.
-fn e_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, p: &Params) -> EStep {
-    let log_pi = gate::log_probs(xt, &p.gate);
+/// E-step in log space, given the gate probabilities at `p` (which the previous M-step computed):
+/// per row, `l_k = log pi_k + log N(y; mu_k, s2_k)`, `e_k = exp(l_k - max l)`, the row's
+/// log-likelihood `max l + ln(sum e)` and responsibilities `tau_k = e_k / sum e` (K exponentials
+/// and one logarithm per row).
+fn e_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, p: &Params, gate: gate::Probs) -> EStep {
     let mu = xt.dot(&p.experts.t());
-    let mut tau = log_pi.clone();
+    let mut tau = gate.log_pi.clone();
     add_log_normal(&mut tau, mu.view(), y, p.variances.view());
-    let l = log_sum_exp_rows(tau.view());
-    for (mut row, li) in tau.outer_iter_mut().zip(l.iter()) {
-        row.mapv_inplace(|v| (v - li).exp());
+    let mut loglik = 0.0;
+    for mut row in tau.outer_iter_mut() {
+        let m = row.fold(f64::NEG_INFINITY, |acc, &v| acc.max(v));
+        if !m.is_finite() {
+            loglik = f64::NAN;
+            continue;
+        }
+        let mut sum = 0.0;
+        row.mapv_inplace(|v| {
+            let e = (v - m).exp();
+            sum += e;
+            e
+        });
+        row.mapv_inplace(|e| e / sum);
+        loglik += m + sum.ln();
     }
-    EStep { loglik: l.sum(), tau, log_pi }
+    EStep { loglik, tau, gate }
 }
 
-/// M-step: experts and variances in closed form, then one Newton step for the gate.
-fn m_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, e: &EStep, mut p: Params, floor: f64) -> Params {
+/// M-step: experts and variances in closed form, then one Newton step for the gate. Returns the
+/// parameters and the gate probabilities at them.
+fn m_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, e: EStep, mut p: Params, floor: f64) -> (Params, gate::Probs) {
     update_experts(xt, y, e.tau.view(), &mut p, floor);
-    let (g, _) = gate::newton_step(xt, e.tau.view(), &p.gate, e.log_pi.view());
+    let (g, _, probs) = gate::newton_step(xt, e.tau.view(), &p.gate, e.gate);
     p.gate = g;
-    p
+    (p, probs)
 }
 
 /// Weighted least squares for every expert and the floored variance update, with weights `tau`.

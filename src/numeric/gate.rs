@@ -23,6 +23,41 @@ const NEWTON_RIDGE: f64 = 1e-10;
 /// Largest number of halvings tried before a Newton step is given up (the gate is then kept).
 const MAX_HALVINGS: usize = 30;
 
+/// Gate probabilities of every row, in both forms EM needs.
+#[derive(Debug, Clone)]
+pub struct Probs {
+    /// `log pi_ik`.
+    pub log_pi: Array2<f64>,
+    /// `pi_ik`.
+    pub pi: Array2<f64>,
+}
+
+/// The gate probabilities for a design with intercept column `xt` (n x p) and gate coefficients
+/// (K x p), by one softmax per row: `e_k = exp(z_k - max z)`, `pi_k = e_k / sum e`,
+/// `log pi_k = z_k - max z - ln(sum e)` (K exponentials and one logarithm per row).
+pub fn probs(xt: ArrayView2<f64>, gate: &Array2<f64>) -> Probs {
+    let mut log_pi = xt.dot(&gate.t());
+    let mut pi = Array2::<f64>::zeros(log_pi.raw_dim());
+    for (mut lrow, mut prow) in log_pi.outer_iter_mut().zip(pi.outer_iter_mut()) {
+        let m = lrow.fold(f64::NEG_INFINITY, |acc, &v| acc.max(v));
+        if !m.is_finite() {
+            lrow.fill(f64::NAN);
+            prow.fill(f64::NAN);
+            continue;
+        }
+        let mut sum = 0.0;
+        for (l, p) in lrow.iter_mut().zip(prow.iter_mut()) {
+            *l -= m;
+            *p = l.exp();
+            sum += *p;
+        }
+        let log_sum = sum.ln();
+        lrow.mapv_inplace(|l| l - log_sum);
+        prow.mapv_inplace(|p| p / sum);
+    }
+    Probs { log_pi, pi }
+}
+
 /// Log gate probabilities `log pi_ik` for a design with intercept column `xt` (n x p) and gate
 /// coefficients (K x p).
 pub fn log_probs(xt: ArrayView2<f64>, gate: &Array2<f64>) -> Array2<f64> {
@@ -71,24 +106,24 @@ pub fn hessian(xt: ArrayView2<f64>, pi: ArrayView2<f64>) -> Array2<f64> {
 }
 
 /// One Newton step on `Q` from `gate`, halving the step until `Q` does not decrease.
-/// `log_pi` must be `log_probs(xt, gate)`. Returns the new gate and its objective; when no step
-/// improves `Q` (already at the maximum, or numerically stuck) the input gate is returned unchanged.
+/// `at` must be `probs(xt, gate)`. Returns the new gate, its objective and its probabilities (which
+/// the next E-step reuses); when no step improves `Q` (already at the maximum, or numerically
+/// stuck) the input gate is returned unchanged.
 pub fn newton_step(
     xt: ArrayView2<f64>,
     targets: ArrayView2<f64>,
     gate: &Array2<f64>,
-    log_pi: ArrayView2<f64>,
-) -> (Array2<f64>, f64) {
+    at: Probs,
+) -> (Array2<f64>, f64, Probs) {
     let (k, p) = gate.dim();
-    let q0 = objective_from_log_probs(targets, log_pi);
+    let q0 = objective_from_log_probs(targets, at.log_pi.view());
     if k < 2 {
-        return (gate.clone(), q0);
+        return (gate.clone(), q0, at);
     }
-    let pi = log_pi.mapv(f64::exp);
-    let g = gradient(xt, targets, pi.view());
-    let neg_h = -hessian(xt, pi.view());
+    let g = gradient(xt, targets, at.pi.view());
+    let neg_h = -hessian(xt, at.pi.view());
     let Some(delta) = spd_solve(&neg_h, g.view(), NEWTON_RIDGE) else {
-        return (gate.clone(), q0);
+        return (gate.clone(), q0, at);
     };
     let mut step = 1.0;
     for _ in 0..MAX_HALVINGS {
@@ -98,13 +133,14 @@ pub fn newton_step(
                 cand[[r, c]] += step * delta[r * p + c];
             }
         }
-        let q = objective(xt, targets, &cand);
+        let next = probs(xt, &cand);
+        let q = objective_from_log_probs(targets, next.log_pi.view());
         if q.is_finite() && q >= q0 {
-            return (cand, q);
+            return (cand, q, next);
         }
         step *= 0.5;
     }
-    (gate.clone(), q0)
+    (gate.clone(), q0, at)
 }
 
 /// Maximises `Q` by Newton steps from `gate0` until the relative gain falls below `tol` or
@@ -117,12 +153,13 @@ pub fn fit(
     tol: f64,
 ) -> (Array2<f64>, f64) {
     let mut gate = gate0.clone();
-    let mut q = objective(xt, targets, &gate);
+    let mut at = probs(xt, &gate);
+    let mut q = objective_from_log_probs(targets, at.log_pi.view());
     for _ in 0..max_steps {
-        let log_pi = log_probs(xt, &gate);
-        let (next, q_next) = newton_step(xt, targets, &gate, log_pi.view());
+        let (next, q_next, next_probs) = newton_step(xt, targets, &gate, at);
         let gain = q_next - q;
         gate = next;
+        at = next_probs;
         q = q_next;
         if gain <= tol * q.abs().max(1e-300) {
             break;
