@@ -56,11 +56,14 @@ struct Registry {
     pending: Vec<PathBuf>,
     /// Destinations already committed.
     written: Vec<PathBuf>,
+    /// Folders made for destinations, deleted (when empty) on an interrupt.
+    made: Vec<PathBuf>,
     /// Set by [`abandon_all`]: nothing may be staged or committed any more.
     abandoned: bool,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { pending: Vec::new(), written: Vec::new(), abandoned: false });
+static REGISTRY: Mutex<Registry> =
+    Mutex::new(Registry { pending: Vec::new(), written: Vec::new(), made: Vec::new(), abandoned: false });
 
 fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
@@ -112,6 +115,9 @@ impl Destination {
         if !parent.is_dir() {
             return Err(refuse("cannot write here: its folder does not exist"));
         }
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(refuse(&symlink_message(path)));
+        }
         match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => return Err(refuse("cannot write here: it is a folder (give a file name)")),
             Ok(m) if !m.is_file() => return Err(refuse("is not a regular file (a device, a pipe or a socket)")),
@@ -129,6 +135,9 @@ impl Destination {
         let path: PathBuf = path.components().collect();
         let refuse = |m: &str| DestinationError::Refused { flag: flag.into(), path: path.clone(), message: m.into() };
         let ours = "is the current folder or contains it; give a folder of its own, e.g. output/NAME";
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(refuse(&symlink_message(&path)));
+        }
         if path.is_file() {
             return Err(refuse("is a file; the output is a folder (give a new or an old output folder)"));
         }
@@ -158,7 +167,12 @@ impl Destination {
             LockError::Busy(owner) => DestinationError::Busy { flag: flag.into(), path: path.into(), owner },
             LockError::Io(e) => refused(format!("cannot write in its folder: {}", io_text(&e))),
         })?;
-        registry().pending.push(lock_path.clone());
+        {
+            let mut reg = registry();
+            reg.pending.push(lock_path.clone());
+            reg.made.extend(created.iter().cloned());
+        }
+        lock_cleanup::register(&lock_path);
         let dest = Destination { path: path.to_path_buf(), flag: flag.into(), kind, lock_path, _lock: lock, created };
         dest.clear_leftovers(&parent, &name);
         Ok(dest)
@@ -244,13 +258,13 @@ impl Destination {
     fn still_usable(&self) -> Result<(), DestinationError> {
         let wrong = match self.kind {
             Kind::File => self.path.is_dir(),
-            Kind::Folder => self.path.is_file(),
+            Kind::Folder => self.path.is_file() || (self.path.is_dir() && !replaceable(&self.path)),
         };
         match wrong {
             true => Err(DestinationError::Refused {
                 flag: self.flag.clone(),
                 path: self.path.clone(),
-                message: "changed during the run (it is now of another kind); nothing was written".into(),
+                message: "changed during the run (it is now of another kind, or a folder of other files); nothing was written".into(),
             }),
             false => Ok(()),
         }
@@ -260,13 +274,22 @@ impl Destination {
 impl Drop for Destination {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.lock_path);
+        lock_cleanup::unregister(&self.lock_path);
         forget(&self.lock_path);
+        registry().made.retain(|d| !self.created.contains(d));
         if !registry().written.contains(&self.path) {
             for dir in self.created.iter().rev() {
                 let _ = std::fs::remove_dir(dir);
             }
         }
     }
+}
+
+/// The refusal of a symbolic link: the rename at the end would replace the link, not write through
+/// it (and `/dev/stdout` is such a link).
+fn symlink_message(path: &Path) -> String {
+    let target = std::fs::read_link(path).map_or(String::from("?"), |t| t.display().to_string());
+    format!("is a symbolic link (to {target}); dmoe replaces its destination whole, so give a real path")
 }
 
 /// Whether an existing folder may be replaced: it is empty, or it is a dmoe output (with the marker,
@@ -314,11 +337,11 @@ impl Staged<'_> {
         if self.dest.kind == Kind::Folder && dest.exists() {
             exchange(&self.tmp, dest).map_err(io(dest))?;
             // The temporary now holds the old output.
-            if !remove(&self.tmp) {
+            if let Some(left) = remove(&self.tmp) {
                 eprintln!(
                     "warning: the old content of {} could not be deleted; it is in {}",
                     dest.display(),
-                    self.tmp.display()
+                    left.display()
                 );
             }
         } else {
@@ -361,23 +384,28 @@ pub fn abandon_all() -> Vec<PathBuf> {
     for path in &guard.pending {
         remove(path);
     }
+    for dir in guard.made.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
+    }
     let written = guard.written.clone();
     // Holding the lock until exit: nothing may be committed after an interrupt.
     std::mem::forget(guard);
     written
 }
 
-/// Deletes a file or a folder, first renaming a folder out of the way so that a thread still
-/// writing into it cannot add files behind the deletion. Returns whether it is gone.
-fn remove(path: &Path) -> bool {
+/// Deletes a file or a folder, first renaming a folder out of the way (unless it is trash already)
+/// so that a thread still writing into it cannot add files behind the deletion. Returns what could
+/// not be deleted, if anything.
+fn remove(path: &Path) -> Option<PathBuf> {
+    let is_trash = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains(".trash-"));
     if path.is_dir() {
         let trash = sibling(path, "trash");
-        let doomed = if std::fs::rename(path, &trash).is_ok() { trash } else { path.to_path_buf() };
+        let doomed = if !is_trash && std::fs::rename(path, &trash).is_ok() { trash } else { path.to_path_buf() };
         let _ = std::fs::remove_dir_all(&doomed);
-        !doomed.exists()
+        doomed.exists().then_some(doomed)
     } else {
         let _ = std::fs::remove_file(path);
-        !path.exists()
+        path.exists().then(|| path.to_path_buf())
     }
 }
 
@@ -412,6 +440,53 @@ fn exchange(tmp: &Path, dest: &Path) -> std::io::Result<()> {
     std::fs::rename(dest, &aside)?;
     std::fs::rename(tmp, dest)?;
     std::fs::rename(&aside, tmp)
+}
+
+/// Lock files to unlink from a signal handler (SIGPIPE when stdout is closed, SIGABRT when an
+/// allocation fails), where no mutex may be taken: a fixed table of C strings, each slot set and
+/// cleared atomically. A cleared string is leaked, never freed, so a handler can never read freed
+/// memory (a few bytes per destination).
+pub mod lock_cleanup {
+    use std::ffi::{CStr, CString};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+
+    const SLOTS: usize = 64;
+    static PATHS: [AtomicPtr<libc::c_char>; SLOTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];
+
+    /// Adds a lock file (a process has a handful; beyond 64 they are not covered).
+    pub fn register(path: &Path) {
+        let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return };
+        let ptr = c.into_raw();
+        for slot in &PATHS {
+            if slot.compare_exchange(std::ptr::null_mut(), ptr, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// Removes a lock file from the table.
+    pub fn unregister(path: &Path) {
+        for slot in &PATHS {
+            let p = slot.load(Ordering::SeqCst);
+            // SAFETY: a non-null slot holds a leaked, NUL-terminated CString.
+            if !p.is_null() && unsafe { CStr::from_ptr(p) }.to_bytes() == path.as_os_str().as_bytes() {
+                let _ = slot.compare_exchange(p, std::ptr::null_mut(), Ordering::SeqCst, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Unlinks every registered lock file. Async-signal-safe: atomic loads and `unlink` only.
+    pub fn unlink_all() {
+        for slot in &PATHS {
+            let p = slot.load(Ordering::SeqCst);
+            if !p.is_null() {
+                // SAFETY: a valid C string; unlink is async-signal-safe.
+                unsafe { libc::unlink(p) };
+            }
+        }
+    }
 }
 
 enum LockError {

@@ -262,6 +262,21 @@ fn no_destination_replaces_an_input_or_a_folder_of_other_files() {
     let out = dmoe(&["run", s(&q), "--quiet", "--out", s(&mine)]);
     assert_user_error(&out, "exists and is not a dmoe output");
     assert!(mine.join("thesis.tex").is_file());
+    // A symbolic link (such as /dev/stdout) would be replaced by the final rename: refused.
+    let link = dir.join("link.json");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "2", "--out", s(&link)]);
+    assert_user_error(&out, "is a symbolic link (to /proc/self/fd/1)");
+    std::fs::remove_file(&link).unwrap();
+    // A scenario inside the old output it would replace.
+    let old = dir.join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join(".dmoe-output"), "").unwrap();
+    std::fs::copy(&q, old.join("q.toml")).unwrap();
+    let out = dmoe(&["run", s(&old.join("q.toml")), "--quiet", "--out", s(&old)]);
+    assert_user_error(&out, "holds the input");
+    assert!(old.join("q.toml").is_file());
+    std::fs::remove_dir_all(&old).unwrap();
     // A closed stdout ends the command after its outputs are in place: no lock is left.
     let sh = format!(
         "'{}' simulate --k 2 --d 1 --n 50 --out '{}' | true",

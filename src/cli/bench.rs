@@ -53,6 +53,9 @@ pub struct BenchArgs {
     support: Vec<usize>,
 }
 
+/// Most shards per setting of `--stuck`.
+const MAX_TRIALS: usize = 100_000;
+
 /// Every `--n` with every `--shape` is a problem this machine can hold (`data::memory`), and the
 /// counts are in range.
 fn check_sizes(a: &BenchArgs) -> Result<(), String> {
@@ -60,8 +63,14 @@ fn check_sizes(a: &BenchArgs) -> Result<(), String> {
     if let Some(t) = a.threads {
         within(t, 1, MAX_THREADS).map_err(|e| format!("--threads: {e}"))?;
     }
+    if let Some(t) = a.trials.iter().find(|&&t| !(1..=MAX_TRIALS).contains(&t)) {
+        return Err(format!("--trials: expected whole numbers in [1, {MAX_TRIALS}], got {t}"));
+    }
+    if a.n.contains(&0) {
+        return Err("--n: expected whole numbers >= 1, got 0".into());
+    }
     let n0 = a.n.first().copied().unwrap_or(0);
-    if let Some(s) = a.support.iter().find(|&&s| s > n0) {
+    if let Some(s) = a.support.iter().find(|&&s| a.reduction && s > n0) {
         return Err(format!(
             "--support {s}: at most the first --n ({n0}): the supporting sample is drawn from the rows"
         ));
@@ -69,9 +78,6 @@ fn check_sizes(a: &BenchArgs) -> Result<(), String> {
     for shape in &a.shape {
         let (k, d) = parse_shape(shape)?;
         for &n in &a.n {
-            if n == 0 {
-                return Err("--n: expected a whole number >= 1, got 0".into());
-            }
             memory::check_fits(memory::fit_bytes(n, k, d), &format!("--n {n} with --shape {shape}"))?;
         }
     }

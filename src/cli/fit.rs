@@ -77,9 +77,10 @@ pub struct FitArgs {
     /// S * N_m / N of its covariate rows.
     #[arg(long)]
     support: Option<usize>,
-    /// Fraction of rows held out (at random) to score the estimators; in (0, 1).
-    #[arg(long, default_value_t = 0.2)]
-    test_fraction: f64,
+    /// With --machines: fraction of rows held out (at random) to score the estimators; in (0, 1),
+    /// default 0.2.
+    #[arg(long)]
+    test_fraction: Option<f64>,
     /// With --machines: screening of outlying local models: `drop` (the default: reduce again
     /// without them), `flag` (report only) or `keep` (no screening: the paper's method).
     #[arg(long, value_parser = OutlierPolicy::parse)]
@@ -94,6 +95,11 @@ pub struct FitArgs {
 }
 
 impl FitArgs {
+    /// `--test-fraction`, 0.2 when not given.
+    fn test_fraction(&self) -> f64 {
+        self.test_fraction.unwrap_or(0.2)
+    }
+
     /// Whether this process is one MPI rank (`--backend mpi`).
     pub fn uses_mpi(&self) -> bool {
         self.backend == Backend::Mpi
@@ -102,7 +108,7 @@ impl FitArgs {
     /// Checks the distributed flags with the same rules as the scenario keys (`numeric::range`),
     /// whether or not the fit is distributed, so that a wrong flag is never silently ignored.
     fn check_ranges(&self) -> Result<(), String> {
-        pipeline::check_numbers(self.test_fraction, self.support.unwrap_or(DEFAULT_SUPPORT), self.machines).map_err(
+        pipeline::check_numbers(self.test_fraction(), self.support.unwrap_or(DEFAULT_SUPPORT), self.machines).map_err(
             |e| match e {
                 pipeline::PipelineError::Setting(name, e) => format!("--{}: {e}", name.replace('_', "-")),
                 other => other.to_string(),
@@ -141,6 +147,7 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
             ("--partition", a.partition.is_some()),
             ("--support", a.support.is_some()),
             ("--outliers", a.outliers.is_some()),
+            ("--test-fraction", a.test_fraction.is_some()),
         ];
         if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
             return Err(format!("{flag} applies to a distributed fit: add --machines M (or drop {flag})"));
@@ -269,7 +276,7 @@ fn run_mpi(a: &FitArgs, partition: sharding::Partition) -> ExitCode {
         partition,
         support: a.support.unwrap_or(DEFAULT_SUPPORT),
         seed: a.seed,
-        test_fraction: a.test_fraction,
+        test_fraction: a.test_fraction(),
         out: a.out.clone(),
     });
     ExitCode::from(code as u8)
@@ -347,7 +354,7 @@ fn in_process_settings(
         partition: Partition::Random, // set below, once the checks that need no file have passed
         partition_name: partition.name().to_string(),
         support: a.support.unwrap_or(DEFAULT_SUPPORT),
-        test_fraction: a.test_fraction,
+        test_fraction: a.test_fraction(),
         seed: a.seed,
         truth: None,
     };

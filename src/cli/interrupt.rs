@@ -16,6 +16,18 @@ fn exit_code(sig: i32) -> i32 {
     128 + sig
 }
 
+/// SIGPIPE (a closed stdout or stderr) and SIGABRT (a failed allocation) arrive in the thread that
+/// caused them, so they cannot wait for the signal thread: their handler unlinks the lock files
+/// (`destination::lock_cleanup`, async-signal-safe) and lets the signal end the process as before.
+extern "C" fn on_fatal(sig: libc::c_int) {
+    crate::destination::lock_cleanup::unlink_all();
+    // SAFETY: signal and raise are async-signal-safe.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
 /// Blocks the signals and starts the thread that receives them. Call first in `main`, before any
 /// other thread is started.
 pub fn install() {
@@ -29,12 +41,27 @@ pub fn install() {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
+    // SAFETY: installing a handler that only calls async-signal-safe functions.
+    unsafe {
+        for sig in [libc::SIGPIPE, libc::SIGABRT] {
+            libc::signal(sig, on_fatal as *const () as libc::sighandler_t);
+        }
+    }
     std::thread::spawn(move || {
         let mut sig = 0;
         // SAFETY: `set` is initialised and its signals are blocked in this thread.
         if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
             return;
         }
+        // A second signal ends the process at once, should the clean-up below get stuck.
+        std::thread::spawn(move || {
+            let mut again = 0;
+            // SAFETY: as above.
+            if unsafe { libc::sigwait(&set, &mut again) } == 0 {
+                // SAFETY: _exit is always safe to call.
+                unsafe { libc::_exit(exit_code(again)) };
+            }
+        });
         let written = crate::destination::abandon_all();
         let name = match sig {
             libc::SIGINT => "SIGINT",

@@ -71,6 +71,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     let checked = load_checked(&a.file, &a.set, a.clock.as_deref())?;
     let dest = a.out.clone().unwrap_or_else(|| PathBuf::from("output").join(&checked.name));
     let dest = Destination::folder(&dest, "--out").map_err(|e| e.to_string())?;
+    inputs_outside(&checked, &dest)?;
     let with_global = usize::from(checked.reports(study::Estimator::Global));
     let data_sets = checked.cells.iter().map(|c| c.n_index).max().map_or(0, |m| m + 1) * checked.repetitions;
     let total = checked.cells.len() * checked.repetitions + data_sets * with_global;
@@ -85,12 +86,35 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", a.file.display()))?;
     report::write_study(&dest, &checked, &out, &report::RunMeta { jobs: a.jobs, overrides: a.set.clone() })?;
     // The lock goes before anything is printed: a closed stdout (`| head`) must not leave it.
-    let dest = dest.path().to_path_buf();
+    let dest = {
+        let path = dest.path().to_path_buf();
+        drop(dest);
+        path
+    };
     if !a.quiet {
         print_summary(&out);
         println!("results, plots and traces in {}/ ({:.1} s)", dest.display(), out.wall_seconds);
     }
     Ok(())
+}
+
+/// An error if the scenario file or one of its data files lies inside the output folder, which the
+/// run replaces whole.
+fn inputs_outside(plan: &study::Plan, dest: &Destination) -> Result<(), String> {
+    let Ok(out) = dest.path().canonicalize() else { return Ok(()) };
+    let mut inputs = vec![plan.file.clone()];
+    match &plan.data {
+        study::DataPlan::Csv { path, .. } => inputs.push(path.clone()),
+        study::DataPlan::Synthetic { truth, .. } => inputs.extend(truth.clone()),
+    }
+    match inputs.iter().find(|p| p.canonicalize().is_ok_and(|p| p.starts_with(&out))) {
+        Some(p) => Err(format!(
+            "--out {}: holds the input {}, which the run would delete with the old output; move it or write elsewhere",
+            dest.path().display(),
+            p.display()
+        )),
+        None => Ok(()),
+    }
 }
 
 /// One line per cell: mean makespan and speedup, and the reduction's RPE next to the global fit's.

@@ -29,6 +29,9 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
         DataPlan::Csv { path, .. } => match check_csv(plan, &path, &pending, problems) {
             Some((n, csv)) => {
                 plan.data = DataPlan::Csv { path, file: Some(csv.clone()) };
+                if !check_memory(&[n], 0, plan.k, plan.features.len(), problems) {
+                    return;
+                }
                 (vec![n], Some(csv))
             }
             None => return,
@@ -52,12 +55,18 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
     }
 }
 
-/// The largest data set, with the larger of the true and the fitted K, must fit in this machine's
-/// memory (`data::memory`). CSV data need no such check: the file was read into memory already.
+/// The largest data set, with the larger of the true and the fitted K, must fit in the memory this
+/// process may use (`data::memory`); the problem is reported at `model.k` when the fitted K makes it
+/// so, else at `data.n`.
 fn check_memory(ns: &[usize], true_k: usize, k: usize, d: usize, problems: &Problems) -> bool {
     let n = ns.iter().copied().max().unwrap_or(0);
     let what = format!("n = {n} rows on d = {d} covariates with K = {}", true_k.max(k));
-    memory::check_fits(memory::fit_bytes(n, true_k.max(k), d), &what).map_err(|e| problems.add("data.n", e)).is_ok()
+    let key = if k > true_k && memory::check_fits(memory::fit_bytes(n, true_k, d), "").is_ok() {
+        "model.k"
+    } else {
+        "data.n"
+    };
+    memory::check_fits(memory::fit_bytes(n, true_k.max(k), d), &what).map_err(|e| problems.add(key, e)).is_ok()
 }
 
 /// The true model file, if any, must load and have `k` components on `d` covariates.
