@@ -291,6 +291,27 @@ fn no_destination_replaces_an_input_or_a_folder_of_other_files() {
 }
 
 #[test]
+fn a_full_stdout_or_stderr_is_a_message_not_a_panic() {
+    let dir = workdir("full");
+    let (data, model) = (dir.join("d.csv"), dir.join("m.json"));
+    std::fs::write(&data, format!("x1,x2,y\n{}", good_rows(200))).unwrap();
+    let full = || std::fs::File::options().write(true).open("/dev/full").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dmoe"))
+        .args(["fit", "--data", s(&data), "--target", "y", "--k", "2", "--out", s(&model)])
+        .stdout(full())
+        .output()
+        .unwrap();
+    assert_user_error(&out, "cannot write to standard output");
+    assert!(model.is_file(), "the model is written before anything is printed");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dmoe"))
+        .args(["fit", "--data", s(&data), "--target", "y", "--k", "2", "--machines", "2"])
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "a full stderr does not stop the work");
+}
+
+#[test]
 fn ragged_row_is_an_error() {
     let csv = format!("x1,x2,y\n{}1.0,2.0\n", good_rows(5));
     bad_fit("ragged", &csv, &[], "line 7: 2 fields, but the header has 3");

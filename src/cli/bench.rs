@@ -103,10 +103,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
     if a.stuck {
         return run_stuck(a);
     }
-    println!(
-        "{:>9} {:>3} {:>3} {:>6} {:>10} {:>10} {:>14}",
-        "N", "K", "d", "iters", "setup_s", "s/iter", "sample-it/s"
-    );
+    say!("{:>9} {:>3} {:>3} {:>6} {:>10} {:>10} {:>14}", "N", "K", "d", "iters", "setup_s", "s/iter", "sample-it/s");
     for shape in &a.shape {
         let (k, d) = parse_shape(shape)?;
         let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 }).map_err(|e| e.to_string())?;
@@ -125,11 +122,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
             let tn = one(a.iters + 1)?;
             let per_iter = (tn - t1) / a.iters as f64;
             let setup = t1 - per_iter;
-            println!(
-                "{n:>9} {k:>3} {d:>3} {:>6} {setup:>10.3} {per_iter:>10.4} {:>14.3e}",
-                a.iters,
-                n as f64 / per_iter
-            );
+            say!("{n:>9} {k:>3} {d:>3} {:>6} {setup:>10.3} {per_iter:>10.4} {:>14.3e}", a.iters, n as f64 / per_iter);
         }
     }
     Ok(())
@@ -148,7 +141,7 @@ fn run_reduction(a: &BenchArgs) -> Result<(), String> {
     let shard = n / m_max;
     let names = sim.truth.features.clone();
     let settings = EmSettings { k, ..EmSettings::default() };
-    eprintln!("fitting {m_max} local models on {shard} rows each (K = {k}, d = {d}) ...");
+    tell!("fitting {m_max} local models on {shard} rows each (K = {k}, d = {d}) ...");
     let mut locals = Vec::with_capacity(m_max);
     let mut fit_cpu = Vec::with_capacity(m_max);
     for m in 0..m_max {
@@ -160,10 +153,16 @@ fn run_reduction(a: &BenchArgs) -> Result<(), String> {
     }
     fit_cpu.sort_by(f64::total_cmp);
     let median_fit = fit_cpu[m_max / 2];
-    println!("local EM fit on {shard} rows: median CPU {median_fit:.4} s, max {:.4} s", fit_cpu[m_max - 1]);
-    println!(
+    say!("local EM fit on {shard} rows: median CPU {median_fit:.4} s, max {:.4} s", fit_cpu[m_max - 1]);
+    say!(
         "{:>5} {:>6} {:>6} {:>11} {:>9} {:>15} {:>12}",
-        "M", "M*K", "S", "reduce_s", "MM_iters", "start", "/ local fit"
+        "M",
+        "M*K",
+        "S",
+        "reduce_s",
+        "MM_iters",
+        "start",
+        "/ local fit"
     );
     let rs = crate::reduce::ReductionSettings { k, ..Default::default() };
     for &m in &a.machines {
@@ -175,7 +174,7 @@ fn run_reduction(a: &BenchArgs) -> Result<(), String> {
             let r = crate::reduce::reduce(&refs, &sizes, support.view(), &rs).map_err(|e| e.to_string())?;
             let t = thread_cpu_seconds() - t0;
             let iters = r.mm_iterations();
-            println!(
+            say!(
                 "{m:>5} {:>6} {s:>6} {t:>11.4} {iters:>9} {:>15} {:>12.3}",
                 m * k,
                 format!("{:?}", r.init),
@@ -213,16 +212,21 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
     }
     config.baselines.clear(); // the server's time is then the reduction's alone
     let data = crate::data::sharding::ShardedData::new(x, y, None, Vec::new());
-    println!(
-        "N = {n}, K = {k}, d = {d}, {} worker threads, data set {:.1} MB",
-        config.threads,
-        data_bytes as f64 / 1e6
-    );
-    println!("overhead = wall - fit_cpu/threads - server; of which packing = busiest worker - fit_cpu/threads,");
-    println!("messaging = wall - busiest worker - server (the actors' own cost)");
-    println!(
+    say!("N = {n}, K = {k}, d = {d}, {} worker threads, data set {:.1} MB", config.threads, data_bytes as f64 / 1e6);
+    say!("overhead = wall - fit_cpu/threads - server; of which packing = busiest worker - fit_cpu/threads,");
+    say!("messaging = wall - busiest worker - server (the actors' own cost)");
+    say!(
         "{:>6} {:>9} {:>11} {:>12} {:>10} {:>9} {:>9} {:>10} {:>8} {:>10}",
-        "M", "wall_s", "fit_cpu_s", "fit/threads", "server_s", "overhead", "packing", "messaging", "threads", "peak_MB"
+        "M",
+        "wall_s",
+        "fit_cpu_s",
+        "fit/threads",
+        "server_s",
+        "overhead",
+        "packing",
+        "messaging",
+        "threads",
+        "peak_MB"
     );
     for &m in &a.machines {
         let blocks = crate::data::sharding::equal_blocks(n, m);
@@ -236,7 +240,7 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
         let overhead = out.wall_seconds - ideal - out.server_cpu_seconds;
         let packing = out.busiest_worker_seconds - ideal;
         let messaging = out.wall_seconds - out.busiest_worker_seconds - out.server_cpu_seconds;
-        println!(
+        say!(
             "{m:>6} {:>9.3} {:>11.3} {:>12.3} {:>10.3} {:>8.2}% {:>8.2}% {:>9.2}% {:>8} {:>10.1}",
             out.wall_seconds,
             out.fit_cpu_seconds,
@@ -256,9 +260,16 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
 /// restarts on the same shard (a fit "stuck" in a poor optimum).
 fn run_stuck(a: &BenchArgs) -> Result<(), String> {
     let settings = [(3usize, 2usize, 6250usize), (5, 20, 7800)];
-    println!(
+    say!(
         "{:>3} {:>3} {:>6} {:>7} {:>7} {:>9} {:>12} {:>12}",
-        "K", "d", "rows", "shards", "stuck", "stuck_%", "worst_gap", "median_cpu_s"
+        "K",
+        "d",
+        "rows",
+        "shards",
+        "stuck",
+        "stuck_%",
+        "worst_gap",
+        "median_cpu_s"
     );
     for (&(k, d, rows), &trials) in settings.iter().zip(a.trials.iter().chain(std::iter::repeat(&0))) {
         if trials == 0 {
@@ -284,7 +295,7 @@ fn run_stuck(a: &BenchArgs) -> Result<(), String> {
             cpu.push(default.summary.cpu_seconds);
         }
         cpu.sort_by(f64::total_cmp);
-        println!(
+        say!(
             "{k:>3} {d:>3} {rows:>6} {trials:>7} {stuck:>7} {:>8.1}% {worst:>12.4} {:>12.4}",
             100.0 * stuck as f64 / trials as f64,
             cpu[trials / 2]

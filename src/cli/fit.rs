@@ -158,7 +158,7 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
     let ds = file.dataset(&a.target, a.features.as_deref()).map_err(|e| e.to_string())?;
     if a.features.is_none() && file.has_column(data::TRUTH_COLUMN) {
         let role = if ds.labels.is_some() { "taken as the true component and " } else { "" };
-        eprintln!("note: column `z` is {role}not used as a feature (name it in --features to use it)");
+        tell!("note: column `z` is {role}not used as a feature (name it in --features to use it)");
     }
     let (n, d) = ds.x.dim();
     memory::check_fits(
@@ -215,20 +215,20 @@ fn fit_one(a: &FitArgs, ds: &data::Dataset, outputs: Outputs) -> Result<(), Stri
     let se = if a.stderr { information::standard_errors(model, ds.x.view(), ds.y.view()) } else { None };
     // The file first, so that a closed stdout (`| head`) cannot lose it.
     outputs.write(model, None)?;
-    println!("fitted K = {} on {} rows: {} ~ {}", model.k(), s.n, ds.target, ds.features.join(" + "));
-    println!("log-likelihood  {:.4} ({:.6} per row)", s.loglik, s.loglik / s.n as f64);
-    println!(
+    say!("fitted K = {} on {} rows: {} ~ {}", model.k(), s.n, ds.target, ds.features.join(" + "));
+    say!("log-likelihood  {:.4} ({:.6} per row)", s.loglik, s.loglik / s.n as f64);
+    say!(
         "iterations      {} ({})",
         s.iterations,
         if s.converged { "converged" } else { "NOT converged: raise --max-iter or --tol" }
     );
-    println!("CPU time        {:.3} s ({} starts)", s.cpu_seconds, s.restarts);
+    say!("CPU time        {:.3} s ({} starts)", s.cpu_seconds, s.restarts);
     if a.stderr && se.is_none() {
-        eprintln!("note: the information matrix is singular; standard errors are not available");
+        tell!("note: the information matrix is singular; standard errors are not available");
     }
     print_parameters(model, se.as_ref());
     if let Some(out) = &a.out {
-        println!("model written to {}", out.display());
+        say!("model written to {}", out.display());
     }
     Ok(())
 }
@@ -236,7 +236,7 @@ fn fit_one(a: &FitArgs, ds: &data::Dataset, outputs: Outputs) -> Result<(), Stri
 /// `fit --backend mpi`: this process is one rank; the exit code is rank 0's verdict on every rank.
 pub fn fit_mpi(a: &FitArgs) -> ExitCode {
     let fail = |m: String| {
-        eprintln!("error: {m}");
+        tell!("error: {m}");
         ExitCode::from(2)
     };
     if a.machines.is_some() {
@@ -284,7 +284,7 @@ fn run_mpi(a: &FitArgs, partition: sharding::Partition) -> ExitCode {
 
 #[cfg(not(feature = "mpi"))]
 fn run_mpi(_: &FitArgs, _: sharding::Partition) -> ExitCode {
-    eprintln!(
+    tell!(
         "error: this dmoe was built without MPI; build it with `cargo build --release --features mpi` (needs the packages libopenmpi-dev, openmpi-bin and libclang-dev)"
     );
     ExitCode::from(2)
@@ -329,7 +329,7 @@ fn fit_distributed(
     print_scores(&fit.scores);
     for (what, path) in [("reduced", &a.out), ("global", &a.global_out)] {
         if let Some(p) = path {
-            println!("{what} model written to {}", p.display());
+            say!("{what} model written to {}", p.display());
         }
     }
     Ok(())
@@ -372,7 +372,7 @@ fn in_process_settings(
 /// The data and the local fits: machines, rows, shard sizes, CPU times, convergence.
 fn print_local_fits(fit: &InProcessFit, partition_name: &str) {
     let (sizes, reports) = (&fit.shard_sizes, &fit.reports);
-    println!(
+    say!(
         "{} machines ({} partition), {} training rows, {} test rows, {} supporting points",
         sizes.len(),
         partition_name,
@@ -383,7 +383,7 @@ fn print_local_fits(fit: &InProcessFit, partition_name: &str) {
     let max_local = fit.slowest_local_seconds();
     let total_local: f64 = reports.iter().map(|r| r.summary.cpu_seconds).sum();
     let converged = reports.iter().filter(|r| r.summary.converged).count();
-    println!(
+    say!(
         "local fits: shard sizes {}..{}, CPU max {max_local:.3} s, total {total_local:.3} s, {converged}/{} converged",
         sizes.iter().min().unwrap(),
         sizes.iter().max().unwrap(),
@@ -395,7 +395,7 @@ fn print_local_fits(fit: &InProcessFit, partition_name: &str) {
 fn print_reduction(fit: &InProcessFit, outliers: OutlierPolicy) {
     let (reduction, reports) = (&fit.reduction, &fit.reports);
     let trace = &reduction.objective_trace;
-    println!(
+    say!(
         "reduction: start {:?}, {} MM iterations, objective {:.6} -> {:.6}, CPU {:.3} s",
         reduction.init,
         trace.len() - 1,
@@ -404,9 +404,9 @@ fn print_reduction(fit: &InProcessFit, outliers: OutlierPolicy) {
         fit.reduce_cpu_seconds
     );
     match (&reduction.flagged[..], outliers) {
-        (_, OutlierPolicy::Keep) => println!("outlier screening: off (--outliers keep)"),
-        ([], _) => println!("outlier screening: no machine flagged"),
-        (flagged, _) => println!(
+        (_, OutlierPolicy::Keep) => say!("outlier screening: off (--outliers keep)"),
+        ([], _) => say!("outlier screening: no machine flagged"),
+        (flagged, _) => say!(
             "outlier screening: flagged machine{} {} (joint divergence {}), {}",
             if flagged.len() > 1 { "s" } else { "" },
             flagged.iter().map(|&i| (reports[i].machine + 1).to_string()).collect::<Vec<_>>().join(", "),
@@ -419,7 +419,7 @@ fn print_reduction(fit: &InProcessFit, outliers: OutlierPolicy) {
 /// The time of the distributed fit (`max_m t_m + t_reduce`) against the global fit's.
 fn print_times(fit: &InProcessFit) {
     let (distributed_s, global_s) = (fit.distributed_seconds(), fit.global.summary.cpu_seconds);
-    println!(
+    say!(
         "time: distributed {distributed_s:.3} s (slowest local fit + reduction, no network), global {global_s:.3} s, speedup {:.2}",
         global_s / distributed_s
     );
@@ -433,13 +433,21 @@ fn readable(v: f64, prec: usize) -> String {
 
 fn print_scores(scores: &[ScoredEstimator]) {
     let show = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| readable(v, prec));
-    println!();
-    println!(
+    say!();
+    say!(
         "{:<16} {:>14} {:>10} {:>8} {:>10} {:>10} {:>7} {:>9} {:>8}",
-        "estimator", "test loglik", "RPE", "corr", "param MSE", "transport", "ARI", "clust.err", "time s"
+        "estimator",
+        "test loglik",
+        "RPE",
+        "corr",
+        "param MSE",
+        "transport",
+        "ARI",
+        "clust.err",
+        "time s"
     );
     for ScoredEstimator { name, scores: s, seconds } in scores {
-        println!(
+        say!(
             "{name:<16} {:>14} {:>10} {:>8.4} {:>10} {:>10} {:>7} {:>9} {:>8}",
             readable(s.test_loglik, 3),
             readable(s.rpe, 6),
@@ -458,8 +466,8 @@ fn print_parameters(model: &Moe, se: Option<&ndarray::Array1<f64>>) {
     let values = model.param_vector();
     for (i, name) in model.param_names().iter().enumerate() {
         match se {
-            Some(se) => println!("  {name:<32} {:>14}  (se {})", readable(values[i], 6), readable(se[i], 6)),
-            None => println!("  {name:<32} {:>14}", readable(values[i], 6)),
+            Some(se) => say!("  {name:<32} {:>14}  (se {})", readable(values[i], 6), readable(se[i], 6)),
+            None => say!("  {name:<32} {:>14}", readable(values[i], 6)),
         }
     }
 }

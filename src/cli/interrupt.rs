@@ -79,7 +79,7 @@ pub fn install() {
                 format!("complete before the signal: {}; nothing else was written or changed", paths.join(", "))
             }
         };
-        eprintln!("\ninterrupted by {name}: stopped; {outcome}");
+        tell!("\ninterrupted by {name}: stopped; {outcome}");
         std::process::exit(exit_code(sig));
     });
 }

@@ -4,6 +4,27 @@
 //! One file per command: `run` (run, check, calibrate), `fit`, `simulate`, `predict`, `bench`;
 //! `progress` shows a study's progress; `interrupt` turns SIGINT/SIGTERM into a clean stop.
 
+/// `println!` that never panics: when stdout cannot be written (a full disk, `>/dev/full`) the
+/// command ends with a message and exit code 2. Every output file is committed before anything is
+/// printed, so nothing is lost. (A closed pipe never gets here: SIGPIPE ends the process first.)
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::cli::stdout_failed(e);
+        }
+    }};
+}
+
+/// `eprintln!` that never panics: a message that cannot be written to stderr is dropped (there is
+/// nowhere left to report it).
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod bench;
 mod fit;
 mod interrupt;
@@ -12,6 +33,7 @@ pub mod progress;
 mod run;
 mod simulate;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +70,12 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Ends the process after stdout failed: a message on stderr (if it can be written) and exit code 2.
+pub fn stdout_failed(e: std::io::Error) -> ! {
+    let _ = writeln!(std::io::stderr(), "error: cannot write to standard output: {e}");
+    std::process::exit(2)
+}
+
 /// Runs the command line; the binary's `main` is only this.
 pub fn main() -> ExitCode {
     interrupt::install();
@@ -65,7 +93,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            tell!("error: {message}");
             ExitCode::from(2)
         }
     }

@@ -50,7 +50,7 @@ pub fn predict(a: PredictArgs) -> Result<(), String> {
     let post = joint.map(|j| argmax_rows(j.view()));
     write_predictions(&out, &yhat, &gate, post.as_deref())?;
     drop(out); // the lock goes before anything is printed
-    println!("wrote {} predictions to {}", yhat.len(), a.out.display());
+    say!("wrote {} predictions to {}", yhat.len(), a.out.display());
     Ok(())
 }
 

@@ -77,6 +77,6 @@ impl Progress for Lines {
     fn machine_done(&self, _: usize) {}
     fn finished(&self, _: usize, summary: &str) {
         let k = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-        eprintln!("[{k}/{}] {summary}", self.total);
+        tell!("[{k}/{}] {summary}", self.total);
     }
 }

@@ -52,7 +52,7 @@ fn load_checked(file: &Path, set: &[String], clock: Option<&str>) -> Result<stud
 pub fn check(a: CheckArgs) -> Result<(), String> {
     let c = load_checked(&a.file, &a.set, a.clock.as_deref())?;
     let runs = c.cells.len() * c.repetitions;
-    println!(
+    say!(
         "{}: ok: {} cells x {} repetition(s) = {runs} cluster runs; K = {}, d = {}; output folder `{}`",
         a.file.display(),
         c.cells.len(),
@@ -93,7 +93,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     };
     if !a.quiet {
         print_summary(&out);
-        println!("results, plots and traces in {}/ ({:.1} s)", dest.display(), out.wall_seconds);
+        say!("results, plots and traces in {}/ ({:.1} s)", dest.display(), out.wall_seconds);
     }
     Ok(())
 }
@@ -119,9 +119,16 @@ fn inputs_outside(plan: &study::Plan, dest: &Destination) -> Result<(), String> 
 
 /// One line per cell: mean makespan and speedup, and the reduction's RPE next to the global fit's.
 fn print_summary(out: &study::StudyOutput) {
-    println!(
+    say!(
         "{:>5} {:>5} {:>9} {:<28} {:>11} {:>8} {:>13} {:>10}",
-        "cell", "M", "n", "network", "makespan_s", "speedup", "RPE reduction", "RPE global"
+        "cell",
+        "M",
+        "n",
+        "network",
+        "makespan_s",
+        "speedup",
+        "RPE reduction",
+        "RPE global"
     );
     let mut cells: Vec<usize> = out.rows.iter().map(|r| r.cell).collect();
     cells.dedup();
@@ -132,7 +139,7 @@ fn print_summary(out: &study::StudyOutput) {
             if v.is_empty() { "-".to_string() } else { format!("{:.4}", v.iter().sum::<f64>() / v.len() as f64) }
         };
         let first = rows[0];
-        println!(
+        say!(
             "{c:>5} {:>5} {:>9} {:<28} {:>11} {:>8} {:>13} {:>10}",
             first.machines,
             first.n,
@@ -148,10 +155,12 @@ fn print_summary(out: &study::StudyOutput) {
 /// `dmoe calibrate`: measures the model clock's constants and prints them as a scenario table.
 pub fn calibrate() -> Result<(), String> {
     let c = crate::cluster::clock::calibrate();
-    println!("# model-clock constants measured on this machine; paste into a scenario");
-    println!(
+    say!("# model-clock constants measured on this machine; paste into a scenario");
+    say!(
         "[cost_model]\nem_per_component = {:e}\nem_per_coefficient_pair = {:e}\nmm_per_unit = {:e}",
-        c.em_per_component, c.em_per_coefficient_pair, c.mm_per_unit
+        c.em_per_component,
+        c.em_per_coefficient_pair,
+        c.mm_per_unit
     );
     Ok(())
 }

@@ -64,6 +64,6 @@ pub fn simulate(a: SimulateArgs) -> Result<(), String> {
     destination::commit(staged).map_err(|e| e.to_string())?;
     // The locks go before anything is printed: a closed stdout must not leave them.
     drop((out, truth));
-    println!("wrote {} rows (K = {}, d = {}, seed {}) to {}", a.n, a.k, a.d, a.seed, a.out.display());
+    say!("wrote {} rows (K = {}, d = {}, seed {}) to {}", a.n, a.k, a.d, a.seed, a.out.display());
     Ok(())
 }
