@@ -52,8 +52,14 @@ pub fn show(bytes: u64) -> String {
     }
 }
 
-/// An error when `need` bytes exceed this machine's memory: `what` says what needs them.
+/// Bytes the program needs beside its data: code, thread stacks and the allocator's per-thread
+/// arenas, which count against an address-space limit (`ulimit -v`).
+const PROGRAM_BYTES: u64 = 256 << 20;
+
+/// An error when `need` bytes (plus the program's own) exceed the memory this process may use:
+/// `what` says what needs them.
 pub fn check_fits(need: u64, what: &str) -> Result<(), String> {
+    let need = need.saturating_add(PROGRAM_BYTES);
     match physical_bytes() {
         Some(have) if need > have => Err(format!(
             "{what} needs about {} of memory, but this process may use {}: use fewer rows or components",
@@ -78,6 +84,7 @@ mod tests {
         let e = check_fits(u64::MAX, "data.n = 1e19").unwrap_err();
         assert!(e.starts_with("data.n = 1e19 needs about more than 1e7 TB") && e.contains("may use"), "{e}");
         assert!(check_fits(1 << 20, "a megabyte").is_ok());
+        assert!(check_fits(u64::MAX - 1, "all").unwrap_err().contains("more than 1e7 TB"), "no wrap-around");
         assert_eq!(show(24_000_000_000), "24.0 GB");
     }
 }
