@@ -214,7 +214,7 @@ pub fn fit(
         let conv = trace.len() >= 2 && rel_change(&trace, n) <= settings.tol;
         (start, conv)
     } else {
-        iterate(xt.view(), ys.view(), start, settings.max_iter - done, settings.tol, floor, &mut trace)
+        iterate_squarem(xt.view(), ys.view(), start, settings.max_iter - done, settings.tol, floor, &mut trace)
     };
     let iterations = trace.len() - 1;
     let warmups: usize = start_traces.iter().map(|t| t.len() - 1).sum();
@@ -278,6 +278,105 @@ fn iterate(
         }
     }
     (p, false)
+}
+
+/// Largest extrapolation factor |alpha| of a SQUAREM step.
+const SQUAREM_MAX_STEP: f64 = 100.0;
+
+/// EM accelerated by SQUAREM (Varadhan & Roland 2008, scheme S3) with a monotone safeguard, from
+/// `p` for up to `max_iter` more points of `trace`. Each cycle takes two EM steps
+/// `p1 = M(p0)`, `p2 = M(p1)`, then jumps to `p0 - 2 a r + a^2 v` with `r = p1 - p0`,
+/// `v = p2 - 2 p1 + p0`, `a = -|r| / |v|` (clamped to [-100, -1]; -1 is the plain step to `p2`),
+/// in the coordinates of [`squarem_jump`], and takes one EM step from there. The jump is kept only
+/// if that step's log-likelihood is at least `p2`'s; otherwise the cycle ends at `p2`. So every point
+/// of the trace is at least as likely as the one before, as in plain EM. Convergence is judged on
+/// plain EM steps only (`p0 -> p1`, `p1 -> p2`), with the same test as [`iterate`].
+fn iterate_squarem(
+    xt: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    p: Params,
+    max_iter: usize,
+    tol: f64,
+    floor: f64,
+    trace: &mut Vec<f64>,
+) -> (Params, bool) {
+    let n = y.len();
+    let limit = trace.len().max(1) - 1 + max_iter;
+    let mut p0 = p;
+    let mut e0 = e_step(xt, y, &p0, gate::probs(xt, &p0.gate));
+    if trace.is_empty() {
+        trace.push(e0.loglik);
+    }
+    while trace.len() - 1 < limit {
+        if !e0.loglik.is_finite() {
+            return (p0, false);
+        }
+        // Two plain EM steps.
+        let (p1, g1) = m_step(xt, y, e0, p0.clone(), floor);
+        let e1 = e_step(xt, y, &p1, g1);
+        if !e1.loglik.is_finite() {
+            return (p0, false);
+        }
+        trace.push(e1.loglik);
+        if rel_change(trace, n) <= tol {
+            return (p1, true);
+        }
+        if trace.len() > limit {
+            return (p1, false);
+        }
+        let (p2, g2) = m_step(xt, y, e1, p1.clone(), floor);
+        let e2 = e_step(xt, y, &p2, g2);
+        if !e2.loglik.is_finite() {
+            return (p1, false);
+        }
+        trace.push(e2.loglik);
+        if rel_change(trace, n) <= tol {
+            return (p2, true);
+        }
+        // The jump, stabilised by one EM step, kept only if it does at least as well as p2.
+        let jumped = squarem_jump(&p0, &p1, &p2, floor).and_then(|px| {
+            let ex = e_step(xt, y, &px, gate::probs(xt, &px.gate));
+            if !ex.loglik.is_finite() {
+                return None;
+            }
+            let (p3, g3) = m_step(xt, y, ex, px, floor);
+            let e3 = e_step(xt, y, &p3, g3);
+            (e3.loglik.is_finite() && e3.loglik >= e2.loglik).then_some((p3, e3))
+        });
+        match jumped {
+            Some((p3, e3)) if trace.len() - 1 < limit => {
+                trace.push(e3.loglik);
+                (p0, e0) = (p3, e3);
+            }
+            _ => (p0, e0) = (p2, e2),
+        }
+    }
+    (p0, false)
+}
+
+/// The SQUAREM point from three successive EM iterates, or `None` when the step length is the
+/// plain one (`a = -1`, i.e. `p2` itself) or not a number. Gate rows and expert coefficients are
+/// extrapolated as they are, variances on the log scale (then floored), so they stay positive.
+fn squarem_jump(p0: &Params, p1: &Params, p2: &Params, floor: f64) -> Option<Params> {
+    let coords = |p: &Params| -> Vec<f64> {
+        p.gate.iter().chain(p.experts.iter()).copied().chain(p.variances.iter().map(|v| v.ln())).collect()
+    };
+    let (c0, c1, c2) = (coords(p0), coords(p1), coords(p2));
+    let r: Vec<f64> = c1.iter().zip(&c0).map(|(a, b)| a - b).collect();
+    let v: Vec<f64> = c2.iter().zip(&c1).zip(&r).map(|((a, b), r)| a - b - r).collect();
+    let norm = |x: &[f64]| x.iter().map(|a| a * a).sum::<f64>().sqrt();
+    let alpha = -norm(&r) / norm(&v);
+    if !alpha.is_finite() || alpha >= -1.0 {
+        return None;
+    }
+    let alpha = alpha.max(-SQUAREM_MAX_STEP);
+    let x: Vec<f64> = c0.iter().zip(&r).zip(&v).map(|((c, r), v)| c - 2.0 * alpha * r + alpha * alpha * v).collect();
+    let (ng, ne) = (p0.gate.len(), p0.experts.len());
+    let mut out = p0.clone();
+    out.gate.iter_mut().zip(&x[..ng]).for_each(|(a, b)| *a = *b);
+    out.experts.iter_mut().zip(&x[ng..ng + ne]).for_each(|(a, b)| *a = *b);
+    out.variances.iter_mut().zip(&x[ng + ne..]).for_each(|(a, b)| *a = b.exp().max(floor));
+    Some(out)
 }
 
 /// E-step in log space, given the gate probabilities at `p` (which the previous M-step computed):
