@@ -552,3 +552,36 @@ fn to_raw_trace(trace: &[f64], n: usize, y_sd: f64) -> Vec<f64> {
     let shift = n as f64 * y_sd.ln();
     trace.iter().map(|l| l - shift).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    /// Parameters at distance `t` along a fixed direction from a fixed point (log-variances too).
+    fn along(t: f64) -> Params {
+        Params {
+            gate: array![[0.5 + t, -1.0 - 2.0 * t], [0.0, 0.0]],
+            experts: array![[1.0 - t, 2.0 + 0.5 * t], [-3.0 + 3.0 * t, 0.25]],
+            variances: array![(0.1 + t).exp(), (-0.7 - t).exp()],
+        }
+    }
+
+    #[test]
+    fn a_squarem_jump_lands_on_the_fixed_point_of_a_linear_contraction() {
+        // EM near its maximum behaves like p_(t+1) - p* = c (p_t - p*): SQUAREM's step length
+        // a = -1 / (1 - c) then jumps exactly to p*.
+        let c: f64 = 0.9;
+        let (p0, p1, p2) = (along(1.0), along(c), along(c * c));
+        let jump = squarem_jump(&p0, &p1, &p2, 1e-12).expect("a step longer than the plain one");
+        let star = along(0.0);
+        for (a, b) in jump.gate.iter().chain(jump.experts.iter()).zip(star.gate.iter().chain(star.experts.iter())) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+        for (a, b) in jump.variances.iter().zip(star.variances.iter()) {
+            assert!((a - b).abs() < 1e-12 * b, "{a} vs {b}");
+        }
+        // A contraction of factor 0 (EM already at the maximum) gives a = -1: no jump.
+        assert!(squarem_jump(&along(1.0), &along(0.0), &along(0.0), 1e-12).is_none());
+    }
+}
