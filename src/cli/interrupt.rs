@@ -1,11 +1,12 @@
-//! SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM (every signal that ends a process
-//! by default and can be caught, apart from SIGPIPE, which the commands meet only after their
-//! outputs are committed and their locks released): the process stops, leaving every destination with its complete old
-//! content or its complete new one and no temporary file (`destination::abandon_all`).
+//! Signals that end the process leave every destination with its complete old content or its
+//! complete new one, and no temporary or lock file.
 //!
-//! The signals are blocked in every thread (the mask is set before any thread exists, and threads
-//! inherit it) and received by one thread that waits for them with `sigwait`: it runs ordinary code,
-//! not an async-signal handler, so it may take locks and delete folders.
+//! SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM are blocked in every thread (the
+//! mask is set before any thread exists, and threads inherit it) and received by one thread that
+//! waits for them with `sigwait`: it runs ordinary code, not an async-signal handler, so it may take
+//! locks and delete folders (`destination::abandon_all`). SIGPIPE (a closed stdout, met after the
+//! outputs are committed) and SIGABRT (a failed allocation) arrive in the thread that caused them;
+//! their handler unlinks the lock files and lets the signal end the process.
 
 /// The signals received; each ends the process cleanly.
 const SIGNALS: [i32; 7] =
