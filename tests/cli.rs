@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dmoe, workdir};
+use common::{dmoe, listing, workdir};
 
 use std::path::Path;
 use std::path::PathBuf;
@@ -284,10 +284,7 @@ fn no_destination_replaces_an_input_or_a_folder_of_other_files() {
         s(&dir.join("s.csv"))
     );
     assert!(std::process::Command::new("sh").args(["-c", &sh]).status().unwrap().success());
-    let mut names: Vec<String> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    assert_eq!(names, ["d.csv", "s.csv", "thesis"]);
+    assert_eq!(listing(&dir), ["d.csv", "s.csv", "thesis"]);
 }
 
 #[test]
@@ -377,8 +374,7 @@ fn predictions_that_overflow_are_errors_naming_the_line() {
     assert_user_error(&out, "--truth");
     assert_user_error(&out, "two flags name the same path");
     assert!(!pred.exists());
-    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names.len(), 4, "temporary or lock files left: {names:?}");
+    assert_eq!(listing(&dir), ["big.csv", "d.csv", "huge.json", "m.json"], "temporary or lock files left");
 }
 
 #[test]

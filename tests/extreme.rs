@@ -6,7 +6,10 @@
 //! `dmoe bench` gets its count flags on a small problem; its `--n` is left out, because it runs as
 //! long as it is asked to (`--n 1e8` is a legitimate hour of work), which is its purpose.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{listing, workdir};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,13 +55,6 @@ impl Draws {
 
 fn values(draws: &mut Draws) -> Vec<String> {
     FIXED.iter().map(|s| s.to_string()).chain((0..3).map(|_| draws.value())).collect()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dmoe-extreme-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// Runs dmoe in `dir` with a time limit; returns (exit code, stderr).
@@ -108,12 +104,8 @@ fn assert_clean(dir: &Path, args: &[String], code: Option<i32>, stderr: &str, wr
         ),
         other => panic!("{what}: exit {other:?}: {stderr}"),
     }
-    let mut left: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !keep.contains(&n.as_str()))
-        .collect();
-    left.sort();
+    let mut left = listing(dir);
+    left.retain(|n| !keep.contains(&n.as_str()));
     let allowed: Vec<&str> = written.iter().map(|f| f.split('/').next().unwrap()).collect();
     left.retain(|n| !allowed.contains(&n.as_str()));
     assert!(left.is_empty(), "{what}: left behind: {left:?}");
@@ -186,7 +178,7 @@ const KEYS: [&str; 40] = [
 
 #[test]
 fn extreme_values_in_every_scenario_key_run_or_are_refused_cleanly() {
-    let dir = scratch("keys");
+    let dir = workdir("extreme-keys");
     std::fs::write(dir.join("base.toml"), BASE).unwrap();
     let mut draws = Draws(0x9e37_79b9_7f4a_7c15);
     let (mut ran, mut refused) = (0, 0);
@@ -213,7 +205,7 @@ fn extreme_values_in_every_scenario_key_run_or_are_refused_cleanly() {
 
 #[test]
 fn extreme_values_in_every_numeric_flag_run_or_are_refused_cleanly() {
-    let dir = scratch("flags");
+    let dir = workdir("extreme-flags");
     let sim = ["simulate", "--k", "2", "--d", "1", "--n", "400", "--out", "d.csv"];
     let (code, stderr) = dmoe(&dir, &sim.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     assert_eq!(code, Some(0), "{stderr}");

@@ -2,17 +2,13 @@
 //! leaves the output folder with its complete old content or the complete new one and nothing beside
 //! it; a second run to the same folder is refused while the first one runs.
 
+mod common;
+
+use common::{listing, workdir};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dmoe-interrupt-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A small study (3 cells, a second or two of work, a few hundred milliseconds of writing).
 fn start_run(out: &Path, seed: u64) -> Child {
@@ -43,13 +39,6 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
-    v.sort();
-    v
-}
-
 /// When to send the signal.
 #[derive(Debug, Clone, Copy)]
 enum Moment {
@@ -62,7 +51,7 @@ enum Moment {
 fn wait_for_staging(parent: &Path, child: &mut Child) {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(120) {
-        if names_in(parent).iter().any(|n| n.contains(".partial-")) || child.try_wait().unwrap().is_some() {
+        if listing(parent).iter().any(|n| n.contains(".partial-")) || child.try_wait().unwrap().is_some() {
             return;
         }
         std::thread::sleep(Duration::from_micros(300));
@@ -72,7 +61,7 @@ fn wait_for_staging(parent: &Path, child: &mut Child) {
 
 #[test]
 fn a_signal_at_any_moment_leaves_the_old_or_the_new_output_whole() {
-    let dir = scratch("signals");
+    let dir = workdir("interrupt-signals");
     let out = dir.join("study");
     assert!(start_run(&out, 1).wait().unwrap().success());
     let old = snapshot(&out);
@@ -110,7 +99,7 @@ fn a_signal_at_any_moment_leaves_the_old_or_the_new_output_whole() {
         let after = snapshot(&out);
         let what = format!("signal {sig} at {moment:?}: exit {code:?}");
         eprintln!("{what}: {}", if after == before { "old output kept" } else { "new output complete" });
-        assert_eq!(names_in(&dir), ["study"], "{what}: something was left beside the output");
+        assert_eq!(listing(&dir), ["study"], "{what}: something was left beside the output");
         match code {
             Some(0) => assert_ne!(after, before, "{what}: finished but the output did not change"),
             Some(c) if c == 128 + sig => {
@@ -135,7 +124,7 @@ fn a_signal_at_any_moment_leaves_the_old_or_the_new_output_whole() {
 
 #[test]
 fn a_second_run_to_the_same_folder_is_refused_while_the_first_runs() {
-    let dir = scratch("concurrent");
+    let dir = workdir("interrupt-concurrent");
     let out = dir.join("study");
     let mut first = start_run(&out, 1);
     let t0 = Instant::now();
@@ -148,7 +137,7 @@ fn a_second_run_to_the_same_folder_is_refused_while_the_first_runs() {
     assert_eq!(second.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(&format!("another dmoe run (process {}) is writing to it", first.id())), "{stderr}");
     assert!(first.wait().unwrap().success());
-    assert_eq!(names_in(&dir), ["study"]);
+    assert_eq!(listing(&dir), ["study"]);
     assert!(out.join("results.csv").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }

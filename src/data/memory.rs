@@ -56,14 +56,18 @@ pub fn show(bytes: u64) -> String {
 /// arenas, which count against an address-space limit (`ulimit -v`).
 const PROGRAM_BYTES: u64 = 256 << 20;
 
+/// Whether `need` bytes (plus the program's own) fit in the memory this process may use.
+pub fn fits(need: u64) -> bool {
+    physical_bytes().is_none_or(|have| need.saturating_add(PROGRAM_BYTES) <= have)
+}
+
 /// An error when `need` bytes (plus the program's own) exceed the memory this process may use:
 /// `what` says what needs them.
 pub fn check_fits(need: u64, what: &str) -> Result<(), String> {
-    let need = need.saturating_add(PROGRAM_BYTES);
     match physical_bytes() {
-        Some(have) if need > have => Err(format!(
+        Some(have) if !fits(need) => Err(format!(
             "{what} needs about {} of memory, but this process may use {}: use fewer rows or components",
-            show(need),
+            show(need.saturating_add(PROGRAM_BYTES)),
             show(have)
         )),
         _ => Ok(()),

@@ -261,23 +261,26 @@ fn iterate(
     if trace.is_empty() {
         trace.push(e.loglik);
     }
+    if !e.loglik.is_finite() {
+        return (p, false);
+    }
     for _ in 0..max_iter {
-        if !e.loglik.is_finite() {
-            return (p, false);
-        }
-        let (next, next_gate) = m_step(xt, y, e, p.clone(), floor);
-        let e_next = e_step(xt, y, &next, next_gate);
-        if !e_next.loglik.is_finite() {
-            return (p, false);
-        }
-        p = next;
-        e = e_next;
+        let Some((next, e_next)) = em_step(xt, y, e, &p, floor) else { return (p, false) };
+        (p, e) = (next, e_next);
         trace.push(e.loglik);
         if rel_change(trace, n) <= tol {
             return (p, true);
         }
     }
     (p, false)
+}
+
+/// One EM step from `p`, whose E-step is `e`: the M-step, then the E-step at the new parameters.
+/// `None` when the new log-likelihood is not finite (the step is not taken).
+fn em_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, e: EStep, p: &Params, floor: f64) -> Option<(Params, EStep)> {
+    let (next, next_gate) = m_step(xt, y, e, p.clone(), floor);
+    let e_next = e_step(xt, y, &next, next_gate);
+    e_next.loglik.is_finite().then_some((next, e_next))
 }
 
 /// Largest extrapolation factor |alpha| of a SQUAREM step.
@@ -302,21 +305,17 @@ fn iterate_squarem(
 ) -> (Params, bool) {
     let n = y.len();
     let limit = trace.len().max(1) - 1 + max_iter;
-    let mut p0 = p;
-    let mut e0 = e_step(xt, y, &p0, gate::probs(xt, &p0.gate));
+    let e = e_step(xt, y, &p, gate::probs(xt, &p.gate));
+    let (mut p0, mut e0) = (p, e);
     if trace.is_empty() {
         trace.push(e0.loglik);
     }
+    if !e0.loglik.is_finite() {
+        return (p0, false);
+    }
     while trace.len() - 1 < limit {
-        if !e0.loglik.is_finite() {
-            return (p0, false);
-        }
-        // Two plain EM steps.
-        let (p1, g1) = m_step(xt, y, e0, p0.clone(), floor);
-        let e1 = e_step(xt, y, &p1, g1);
-        if !e1.loglik.is_finite() {
-            return (p0, false);
-        }
+        // Two plain EM steps, each judged by the convergence test.
+        let Some((p1, e1)) = em_step(xt, y, e0, &p0, floor) else { return (p0, false) };
         trace.push(e1.loglik);
         if rel_change(trace, n) <= tol {
             return (p1, true);
@@ -324,11 +323,7 @@ fn iterate_squarem(
         if trace.len() > limit {
             return (p1, false);
         }
-        let (p2, g2) = m_step(xt, y, e1, p1.clone(), floor);
-        let e2 = e_step(xt, y, &p2, g2);
-        if !e2.loglik.is_finite() {
-            return (p1, false);
-        }
+        let Some((p2, e2)) = em_step(xt, y, e1, &p1, floor) else { return (p1, false) };
         trace.push(e2.loglik);
         if rel_change(trace, n) <= tol {
             return (p2, true);
@@ -339,9 +334,7 @@ fn iterate_squarem(
             if !ex.loglik.is_finite() {
                 return None;
             }
-            let (p3, g3) = m_step(xt, y, ex, px, floor);
-            let e3 = e_step(xt, y, &p3, g3);
-            (e3.loglik.is_finite() && e3.loglik >= e2.loglik).then_some((p3, e3))
+            em_step(xt, y, ex, &px, floor).filter(|(_, e3)| e3.loglik >= e2.loglik)
         });
         match jumped {
             Some((p3, e3)) if trace.len() - 1 < limit => {

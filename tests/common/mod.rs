@@ -105,6 +105,14 @@ pub fn dmoe(args: &[&str]) -> std::process::Output {
 }
 
 /// A fresh folder for one test under cargo's per-target temporary directory.
+/// The names in a folder, hidden ones included, sorted: what a command left behind.
+pub fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
 pub fn workdir(name: &str) -> std::path::PathBuf {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
