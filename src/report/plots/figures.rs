@@ -124,6 +124,9 @@ pub(super) fn mean(v: &[f64]) -> f64 {
 /// ends' ratio overflows (1e-300 to 1e300), and padding a value near 1e308 makes it infinite.
 const AXIS_LIMIT: f64 = 1e300;
 
+/// Share of an accuracy plot's height kept above the data for its legend.
+const LEGEND_ROOM: f64 = 0.3;
+
 /// Log-scale bounds padded by a factor, for the positive finite values among `values`.
 fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) =
@@ -286,16 +289,20 @@ impl Figure for Accuracy {
         let ms: Vec<usize> = self.series.iter().flat_map(|(_, g)| g.keys().copied()).collect();
         let (m_lo, m_hi) = (*ms.iter().min().unwrap_or(&1) as f64, *ms.iter().max().unwrap_or(&1) as f64);
         let x = (m_lo / 1.3..m_hi * 1.3).log_scale();
+        // The top LEGEND_ROOM of the plot is left free of data for the legend (one line per
+        // estimator in the upper right corner, over the largest M, where the worst estimator sits).
         if self.log_y {
             let (lo, hi) = log_bounds(self.points());
+            let top = (hi * (hi / lo).powf(LEGEND_ROOM / (1.0 - LEGEND_ROOM))).min(AXIS_LIMIT);
             let chart = chart_builder(root, &self.title, 22, (50, 80))
-                .build_cartesian_2d(x, (lo..hi).log_scale())
+                .build_cartesian_2d(x, (lo..top).log_scale())
                 .map_err(err)?;
             self.fill(chart, m_lo, m_hi)
         } else {
-            let chart = chart_builder(root, &self.title, 22, (50, 80))
-                .build_cartesian_2d(x, linear_bounds(self.points()))
-                .map_err(err)?;
+            let r = linear_bounds(self.points());
+            let top = (r.end + (r.end - r.start) * LEGEND_ROOM / (1.0 - LEGEND_ROOM)).min(AXIS_LIMIT * 2.0);
+            let chart =
+                chart_builder(root, &self.title, 22, (50, 80)).build_cartesian_2d(x, r.start..top).map_err(err)?;
             self.fill(chart, m_lo, m_hi)
         }
     }
