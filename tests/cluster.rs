@@ -32,7 +32,8 @@ fn config(seed: u64) -> ClusterConfig {
 fn run(data: &Arc<ShardedData>, c: &ClusterConfig) -> Result<RunOutcome, ClusterError> {
     let out = cluster::run(data.clone(), vec!["x1".into(), "x2".into()], "y".into(), c, None, None);
     if let Ok(o) = &out {
-        check_record(&o.record);
+        assert_eq!(o.records.len(), c.networks.len(), "one record per network");
+        o.records.iter().for_each(check_record);
     }
     out
 }
@@ -58,7 +59,7 @@ fn check_record(r: &RunRecord) {
 #[test]
 fn model_clock_zero_latency_makespan_is_slowest_compute_plus_reduction() {
     let data = sharded(8_000, 8, 1);
-    let r = run(&data, &config(1)).unwrap().record;
+    let r = run(&data, &config(1)).unwrap().records.remove(0);
     let slowest = r.machines.iter().filter_map(|m| m.compute_s).fold(0.0, f64::max);
     assert!(slowest > 0.0 && r.reduce_s > 0.0);
     assert_eq!(r.makespan_s, slowest + r.reduce_s);
@@ -70,10 +71,10 @@ fn model_clock_zero_latency_makespan_is_slowest_compute_plus_reduction() {
 #[test]
 fn constant_latency_adds_exactly_l_to_the_makespan() {
     let data = sharded(8_000, 8, 2);
-    let base = run(&data, &config(2)).unwrap().record;
+    let base = run(&data, &config(2)).unwrap().records.remove(0);
     let mut c = config(2);
-    c.network.latency = Latency::Constant { seconds: 0.25 };
-    let late = run(&data, &c).unwrap().record;
+    c.networks[0].latency = Latency::Constant { seconds: 0.25 };
+    let late = run(&data, &c).unwrap().records.remove(0);
     assert!((late.makespan_s - base.makespan_s - 0.25).abs() < 1e-12, "{} vs {}", late.makespan_s, base.makespan_s);
     assert_eq!(late.estimators, base.estimators, "latency without a deadline changes no estimate");
 }
@@ -83,14 +84,14 @@ fn deadline_leaves_out_a_straggler_and_reweights_the_others() {
     let data = sharded(8_000, 8, 3);
     let mut c = config(3);
     c.machines.speed = Speed::Stragglers { fraction: 1.0 / 8.0, slowdown: 50.0 };
-    let all = run(&data, &c).unwrap().record;
+    let all = run(&data, &c).unwrap().records.remove(0);
     let straggler = all.machines.iter().find(|m| m.speed == 50.0).unwrap().machine;
     let others_max =
         all.machines.iter().filter(|m| m.machine != straggler).filter_map(|m| m.arrival_s).fold(0.0, f64::max);
     let deadline = 2.0 * others_max;
     assert!(all.machines[straggler].arrival_s.unwrap() > deadline, "the straggler misses the deadline");
     c.deadline = Some(deadline);
-    let r = run(&data, &c).unwrap().record;
+    let r = run(&data, &c).unwrap().records.remove(0);
     assert!(!r.machines[straggler].included && r.machines[straggler].lambda.is_none());
     assert_eq!(r.machines.iter().filter(|m| m.included).count(), 7);
     assert_eq!(r.reduce_start_s, deadline);
@@ -105,15 +106,15 @@ fn deadline_leaves_out_a_straggler_and_reweights_the_others() {
 fn same_seed_model_clock_gives_identical_records_with_1_and_2_threads() {
     let data = sharded(6_000, 12, 4);
     let mut c = config(4);
-    c.network.latency = Latency::Lognormal { median: 0.05, sigma: 1.0 };
-    c.network.loss = 0.2;
+    c.networks[0].latency = Latency::Lognormal { median: 0.05, sigma: 1.0 };
+    c.networks[0].loss = 0.2;
     c.machines.speed = Speed::Lognormal { sigma: 0.5 };
     c.threads = 1;
-    let one = serde_json::to_string(&run(&data, &c).unwrap().record).unwrap();
+    let one = serde_json::to_string(&run(&data, &c).unwrap().records[0]).unwrap();
     c.threads = 2;
-    let two = serde_json::to_string(&run(&data, &c).unwrap().record).unwrap();
+    let two = serde_json::to_string(&run(&data, &c).unwrap().records[0]).unwrap();
     assert!(one == two, "records differ between 1 and 2 worker threads");
-    let again = serde_json::to_string(&run(&data, &c).unwrap().record).unwrap();
+    let again = serde_json::to_string(&run(&data, &c).unwrap().records[0]).unwrap();
     assert!(two == again, "records differ between two identical runs");
 }
 
@@ -122,7 +123,7 @@ fn failed_machines_never_enter_the_reduction() {
     let data = sharded(8_000, 8, 5);
     let mut c = config(5);
     c.machines.failure_probability = 0.3;
-    let r = run(&data, &c).unwrap().record;
+    let r = run(&data, &c).unwrap().records.remove(0);
     let failed: Vec<usize> = r.machines.iter().filter(|m| m.failed).map(|m| m.machine).collect();
     assert!(!failed.is_empty() && failed.len() < 8, "this seed fails some machines: {failed:?}");
     for &m in &failed {
@@ -149,12 +150,12 @@ fn measured_clock_charges_each_machine_its_own_cpu_time() {
     c.clock = Clock::Measured;
     c.machines.speed = Speed::Stragglers { fraction: 0.5, slowdown: 3.0 };
     let out = run(&data, &c).unwrap();
-    for m in &out.record.machines {
+    for m in &out.records[0].machines {
         let cpu = m.model.as_ref().unwrap().fit.as_ref().unwrap().cpu_seconds;
         assert_eq!(m.compute_s.unwrap(), cpu * m.speed, "machine {}", m.machine);
     }
     let total: f64 =
-        out.record.machines.iter().map(|m| m.model.as_ref().unwrap().fit.as_ref().unwrap().cpu_seconds).sum();
+        out.records[0].machines.iter().map(|m| m.model.as_ref().unwrap().fit.as_ref().unwrap().cpu_seconds).sum();
     assert!((out.fit_cpu_seconds - total).abs() < 1e-12);
 }
 
@@ -162,14 +163,46 @@ fn measured_clock_charges_each_machine_its_own_cpu_time() {
 fn lost_messages_cost_the_retransmission_timeout() {
     let data = sharded(6_000, 6, 7);
     let mut c = config(7);
-    c.network.latency = Latency::Constant { seconds: 0.01 };
-    c.network.loss = 0.5;
-    c.network.retransmit_after = 1.0;
-    let r = run(&data, &c).unwrap().record;
+    c.networks[0].latency = Latency::Constant { seconds: 0.01 };
+    c.networks[0].loss = 0.5;
+    c.networks[0].retransmit_after = 1.0;
+    let r = run(&data, &c).unwrap().records.remove(0);
     for m in &r.machines {
         let expected = 0.01 + (m.attempts.unwrap() - 1) as f64;
         assert!((m.network_s.unwrap() - expected).abs() < 1e-12);
         assert!((m.arrival_s.unwrap() - m.compute_s.unwrap() - m.network_s.unwrap()).abs() < 1e-12);
     }
     assert!(r.machines.iter().any(|m| m.attempts.unwrap() > 1), "loss 0.5 over 6 machines loses something");
+}
+
+#[test]
+fn every_network_replays_the_same_fits_and_draws() {
+    // One run under three networks: the machines fit once, so local compute times, speeds,
+    // failures and every estimate are the same; only the network's part of the timeline differs.
+    let data = sharded(8_000, 8, 8);
+    let mut c = config(8);
+    c.machines.speed = Speed::Stragglers { fraction: 0.25, slowdown: 4.0 };
+    c.machines.failure_probability = 0.1;
+    let (mut lan, mut wan) = (c.networks[0].clone(), c.networks[0].clone());
+    lan.latency = Latency::Constant { seconds: 0.001 };
+    wan.latency = Latency::Lognormal { median: 0.08, sigma: 0.5 };
+    c.networks = vec![c.networks[0].clone(), lan, wan];
+    let out = run(&data, &c).unwrap();
+    let r0 = &out.records[0];
+    for r in &out.records[1..] {
+        assert_eq!(r.local_compute_max_s, r0.local_compute_max_s);
+        assert_eq!(r.reduce_s, r0.reduce_s, "the same machines arrived, so the same reduction");
+        for (a, b) in r.machines.iter().zip(&r0.machines) {
+            assert_eq!((a.speed, a.failed, a.compute_s), (b.speed, b.failed, b.compute_s), "machine {}", a.machine);
+        }
+        let models = |r: &RunRecord| serde_json::to_string(&r.estimators).unwrap();
+        assert_eq!(models(r), models(r0));
+    }
+    assert_eq!(r0.network_s, 0.0, "the default network is ideal");
+    assert!(out.records[1].network_s >= 0.001 && out.records[2].network_s > out.records[1].network_s);
+    // The same configuration with one network gives that network's record exactly.
+    let mut one = c.clone();
+    one.networks = vec![c.networks[2].clone()];
+    let alone = run(&data, &one).unwrap().records.remove(0);
+    assert_eq!(serde_json::to_string(&alone).unwrap(), serde_json::to_string(&out.records[2]).unwrap());
 }

@@ -269,3 +269,60 @@ latency = { kind = "constant", seconds = -0.08 }
     let stderr = String::from_utf8_lossy(&set.stderr);
     assert!(stderr.contains("--set cluster.machines=two: `two` is not a TOML value (text goes in double quotes inside single quotes: --set 'cluster.machines=\"two\"')"), "{stderr}");
 }
+
+#[test]
+fn network_cells_replay_the_same_fits_and_machine_draws() {
+    // The latency scenario sweeps four networks at each M. With the model clock, the cells of one
+    // (M, repetition) share their shards, fits, stragglers and failures: they must agree on the
+    // slowest compute time and on every estimate, and differ only by the network's part.
+    let dir = workdir("network_replay");
+    let out_dir = dir.join("l");
+    let file = repo("scenarios/latency.toml");
+    let out = dmoe(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--quiet",
+        "--clock",
+        "model",
+        "--set",
+        "data.n=6000",
+        "--set",
+        "repetitions=2",
+        "--set",
+        "cluster.machines=[4, 8]",
+        "--set",
+        "machines.speed={kind=\"stragglers\",fraction=0.25,slowdown=3.0}",
+        "--set",
+        "machines.failure_probability=0.2",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut r = csv::Reader::from_path(out_dir.join("results.csv")).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    let mut groups: std::collections::BTreeMap<(String, String, String), Vec<&csv::StringRecord>> = Default::default();
+    for row in &rows {
+        let key = (row[col("machines")].to_string(), row[col("rep")].to_string(), row[col("estimator")].to_string());
+        groups.entry(key).or_default().push(row);
+    }
+    assert_eq!(groups.len(), 2 * 2 * 6, "M x repetitions x estimators");
+    let same = ["local_compute_max_s", "reduce_s", "test_loglik", "rpe", "param_mse", "machines_included"];
+    for ((m, rep, est), cells) in &groups {
+        assert_eq!(cells.len(), 4, "four networks");
+        for c in &cells[1..] {
+            for name in same {
+                assert_eq!(&c[col(name)], &cells[0][col(name)], "M = {m}, rep {rep}, {est}: {name}");
+            }
+        }
+        if est == "reduction" {
+            let net = |c: &csv::StringRecord| c[col("network_s")].parse::<f64>().unwrap();
+            assert!(net(cells[3]) > 10.0 * net(cells[0]), "satellite slower than the rack (M = {m}, rep {rep})");
+        }
+    }
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("run.json")).unwrap()).unwrap();
+    let from: Vec<u64> =
+        run["runs"].as_array().unwrap().iter().map(|r| r["fits_from_cell"].as_u64().unwrap()).collect();
+    assert!(from.iter().all(|&c| c == 0 || c == 1), "cells of M = 4 replay cell 0's fits, M = 8 cell 1's: {from:?}");
+}

@@ -158,7 +158,7 @@ impl Handler<FitDone> for Machine {
     }
 }
 
-/// What the server does once every machine has reported or failed.
+/// What the server does once every machine has reported or failed (for every network of the run).
 pub type Finish = Box<dyn FnOnce(Vec<Option<LocalReport>>) -> Result<RunOutcome, ClusterError>>;
 
 /// The server: collects one message per machine, then hands the reports to `finish` and the outcome

@@ -52,9 +52,9 @@ impl CostModel {
     }
 
     /// Modelled seconds of an EM fit.
-    pub fn em_seconds(&self, n: usize, iterations: usize, k: usize, d: usize) -> f64 {
+    pub fn em_seconds(&self, row_iterations: u64, k: usize, d: usize) -> f64 {
         let p2 = ((d + 1) * (d + 1)) as f64;
-        n as f64 * iterations as f64 * k as f64 * (self.em_per_component + self.em_per_coefficient_pair * p2)
+        row_iterations as f64 * k as f64 * (self.em_per_component + self.em_per_coefficient_pair * p2)
     }
 
     /// Modelled seconds of a reduction.
@@ -82,12 +82,12 @@ impl Clock {
     }
 
     /// Seconds of an EM fit on this clock. Measured: the fit's thread CPU seconds. Model:
-    /// `n * it * K * (em_per_component + em_per_coefficient_pair * (d+1)^2)`, with the fit's rows n and
-    /// its iterations over all starts `it`.
+    /// `R * K * (em_per_component + em_per_coefficient_pair * (d+1)^2)`, with `R` the fit's rows times
+    /// iterations summed over all starts (`row_iterations`).
     pub fn fit_seconds(&self, summary: &FitSummary, k: usize, d: usize) -> f64 {
         match self {
             Clock::Measured => summary.cpu_seconds,
-            Clock::Model(c) => c.em_seconds(summary.n, summary.total_iterations, k, d),
+            Clock::Model(c) => c.em_seconds(summary.row_iterations, k, d),
         }
     }
 
@@ -117,8 +117,7 @@ pub fn calibrate() -> CostModel {
         let s = EmSettings { k, restarts: 1, warmup_iter: 0, max_iter: 30, tol: 0.0, ..EmSettings::default() };
         let t0 = thread_cpu_seconds();
         let fit = em::fit(data.x.view(), data.y.view(), &sim.truth.features, "y", &s).expect("synthetic data fits");
-        let it = fit.summary.total_iterations;
-        (thread_cpu_seconds() - t0) / (n * it * k) as f64 // seconds per row x iteration x component
+        (thread_cpu_seconds() - t0) / (fit.summary.row_iterations as f64 * k as f64) // per row x iteration x component
     };
     let (small, large) = (em_rate(3, 2), em_rate(5, 20));
     // small = a + 9 b, large = a + 441 b

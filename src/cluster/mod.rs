@@ -41,8 +41,10 @@ pub struct ClusterConfig {
     pub reduction: ReductionSettings,
     /// Supporting-sample size S (machine m sends about S * N_m / N rows).
     pub support: usize,
-    /// The network.
-    pub network: NetworkModel,
+    /// The networks the run is replayed under, at least one. The machines fit once; the server's
+    /// work (timeline, reduction, baselines) is done once per network, with the same fits, speeds,
+    /// failures and random draws, so the records differ only by the network (common random numbers).
+    pub networks: Vec<NetworkModel>,
     /// Machine speeds and failures.
     pub machines: MachineModel,
     /// The server stops waiting at this virtual time (seconds), if set.
@@ -70,7 +72,7 @@ impl ClusterConfig {
             em,
             reduction,
             support,
-            network: NetworkModel::default(),
+            networks: vec![NetworkModel::default()],
             machines: MachineModel::default(),
             deadline: None,
             clock: Clock::Measured,
@@ -90,7 +92,12 @@ impl ClusterConfig {
         if let Some(d) = self.deadline {
             Range::POSITIVE_SECONDS.check(d).map_err(bad("deadline"))?;
         }
-        self.network.validate().map_err(|e| ClusterError::Setting(format!("network: {e}")))?;
+        if self.networks.is_empty() {
+            return Err(ClusterError::Setting("no network to run on: give at least one".into()));
+        }
+        for net in &self.networks {
+            net.validate().map_err(|e| ClusterError::Setting(format!("network: {e}")))?;
+        }
         self.machines.validate().map_err(|e| ClusterError::Setting(format!("machines: {e}")))?;
         if let Clock::Model(c) = &self.clock {
             c.validate().map_err(|e| ClusterError::Setting(format!("clock: {e}")))?;
@@ -108,16 +115,16 @@ pub struct GlobalFit {
     pub seconds: f64,
 }
 
-/// A finished run: the record and the real-time facts about the simulation itself.
+/// A finished run: the records, one per network, and the real-time facts about the simulation itself.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
-    /// The reproducible record.
-    pub record: RunRecord,
+    /// The reproducible records, in the order of `ClusterConfig::networks`.
+    pub records: Vec<RunRecord>,
     /// Wall seconds of the whole simulated run on this box.
     pub wall_seconds: f64,
     /// Measured CPU seconds of all local fits.
     pub fit_cpu_seconds: f64,
-    /// Measured CPU seconds of the server's work (timeline, reduction, baselines).
+    /// Measured CPU seconds of the server's work (timelines, reductions, baselines) for every network.
     pub server_cpu_seconds: f64,
     /// Measured CPU seconds of the busiest worker thread (its fits, back to back).
     pub busiest_worker_seconds: f64,
@@ -142,8 +149,9 @@ pub enum ClusterError {
     Reduction(#[from] ReductionError),
 }
 
-/// Runs one simulated distributed fit of `data` (its shards are the machines). `global` adds the global
-/// baseline to the record; `on_report` is called once per machine message (progress).
+/// Runs one simulated distributed fit of `data` (its shards are the machines) under every network of
+/// `config`. `global` adds the global baseline to the records; `on_report` is called once per machine
+/// message (progress).
 pub fn run(
     data: Arc<ShardedData>,
     features: Vec<String>,
@@ -167,7 +175,7 @@ pub fn run(
     let speeds: Vec<f64> = draws.iter().map(|d| d.0).collect();
     let rows: Vec<usize> = data.shards.iter().map(|r| r.len()).collect();
     let finish: actors::Finish =
-        Box::new(move |reports| server::server_work(reports, &speeds, &rows, &finish_config, global));
+        Box::new(move |reports| server::serve(reports, &speeds, &rows, &finish_config, global.as_ref()));
     let threads = config.threads;
     let busy = Arc::new(std::sync::Mutex::new(vec![0.0; threads]));
     let busy_out = busy.clone();

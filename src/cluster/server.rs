@@ -1,6 +1,7 @@
 //! The server's work once every machine has reported or failed: charge the fits to the run's clock,
-//! lay out the virtual timeline, reduce the reports that arrived in time (sorted by machine, so
-//! scheduling order never matters), compute the baselines and write the record.
+//! then, for every network of the run, lay out the virtual timeline, reduce the reports that arrived
+//! in time (sorted by machine, so scheduling order never matters), compute the baselines and write
+//! the record.
 
 use super::clock::Clock;
 use super::record::{Event, EventKind, MachineRecord, NamedModel, ReductionShare, RunRecord};
@@ -10,34 +11,43 @@ use crate::distributed::{self, Baseline, Estimate, LocalReport};
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::reduce::Reduction;
 
-/// The server's work on the reports of one run (`None` for a machine that failed); machine m has
-/// `rows[m]` rows and speed factor `speeds[m]`. `global` adds the global baseline to the record.
-pub(super) fn server_work(
+/// The server's work on the reports of one run (`None` for a machine that failed), once per network
+/// of `config`; machine m has `rows[m]` rows and speed factor `speeds[m]`. `global` adds the global
+/// baseline to the records. A reduction is computed once per distinct set of machines that arrived in
+/// time, so networks under which the same reports arrive share it (and its measured time).
+pub(super) fn serve(
     mut reports: Vec<Option<LocalReport>>,
     speeds: &[f64],
     rows: &[usize],
     config: &ClusterConfig,
-    global: Option<GlobalFit>,
+    global: Option<&GlobalFit>,
 ) -> Result<RunOutcome, ClusterError> {
     let cpu0 = thread_cpu_seconds();
     let fit_cpu_seconds = reports.iter().flatten().map(|r| r.summary.cpu_seconds).sum();
     charge_clock(&mut reports, &config.clock);
-    let timings = schedule::timings(
-        &reports,
-        speeds,
-        &config.clock,
-        &config.network,
-        config.deadline,
-        config.seed,
-        &config.stream,
-    );
-    let reduced = reduce_in_time(&reports, &timings, config)?;
-    let estimators = estimators(&reduced, &config.baselines, global);
-    let machines = machine_records(&reports, &timings, speeds, rows, &reduced);
-    let events = timeline(&timings, config.deadline, &reduced);
-    let record = run_record(&config.clock, &timings, &reduced, machines, events, estimators);
+    let mut reductions = Vec::new();
+    let records = config
+        .networks
+        .iter()
+        .map(|network| {
+            let timings = schedule::timings(
+                &reports,
+                speeds,
+                &config.clock,
+                network,
+                config.deadline,
+                config.seed,
+                &config.stream,
+            );
+            let reduced = reduce_in_time(&reports, &timings, config, &mut reductions)?;
+            let estimators = estimators(&reduced, &config.baselines, global);
+            let machines = machine_records(&reports, &timings, speeds, rows, &reduced);
+            let events = timeline(&timings, config.deadline, &reduced);
+            Ok(run_record(&config.clock, &timings, &reduced, machines, events, estimators))
+        })
+        .collect::<Result<Vec<_>, ClusterError>>()?;
     Ok(RunOutcome {
-        record,
+        records,
         wall_seconds: 0.0,
         fit_cpu_seconds,
         server_cpu_seconds: thread_cpu_seconds() - cpu0,
@@ -95,12 +105,16 @@ impl Reduced {
     }
 }
 
+/// Reductions already made in this run: the machines reduced, the reduction and its seconds.
+type Reductions = Vec<(Vec<usize>, Reduction, f64)>;
+
 /// Starts the reduction when the schedule says (`schedule::reduce_start`) and reduces the reports
-/// that arrived by then; an error when none did.
+/// that arrived by then (reusing an earlier reduction of the same machines); an error when none did.
 fn reduce_in_time(
     reports: &[Option<LocalReport>],
     timings: &[Option<Timing>],
     config: &ClusterConfig,
+    done: &mut Reductions,
 ) -> Result<Reduced, ClusterError> {
     let start = schedule::reduce_start(timings, config.deadline).ok_or(ClusterError::NoReports {
         machines: reports.len(),
@@ -113,16 +127,21 @@ fn reduce_in_time(
         .filter(|(_, t)| t.as_ref().is_some_and(|t| t.included))
         .map(|(r, _)| r.clone().expect("a timing comes from a report"))
         .collect();
+    let ids: Vec<usize> = included.iter().map(|r| r.machine).collect();
+    if let Some((_, reduction, reduce_s)) = done.iter().find(|(m, _, _)| *m == ids) {
+        return Ok(Reduced { included, reduction: reduction.clone(), start, reduce_s: *reduce_s });
+    }
     let t0 = thread_cpu_seconds();
     let reduction = distributed::aggregate(&included, &config.reduction)?;
     let reduce_cpu = thread_cpu_seconds() - t0;
     let reduce_s = config.clock.reduction_seconds(reduce_cpu, &reduction, config.reduction.k);
+    done.push((ids, reduction.clone(), reduce_s));
     Ok(Reduced { included, reduction, start, reduce_s })
 }
 
 /// The estimators of the record and the global fit's seconds: the reduced model, the baselines that
 /// are K-component MoEs (the pooled mixture is not), then the global fit when given.
-fn estimators(reduced: &Reduced, which: &[Baseline], global: Option<GlobalFit>) -> (Vec<NamedModel>, Option<f64>) {
+fn estimators(reduced: &Reduced, which: &[Baseline], global: Option<&GlobalFit>) -> (Vec<NamedModel>, Option<f64>) {
     let mut estimators = vec![NamedModel { name: "reduction".into(), model: reduced.reduction.model.clone() }];
     for (name, est) in distributed::baselines(&reduced.included, &reduced.reduction, which) {
         if let Estimate::Moe(model) = est {
@@ -131,7 +150,7 @@ fn estimators(reduced: &Reduced, which: &[Baseline], global: Option<GlobalFit>) 
     }
     let global_s = global.as_ref().map(|g| g.seconds);
     if let Some(g) = global {
-        estimators.push(NamedModel { name: "global".into(), model: g.model });
+        estimators.push(NamedModel { name: "global".into(), model: g.model.clone() });
     }
     (estimators, global_s)
 }

@@ -29,6 +29,8 @@ const EXPERT_RIDGE: f64 = 1e-10;
 const LLOYD_ITERATIONS: usize = 10;
 /// Rows that the k-means of a start is computed on (a random subset when there are more).
 const KMEANS_MAX_POINTS: usize = 20_000;
+/// Rows the starts' warm-ups run on (a random subset when there are more).
+const WARMUP_MAX_ROWS: usize = 20_000;
 
 /// EM settings. Validate with [`EmSettings::validate`] (done by [`fit`]) before any work.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,7 +191,15 @@ pub fn fit(
     let xt = with_intercept(xs.view());
     let floor = settings.variance_floor;
 
-    let pts = kmeans_points(xt.view(), ys.view());
+    // The starts' warm-ups run on a random subset of the rows when there are many (item 1 of the
+    // short-EM strategy's cost); the best start then continues on every row.
+    let sample = warmup_sample(xt.view(), ys.view(), settings.seed);
+    let (wx, wy) = match &sample {
+        Some((x, y)) => (x.view(), y.view()),
+        None => (xt.view(), ys.view()),
+    };
+    let m = wy.len();
+    let pts = kmeans_points(wx, wy);
     let mut best: Option<(Params, Vec<f64>)> = None;
     let mut start_traces = Vec::with_capacity(settings.restarts);
     let warmup = settings.warmup_iter.min(settings.max_iter);
@@ -198,27 +208,35 @@ pub fn fit(
         // Even starts: k-means++ then Lloyd; odd starts: the Voronoi cells of the k-means++ seeds.
         let lloyd = if r % 2 == 0 { LLOYD_ITERATIONS } else { 0 };
         let labels = kmeans::labels(pts.view(), k, lloyd, KMEANS_MAX_POINTS, &mut rng);
-        let start = params_from_labels(xt.view(), ys.view(), &labels, k, floor);
+        let start = params_from_labels(wx, wy, &labels, k, floor);
         let mut trace = Vec::new();
-        let (p, _) = iterate(xt.view(), ys.view(), start, warmup, settings.tol, floor, &mut trace);
-        start_traces.push(to_raw_trace(&trace, n, scaling.y_sd));
+        let (p, _) = iterate(wx, wy, start, warmup, settings.tol, floor, &mut trace);
+        start_traces.push(to_raw_trace(&trace, m, scaling.y_sd));
         let last = *trace.last().expect("a run records its start");
         if last.is_finite() && best.as_ref().is_none_or(|(_, t)| last > *t.last().unwrap()) {
             best = Some((p, trace));
         }
     }
     let (start, mut trace) = best.ok_or(EmError::AllStartsFailed(settings.restarts))?;
-    let done = trace.len() - 1;
-    let (p, converged) = if done < warmup || warmup == settings.max_iter {
+    let warmups: usize = start_traces.iter().map(|t| t.len() - 1).sum();
+    let done = if sample.is_some() {
+        // The retained run starts afresh on every row; its warm-up was on the subset.
+        trace.clear();
+        0
+    } else {
+        trace.len() - 1
+    };
+    let (p, converged) = if sample.is_none() && (done < warmup || warmup == settings.max_iter) {
         // Converged (or capped) during the warm-up: the relative change test already decided.
         let conv = trace.len() >= 2 && rel_change(&trace, n) <= settings.tol;
         (start, conv)
     } else {
-        iterate_squarem(xt.view(), ys.view(), start, settings.max_iter - done, settings.tol, floor, &mut trace)
+        let budget = settings.max_iter - if sample.is_some() { warmup } else { done };
+        iterate_squarem(xt.view(), ys.view(), start, budget.max(1), settings.tol, floor, &mut trace)
     };
     let iterations = trace.len() - 1;
-    let warmups: usize = start_traces.iter().map(|t| t.len() - 1).sum();
     let total_iterations = warmups + (iterations - done);
+    let row_iterations = (m * warmups + n * (iterations - done)) as u64;
     let trace = to_raw_trace(&trace, n, scaling.y_sd);
     let mut model = to_raw_model(&p, &scaling, features)?;
     model.target = Some(target.to_string());
@@ -230,6 +248,7 @@ pub fn fit(
         n,
         restarts: settings.restarts,
         total_iterations,
+        row_iterations,
     };
     model.fit = Some(summary.clone());
     Ok(FittedMoe { model, summary, trace, start_traces })
@@ -454,6 +473,19 @@ fn params_from_labels(xt: ArrayView2<f64>, y: ArrayView1<f64>, labels: &[usize],
         params.gate[[j, 0]] = (c.max(1) as f64).ln() - last;
     }
     params
+}
+
+/// The rows the warm-ups of the starts run on when there are more than [`WARMUP_MAX_ROWS`]: that
+/// many, drawn without replacement from the seed's own stream (kept in file order). `None` when
+/// every row is used.
+fn warmup_sample(xt: ArrayView2<f64>, y: ArrayView1<f64>, seed: u64) -> Option<(Array2<f64>, Array1<f64>)> {
+    let n = y.len();
+    if n <= WARMUP_MAX_ROWS {
+        return None;
+    }
+    let mut rows = rand::seq::index::sample(&mut rng::stream(seed, &[u64::MAX]), n, WARMUP_MAX_ROWS).into_vec();
+    rows.sort_unstable();
+    Some((xt.select(Axis(0), &rows), y.select(Axis(0), &rows)))
 }
 
 /// The points k-means starts are computed on: standardised `(x, y)`, n x (d+1).

@@ -44,9 +44,12 @@ pub struct FitSummary {
     pub n: usize,
     /// Number of initialisations tried.
     pub restarts: usize,
-    /// EM iterations summed over every start (warm-ups and the continued run): the work the fit did,
-    /// the unit of the simulator's model clock.
+    /// EM iterations summed over every start (warm-ups and the continued run).
     pub total_iterations: usize,
+    /// Rows times iterations summed over every start (warm-ups run on at most 20,000 rows): the work
+    /// the fit did, the unit of the simulator's model clock. 0 in a model file written before it existed.
+    #[serde(default)]
+    pub row_iterations: u64,
 }
 
 /// A K-component mixture of experts on d covariates.

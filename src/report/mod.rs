@@ -137,7 +137,7 @@ pub fn run_json(checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> serde_json
         .runs
         .iter()
         .map(|r| {
-            json!({"cell": r.cell.index, "rep": r.rep, "wall_seconds": r.wall_seconds,
+            json!({"cell": r.cell.index, "rep": r.rep, "fits_from_cell": r.fits_from_cell, "wall_seconds": r.wall_seconds,
             "fit_cpu_seconds": r.fit_cpu_seconds, "server_cpu_seconds": r.server_cpu_seconds})
         })
         .collect();

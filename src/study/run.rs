@@ -1,6 +1,6 @@
 //! Running a checked scenario: for every data set (one per `n` and repetition) make the data, fit the
-//! global baseline once, run every cell's simulated cluster (up to `jobs` at a time), and score every
-//! estimator on the held-out rows. Results are ordered by (cell, repetition, estimator) whatever the
+//! global baseline once, run one simulated cluster per M (up to `jobs` at a time) whose fits every
+//! network cell of that M replays, and score every estimator on the held-out rows. Results are ordered by (cell, repetition, estimator) whatever the
 //! order in which the work finished.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -144,11 +144,14 @@ pub struct CellRun {
     pub rep: usize,
     /// The reproducible record.
     pub record: RunRecord,
-    /// Wall seconds of the simulation.
+    /// The cell whose simulation fitted the machines (this one, or the first cell with the same data
+    /// set and M under another network: that cell's fits are replayed here).
+    pub fits_from_cell: usize,
+    /// Wall seconds of the simulation (0 when the fits come from another cell).
     pub wall_seconds: f64,
-    /// Measured CPU seconds of the local fits.
+    /// Measured CPU seconds of the local fits (0 when they come from another cell).
     pub fit_cpu_seconds: f64,
-    /// Measured CPU seconds of the server.
+    /// Measured CPU seconds of the server for all the cells sharing the fits (0 in all but the first).
     pub server_cpu_seconds: f64,
 }
 
@@ -280,10 +283,24 @@ fn csv_data(table: &data::Dataset, plan: &Plan, categories: Option<&[String]>, r
 /// What one task of a data set produced.
 enum TaskResult {
     Global(Box<GlobalFit>),
-    Cell(Box<CellRun>),
+    Cells(Vec<CellRun>),
 }
 
-/// Runs the global fit and every cell of one data set on a queue of `jobs` workers, then scores.
+/// The cells of a data set that share their machines (same M), in sweep order: they differ only by
+/// the network, so their machines fit once and every network replays those fits.
+fn fit_groups<'a>(cells: &[&'a Cell]) -> Vec<Vec<&'a Cell>> {
+    let mut groups: Vec<Vec<&Cell>> = Vec::new();
+    for &cell in cells {
+        match groups.iter_mut().find(|g| g[0].machines == cell.machines) {
+            Some(g) => g.push(cell),
+            None => groups.push(vec![cell]),
+        }
+    }
+    groups
+}
+
+/// Runs the global fit and every group of cells of one data set on a queue of `jobs` workers, then
+/// scores.
 fn run_data_set(
     plan: &Plan,
     ds: &DataSet,
@@ -293,7 +310,8 @@ fn run_data_set(
     opts: &StudyOptions,
 ) -> Result<(Vec<CellRun>, Vec<ResultRow>), StudyError> {
     let want_global = plan.reports(Estimator::Global);
-    let n_tasks = cells.len() + 1;
+    let groups = fit_groups(cells);
+    let n_tasks = groups.len() + 1;
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<TaskResult, String>>>> = Mutex::new((0..n_tasks).map(|_| None).collect());
@@ -314,8 +332,7 @@ fn run_data_set(
                         }
                         global_task(plan, ds, rep, task_base, opts).map(|g| TaskResult::Global(Box::new(g)))
                     } else {
-                        cell_task(plan, ds, cells[t - 1], rep, threads, task_base + t, opts)
-                            .map(|r| TaskResult::Cell(Box::new(r)))
+                        group_task(plan, ds, &groups[t - 1], rep, threads, task_base + t, opts).map(TaskResult::Cells)
                     };
                     if out.is_err() {
                         failed.store(true, Ordering::SeqCst);
@@ -334,7 +351,7 @@ fn run_data_set(
     for r in results.into_iter().flatten() {
         match r.expect("errors returned above") {
             TaskResult::Global(g) => global = Some(*g),
-            TaskResult::Cell(c) => runs.push(*c),
+            TaskResult::Cells(mut c) => runs.append(&mut c),
         }
     }
     let mut rows = Vec::new();
@@ -365,58 +382,75 @@ fn global_task(plan: &Plan, ds: &DataSet, rep: usize, task: usize, opts: &StudyO
     Ok(GlobalFit { model, seconds })
 }
 
-fn cell_task(
+/// One simulated cluster for the cells of `group` (same data set and M, one network each): the
+/// machines fit once and the server replays their reports under every cell's network. Machine
+/// draws (speeds, failures) and network draws come from the stream `(seed, n index, M, rep)`, so
+/// every network sees the same machines and the same random numbers.
+fn group_task(
     plan: &Plan,
     ds: &DataSet,
-    cell: &Cell,
+    group: &[&Cell],
     rep: usize,
     threads: usize,
     task: usize,
     opts: &StudyOptions,
-) -> Result<CellRun, String> {
-    let net = &plan.networks[cell.network];
+) -> Result<Vec<CellRun>, String> {
+    let first = group[0];
     let shards = match &ds.fixed_shards {
         Some(f) => f.clone(),
-        None => plan.shard_blocks(ds.train.n(), cell.machines, cell.n_index, rep),
+        None => plan.shard_blocks(ds.train.n(), first.machines, first.n_index, rep),
     };
-    let label = format!("cell {} rep {rep}: M = {}, n = {}, {}", cell.index, shards.len(), cell.n, net.label);
-    opts.progress.started(task, &label, shards.len());
     let machines = shards.len();
+    let labels: Vec<String> = group
+        .iter()
+        .map(|c| format!("cell {} rep {rep}: M = {machines}, n = {}, {}", c.index, c.n, plan.networks[c.network].label))
+        .collect();
+    let indices: Vec<String> = group.iter().map(|c| c.index.to_string()).collect();
+    let started = format!("cells {} rep {rep}: M = {machines}, n = {}", indices.join(", "), first.n);
+    opts.progress.started(task, if group.len() == 1 { &labels[0] } else { &started }, machines);
     let data = Arc::new(ds.train.with_shards(shards));
     let config = ClusterConfig {
         em: plan.em.clone(),
         reduction: plan.reduction.clone(),
         support: plan.support,
-        network: net.model.clone(),
+        networks: group.iter().map(|c| plan.networks[c.network].model.clone()).collect(),
         machines: plan.machines.clone(),
         deadline: plan.deadline,
         clock: plan.clock.clone(),
         threads,
         seed: plan.seed,
-        stream: vec![cell.index as u64, rep as u64],
+        stream: vec![first.n_index as u64, machines as u64, rep as u64],
         baselines: plan.baselines(),
         fit_seed: fit_seed(plan.seed, rep),
     };
     let progress = opts.progress.clone();
     let on_report: Arc<dyn Fn() + Send + Sync> = Arc::new(move || progress.machine_done(task));
-    let out = cluster::run(data, plan.features.clone(), plan.target.clone(), &config, None, Some(on_report))
-        .map_err(|e| format!("cell {} (M = {}, n = {}), repetition {rep}: {e}", cell.index, machines, cell.n))?;
-    let r = &out.record;
-    opts.progress.finished(
-        task,
-        &format!(
-            "{label}: makespan {:.3} s (compute {:.3}, network {:.3}, reduce {:.3})",
-            r.makespan_s, r.local_compute_max_s, r.network_s, r.reduce_s
-        ),
-    );
-    Ok(CellRun {
-        cell: cell.clone(),
-        rep,
-        record: out.record,
-        wall_seconds: out.wall_seconds,
-        fit_cpu_seconds: out.fit_cpu_seconds,
-        server_cpu_seconds: out.server_cpu_seconds,
-    })
+    let out = cluster::run(data, plan.features.clone(), plan.target.clone(), &config, None, Some(on_report)).map_err(
+        |e| format!("cells {} (M = {machines}, n = {}), repetition {rep}: {e}", indices.join(", "), first.n),
+    )?;
+    let mut runs = Vec::with_capacity(group.len());
+    for (i, ((&cell, record), label)) in group.iter().zip(out.records).zip(&labels).enumerate() {
+        let r = &record;
+        opts.progress.finished(
+            task,
+            &format!(
+                "{label}: makespan {:.3} s (compute {:.3}, network {:.3}, reduce {:.3})",
+                r.makespan_s, r.local_compute_max_s, r.network_s, r.reduce_s
+            ),
+        );
+        // The simulation's real-time facts belong to the first cell; the others replay its fits.
+        let own = |v: f64| if i == 0 { v } else { 0.0 };
+        runs.push(CellRun {
+            cell: cell.clone(),
+            rep,
+            record,
+            fits_from_cell: first.index,
+            wall_seconds: own(out.wall_seconds),
+            fit_cpu_seconds: own(out.fit_cpu_seconds),
+            server_cpu_seconds: own(out.server_cpu_seconds),
+        });
+    }
+    Ok(runs)
 }
 
 /// Seed of the local fits of repetition `rep`: the same in every cell, so the cells of a sweep differ
