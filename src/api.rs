@@ -63,6 +63,19 @@ impl MoeParams {
         self
     }
 
+    /// With more rows than this, the starts' warm-ups and the gate's Newton curvature use a random
+    /// subset of this many rows (0: every row for both, otherwise at least 1,000; default 20,000).
+    pub fn subset_rows(mut self, rows: usize) -> Self {
+        self.0.subset_rows = rows;
+        self
+    }
+
+    /// Whether the retained run is accelerated by SQUAREM (default `true`; `false`: plain EM steps).
+    pub fn accelerate(mut self, on: bool) -> Self {
+        self.0.accelerate = on;
+        self
+    }
+
     /// Most EM iterations of the retained run (at least 1), warm-up included.
     pub fn max_iterations(mut self, iterations: usize) -> Self {
         self.0.max_iter = iterations;

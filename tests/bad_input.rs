@@ -95,6 +95,12 @@ fn out_of_range_setting_is_an_error_naming_it() {
     let settings = EmSettings { k: 2, max_iter: usize::MAX, ..EmSettings::default() };
     let e = em::fit(data.x.view(), data.y.view(), &names(2), "y", &settings).unwrap_err();
     assert!(e.to_string().contains("setting `max_iter`: expected a whole number in [1, 1000000]"), "{e}");
+    let settings = EmSettings { k: 2, subset_rows: 999, ..EmSettings::default() };
+    let e = em::fit(data.x.view(), data.y.view(), &names(2), "y", &settings).unwrap_err();
+    assert!(
+        e.to_string().contains("setting `subset_rows`: expected 0 (every row) or a whole number >= 1000, got 999"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -528,3 +528,22 @@ fn test_fraction_out_of_range_is_an_error() {
         dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "2", "--machines", "2", "--test-fraction", "1.5"]);
     assert_user_error(&out, "--test-fraction: expected a number in (0, 1), got 1.5");
 }
+
+#[test]
+fn bad_em_subset_and_acceleration_settings_are_errors_naming_the_key() {
+    let dir = workdir("em_keys");
+    let data = category_csv(&dir);
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "2", "--subset-rows", "10"]);
+    assert_user_error(&out, "--subset-rows: expected 0 (every row) or a whole number >= 1000, got 10");
+    let q = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    for (set, message) in [
+        ("em.subset_rows=10", "expected 0 (every row) or a whole number >= 1000, got 10"),
+        ("em.accelerate=\"yes\"", "expected true or false, got \"yes\""),
+    ] {
+        let out = dmoe(&["check", s(&q), "--set", set]);
+        assert_eq!(out.status.code(), Some(2), "{set}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("em.{}", set.split('=').next().unwrap().trim_start_matches("em."))), "{err}");
+        assert!(err.contains(message), "{set}: {err}");
+    }
+}

@@ -12,6 +12,8 @@
 //! 0.7 nats of test log-likelihood; the model clock charges them less, so quickstart's mean speedup
 //! at M = 16 went from 12.52 to 7.29 (same RPE, 0.1487) and failures-deadline's from 4.5 to 1.8; the
 //! machine draws now come from the stream (n index, M, repetition) instead of (cell, repetition).
+//! A fourth came with the gate's curvature from the 20,000-row subset (fits on more rows only): test
+//! log-likelihoods moved by at most 0.05 nats, times by at most 8 %.
 //!
 //! The copies were written on x86-64 with AVX2 and FMA, where ndarray's matrix products take the FMA
 //! kernel. On such a CPU the comparison is byte for byte. Elsewhere the products round differently,

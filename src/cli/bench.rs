@@ -1,6 +1,6 @@
 //! `dmoe bench`: single-threaded timings in thread CPU time, on synthetic data.
-//! - EM throughput: one start run for a fixed number of iterations (tolerance 0), so seconds per
-//!   iteration compare across sizes; the start and standardisation are timed separately.
+//! - EM throughput: one start run for a fixed number of plain EM iterations on every row (tolerance
+//!   0, no acceleration), so seconds per iteration compare across sizes and versions; the start and standardisation are timed separately.
 //! - `--cluster`: the actor simulator's overhead: wall time of a run minus the local fits' CPU time
 //!   divided by the worker threads, minus the server's CPU time; and the process's peak memory
 //!   against the size of the data set.
@@ -112,8 +112,17 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
             let data = sim.sample(n, &mut rng::stream(1, &[n as u64]));
             let names: Vec<String> = sim.truth.features.clone();
             let one = |iters: usize| {
-                let settings =
-                    EmSettings { k, restarts: 1, warmup_iter: 0, max_iter: iters, tol: 0.0, ..EmSettings::default() };
+                // Plain EM steps on every row (no warm-up, no acceleration), so that a second is
+                // one iteration's work.
+                let settings = EmSettings {
+                    k,
+                    restarts: 1,
+                    warmup_iter: 0,
+                    max_iter: iters,
+                    tol: 0.0,
+                    accelerate: false,
+                    ..EmSettings::default()
+                };
                 let t0 = thread_cpu_seconds();
                 em::fit(data.x.view(), data.y.view(), &names, "y", &settings).map_err(|e| e.to_string())?;
                 Ok::<f64, String>(thread_cpu_seconds() - t0)

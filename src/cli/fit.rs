@@ -48,6 +48,14 @@ pub struct FitArgs {
     /// Warm-up iterations of every start.
     #[arg(long, default_value_t = EmSettings::default().warmup_iter)]
     warmup: usize,
+    /// With more rows than this, the starts' warm-ups run on a random subset of this many rows (the
+    /// best start then runs on every row) and the gate's Newton steps take their curvature from it
+    /// (0: every row for both).
+    #[arg(long, default_value_t = EmSettings::default().subset_rows)]
+    subset_rows: usize,
+    /// Continue the best start with plain EM steps instead of SQUAREM-accelerated ones.
+    #[arg(long)]
+    plain_em: bool,
     /// Maximum EM iterations (warm-up included).
     #[arg(long, default_value_t = EmSettings::default().max_iter)]
     max_iter: usize,
@@ -131,6 +139,8 @@ fn em_settings(a: &FitArgs) -> EmSettings {
         max_iter: a.max_iter,
         tol: a.tol,
         seed: a.seed,
+        subset_rows: a.subset_rows,
+        accelerate: !a.plain_em,
         ..EmSettings::default()
     }
 }

@@ -29,8 +29,6 @@ const EXPERT_RIDGE: f64 = 1e-10;
 const LLOYD_ITERATIONS: usize = 10;
 /// Rows that the k-means of a start is computed on (a random subset when there are more).
 const KMEANS_MAX_POINTS: usize = 20_000;
-/// Rows the starts' warm-ups run on (a random subset when there are more).
-const WARMUP_MAX_ROWS: usize = 20_000;
 
 /// EM settings. Validate with [`EmSettings::validate`] (done by [`fit`]) before any work.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,11 +48,30 @@ pub struct EmSettings {
     pub variance_floor: f64,
     /// Seed of the starts.
     pub seed: u64,
+    /// Size of the random subset of rows that the starts' warm-ups run on, and that the gate's
+    /// Newton steps take their curvature from, when the data have more rows (0: every row for both).
+    /// At least [`MIN_SUBSET_ROWS`] otherwise.
+    pub subset_rows: usize,
+    /// Whether the retained run is accelerated by SQUAREM (plain EM steps otherwise).
+    pub accelerate: bool,
 }
+
+/// Smallest non-zero `subset_rows`.
+pub const MIN_SUBSET_ROWS: usize = 1000;
 
 impl Default for EmSettings {
     fn default() -> Self {
-        EmSettings { k: 3, restarts: 6, warmup_iter: 20, max_iter: 1000, tol: 1e-8, variance_floor: 1e-6, seed: 1 }
+        EmSettings {
+            k: 3,
+            restarts: 6,
+            warmup_iter: 20,
+            max_iter: 1000,
+            tol: 1e-8,
+            variance_floor: 1e-6,
+            seed: 1,
+            subset_rows: 20_000,
+            accelerate: true,
+        }
     }
 }
 
@@ -71,6 +88,12 @@ impl EmSettings {
         within(self.max_iter, 1, MAX_ITERATIONS).map_err(bad("max_iter"))?;
         Range::NonNegative.check(self.tol).map_err(bad("tol"))?;
         Range::OpenUnit.check(self.variance_floor).map_err(bad("variance_floor"))?;
+        if self.subset_rows != 0 {
+            within(self.subset_rows, MIN_SUBSET_ROWS, usize::MAX).map_err(|mut e| {
+                e.expected = format!("0 (every row) or a whole number >= {MIN_SUBSET_ROWS}");
+                bad("subset_rows")(e)
+            })?;
+        }
         Ok(())
     }
 }
@@ -191,13 +214,18 @@ pub fn fit(
     let xt = with_intercept(xs.view());
     let floor = settings.variance_floor;
 
-    // The starts' warm-ups run on a random subset of the rows when there are many (item 1 of the
-    // short-EM strategy's cost); the best start then continues on every row.
-    let sample = warmup_sample(xt.view(), ys.view(), settings.seed);
-    let (wx, wy) = match &sample {
-        Some((x, y)) => (x.view(), y.view()),
-        None => (xt.view(), ys.view()),
+    // With many rows, the starts' warm-ups run on a random subset, and the gate's Newton steps on
+    // every row take their curvature from that subset.
+    let subset = Subset::draw(xt.view(), ys.view(), settings.subset_rows, settings.seed);
+    let all_rows = Problem { xt: xt.view(), y: ys.view(), floor, curvature: gate::Curvature::AllRows };
+    let (warm, full) = match &subset {
+        Some(s) => (
+            Problem { xt: s.xt.view(), y: s.y.view(), floor, curvature: gate::Curvature::AllRows },
+            Problem { curvature: gate::Curvature::Rows { rows: &s.rows, xt: s.xt.view() }, ..all_rows },
+        ),
+        None => (all_rows, all_rows),
     };
+    let (wx, wy) = (warm.xt, warm.y);
     let m = wy.len();
     let pts = kmeans_points(wx, wy);
     let mut best: Option<(Params, Vec<f64>)> = None;
@@ -210,7 +238,7 @@ pub fn fit(
         let labels = kmeans::labels(pts.view(), k, lloyd, KMEANS_MAX_POINTS, &mut rng);
         let start = params_from_labels(wx, wy, &labels, k, floor);
         let mut trace = Vec::new();
-        let (p, _) = iterate(wx, wy, start, warmup, settings.tol, floor, &mut trace);
+        let (p, _) = iterate(&warm, start, warmup, settings.tol, &mut trace);
         start_traces.push(to_raw_trace(&trace, m, scaling.y_sd));
         let last = *trace.last().expect("a run records its start");
         if last.is_finite() && best.as_ref().is_none_or(|(_, t)| last > *t.last().unwrap()) {
@@ -219,20 +247,21 @@ pub fn fit(
     }
     let (start, mut trace) = best.ok_or(EmError::AllStartsFailed(settings.restarts))?;
     let warmups: usize = start_traces.iter().map(|t| t.len() - 1).sum();
-    let done = if sample.is_some() {
+    let done = if subset.is_some() {
         // The retained run starts afresh on every row; its warm-up was on the subset.
         trace.clear();
         0
     } else {
         trace.len() - 1
     };
-    let (p, converged) = if sample.is_none() && (done < warmup || warmup == settings.max_iter) {
+    let (p, converged) = if subset.is_none() && (done < warmup || warmup == settings.max_iter) {
         // Converged (or capped) during the warm-up: the relative change test already decided.
         let conv = trace.len() >= 2 && rel_change(&trace, n) <= settings.tol;
         (start, conv)
     } else {
-        let budget = settings.max_iter - if sample.is_some() { warmup } else { done };
-        iterate_squarem(xt.view(), ys.view(), start, budget.max(1), settings.tol, floor, &mut trace)
+        let budget = settings.max_iter - if subset.is_some() { warmup } else { done };
+        let run = if settings.accelerate { iterate_squarem } else { iterate };
+        run(&full, start, budget.max(1), settings.tol, &mut trace)
     };
     let iterations = trace.len() - 1;
     let total_iterations = warmups + (iterations - done);
@@ -266,17 +295,9 @@ fn rel_change(trace: &[f64], n: usize) -> f64 {
 /// every iteration to `trace`. Returns the last parameters and whether the tolerance was met. A step
 /// whose log-likelihood is not finite is not taken: the run ends with the last finite parameters
 /// (a start that is non-finite from the outset is discarded by the caller).
-fn iterate(
-    xt: ArrayView2<f64>,
-    y: ArrayView1<f64>,
-    mut p: Params,
-    max_iter: usize,
-    tol: f64,
-    floor: f64,
-    trace: &mut Vec<f64>,
-) -> (Params, bool) {
-    let n = y.len();
-    let mut e = e_step(xt, y, &p, gate::probs(xt, &p.gate));
+fn iterate(pb: &Problem, mut p: Params, max_iter: usize, tol: f64, trace: &mut Vec<f64>) -> (Params, bool) {
+    let n = pb.y.len();
+    let mut e = pb.e_step(&p);
     if trace.is_empty() {
         trace.push(e.loglik);
     }
@@ -284,7 +305,7 @@ fn iterate(
         return (p, false);
     }
     for _ in 0..max_iter {
-        let Some((next, e_next)) = em_step(xt, y, e, &p, floor) else { return (p, false) };
+        let Some((next, e_next)) = pb.em_step(e, &p) else { return (p, false) };
         (p, e) = (next, e_next);
         trace.push(e.loglik);
         if rel_change(trace, n) <= tol {
@@ -294,12 +315,53 @@ fn iterate(
     (p, false)
 }
 
-/// One EM step from `p`, whose E-step is `e`: the M-step, then the E-step at the new parameters.
-/// `None` when the new log-likelihood is not finite (the step is not taken).
-fn em_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, e: EStep, p: &Params, floor: f64) -> Option<(Params, EStep)> {
-    let (next, next_gate) = m_step(xt, y, e, p.clone(), floor);
-    let e_next = e_step(xt, y, &next, next_gate);
-    e_next.loglik.is_finite().then_some((next, e_next))
+/// One EM problem on the standardised scale: the design (with intercept), the response, the
+/// variance floor, and where the gate's Newton step takes its curvature.
+#[derive(Clone, Copy)]
+struct Problem<'a> {
+    xt: ArrayView2<'a, f64>,
+    y: ArrayView1<'a, f64>,
+    floor: f64,
+    curvature: gate::Curvature<'a>,
+}
+
+impl Problem<'_> {
+    /// The E-step at `p`, gate probabilities included.
+    fn e_step(&self, p: &Params) -> EStep {
+        e_step(self.xt, self.y, p, gate::probs(self.xt, &p.gate))
+    }
+
+    /// One EM step from `p`, whose E-step is `e`: the M-step, then the E-step at the new parameters.
+    /// `None` when the new log-likelihood is not finite (the step is not taken).
+    fn em_step(&self, e: EStep, p: &Params) -> Option<(Params, EStep)> {
+        let mut next = p.clone();
+        update_experts(self.xt, self.y, e.tau.view(), &mut next, self.floor);
+        let (g, _, probs) = gate::newton_step(self.xt, e.tau.view(), &p.gate, e.gate, self.curvature);
+        next.gate = g;
+        let e_next = e_step(self.xt, self.y, &next, probs);
+        e_next.loglik.is_finite().then_some((next, e_next))
+    }
+}
+
+/// A random subset of the rows (indices in increasing order) with their design and response.
+struct Subset {
+    rows: Vec<usize>,
+    xt: Array2<f64>,
+    y: Array1<f64>,
+}
+
+impl Subset {
+    /// `size` rows drawn without replacement from the seed's own stream, when there are more than
+    /// `size > 0`; `None` when every row is used.
+    fn draw(xt: ArrayView2<f64>, y: ArrayView1<f64>, size: usize, seed: u64) -> Option<Subset> {
+        let n = y.len();
+        if size == 0 || n <= size {
+            return None;
+        }
+        let mut rows = rand::seq::index::sample(&mut rng::stream(seed, &[u64::MAX]), n, size).into_vec();
+        rows.sort_unstable();
+        Some(Subset { xt: xt.select(Axis(0), &rows), y: y.select(Axis(0), &rows), rows })
+    }
 }
 
 /// Largest extrapolation factor |alpha| of a SQUAREM step.
@@ -313,18 +375,10 @@ const SQUAREM_MAX_STEP: f64 = 100.0;
 /// if that step's log-likelihood is at least `p2`'s; otherwise the cycle ends at `p2`. So every point
 /// of the trace is at least as likely as the one before, as in plain EM. Convergence is judged on
 /// plain EM steps only (`p0 -> p1`, `p1 -> p2`), with the same test as [`iterate`].
-fn iterate_squarem(
-    xt: ArrayView2<f64>,
-    y: ArrayView1<f64>,
-    p: Params,
-    max_iter: usize,
-    tol: f64,
-    floor: f64,
-    trace: &mut Vec<f64>,
-) -> (Params, bool) {
-    let n = y.len();
+fn iterate_squarem(pb: &Problem, p: Params, max_iter: usize, tol: f64, trace: &mut Vec<f64>) -> (Params, bool) {
+    let n = pb.y.len();
     let limit = trace.len().max(1) - 1 + max_iter;
-    let e = e_step(xt, y, &p, gate::probs(xt, &p.gate));
+    let e = pb.e_step(&p);
     let (mut p0, mut e0) = (p, e);
     if trace.is_empty() {
         trace.push(e0.loglik);
@@ -334,7 +388,7 @@ fn iterate_squarem(
     }
     while trace.len() - 1 < limit {
         // Two plain EM steps, each judged by the convergence test.
-        let Some((p1, e1)) = em_step(xt, y, e0, &p0, floor) else { return (p0, false) };
+        let Some((p1, e1)) = pb.em_step(e0, &p0) else { return (p0, false) };
         trace.push(e1.loglik);
         if rel_change(trace, n) <= tol {
             return (p1, true);
@@ -342,18 +396,18 @@ fn iterate_squarem(
         if trace.len() > limit {
             return (p1, false);
         }
-        let Some((p2, e2)) = em_step(xt, y, e1, &p1, floor) else { return (p1, false) };
+        let Some((p2, e2)) = pb.em_step(e1, &p1) else { return (p1, false) };
         trace.push(e2.loglik);
         if rel_change(trace, n) <= tol {
             return (p2, true);
         }
         // The jump, stabilised by one EM step, kept only if it does at least as well as p2.
-        let jumped = squarem_jump(&p0, &p1, &p2, floor).and_then(|px| {
-            let ex = e_step(xt, y, &px, gate::probs(xt, &px.gate));
+        let jumped = squarem_jump(&p0, &p1, &p2, pb.floor).and_then(|px| {
+            let ex = pb.e_step(&px);
             if !ex.loglik.is_finite() {
                 return None;
             }
-            em_step(xt, y, ex, &px, floor).filter(|(_, e3)| e3.loglik >= e2.loglik)
+            pb.em_step(ex, &px).filter(|(_, e3)| e3.loglik >= e2.loglik)
         });
         match jumped {
             Some((p3, e3)) if trace.len() - 1 < limit => {
@@ -418,15 +472,6 @@ fn e_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, p: &Params, gate: gate::Probs
     EStep { loglik, tau, gate }
 }
 
-/// M-step: experts and variances in closed form, then one Newton step for the gate. Returns the
-/// parameters and the gate probabilities at them.
-fn m_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, e: EStep, mut p: Params, floor: f64) -> (Params, gate::Probs) {
-    update_experts(xt, y, e.tau.view(), &mut p, floor);
-    let (g, _, probs) = gate::newton_step(xt, e.tau.view(), &p.gate, e.gate);
-    p.gate = g;
-    (p, probs)
-}
-
 /// Weighted least squares for every expert and the floored variance update, with weights `tau`.
 /// An expert whose system cannot be solved, or that has no weight, keeps its previous values.
 fn update_experts(xt: ArrayView2<f64>, y: ArrayView1<f64>, tau: ArrayView2<f64>, p: &mut Params, floor: f64) {
@@ -473,19 +518,6 @@ fn params_from_labels(xt: ArrayView2<f64>, y: ArrayView1<f64>, labels: &[usize],
         params.gate[[j, 0]] = (c.max(1) as f64).ln() - last;
     }
     params
-}
-
-/// The rows the warm-ups of the starts run on when there are more than [`WARMUP_MAX_ROWS`]: that
-/// many, drawn without replacement from the seed's own stream (kept in file order). `None` when
-/// every row is used.
-fn warmup_sample(xt: ArrayView2<f64>, y: ArrayView1<f64>, seed: u64) -> Option<(Array2<f64>, Array1<f64>)> {
-    let n = y.len();
-    if n <= WARMUP_MAX_ROWS {
-        return None;
-    }
-    let mut rows = rand::seq::index::sample(&mut rng::stream(seed, &[u64::MAX]), n, WARMUP_MAX_ROWS).into_vec();
-    rows.sort_unstable();
-    Some((xt.select(Axis(0), &rows), y.select(Axis(0), &rows)))
 }
 
 /// The points k-means starts are computed on: standardised `(x, y)`, n x (d+1).

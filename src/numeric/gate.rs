@@ -5,7 +5,8 @@
 //! `Q(a) = sum_i sum_k t_ik log pi_k(x_i)`, concave in the K-1 free gate rows (the last row is 0).
 //! Gradient `g_k = xt'(t_.k - pi_.k)`; Hessian blocks `H_kl = -xt' diag(pi_k (delta_kl - pi_l)) xt`.
 //!
-//! Variant chosen: Newton steps with the exact Hessian and step halving. In EM we take **one** Newton
+//! Variant chosen: Newton steps with the exact Hessian (or, in EM on many rows, the Hessian of a
+//! fixed subset of rows: `Curvature`) and step halving. In EM we take **one** Newton
 //! step per iteration (a generalised EM: the halving guarantees `Q` does not decrease, so the
 //! likelihood stays monotone), because near convergence one Newton step already lands very close to
 //! the gate's maximiser, and a full inner solve would pay the Hessian (the dominant cost,
@@ -13,7 +14,7 @@
 //! Boehning fixed-curvature bound was rejected: it is cheaper per step but its steps are short
 //! (curvature overestimated up to about K-fold), which slows the whole EM for weakly separated gates.
 
-use ndarray::{Array1, Array2, ArrayView2, s};
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 
 use crate::numeric::linalg::{spd_solve, weighted_grams};
 use crate::numeric::model::log_softmax_rows;
@@ -105,8 +106,21 @@ pub fn hessian(xt: ArrayView2<f64>, pi: ArrayView2<f64>) -> Array2<f64> {
     h
 }
 
-/// One Newton step on `Q` from `gate`, halving the step until `Q` does not decrease.
-/// `at` must be `probs(xt, gate)`. Returns the new gate, its objective and its probabilities (which
+/// Where a Newton step takes its curvature. The gradient is always computed on every row.
+#[derive(Debug, Clone, Copy)]
+pub enum Curvature<'a> {
+    /// The exact Hessian, on every row.
+    AllRows,
+    /// The Hessian of a fixed subset of the rows (their indices, and the design `xt` restricted to
+    /// them), scaled by n / m: a sub-sampled Newton step (Byrd, Chin, Neveitt & Nocedal 2011). Its
+    /// fixed points are those of the exact step (the gradient is exact), the step halving keeps `Q`
+    /// from decreasing, and it costs m instead of n rows of the (K-1)K/2 weighted Gram matrices,
+    /// the dominant work of an EM iteration.
+    Rows { rows: &'a [usize], xt: ArrayView2<'a, f64> },
+}
+
+/// One Newton step on `Q` from `gate`, halving the step until `Q` does not decrease, with the
+/// curvature of `curvature`. `at` must be `probs(xt, gate)`. Returns the new gate, its objective and its probabilities (which
 /// the next E-step reuses); when no step improves `Q` (already at the maximum, or numerically
 /// stuck) the input gate is returned unchanged.
 pub fn newton_step(
@@ -114,6 +128,7 @@ pub fn newton_step(
     targets: ArrayView2<f64>,
     gate: &Array2<f64>,
     at: Probs,
+    curvature: Curvature,
 ) -> (Array2<f64>, f64, Probs) {
     let (k, p) = gate.dim();
     let q0 = objective_from_log_probs(targets, at.log_pi.view());
@@ -121,7 +136,12 @@ pub fn newton_step(
         return (gate.clone(), q0, at);
     }
     let g = gradient(xt, targets, at.pi.view());
-    let neg_h = -hessian(xt, at.pi.view());
+    let neg_h = match curvature {
+        Curvature::AllRows => -hessian(xt, at.pi.view()),
+        Curvature::Rows { rows, xt: sub } => {
+            hessian(sub, at.pi.select(Axis(0), rows).view()) * (-(xt.nrows() as f64) / rows.len() as f64)
+        }
+    };
     let Some(delta) = spd_solve(&neg_h, g.view(), NEWTON_RIDGE) else {
         return (gate.clone(), q0, at);
     };
@@ -156,7 +176,7 @@ pub fn fit(
     let mut at = probs(xt, &gate);
     let mut q = objective_from_log_probs(targets, at.log_pi.view());
     for _ in 0..max_steps {
-        let (next, q_next, next_probs) = newton_step(xt, targets, &gate, at);
+        let (next, q_next, next_probs) = newton_step(xt, targets, &gate, at, Curvature::AllRows);
         let gain = q_next - q;
         gate = next;
         at = next_probs;

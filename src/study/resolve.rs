@@ -14,7 +14,7 @@ use crate::cluster::machines::{MachineModel, Speed};
 use crate::cluster::network::{Latency, NetworkModel};
 use crate::data::sharding::{PartitionSpec, ShardSizes};
 use crate::data::synthetic::{MAX_TRUE_COMPONENTS, MAX_TRUE_COVARIATES};
-use crate::numeric::em::EmSettings;
+use crate::numeric::em::{EmSettings, MIN_SUBSET_ROWS};
 use crate::numeric::range::{MAX_COMPONENTS, MAX_ITERATIONS, MAX_REPETITIONS, MAX_RESTARTS, MAX_THREADS, Range};
 use crate::reduce::{OutlierPolicy, ReductionSettings};
 
@@ -302,8 +302,16 @@ fn resolve_em(t: &Section, k: usize, seed: u64) -> EmSettings {
         max_iter: t.count_within("max_iter", 1, MAX_ITERATIONS, d.max_iter),
         tol: t.number("tol", Range::NonNegative, d.tol),
         seed,
+        subset_rows: t.count("subset_rows", 0, d.subset_rows),
+        accelerate: t.boolean("accelerate", d.accelerate),
         ..d
     };
+    if em.subset_rows != 0 && em.subset_rows < MIN_SUBSET_ROWS {
+        t.problem(
+            "subset_rows",
+            format!("expected 0 (every row) or a whole number >= {MIN_SUBSET_ROWS}, got {}", em.subset_rows),
+        );
+    }
     t.finish();
     em
 }

@@ -214,6 +214,18 @@ impl<'a> Section<'a> {
         self.opt_number(key, range).unwrap_or(f64::NAN)
     }
 
+    /// `true` or `false`, `default` when absent.
+    pub fn boolean(&self, key: &str, default: bool) -> bool {
+        match self.raw(key) {
+            None => default,
+            Some(Value::Boolean(b)) => *b,
+            Some(v) => {
+                self.wrong(key, "true or false", v);
+                default
+            }
+        }
+    }
+
     /// A text, if given.
     pub fn opt_text(&self, key: &str) -> Option<&'a str> {
         match self.raw(key)? {
