@@ -183,3 +183,34 @@ fn local_models_too_large_to_combine_are_an_error_not_a_panic() {
         .unwrap_err();
     assert!(e.to_string().contains("the reduced model is not finite"), "{e}");
 }
+
+#[test]
+fn the_pool_of_kept_machines_equals_pooling_them_afresh() {
+    // Screening drops machines and pools the rest; taking their columns from the first pool (weights
+    // rescaled to the kept rows) must give the pool that LargeModel::new builds from them.
+    let (_, data) = problem(3, 2, 12_000, 12);
+    let reports = local_reports(&data, 6, 3, 600, 12);
+    let support =
+        ndarray::concatenate(ndarray::Axis(0), &reports.iter().map(|r| r.support.view()).collect::<Vec<_>>()).unwrap();
+    let models: Vec<&Moe> = reports.iter().map(|r| &r.model).collect();
+    let sizes: Vec<usize> = (0..6).map(|m| 1_000 + 300 * m).collect();
+    let all = LargeModel::new(&models, &sizes, support.view()).unwrap();
+    let keep = [0, 2, 3, 5];
+    let kept: Vec<&Moe> = keep.iter().map(|&m| models[m]).collect();
+    let kept_sizes: Vec<usize> = keep.iter().map(|&m| sizes[m]).collect();
+    let fresh = LargeModel::new(&kept, &kept_sizes, support.view()).unwrap();
+    let taken = all.keeping(&keep);
+    assert_eq!(taken.machine_of, fresh.machine_of);
+    for (a, b) in [(&taken.weights, &fresh.weights), (&taken.means, &fresh.means), (&taken.experts, &fresh.experts)] {
+        assert_eq!(a.dim(), b.dim());
+        for (x, y) in a.iter().zip(b.iter()) {
+            close(*x, *y, 1e-13, "kept pool");
+        }
+    }
+    for (x, y) in taken.lambdas.iter().zip(&fresh.lambdas) {
+        close(*x, *y, 1e-15, "lambda");
+    }
+    for s in 0..taken.n_support() {
+        close(taken.weights.row(s).sum(), 1.0, 1e-13, "weights sum to 1 at every point");
+    }
+}

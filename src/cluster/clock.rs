@@ -58,8 +58,8 @@ impl CostModel {
     }
 
     /// Modelled seconds of a reduction.
-    pub fn reduction_seconds(&self, support: usize, large_experts: usize, k: usize, iterations: usize) -> f64 {
-        support as f64 * large_experts as f64 * k as f64 * iterations as f64 * self.mm_per_unit
+    pub fn reduction_seconds(&self, work: u64, k: usize) -> f64 {
+        work as f64 * k as f64 * self.mm_per_unit
     }
 }
 
@@ -92,17 +92,12 @@ impl Clock {
     }
 
     /// Seconds of a reduction to K experts on this clock. Measured: `measured_cpu`, its thread CPU
-    /// seconds. Model: `S * L * K * it * mm_per_unit`, with S support points, L large experts and `it`
-    /// MM iterations over all starts.
+    /// seconds. Model: `W * K * mm_per_unit`, with `W` the reduction's work: supporting points x large
+    /// experts x MM iterations, summed over every MM run (`Reduction::work`).
     pub fn reduction_seconds(&self, measured_cpu: f64, reduction: &Reduction, k: usize) -> f64 {
         match self {
             Clock::Measured => measured_cpu,
-            Clock::Model(c) => c.reduction_seconds(
-                reduction.large.n_support(),
-                reduction.large.n_experts(),
-                k,
-                reduction.mm_iterations(),
-            ),
+            Clock::Model(c) => c.reduction_seconds(reduction.work, k),
         }
     }
 }
@@ -133,8 +128,7 @@ pub fn calibrate() -> CostModel {
     let r = reduce::reduce(&refs, &vec![1; m], support.view(), &ReductionSettings { k, ..Default::default() })
         .expect("valid reduction");
     let secs = thread_cpu_seconds() - t0;
-    let iterations = r.mm_iterations().max(1);
-    let mm = secs / (s * m * k * k * iterations) as f64;
+    let mm = secs / (r.work.max(1) as f64 * k as f64);
     CostModel { em_per_component: a, em_per_coefficient_pair: b, mm_per_unit: mm }
 }
 

@@ -6,7 +6,7 @@
 //! `c_lk(x) = 1/2 [ log(s2_k / s2_l) + s2_l / s2_k + (mu_l(x) - mu_k(x))^2 / s2_k - 1 ]`.
 //! Objective of a candidate (no 1/S factor): `J = sum_s sum_l w_l(x_s) min_k c_lk(x_s)`.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 use crate::numeric::linalg::with_intercept;
 use crate::numeric::model::Moe;
@@ -92,6 +92,40 @@ impl LargeModel {
         let xt = with_intercept(support);
         let means = xt.dot(&experts.t());
         Ok(LargeModel { xt, weights, means, experts, variances, machine_of, lambdas })
+    }
+
+    /// The same large model at some of its supporting points (indices into them).
+    pub fn at_points(&self, points: &[usize]) -> LargeModel {
+        LargeModel {
+            xt: self.xt.select(Axis(0), points),
+            weights: self.weights.select(Axis(0), points),
+            means: self.means.select(Axis(0), points),
+            experts: self.experts.clone(),
+            variances: self.variances.clone(),
+            machine_of: self.machine_of.clone(),
+            lambdas: self.lambdas.clone(),
+        }
+    }
+
+    /// The large model of the local models `keep` (indices, increasing) alone, at the same points:
+    /// their experts, with weights `lambda'_m pi^(m)_k(x_s)` where `lambda'_m = lambda_m / sum of the
+    /// kept lambdas` (shares of the kept rows). Equal to pooling the kept models afresh, without
+    /// evaluating their gates again.
+    pub fn keeping(&self, keep: &[usize]) -> LargeModel {
+        let kept_total: f64 = keep.iter().map(|&m| self.lambdas[m]).sum();
+        let columns: Vec<usize> = (0..self.n_experts()).filter(|l| keep.contains(&self.machine_of[*l])).collect();
+        LargeModel {
+            xt: self.xt.clone(),
+            weights: (self.weights.select(Axis(1), &columns) / kept_total).as_standard_layout().into_owned(),
+            means: self.means.select(Axis(1), &columns).as_standard_layout().into_owned(),
+            experts: self.experts.select(Axis(0), &columns),
+            variances: self.variances.select(Axis(0), &columns),
+            machine_of: columns
+                .iter()
+                .map(|&l| keep.iter().position(|&m| m == self.machine_of[l]).expect("kept"))
+                .collect(),
+            lambdas: keep.iter().map(|&m| self.lambdas[m] / kept_total).collect(),
+        }
     }
 
     /// Number of supporting points S.

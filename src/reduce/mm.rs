@@ -148,12 +148,17 @@ pub struct MmRun {
 pub struct Reduction {
     /// The K-component reduced MoE (raw scale).
     pub model: Moe,
-    /// Objective trace of the retained MM run.
+    /// Objective trace of the retained MM run on every supporting point (when the starts ran on
+    /// fewer points, its refinement from the best start's end).
     pub objective_trace: Vec<f64>,
     /// Its start.
     pub init: Init,
-    /// Every start tried with its objective trace (the retained one included).
+    /// Every MM run with its start and objective trace: the starts (on the start points), then the
+    /// refinement of the best one (on every point).
     pub runs: Vec<(Init, Vec<f64>)>,
+    /// Work of every MM run: supporting points x large experts x iterations, summed (the unit of the
+    /// model clock).
+    pub work: u64,
     /// The large model of every local model at the supporting points (for diagnostics and
     /// baselines, which use every report).
     pub large: LargeModel,
@@ -166,15 +171,62 @@ pub struct Reduction {
 }
 
 impl Reduction {
-    /// MM iterations over every start: `sum over runs of (trace length - 1)`, the work unit of the
-    /// model clock.
+    /// MM iterations over every run: `sum over runs of (trace length - 1)`.
     pub fn mm_iterations(&self) -> usize {
         self.runs.iter().map(|(_, t)| t.len() - 1).sum()
     }
 }
 
+/// Supporting points the starts' MM runs use: an evenly spaced subset of this many when there are
+/// more (the full set then only refines the best start).
+pub const START_POINTS: usize = 250;
+
+/// The pool of local models at the supporting points, and at the start points when those are fewer.
+struct Pool {
+    full: LargeModel,
+    starts: Option<LargeModel>,
+}
+
+impl Pool {
+    fn new(full: LargeModel) -> Pool {
+        let s = full.n_support();
+        let starts = (s > START_POINTS).then(|| {
+            let points: Vec<usize> = (0..START_POINTS).map(|i| i * s / START_POINTS).collect();
+            full.at_points(&points)
+        });
+        Pool { full, starts }
+    }
+
+    /// Where the starts run.
+    fn for_starts(&self) -> &LargeModel {
+        self.starts.as_ref().unwrap_or(&self.full)
+    }
+}
+
+/// Every MM run of a reduction: its start and objective trace, and the work done (points x large
+/// experts x iterations, summed).
+#[derive(Default)]
+struct RunLog {
+    runs: Vec<(Init, Vec<f64>)>,
+    work: u64,
+}
+
+impl RunLog {
+    fn record(&mut self, init: Init, large: &LargeModel, run: &MmRun) {
+        let iterations = (run.trace.len() - 1) as u64;
+        self.work += (large.n_support() * large.n_experts()) as u64 * iterations;
+        self.runs.push((init, run.trace.clone()));
+    }
+}
+
 /// Reduces `locals` (fitted on shards of sizes `sizes`) to one K-component model using the supporting
 /// covariates `support` (S x d, raw scale).
+///
+/// Every start runs [`START_ITERATIONS`] MM iterations on the start points ([`START_POINTS`] of the
+/// S), the best one (smallest objective) continues there to convergence and is then refined by MM on
+/// all S points, the final gate fitted on all of them. With
+/// screening, each local model is scored, on the start points, against the reduced model the best
+/// start gives there; when machines are dropped, the starts run again without them.
 pub fn reduce(
     locals: &[&Moe],
     sizes: &[usize],
@@ -182,33 +234,59 @@ pub fn reduce(
     settings: &ReductionSettings,
 ) -> Result<Reduction, ReductionError> {
     validate(settings)?;
-    let large = LargeModel::new(locals, sizes, support)?;
-    let (init, run, runs) = best_mm(&large, locals, sizes, settings);
-    let first = finish(&large, run, locals, settings)?;
+    let pool = Pool::new(LargeModel::new(locals, sizes, support)?);
+    let mut log = RunLog::default();
+    let (init, run) = best_mm(pool.for_starts(), locals, sizes, settings, &mut log);
     // The joint divergence compares models of the same K; with mixed K there is no screening.
     let same_k = locals.iter().all(|m| m.k() == settings.k);
     let (scores, flagged) = match settings.outliers {
         OutlierPolicy::Keep => (Vec::new(), Vec::new()),
         _ if !same_k => (Vec::new(), Vec::new()),
         OutlierPolicy::Flag | OutlierPolicy::Drop => {
-            let scores: Vec<f64> = locals.iter().map(|m| joint_divergence(m, &first.0, support)).collect();
+            let at = pool.for_starts();
+            let (first, _) = finish(at, run.clone(), locals, settings)?;
+            let points = at.xt.slice(s![.., 1..]);
+            let scores: Vec<f64> = locals.iter().map(|m| joint_divergence(m, &first, points)).collect();
             let flagged = flag_outliers(&scores, settings.outlier_threshold);
             (scores, flagged)
         }
     };
     let dropped = settings.outliers == OutlierPolicy::Drop && !flagged.is_empty() && flagged.len() < locals.len();
-    if !dropped {
-        let (model, objective_trace) = first;
-        return Ok(Reduction { model, objective_trace, init, runs, large, scores, flagged, dropped });
-    }
-    let keep: Vec<usize> = (0..locals.len()).filter(|m| !flagged.contains(m)).collect();
-    let kept: Vec<&Moe> = keep.iter().map(|&m| locals[m]).collect();
-    let kept_sizes: Vec<usize> = keep.iter().map(|&m| sizes[m]).collect();
-    let sub = LargeModel::new(&kept, &kept_sizes, support)?;
-    let (init, run, again) = best_mm(&sub, &kept, &kept_sizes, settings);
-    let (model, objective_trace) = finish(&sub, run, &kept, settings)?;
-    let runs = runs.into_iter().chain(again).collect();
-    Ok(Reduction { model, objective_trace, init, runs, large, scores, flagged, dropped })
+    let (model, objective_trace, init) = if dropped {
+        let keep: Vec<usize> = (0..locals.len()).filter(|m| !flagged.contains(m)).collect();
+        let kept: Vec<&Moe> = keep.iter().map(|&m| locals[m]).collect();
+        let kept_sizes: Vec<usize> = keep.iter().map(|&m| sizes[m]).collect();
+        let sub = Pool::new(pool.full.keeping(&keep));
+        let (init, run) = best_mm(sub.for_starts(), &kept, &kept_sizes, settings, &mut log);
+        let (model, trace) = refine(&sub, init, run, &kept, settings, &mut log)?;
+        (model, trace, init)
+    } else {
+        let (model, trace) = refine(&pool, init, run, locals, settings, &mut log)?;
+        (model, trace, init)
+    };
+    let RunLog { runs, work } = log;
+    Ok(Reduction { model, objective_trace, init, runs, work, large: pool.full, scores, flagged, dropped })
+}
+
+/// The best start's run continued on every supporting point (when it ran on fewer), and the
+/// reduced model with its gate fitted on every point.
+fn refine(
+    pool: &Pool,
+    init: Init,
+    run: MmRun,
+    locals: &[&Moe],
+    settings: &ReductionSettings,
+    log: &mut RunLog,
+) -> Result<(Moe, Vec<f64>), ReductionError> {
+    let run = match &pool.starts {
+        Some(_) => {
+            let refined = mm(&pool.full, run.coef, run.variances, settings.max_iter, settings.tol);
+            log.record(init, &pool.full, &refined);
+            refined
+        }
+        None => run,
+    };
+    finish(&pool.full, run, locals, settings)
 }
 
 /// The reduced model of an MM run (its gate fitted to the plan) and the run's objective trace; an
@@ -226,26 +304,36 @@ fn finish(
     Ok((model, run.trace))
 }
 
-/// Every start's MM run on one pool; returns the start with the smallest final objective, its run,
-/// and every start's trace.
+/// MM iterations of every start before the best one is continued.
+pub const START_ITERATIONS: usize = 10;
+
+/// Every start's MM run on one pool for at most [`START_ITERATIONS`] iterations, then the one with
+/// the smallest objective continued to convergence (every run recorded in `log`); returns that
+/// start and its run.
 fn best_mm(
     large: &LargeModel,
     locals: &[&Moe],
     sizes: &[usize],
     settings: &ReductionSettings,
-) -> (Init, MmRun, Vec<(Init, Vec<f64>)>) {
+    log: &mut RunLog,
+) -> (Init, MmRun) {
     let mut best: Option<(Init, MmRun)> = None;
-    let mut runs = Vec::new();
+    let warmup = START_ITERATIONS.min(settings.max_iter);
     for &init in &settings.inits {
         let Some((coef, var)) = start(init, large, locals, sizes, settings) else { continue };
-        let run = mm(large, coef, var, settings.max_iter, settings.tol);
-        runs.push((init, run.trace.clone()));
+        let run = mm(large, coef, var, warmup, settings.tol);
+        log.record(init, large, &run);
         if best.as_ref().is_none_or(|(_, b)| run.plan.objective < b.plan.objective) {
             best = Some((init, run));
         }
     }
     let (init, run) = best.expect("the k-means start always applies");
-    (init, run, runs)
+    if run.trace.len() - 1 < warmup || warmup == settings.max_iter {
+        return (init, run); // converged (or capped) within the warm-up
+    }
+    let continued = mm(large, run.coef, run.variances, settings.max_iter - warmup, settings.tol);
+    log.record(init, large, &continued);
+    (init, continued)
 }
 
 /// A flagged machine's score must also exceed the median score by this factor, so that a tight
