@@ -16,7 +16,9 @@
 //! log-likelihoods moved by at most 0.05 nats, times by at most 8 %.
 //! A fifth came with the reduction's starts on 250 supporting points (10 MM iterations each, then
 //! the best continued and refined on all points): the estimates moved by at most 1e-13 relative, and
-//! the model clock's reduce_s fell 2.5-5x with the work it charges.
+//! the model clock's reduce_s fell 2.5-5x with the work it charges (failures-deadline's again by up to
+//! 1.6x when the screening went back to all supporting points: it drops machines, and the second
+//! pass then skips nothing).
 //!
 //! The copies were written on x86-64 with AVX2 and FMA, where ndarray's matrix products take the FMA
 //! kernel. On such a CPU the comparison is byte for byte. Elsewhere the products round differently,

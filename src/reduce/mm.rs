@@ -224,9 +224,9 @@ impl RunLog {
 ///
 /// Every start runs [`START_ITERATIONS`] MM iterations on the start points ([`START_POINTS`] of the
 /// S), the best one (smallest objective) continues there to convergence and is then refined by MM on
-/// all S points, the final gate fitted on all of them. With
-/// screening, each local model is scored, on the start points, against the reduced model the best
-/// start gives there; when machines are dropped, the starts run again without them.
+/// all S points, the gate fitted on all of them. With screening, each local model is scored on all S
+/// points against that reduced model; when machines are dropped, the starts and the refinement run
+/// again without them.
 pub fn reduce(
     locals: &[&Moe],
     sizes: &[usize],
@@ -237,32 +237,28 @@ pub fn reduce(
     let pool = Pool::new(LargeModel::new(locals, sizes, support)?);
     let mut log = RunLog::default();
     let (init, run) = best_mm(pool.for_starts(), locals, sizes, settings, &mut log);
+    let first = refine(&pool, init, run, locals, settings, &mut log)?;
     // The joint divergence compares models of the same K; with mixed K there is no screening.
     let same_k = locals.iter().all(|m| m.k() == settings.k);
     let (scores, flagged) = match settings.outliers {
         OutlierPolicy::Keep => (Vec::new(), Vec::new()),
         _ if !same_k => (Vec::new(), Vec::new()),
         OutlierPolicy::Flag | OutlierPolicy::Drop => {
-            let at = pool.for_starts();
-            let (first, _) = finish(at, run.clone(), locals, settings)?;
-            let points = at.xt.slice(s![.., 1..]);
-            let scores: Vec<f64> = locals.iter().map(|m| joint_divergence(m, &first, points)).collect();
+            let scores: Vec<f64> = locals.iter().map(|m| joint_divergence(m, &first.0, support)).collect();
             let flagged = flag_outliers(&scores, settings.outlier_threshold);
             (scores, flagged)
         }
     };
     let dropped = settings.outliers == OutlierPolicy::Drop && !flagged.is_empty() && flagged.len() < locals.len();
-    let (model, objective_trace, init) = if dropped {
+    let ((model, objective_trace), init) = if dropped {
         let keep: Vec<usize> = (0..locals.len()).filter(|m| !flagged.contains(m)).collect();
         let kept: Vec<&Moe> = keep.iter().map(|&m| locals[m]).collect();
         let kept_sizes: Vec<usize> = keep.iter().map(|&m| sizes[m]).collect();
         let sub = Pool::new(pool.full.keeping(&keep));
         let (init, run) = best_mm(sub.for_starts(), &kept, &kept_sizes, settings, &mut log);
-        let (model, trace) = refine(&sub, init, run, &kept, settings, &mut log)?;
-        (model, trace, init)
+        (refine(&sub, init, run, &kept, settings, &mut log)?, init)
     } else {
-        let (model, trace) = refine(&pool, init, run, locals, settings, &mut log)?;
-        (model, trace, init)
+        (first, init)
     };
     let RunLog { runs, work } = log;
     Ok(Reduction { model, objective_trace, init, runs, work, large: pool.full, scores, flagged, dropped })
