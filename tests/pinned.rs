@@ -9,16 +9,16 @@
 //! the 0.4 s deadline did not, so its speedup went from 8.7 to 4.5. A third re-write came with the
 //! warm-ups on a 20,000-row subset and the fits shared by the network cells of one M: only fits on
 //! more than 20,000 rows changed (the global fits, and quickstart's M = 1 and M = 2), by at most
-//! 0.7 nats of test log-likelihood; the model clock charges them less, so quickstart's mean speedup
-//! at M = 16 went from 12.52 to 7.29 (same RPE, 0.1487) and failures-deadline's from 4.5 to 1.8; the
-//! machine draws now come from the stream (n index, M, repetition) instead of (cell, repetition).
-//! A fourth came with the gate's curvature from the 20,000-row subset (fits on more rows only): test
-//! log-likelihoods moved by at most 0.05 nats, times by at most 8 %.
-//! A fifth came with the reduction's starts on 250 supporting points (10 MM iterations each, then
-//! the best continued and refined on all points): the estimates moved by at most 1e-13 relative, and
-//! the model clock's reduce_s fell 2.5-5x with the work it charges (failures-deadline's again by up to
-//! 1.6x when the screening went back to all supporting points: it drops machines, and the second
-//! pass then skips nothing).
+//! 0.7 nats of test log-likelihood, and the machine draws came from the stream (n index, M,
+//! repetition) instead of (cell, repetition). A fourth came with the gate's curvature from the
+//! 20,000-row subset (test log-likelihoods moved by at most 0.05 nats), a fifth with the reduction's
+//! starts on 250 supporting points (estimates within 1e-13), a sixth with screening on all points.
+//! The seventh re-measured the model clock: EM is charged per pass (E-step) instead of per trace
+//! point, the reduction per MM plan, and the default constants are `dmoe calibrate`'s on the
+//! development box (about 2x the EM and 4x the MM constants before). Quickstart's mean speedup at
+//! M = 16 is now 7.94 (same estimates); in failures-deadline the fixed 0.4 s deadline now leaves out
+//! more machines (10-13 of 16 included instead of 14-15), moving its test log-likelihoods by up to
+//! 2.6 nats.
 //!
 //! The copies were written on x86-64 with AVX2 and FMA, where ndarray's matrix products take the FMA
 //! kernel. On such a CPU the comparison is byte for byte. Elsewhere the products round differently,

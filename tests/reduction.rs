@@ -214,3 +214,29 @@ fn the_pool_of_kept_machines_equals_pooling_them_afresh() {
         close(taken.weights.row(s).sum(), 1.0, 1e-13, "weights sum to 1 at every point");
     }
 }
+
+#[test]
+fn the_work_of_a_reduction_counts_every_plan_of_every_run() {
+    // With at most START_POINTS supporting points every run is on all of them; with more, the starts
+    // (and the best one's continuation) run on START_POINTS points and the last run, the
+    // refinement, on all of them. The work is points x large experts x plans (trace length).
+    let (_, data) = problem(3, 2, 16_000, 21);
+    let reports = local_reports(&data, 8, 3, 1_000, 21);
+    let models: Vec<&Moe> = reports.iter().map(|r| &r.model).collect();
+    let sizes: Vec<usize> = reports.iter().map(|r| r.n).collect();
+    let all =
+        ndarray::concatenate(ndarray::Axis(0), &reports.iter().map(|r| r.support.view()).collect::<Vec<_>>()).unwrap();
+    let settings = ReductionSettings { k: 3, outliers: reduce::OutlierPolicy::Keep, ..Default::default() };
+    let l = 8 * 3;
+    let few = all.slice(ndarray::s![..reduce::START_POINTS - 50, ..]);
+    let r = reduce_checked(&models, &sizes, few, &settings);
+    let plans: usize = r.runs.iter().map(|(_, t)| t.len()).sum();
+    assert_eq!(r.work, (few.nrows() * l * plans) as u64);
+    let r = reduce_checked(&models, &sizes, all.view(), &settings);
+    let (last, starts) = r.runs.split_last().unwrap();
+    assert_eq!(r.objective_trace, last.1, "the retained trace is the refinement on every point");
+    let start_plans: usize = starts.iter().map(|(_, t)| t.len()).sum();
+    assert_eq!(r.work, (reduce::START_POINTS * l * start_plans + all.nrows() * l * last.1.len()) as u64);
+    assert!(starts.len() >= 3, "three starts, then the best one's continuation");
+    assert!(starts[..3].iter().all(|(_, t)| t.len() <= reduce::START_ITERATIONS + 1), "starts are capped");
+}

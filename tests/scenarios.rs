@@ -326,3 +326,26 @@ fn network_cells_replay_the_same_fits_and_machine_draws() {
         run["runs"].as_array().unwrap().iter().map(|r| r["fits_from_cell"].as_u64().unwrap()).collect();
     assert!(from.iter().all(|&c| c == 0 || c == 1), "cells of M = 4 replay cell 0's fits, M = 8 cell 1's: {from:?}");
 }
+
+#[test]
+fn a_network_under_which_nothing_arrives_is_named_with_its_cell() {
+    // Two networks replay the same fits; only the slow one misses the deadline. The error names
+    // that cell and network, not the whole group, and nothing is written.
+    let dir = workdir("network_failure");
+    let out_dir = dir.join("d");
+    let out = run_quickstart(
+        &out_dir,
+        &[
+            "--set",
+            "cluster.machines=[4]",
+            "--set",
+            "cluster.deadline=2.0",
+            "--set",
+            "network=[{name=\"rack\",latency={kind=\"constant\",seconds=0.0002}},{name=\"slow\",latency={kind=\"constant\",seconds=10.0}}]",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cell 1 (M = 4, n = 6000, network slow), repetition 0: no machine reported in time"), "{err}");
+    assert!(!out_dir.exists(), "no partial output");
+}

@@ -40,11 +40,12 @@ pub struct BenchArgs {
     threads: Option<usize>,
     /// Measure how often a default fit gets stuck: fits on seeded shards (K = 3, d = 2,
     /// 6,250 rows; K = 5, d = 20, 7,800 rows) and on larger data sets whose starts are warmed up
-    /// on a 20,000-row subset (K = 3, d = 2, 100,000 rows) against the best of 20 restarts on the same rows.
+    /// on a 20,000-row subset (K = 3, d = 2, 100,000 rows; K = 5, d = 20, 50,000 rows) against the
+    /// best of 20 restarts on the same rows.
     #[arg(long)]
     stuck: bool,
-    /// With --stuck: data sets per setting, as K3,K5,K3-large (default 200,50,20).
-    #[arg(long, value_delimiter = ',', default_values_t = [200usize, 50, 20])]
+    /// With --stuck: data sets per setting, as K3,K5,K3-large,K5-large (default 200,50,20,10).
+    #[arg(long, value_delimiter = ',', default_values_t = [200usize, 50, 20, 10])]
     trials: Vec<usize>,
     /// With --reduction or --cluster: comma-separated machine counts M.
     #[arg(long, value_delimiter = ',', default_values_t = [16usize, 32, 64, 128])]
@@ -269,7 +270,7 @@ fn run_cluster(a: &BenchArgs) -> Result<(), String> {
 /// Share of default local fits whose log-likelihood per row is more than 0.02 below the best of 20
 /// restarts on the same shard (a fit "stuck" in a poor optimum).
 fn run_stuck(a: &BenchArgs) -> Result<(), String> {
-    let settings = [(3usize, 2usize, 6250usize), (5, 20, 7800), (3, 2, 100_000)];
+    let settings = [(3usize, 2usize, 6250usize), (5, 20, 7800), (3, 2, 100_000), (5, 20, 50_000)];
     say!(
         "{:>3} {:>3} {:>6} {:>7} {:>7} {:>9} {:>12} {:>12}",
         "K",

@@ -406,11 +406,13 @@ fn print_reduction(fit: &InProcessFit, outliers: OutlierPolicy) {
     let (reduction, reports) = (&fit.reduction, &fit.reports);
     let trace = &reduction.objective_trace;
     say!(
-        "reduction: start {:?}, {} MM iterations, objective {:.6} -> {:.6}, CPU {:.3} s",
+        "reduction: start {:?}, {} MM iterations in {} runs; last run {:.6} -> {:.6} (objective on all {} supporting points), CPU {:.3} s",
         reduction.init,
-        trace.len() - 1,
+        reduction.mm_iterations(),
+        reduction.runs.len(),
         trace[0],
         trace[trace.len() - 1],
+        reduction.large.n_support(),
         fit.reduce_cpu_seconds
     );
     match (&reduction.flagged[..], outliers) {

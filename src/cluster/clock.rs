@@ -1,14 +1,14 @@
 //! The two clocks of the simulator. `measured`: a machine's compute time is the thread CPU time its
 //! own fit took (honest, but it varies from run to run). `model`: compute time is a cost formula in
-//! the work done (rows x EM iterations, support points x experts x MM iterations), so a run is
+//! the work done (rows x passes of EM, support points x experts x MM plans), so a run is
 //! reproducible bit for bit. The formula's constants come from the scenario; `calibrate` measures
 //! them on this machine.
 //!
 //! Model costs, in seconds:
-//! - EM on n rows, K components, d features, `it` iterations over all starts:
-//!   `n * it * K * (em_per_component + em_per_coefficient_pair * (d+1)^2)`.
-//! - Reduction with S support points, L large experts, K reduced experts, `it` MM iterations over all
-//!   starts: `S * L * K * it * mm_per_unit`.
+//! - EM with K components on d features, `R` rows x passes summed over every start
+//!   (`FitSummary::row_iterations`): `R * K * (em_per_component + em_per_coefficient_pair * (d+1)^2)`.
+//! - Reduction to K experts with work `W` (supporting points x large experts x plans summed over every
+//!   MM run, `Reduction::work`): `W * K * mm_per_unit`.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,17 +24,17 @@ use crate::reduce::{self, Reduction, ReductionSettings};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CostModel {
-    /// Seconds per row x EM iteration x component (the E-step's per-component work).
+    /// Seconds per row x EM pass x component (the E-step's per-component work).
     pub em_per_component: f64,
-    /// Seconds per row x EM iteration x component x (d+1)^2 (the weighted Gram matrices).
+    /// Seconds per row x EM pass x component x (d+1)^2 (the weighted Gram matrices).
     pub em_per_coefficient_pair: f64,
-    /// Seconds per support point x large expert x reduced expert x MM iteration.
+    /// Seconds per support point x large expert x reduced expert x MM plan.
     pub mm_per_unit: f64,
 }
 
 impl Default for CostModel {
     fn default() -> Self {
-        CostModel { em_per_component: 4.7e-8, em_per_coefficient_pair: 1.1e-10, mm_per_unit: 2.2e-9 }
+        CostModel { em_per_component: 7.5e-8, em_per_coefficient_pair: 3.4e-10, mm_per_unit: 8.0e-9 }
     }
 }
 
@@ -107,9 +107,18 @@ impl Clock {
 pub fn calibrate() -> CostModel {
     let em_rate = |k: usize, d: usize| {
         let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 }).expect("valid shape");
-        let n = 40_000;
+        // Plain EM on 20,000 rows: the exact Hessian, as on a machine's shard.
+        let n = 20_000;
         let data = sim.sample(n, &mut rng::stream(1, &[]));
-        let s = EmSettings { k, restarts: 1, warmup_iter: 0, max_iter: 30, tol: 0.0, ..EmSettings::default() };
+        let s = EmSettings {
+            k,
+            restarts: 1,
+            warmup_iter: 0,
+            max_iter: 30,
+            tol: 0.0,
+            accelerate: false,
+            ..EmSettings::default()
+        };
         let t0 = thread_cpu_seconds();
         let fit = em::fit(data.x.view(), data.y.view(), &sim.truth.features, "y", &s).expect("synthetic data fits");
         (thread_cpu_seconds() - t0) / (fit.summary.row_iterations as f64 * k as f64) // per row x iteration x component

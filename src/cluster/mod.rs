@@ -147,6 +147,9 @@ pub enum ClusterError {
     /// The reduction failed.
     #[error(transparent)]
     Reduction(#[from] ReductionError),
+    /// With several networks, what failed under one of them (its index in `ClusterConfig::networks`).
+    #[error("{source}")]
+    UnderNetwork { network: usize, source: Box<ClusterError> },
 }
 
 /// Runs one simulated distributed fit of `data` (its shards are the machines) under every network of

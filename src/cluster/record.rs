@@ -199,8 +199,10 @@ pub struct RunRecord {
     pub flagged_dropped: bool,
     /// The reduction's start and its MM objective trace.
     pub reduction_init: Init,
-    /// MM objective after every assignment step of the retained run.
+    /// MM objective after every assignment step of the retained run (on all supporting points).
     pub objective_trace: Vec<f64>,
+    /// MM iterations of every run of the reduction (starts, continuation, refinement, second pass).
+    pub mm_iterations: usize,
     /// Reduced model and baselines computed from the same reports (and the global fit, when given).
     pub estimators: Vec<NamedModel>,
     /// Time of the global fit on all training rows, when given.

@@ -26,10 +26,12 @@ pub(super) fn serve(
     let fit_cpu_seconds = reports.iter().flatten().map(|r| r.summary.cpu_seconds).sum();
     charge_clock(&mut reports, &config.clock);
     let mut reductions = Vec::new();
+    let several = config.networks.len() > 1;
     let records = config
         .networks
         .iter()
-        .map(|network| {
+        .enumerate()
+        .map(|(i, network)| {
             let timings = schedule::timings(
                 &reports,
                 speeds,
@@ -39,7 +41,11 @@ pub(super) fn serve(
                 config.seed,
                 &config.stream,
             );
-            let reduced = reduce_in_time(&reports, &timings, config, &mut reductions)?;
+            let reduced = match reduce_in_time(&reports, &timings, config, &mut reductions) {
+                Ok(r) => r,
+                Err(e) if several => return Err(ClusterError::UnderNetwork { network: i, source: Box::new(e) }),
+                Err(e) => return Err(e),
+            };
             let estimators = estimators(&reduced, &config.baselines, global);
             let machines = machine_records(&reports, &timings, speeds, rows, &reduced);
             let events = timeline(&timings, config.deadline, &reduced);
@@ -233,6 +239,7 @@ fn run_record(
         flagged_machines: reduced.flagged_machines(),
         reduction_init: reduced.reduction.init,
         objective_trace: reduced.reduction.objective_trace.clone(),
+        mm_iterations: reduced.reduction.mm_iterations(),
         estimators,
         global_s,
         speedup: global_s.map(|g| g / makespan_s),

@@ -22,6 +22,7 @@ use crate::numeric::range::{MAX_COMPONENTS, MAX_ITERATIONS, MAX_RESTARTS, Range,
 use crate::numeric::rng;
 use crate::numeric::scaling::ColumnScaling;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use std::cell::Cell;
 
 /// Relative ridge on the experts' weighted Gram matrices (keeps an almost empty expert solvable).
 const EXPERT_RIDGE: f64 = 1e-10;
@@ -59,6 +60,15 @@ pub struct EmSettings {
 /// Smallest non-zero `subset_rows`.
 pub const MIN_SUBSET_ROWS: usize = 1000;
 
+/// `subset_rows` is 0 (every row) or at least [`MIN_SUBSET_ROWS`].
+pub fn check_subset_rows(rows: usize) -> Result<(), RangeError> {
+    if rows == 0 || rows >= MIN_SUBSET_ROWS {
+        return Ok(());
+    }
+    let expected = format!("0 (every row) or a whole number >= {MIN_SUBSET_ROWS}");
+    Err(RangeError { expected, got: rows.to_string() })
+}
+
 impl Default for EmSettings {
     fn default() -> Self {
         EmSettings {
@@ -88,12 +98,7 @@ impl EmSettings {
         within(self.max_iter, 1, MAX_ITERATIONS).map_err(bad("max_iter"))?;
         Range::NonNegative.check(self.tol).map_err(bad("tol"))?;
         Range::OpenUnit.check(self.variance_floor).map_err(bad("variance_floor"))?;
-        if self.subset_rows != 0 {
-            within(self.subset_rows, MIN_SUBSET_ROWS, usize::MAX).map_err(|mut e| {
-                e.expected = format!("0 (every row) or a whole number >= {MIN_SUBSET_ROWS}");
-                bad("subset_rows")(e)
-            })?;
-        }
+        check_subset_rows(self.subset_rows).map_err(bad("subset_rows"))?;
         Ok(())
     }
 }
@@ -148,9 +153,11 @@ pub struct FittedMoe {
     pub model: Moe,
     /// How the fit went: log-likelihood, iterations, convergence, CPU time.
     pub summary: FitSummary,
-    /// Log-likelihood after each iteration of the retained run (index 0 = its start), raw scale.
+    /// Log-likelihood after each iteration of the retained run on every row, raw scale (index 0: its
+    /// start, or with a warm-up subset the best start's warmed-up parameters).
     pub trace: Vec<f64>,
-    /// Warm-up traces of every start (raw scale), the retained one included.
+    /// Warm-up traces of every start (raw scale), the retained one included: log-likelihoods of the
+    /// warm-up rows (the subset, when there is one, so not comparable with `trace`).
     pub start_traces: Vec<Vec<f64>>,
 }
 
@@ -217,10 +224,12 @@ pub fn fit(
     // With many rows, the starts' warm-ups run on a random subset, and the gate's Newton steps on
     // every row take their curvature from that subset.
     let subset = Subset::draw(xt.view(), ys.view(), settings.subset_rows, settings.seed);
-    let all_rows = Problem { xt: xt.view(), y: ys.view(), floor, curvature: gate::Curvature::AllRows };
+    let (warm_passes, full_passes) = (Cell::new(0), Cell::new(0));
+    let all_rows =
+        Problem { xt: xt.view(), y: ys.view(), floor, curvature: gate::Curvature::AllRows, passes: &full_passes };
     let (warm, full) = match &subset {
         Some(s) => (
-            Problem { xt: s.xt.view(), y: s.y.view(), floor, curvature: gate::Curvature::AllRows },
+            Problem { xt: s.xt.view(), y: s.y.view(), passes: &warm_passes, ..all_rows },
             Problem { curvature: gate::Curvature::Rows { rows: &s.rows, xt: s.xt.view() }, ..all_rows },
         ),
         None => (all_rows, all_rows),
@@ -247,25 +256,26 @@ pub fn fit(
     }
     let (start, mut trace) = best.ok_or(EmError::AllStartsFailed(settings.restarts))?;
     let warmups: usize = start_traces.iter().map(|t| t.len() - 1).sum();
+    let warmed = trace.len() - 1;
     let done = if subset.is_some() {
         // The retained run starts afresh on every row; its warm-up was on the subset.
         trace.clear();
         0
     } else {
-        trace.len() - 1
+        warmed
     };
     let (p, converged) = if subset.is_none() && (done < warmup || warmup == settings.max_iter) {
         // Converged (or capped) during the warm-up: the relative change test already decided.
         let conv = trace.len() >= 2 && rel_change(&trace, n) <= settings.tol;
         (start, conv)
     } else {
-        let budget = settings.max_iter - if subset.is_some() { warmup } else { done };
+        // The warm-up iterations of the retained start count against max_iter, on any rows.
         let run = if settings.accelerate { iterate_squarem } else { iterate };
-        run(&full, start, budget.max(1), settings.tol, &mut trace)
+        run(&full, start, settings.max_iter - warmed, settings.tol, &mut trace)
     };
     let iterations = trace.len() - 1;
     let total_iterations = warmups + (iterations - done);
-    let row_iterations = (m * warmups + n * (iterations - done)) as u64;
+    let row_iterations = (m * warm_passes.get() + n * full_passes.get()) as u64;
     let trace = to_raw_trace(&trace, n, scaling.y_sd);
     let mut model = to_raw_model(&p, &scaling, features)?;
     model.target = Some(target.to_string());
@@ -316,24 +326,28 @@ fn iterate(pb: &Problem, mut p: Params, max_iter: usize, tol: f64, trace: &mut V
 }
 
 /// One EM problem on the standardised scale: the design (with intercept), the response, the
-/// variance floor, and where the gate's Newton step takes its curvature.
+/// variance floor, where the gate's Newton step takes its curvature, and a count of the passes over
+/// the rows (one per E-step, with or without an M-step before it: the work the model clock charges).
 #[derive(Clone, Copy)]
 struct Problem<'a> {
     xt: ArrayView2<'a, f64>,
     y: ArrayView1<'a, f64>,
     floor: f64,
     curvature: gate::Curvature<'a>,
+    passes: &'a Cell<usize>,
 }
 
 impl Problem<'_> {
     /// The E-step at `p`, gate probabilities included.
     fn e_step(&self, p: &Params) -> EStep {
+        self.passes.set(self.passes.get() + 1);
         e_step(self.xt, self.y, p, gate::probs(self.xt, &p.gate))
     }
 
     /// One EM step from `p`, whose E-step is `e`: the M-step, then the E-step at the new parameters.
     /// `None` when the new log-likelihood is not finite (the step is not taken).
     fn em_step(&self, e: EStep, p: &Params) -> Option<(Params, EStep)> {
+        self.passes.set(self.passes.get() + 1);
         let mut next = p.clone();
         update_experts(self.xt, self.y, e.tau.view(), &mut next, self.floor);
         let (g, _, probs) = gate::newton_step(self.xt, e.tau.view(), &p.gate, e.gate, self.curvature);

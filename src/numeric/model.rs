@@ -46,8 +46,9 @@ pub struct FitSummary {
     pub restarts: usize,
     /// EM iterations summed over every start (warm-ups and the continued run).
     pub total_iterations: usize,
-    /// Rows times iterations summed over every start (warm-ups run on at most 20,000 rows): the work
-    /// the fit did, the unit of the simulator's model clock. 0 in a model file written before it existed.
+    /// Rows times passes over them summed over every start (a pass is one E-step, with the M-step
+    /// before it when there is one; warm-ups pass over at most `subset_rows` rows): the work the fit
+    /// did, the unit of the simulator's model clock. 0 in a model file written before it existed.
     #[serde(default)]
     pub row_iterations: u64,
 }

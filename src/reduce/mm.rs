@@ -156,8 +156,9 @@ pub struct Reduction {
     /// Every MM run with its start and objective trace: the starts (on the start points), then the
     /// refinement of the best one (on every point).
     pub runs: Vec<(Init, Vec<f64>)>,
-    /// Work of every MM run: supporting points x large experts x iterations, summed (the unit of the
-    /// model clock).
+    /// Work of every MM run: supporting points x large experts x plans (one per iteration and one
+    /// for its start), summed: the unit of the model clock. Pooling, screening and the gate fit are
+    /// not counted.
     pub work: u64,
     /// The large model of every local model at the supporting points (for diagnostics and
     /// baselines, which use every report).
@@ -204,7 +205,7 @@ impl Pool {
 }
 
 /// Every MM run of a reduction: its start and objective trace, and the work done (points x large
-/// experts x iterations, summed).
+/// experts x plans, summed).
 #[derive(Default)]
 struct RunLog {
     runs: Vec<(Init, Vec<f64>)>,
@@ -212,9 +213,10 @@ struct RunLog {
 }
 
 impl RunLog {
+    /// Adds a run: its plans (its start's and one per iteration) are its work.
     fn record(&mut self, init: Init, large: &LargeModel, run: &MmRun) {
-        let iterations = (run.trace.len() - 1) as u64;
-        self.work += (large.n_support() * large.n_experts()) as u64 * iterations;
+        let plans = run.trace.len() as u64;
+        self.work += (large.n_support() * large.n_experts()) as u64 * plans;
         self.runs.push((init, run.trace.clone()));
     }
 }

@@ -118,7 +118,7 @@ pub fn chrome_trace(record: &RunRecord) -> serde_json::Value {
         events.push(json!({"name": "deadline", "ph": "i", "s": "g", "ts": us(e.time), "pid": 1, "tid": server}));
     }
     events.push(json!({"name": "reduction", "ph": "X", "ts": us(record.reduce_start_s), "dur": us(record.reduce_s), "pid": 1, "tid": server,
-        "args": {"start": format!("{:?}", record.reduction_init), "mm_iterations": record.objective_trace.len() - 1}}));
+        "args": {"start": format!("{:?}", record.reduction_init), "mm_iterations": record.mm_iterations}}));
     json!({"traceEvents": events, "displayTimeUnit": "ms"})
 }
 

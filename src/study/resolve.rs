@@ -14,7 +14,7 @@ use crate::cluster::machines::{MachineModel, Speed};
 use crate::cluster::network::{Latency, NetworkModel};
 use crate::data::sharding::{PartitionSpec, ShardSizes};
 use crate::data::synthetic::{MAX_TRUE_COMPONENTS, MAX_TRUE_COVARIATES};
-use crate::numeric::em::{EmSettings, MIN_SUBSET_ROWS};
+use crate::numeric::em::{EmSettings, check_subset_rows};
 use crate::numeric::range::{MAX_COMPONENTS, MAX_ITERATIONS, MAX_REPETITIONS, MAX_RESTARTS, MAX_THREADS, Range};
 use crate::reduce::{OutlierPolicy, ReductionSettings};
 
@@ -306,11 +306,8 @@ fn resolve_em(t: &Section, k: usize, seed: u64) -> EmSettings {
         accelerate: t.boolean("accelerate", d.accelerate),
         ..d
     };
-    if em.subset_rows != 0 && em.subset_rows < MIN_SUBSET_ROWS {
-        t.problem(
-            "subset_rows",
-            format!("expected 0 (every row) or a whole number >= {MIN_SUBSET_ROWS}, got {}", em.subset_rows),
-        );
+    if let Err(e) = check_subset_rows(em.subset_rows) {
+        t.problem("subset_rows", e.to_string());
     }
     t.finish();
     em

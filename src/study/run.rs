@@ -426,7 +426,18 @@ fn group_task(
     let progress = opts.progress.clone();
     let on_report: Arc<dyn Fn() + Send + Sync> = Arc::new(move || progress.machine_done(task));
     let out = cluster::run(data, plan.features.clone(), plan.target.clone(), &config, None, Some(on_report)).map_err(
-        |e| format!("cells {} (M = {machines}, n = {}), repetition {rep}: {e}", indices.join(", "), first.n),
+        |e| {
+            // Name the cell whose network failed, or every cell when the fits themselves failed.
+            let (cells, network) = match &e {
+                cluster::ClusterError::UnderNetwork { network, .. } => {
+                    let cell = group[*network];
+                    (cell.index.to_string(), format!(", network {}", plan.networks[cell.network].label))
+                }
+                _ => (indices.join(", "), String::new()),
+            };
+            let plural = if group.len() > 1 && network.is_empty() { "cells" } else { "cell" };
+            format!("{plural} {cells} (M = {machines}, n = {}{network}), repetition {rep}: {e}", first.n)
+        },
     )?;
     let mut runs = Vec::with_capacity(group.len());
     for (i, ((&cell, record), label)) in group.iter().zip(out.records).zip(&labels).enumerate() {
