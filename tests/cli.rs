@@ -547,3 +547,13 @@ fn bad_em_subset_and_acceleration_settings_are_errors_naming_the_key() {
         assert!(err.contains(message), "{set}: {err}");
     }
 }
+
+#[test]
+fn threads_apply_to_a_fit_on_one_machine_and_are_checked() {
+    let dir = workdir("threads");
+    let data = category_csv(&dir);
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "2", "--threads", "0"]);
+    assert_user_error(&out, "--threads: expected a whole number in [1, 1024], got 0");
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "2", "--machines", "2", "--threads", "2"]);
+    assert_user_error(&out, "--threads applies to a fit on one machine");
+}

@@ -202,3 +202,18 @@ fn a_fit_on_a_subset_reaches_the_maximum_of_a_fit_on_every_row() {
     assert_eq!(fit.summary.iterations, 3, "max_iter counts the retained start's 5 warm-up iterations");
     assert_eq!(fit.summary.row_iterations, 2_000 * 2 * (5 + 1) + 12_000 * (3 + 1));
 }
+
+/// `threads` splits every pass over the rows across threads, on a fixed partition into blocks whose
+/// sums are added in block order: the fit is identical, bit for bit, for any number of threads.
+#[test]
+fn a_fit_is_the_same_for_any_number_of_threads() {
+    let n = 2 * dmoe::numeric::blocks::BLOCK_ROWS + 1_234;
+    let (_, data) = problem(3, 2, n, 9);
+    let base = EmSettings { k: 3, restarts: 2, subset_rows: 20_000, ..EmSettings::default() };
+    let one = fit_checked(data.x.view(), data.y.view(), &names(2), &base);
+    for threads in [2, 3, 5] {
+        let many = fit_checked(data.x.view(), data.y.view(), &names(2), &EmSettings { threads, ..base.clone() });
+        assert_eq!(one.model.param_vector(), many.model.param_vector(), "{threads} threads");
+        assert_eq!(one.trace, many.trace, "{threads} threads");
+    }
+}

@@ -56,6 +56,11 @@ pub struct FitArgs {
     /// Continue the best start with plain EM steps instead of SQUAREM-accelerated ones.
     #[arg(long)]
     plain_em: bool,
+    /// Threads of a fit on one machine (default: every core). The rows are cut into fixed blocks
+    /// whose sums are added in block order, so the model is the same for any thread count. A
+    /// distributed fit (--machines) fits its machines one thread each, as the simulator does.
+    #[arg(long)]
+    threads: Option<usize>,
     /// Maximum EM iterations (warm-up included).
     #[arg(long, default_value_t = EmSettings::default().max_iter)]
     max_iter: usize,
@@ -141,6 +146,7 @@ fn em_settings(a: &FitArgs) -> EmSettings {
         seed: a.seed,
         subset_rows: a.subset_rows,
         accelerate: !a.plain_em,
+        threads: a.threads.unwrap_or(1),
         ..EmSettings::default()
     }
 }
@@ -162,6 +168,8 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
         if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
             return Err(format!("{flag} applies to a distributed fit: add --machines M (or drop {flag})"));
         }
+    } else if a.threads.is_some() {
+        return Err("--threads applies to a fit on one machine: a distributed fit (--machines) fits each machine on one thread; drop --threads".into());
     }
     let outputs = Outputs::claim(&a)?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
@@ -218,7 +226,9 @@ impl Outputs {
 /// One EM fit on every row: its summary, its parameters (with standard errors for `--stderr`) and
 /// the model file.
 fn fit_one(a: &FitArgs, ds: &data::Dataset, outputs: Outputs) -> Result<(), String> {
-    let fitted = em::fit(ds.x.view(), ds.y.view(), &ds.features, &ds.target, &em_settings(a))
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let settings = EmSettings { threads: a.threads.unwrap_or(cores), ..em_settings(a) };
+    let fitted = em::fit(ds.x.view(), ds.y.view(), &ds.features, &ds.target, &settings)
         .map_err(|e| format!("{}: {e}", a.data.display()))?;
     let model = &fitted.model;
     let s = &fitted.summary;

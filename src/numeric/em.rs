@@ -13,15 +13,16 @@
 //! k-means++ seeds alone (more diverse). Purely random labels are not used: with many rows they give
 //! every expert the same global regression, i.e. no start at all.
 
-use crate::numeric::cputime::thread_cpu_seconds;
+use crate::numeric::blocks;
+use crate::numeric::cputime::{process_cpu_seconds, thread_cpu_seconds};
 use crate::numeric::gate;
 use crate::numeric::kmeans;
 use crate::numeric::linalg::{cholesky_lower, spd_solve, weighted_grams, with_intercept};
 use crate::numeric::model::{FitSummary, Moe, add_log_normal, n_free_params};
-use crate::numeric::range::{MAX_COMPONENTS, MAX_ITERATIONS, MAX_RESTARTS, Range, RangeError, within};
+use crate::numeric::range::{MAX_COMPONENTS, MAX_ITERATIONS, MAX_RESTARTS, MAX_THREADS, Range, RangeError, within};
 use crate::numeric::rng;
 use crate::numeric::scaling::ColumnScaling;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 use std::cell::Cell;
 
 /// Relative ridge on the experts' weighted Gram matrices (keeps an almost empty expert solvable).
@@ -55,6 +56,10 @@ pub struct EmSettings {
     pub subset_rows: usize,
     /// Whether the retained run is accelerated by SQUAREM (plain EM steps otherwise).
     pub accelerate: bool,
+    /// Threads for the passes over the rows (>= 1). The rows are cut into fixed blocks whose sums
+    /// are added in block order (`blocks`), so the fit is the same for any number of threads. With
+    /// more than one, `cpu_seconds` is the CPU time of the whole process.
+    pub threads: usize,
 }
 
 /// Smallest non-zero `subset_rows`.
@@ -81,6 +86,7 @@ impl Default for EmSettings {
             seed: 1,
             subset_rows: 20_000,
             accelerate: true,
+            threads: 1,
         }
     }
 }
@@ -99,6 +105,7 @@ impl EmSettings {
         Range::NonNegative.check(self.tol).map_err(bad("tol"))?;
         Range::OpenUnit.check(self.variance_floor).map_err(bad("variance_floor"))?;
         check_subset_rows(self.subset_rows).map_err(bad("subset_rows"))?;
+        within(self.threads, 1, MAX_THREADS).map_err(bad("threads"))?;
         Ok(())
     }
 }
@@ -203,7 +210,8 @@ pub fn fit(
     target: &str,
     settings: &EmSettings,
 ) -> Result<FittedMoe, EmError> {
-    let cpu0 = thread_cpu_seconds();
+    let cpu = if settings.threads > 1 { process_cpu_seconds } else { thread_cpu_seconds };
+    let cpu0 = cpu();
     settings.validate()?;
     let (n, d) = x.dim();
     assert_eq!(features.len(), d, "one name per feature column");
@@ -225,8 +233,14 @@ pub fn fit(
     // every row take their curvature from that subset.
     let subset = Subset::draw(xt.view(), ys.view(), settings.subset_rows, settings.seed);
     let (warm_passes, full_passes) = (Cell::new(0), Cell::new(0));
-    let all_rows =
-        Problem { xt: xt.view(), y: ys.view(), floor, curvature: gate::Curvature::AllRows, passes: &full_passes };
+    let all_rows = Problem {
+        xt: xt.view(),
+        y: ys.view(),
+        floor,
+        curvature: gate::Curvature::AllRows,
+        passes: &full_passes,
+        threads: settings.threads,
+    };
     let (warm, full) = match &subset {
         Some(s) => (
             Problem { xt: s.xt.view(), y: s.y.view(), passes: &warm_passes, ..all_rows },
@@ -283,7 +297,7 @@ pub fn fit(
         loglik: *trace.last().unwrap(),
         iterations,
         converged,
-        cpu_seconds: thread_cpu_seconds() - cpu0,
+        cpu_seconds: cpu() - cpu0,
         n,
         restarts: settings.restarts,
         total_iterations,
@@ -335,13 +349,14 @@ struct Problem<'a> {
     floor: f64,
     curvature: gate::Curvature<'a>,
     passes: &'a Cell<usize>,
+    threads: usize,
 }
 
 impl Problem<'_> {
     /// The E-step at `p`, gate probabilities included.
     fn e_step(&self, p: &Params) -> EStep {
         self.passes.set(self.passes.get() + 1);
-        e_step(self.xt, self.y, p, gate::probs(self.xt, &p.gate))
+        e_step(self.xt, self.y, p, gate::probs_on(self.xt, &p.gate, self.threads), self.threads)
     }
 
     /// One EM step from `p`, whose E-step is `e`: the M-step, then the E-step at the new parameters.
@@ -349,10 +364,10 @@ impl Problem<'_> {
     fn em_step(&self, e: EStep, p: &Params) -> Option<(Params, EStep)> {
         self.passes.set(self.passes.get() + 1);
         let mut next = p.clone();
-        update_experts(self.xt, self.y, e.tau.view(), &mut next, self.floor);
-        let (g, _, probs) = gate::newton_step(self.xt, e.tau.view(), &p.gate, e.gate, self.curvature);
+        update_experts(self.xt, self.y, e.tau.view(), &mut next, self.floor, self.threads);
+        let (g, _, probs) = gate::newton_step(self.xt, e.tau.view(), &p.gate, e.gate, self.curvature, self.threads);
         next.gate = g;
-        let e_next = e_step(self.xt, self.y, &next, probs);
+        let e_next = e_step(self.xt, self.y, &next, probs, self.threads);
         e_next.loglik.is_finite().then_some((next, e_next))
     }
 }
@@ -462,55 +477,90 @@ fn squarem_jump(p0: &Params, p1: &Params, p2: &Params, floor: f64) -> Option<Par
 /// E-step in log space, given the gate probabilities at `p` (which the previous M-step computed):
 /// per row, `l_k = log pi_k + log N(y; mu_k, s2_k)`, `e_k = exp(l_k - max l)`, the row's
 /// log-likelihood `max l + ln(sum e)` and responsibilities `tau_k = e_k / sum e` (K exponentials
-/// and one logarithm per row).
-fn e_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, p: &Params, gate: gate::Probs) -> EStep {
-    let mu = xt.dot(&p.experts.t());
-    let mut tau = gate.log_pi.clone();
-    add_log_normal(&mut tau, mu.view(), y, p.variances.view());
-    let mut loglik = 0.0;
-    for mut row in tau.outer_iter_mut() {
-        let m = row.fold(f64::NEG_INFINITY, |acc, &v| acc.max(v));
-        if !m.is_finite() {
-            loglik = f64::NAN;
-            continue;
+/// and one logarithm per row). Block by block on up to `threads` threads.
+fn e_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, p: &Params, gate: gate::Probs, threads: usize) -> EStep {
+    let parts = blocks::map(y.len(), threads, |r| {
+        let mu = xt.slice(s![r.clone(), ..]).dot(&p.experts.t());
+        let mut tau = gate.log_pi.slice(s![r.clone(), ..]).to_owned();
+        add_log_normal(&mut tau, mu.view(), y.slice(s![r]), p.variances.view());
+        let mut loglik = 0.0;
+        for mut row in tau.outer_iter_mut() {
+            let m = row.fold(f64::NEG_INFINITY, |acc, &v| acc.max(v));
+            if !m.is_finite() {
+                loglik = f64::NAN;
+                continue;
+            }
+            let mut sum = 0.0;
+            row.mapv_inplace(|v| {
+                let e = (v - m).exp();
+                sum += e;
+                e
+            });
+            row.mapv_inplace(|e| e / sum);
+            loglik += m + sum.ln();
         }
-        let mut sum = 0.0;
-        row.mapv_inplace(|v| {
-            let e = (v - m).exp();
-            sum += e;
-            e
-        });
-        row.mapv_inplace(|e| e / sum);
-        loglik += m + sum.ln();
-    }
-    EStep { loglik, tau, gate }
+        (tau, loglik)
+    });
+    let (taus, logliks): (Vec<_>, Vec<f64>) = parts.into_iter().unzip();
+    EStep { loglik: logliks.into_iter().fold(0.0, |acc, l| acc + l), tau: blocks::stack(taus), gate }
 }
 
-/// Weighted least squares for every expert and the floored variance update, with weights `tau`.
-/// An expert whose system cannot be solved, or that has no weight, keeps its previous values.
-fn update_experts(xt: ArrayView2<f64>, y: ArrayView1<f64>, tau: ArrayView2<f64>, p: &mut Params, floor: f64) {
-    let grams = weighted_grams(xt, tau);
-    let ty = &tau * &y.insert_axis(Axis(1));
-    let rhs = xt.t().dot(&ty); // p x K
-    let nk = tau.sum_axis(Axis(0));
-    for (k, g) in grams.iter().enumerate() {
+/// Weighted least squares for every expert and the floored variance update, with weights `tau`;
+/// every sum over rows taken block by block on up to `threads` threads. An expert whose system
+/// cannot be solved, or that has no weight, keeps its previous values.
+fn update_experts(
+    xt: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    tau: ArrayView2<f64>,
+    p: &mut Params,
+    floor: f64,
+    threads: usize,
+) {
+    let k_n = tau.ncols();
+    let rows = |r: &std::ops::Range<usize>| {
+        (xt.slice(s![r.clone(), ..]), y.slice(s![r.clone()]), tau.slice(s![r.clone(), ..]))
+    };
+    // Per block: the K Gram matrices side by side (p x K p), X' (tau * y) (p x K) and sum tau (1 x K).
+    let sums = blocks::map(y.len(), threads, |r| {
+        let (xb, yb, tb) = rows(&r);
+        let grams = weighted_grams(xb, tb);
+        let views: Vec<_> = grams.iter().map(|g| g.view()).collect();
+        let ty = &tb * &yb.insert_axis(Axis(1));
+        (
+            ndarray::concatenate(Axis(1), &views).expect("p x p each"),
+            xb.t().dot(&ty),
+            tb.sum_axis(Axis(0)).insert_axis(Axis(0)),
+        )
+    });
+    let (grams, rest): (Vec<_>, Vec<_>) = sums.into_iter().map(|(g, r, n)| (g, (r, n))).unzip();
+    let (rhs, nk): (Vec<_>, Vec<_>) = rest.into_iter().unzip();
+    let (grams, rhs, nk) = (blocks::sum(grams), blocks::sum(rhs), blocks::sum(nk).remove_axis(Axis(0)));
+    let pp = xt.ncols();
+    for k in 0..k_n {
         if nk[k] <= 1e-12 {
             continue;
         }
-        if let Some(b) = spd_solve(g, rhs.column(k), EXPERT_RIDGE) {
+        let g = grams.slice(s![.., k * pp..(k + 1) * pp]).to_owned();
+        if let Some(b) = spd_solve(&g, rhs.column(k), EXPERT_RIDGE) {
             p.experts.row_mut(k).assign(&b);
         }
     }
-    let mu = xt.dot(&p.experts.t());
-    let mut ss = Array1::<f64>::zeros(nk.len());
-    for ((trow, murow), &yi) in tau.outer_iter().zip(mu.outer_iter()).zip(y.iter()) {
-        for (k, (&t, &m)) in trow.iter().zip(murow.iter()).enumerate() {
-            ss[k] += t * (yi - m) * (yi - m);
+    let experts = &p.experts;
+    let ss = blocks::map(y.len(), threads, |r| {
+        let (xb, yb, tb) = rows(&r);
+        let mu = xb.dot(&experts.t());
+        let mut ss = Array2::<f64>::zeros((1, k_n));
+        for ((trow, murow), &yi) in tb.outer_iter().zip(mu.outer_iter()).zip(yb.iter()) {
+            for (k, (&t, &m)) in trow.iter().zip(murow.iter()).enumerate() {
+                ss[[0, k]] += t * (yi - m) * (yi - m);
+            }
         }
-    }
-    for k in 0..nk.len() {
+        ss
+    });
+    let ss = blocks::sum(ss);
+    for k in 0..k_n {
         if nk[k] > 1e-12 {
-            p.variances[k] = (ss[k] / nk[k]).max(floor);
+            p.variances[k] = (ss[[0, k]] / nk[k]).max(floor);
         }
     }
 }
@@ -526,7 +576,7 @@ fn params_from_labels(xt: ArrayView2<f64>, y: ArrayView1<f64>, labels: &[usize],
         counts[l] += 1;
     }
     let mut params = Params { gate: Array2::zeros((k, p)), experts: Array2::zeros((k, p)), variances: Array1::ones(k) };
-    update_experts(xt, y, tau.view(), &mut params, floor);
+    update_experts(xt, y, tau.view(), &mut params, floor, 1);
     let last = (counts[k - 1].max(1) as f64).ln();
     for (j, &c) in counts.iter().enumerate() {
         params.gate[[j, 0]] = (c.max(1) as f64).ln() - last;

@@ -16,6 +16,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 
+use crate::numeric::blocks;
 use crate::numeric::linalg::{spd_solve, weighted_grams};
 use crate::numeric::model::log_softmax_rows;
 
@@ -59,6 +60,13 @@ pub fn probs(xt: ArrayView2<f64>, gate: &Array2<f64>) -> Probs {
     Probs { log_pi, pi }
 }
 
+/// [`probs`] block by block (`blocks`), on up to `threads` threads.
+pub fn probs_on(xt: ArrayView2<f64>, gate: &Array2<f64>, threads: usize) -> Probs {
+    let parts = blocks::map(xt.nrows(), threads, |r| probs(xt.slice(s![r, ..]), gate));
+    let (log_pi, pi): (Vec<_>, Vec<_>) = parts.into_iter().map(|p| (p.log_pi, p.pi)).unzip();
+    Probs { log_pi: blocks::stack(log_pi), pi: blocks::stack(pi) }
+}
+
 /// Log gate probabilities `log pi_ik` for a design with intercept column `xt` (n x p) and gate
 /// coefficients (K x p).
 pub fn log_probs(xt: ArrayView2<f64>, gate: &Array2<f64>) -> Array2<f64> {
@@ -82,6 +90,27 @@ pub fn gradient(xt: ArrayView2<f64>, targets: ArrayView2<f64>, pi: ArrayView2<f6
     let resid = &targets.slice(s![.., ..k - 1]) - &pi.slice(s![.., ..k - 1]);
     let g = xt.t().dot(&resid); // p x (K-1)
     g.t().iter().copied().collect()
+}
+
+/// [`gradient`], [`hessian`] and [`objective_from_log_probs`] summed block by block (`blocks`), on
+/// up to `threads` threads.
+fn gradient_on(xt: ArrayView2<f64>, targets: ArrayView2<f64>, pi: ArrayView2<f64>, threads: usize) -> Array1<f64> {
+    let parts = blocks::map(xt.nrows(), threads, |r| {
+        gradient(xt.slice(s![r.clone(), ..]), targets.slice(s![r.clone(), ..]), pi.slice(s![r, ..]))
+            .insert_axis(Axis(0))
+    });
+    blocks::sum(parts).remove_axis(Axis(0))
+}
+
+fn hessian_on(xt: ArrayView2<f64>, pi: ArrayView2<f64>, threads: usize) -> Array2<f64> {
+    blocks::sum(blocks::map(xt.nrows(), threads, |r| hessian(xt.slice(s![r.clone(), ..]), pi.slice(s![r, ..]))))
+}
+
+fn objective_on(targets: ArrayView2<f64>, log_pi: ArrayView2<f64>, threads: usize) -> f64 {
+    let parts = blocks::map(targets.nrows(), threads, |r| {
+        objective_from_log_probs(targets.slice(s![r.clone(), ..]), log_pi.slice(s![r, ..]))
+    });
+    parts.into_iter().fold(0.0, |acc, q| acc + q)
 }
 
 /// Hessian of `Q` in the same stacking: blocks `H_kl = -xt' diag(pi_k (delta_kl - pi_l)) xt`.
@@ -120,7 +149,8 @@ pub enum Curvature<'a> {
 }
 
 /// One Newton step on `Q` from `gate`, halving the step until `Q` does not decrease, with the
-/// curvature of `curvature`. `at` must be `probs(xt, gate)`. Returns the new gate, its objective and its probabilities (which
+/// curvature of `curvature`, every pass over the rows done block by block on up to `threads`
+/// threads. `at` must be `probs(xt, gate)`. Returns the new gate, its objective and its probabilities (which
 /// the next E-step reuses); when no step improves `Q` (already at the maximum, or numerically
 /// stuck) the input gate is returned unchanged.
 pub fn newton_step(
@@ -129,17 +159,18 @@ pub fn newton_step(
     gate: &Array2<f64>,
     at: Probs,
     curvature: Curvature,
+    threads: usize,
 ) -> (Array2<f64>, f64, Probs) {
     let (k, p) = gate.dim();
-    let q0 = objective_from_log_probs(targets, at.log_pi.view());
+    let q0 = objective_on(targets, at.log_pi.view(), threads);
     if k < 2 {
         return (gate.clone(), q0, at);
     }
-    let g = gradient(xt, targets, at.pi.view());
+    let g = gradient_on(xt, targets, at.pi.view(), threads);
     let neg_h = match curvature {
-        Curvature::AllRows => -hessian(xt, at.pi.view()),
+        Curvature::AllRows => -hessian_on(xt, at.pi.view(), threads),
         Curvature::Rows { rows, xt: sub } => {
-            hessian(sub, at.pi.select(Axis(0), rows).view()) * (-(xt.nrows() as f64) / rows.len() as f64)
+            hessian_on(sub, at.pi.select(Axis(0), rows).view(), threads) * (-(xt.nrows() as f64) / rows.len() as f64)
         }
     };
     let Some(delta) = spd_solve(&neg_h, g.view(), NEWTON_RIDGE) else {
@@ -153,8 +184,8 @@ pub fn newton_step(
                 cand[[r, c]] += step * delta[r * p + c];
             }
         }
-        let next = probs(xt, &cand);
-        let q = objective_from_log_probs(targets, next.log_pi.view());
+        let next = probs_on(xt, &cand, threads);
+        let q = objective_on(targets, next.log_pi.view(), threads);
         if q.is_finite() && q >= q0 {
             return (cand, q, next);
         }
@@ -176,7 +207,7 @@ pub fn fit(
     let mut at = probs(xt, &gate);
     let mut q = objective_from_log_probs(targets, at.log_pi.view());
     for _ in 0..max_steps {
-        let (next, q_next, next_probs) = newton_step(xt, targets, &gate, at, Curvature::AllRows);
+        let (next, q_next, next_probs) = newton_step(xt, targets, &gate, at, Curvature::AllRows, 1);
         let gain = q_next - q;
         gate = next;
         at = next_probs;
