@@ -35,7 +35,7 @@ R
 
 dmoe_fit() { # file -> "seconds loglik"
   t0=$(now)
-  ll=$($DMOE fit --data "$1" --target y --features x1,x2 --k 3 --restarts 3 --tol 1e-6 --max-iter 10000 2>/dev/null |
+  ll=$($DMOE fit --data "$1" --target y --features x1,x2 --k 3 --restarts 3 --tol 1e-6 --max-iter 10000 --threads 1 2>/dev/null |
     awk '/^log-likelihood/ {print $2}')
   t1=$(now)
   echo "$(echo "$t1 - $t0" | bc -l) $ll"

@@ -235,18 +235,39 @@ pub fn summed_kl_cost(model: &Moe, reference: &Moe, xt: ArrayView2<f64>) -> Arra
 /// divergence between the two mixtures from above and is 0 only when they coincide up to labels, so
 /// it catches what the transport objective cannot: experts attached to the wrong gates.
 pub fn joint_divergence(model: &Moe, reference: &Moe, x: ArrayView2<f64>) -> f64 {
+    joint_divergence_at(&AtPoints::new(model, x), &AtPoints::new(reference, x))
+}
+
+/// A model's gate log-probabilities and expert means at a set of points: what [`joint_divergence`]
+/// needs of each model, computed once for a reference that many models are compared with.
+pub struct AtPoints<'a> {
+    model: &'a Moe,
+    log_pi: Array2<f64>,
+    mu: Array2<f64>,
+}
+
+impl<'a> AtPoints<'a> {
+    /// `model` evaluated at the points `x` (S x d).
+    pub fn new(model: &'a Moe, x: ArrayView2<f64>) -> AtPoints<'a> {
+        AtPoints { model, log_pi: model.log_gate(x), mu: model.expert_means(x) }
+    }
+}
+
+/// [`joint_divergence`] of two models evaluated at the same points.
+pub fn joint_divergence_at(m: &AtPoints, r: &AtPoints) -> f64 {
+    let (model, reference) = (m.model, r.model);
     let (k_m, k_r) = (model.k(), reference.k());
-    let log_pi = model.log_gate(x);
-    let log_rho = reference.log_gate(x);
-    let (mu_m, mu_r) = (model.expert_means(x), reference.expert_means(x));
+    let (log_pi, log_rho) = (&m.log_pi, &r.log_pi);
+    let (mu_m, mu_r) = (&m.mu, &r.mu);
     let pi = log_pi.mapv(f64::exp);
+    let points = log_pi.nrows();
     // KL(N_k || N'_j) = c_kj + (mu_k - mu'_j)^2 / (2 s2'_j): the log of the variances once per pair.
     let cost = Array2::from_shape_fn((k_m, k_r), |(k, j)| {
         let (s2k, s2j) = (model.variances[k], reference.variances[j]);
         let c = 0.5 * ((s2j / s2k).ln() + s2k / s2j - 1.0);
         let half_prec = 0.5 / s2j;
         let mut acc = 0.0;
-        for s in 0..x.nrows() {
+        for s in 0..points {
             let p = pi[[s, k]];
             if p > 0.0 {
                 let r = mu_m[[s, k]] - mu_r[[s, j]];
@@ -264,5 +285,5 @@ pub fn joint_divergence(model: &Moe, reference: &Moe, x: ArrayView2<f64>) -> f64
         );
     let assignment = crate::numeric::matching::min_cost_assignment(&square);
     let total: f64 = (0..k_m).map(|k| if assignment[k] < k_r { cost[[k, assignment[k]]] } else { 0.0 }).sum();
-    total / x.nrows() as f64
+    total / points as f64
 }

@@ -26,7 +26,7 @@ use crate::numeric::model::Moe;
 use crate::numeric::range::{MAX_ITERATIONS, Range, RangeError, at_least, within};
 use crate::numeric::rng;
 use crate::numeric::scaling::ColumnScaling;
-use crate::numeric::transport::{LargeModel, Plan, PoolError, joint_divergence};
+use crate::numeric::transport::{AtPoints, LargeModel, Plan, PoolError, joint_divergence_at};
 use crate::reduce::baselines;
 
 /// Relative ridge of the reduced experts' least-squares systems.
@@ -226,9 +226,10 @@ impl RunLog {
 ///
 /// Every start runs [`START_ITERATIONS`] MM iterations on the start points ([`START_POINTS`] of the
 /// S), the best one (smallest objective) continues there to convergence and is then refined by MM on
-/// all S points, the gate fitted on all of them. With screening, each local model is scored on all S
-/// points against that reduced model; when machines are dropped, the starts and the refinement run
-/// again without them.
+/// all S points, the gate fitted on all of them. With screening, the refinement first takes
+/// [`SCREEN_ITERATIONS`] iterations, each local model is scored on all S points against the model
+/// they give, and the refinement goes on only if no machine is dropped; when machines are dropped,
+/// the starts and the refinement run again without them.
 pub fn reduce(
     locals: &[&Moe],
     sizes: &[usize],
@@ -239,17 +240,19 @@ pub fn reduce(
     let pool = Pool::new(LargeModel::new(locals, sizes, support)?);
     let mut log = RunLog::default();
     let (init, run) = best_mm(pool.for_starts(), locals, sizes, settings, &mut log);
-    let first = refine(&pool, init, run, locals, settings, &mut log)?;
     // The joint divergence compares models of the same K; with mixed K there is no screening.
-    let same_k = locals.iter().all(|m| m.k() == settings.k);
-    let (scores, flagged) = match settings.outliers {
-        OutlierPolicy::Keep => (Vec::new(), Vec::new()),
-        _ if !same_k => (Vec::new(), Vec::new()),
-        OutlierPolicy::Flag | OutlierPolicy::Drop => {
-            let scores: Vec<f64> = locals.iter().map(|m| joint_divergence(m, &first.0, support)).collect();
-            let flagged = flag_outliers(&scores, settings.outlier_threshold);
-            (scores, flagged)
-        }
+    let screening = settings.outliers != OutlierPolicy::Keep && locals.iter().all(|m| m.k() == settings.k);
+    let first_iterations = if screening { SCREEN_ITERATIONS.min(settings.max_iter) } else { settings.max_iter };
+    let first = refine(&pool, init, run, first_iterations, settings, &mut log);
+    let (scores, flagged) = if screening {
+        let (model, _) = finish(&pool.full, first.clone(), locals, settings)?;
+        let reference = AtPoints::new(&model, support);
+        let scores: Vec<f64> =
+            locals.iter().map(|m| joint_divergence_at(&AtPoints::new(m, support), &reference)).collect();
+        let flagged = flag_outliers(&scores, settings.outlier_threshold);
+        (scores, flagged)
+    } else {
+        (Vec::new(), Vec::new())
     };
     let dropped = settings.outliers == OutlierPolicy::Drop && !flagged.is_empty() && flagged.len() < locals.len();
     let ((model, objective_trace), init) = if dropped {
@@ -258,33 +261,52 @@ pub fn reduce(
         let kept_sizes: Vec<usize> = keep.iter().map(|&m| sizes[m]).collect();
         let sub = Pool::new(pool.full.keeping(&keep));
         let (init, run) = best_mm(sub.for_starts(), &kept, &kept_sizes, settings, &mut log);
-        (refine(&sub, init, run, &kept, settings, &mut log)?, init)
+        let run = refine(&sub, init, run, settings.max_iter, settings, &mut log);
+        (finish(&sub.full, run, &kept, settings)?, init)
     } else {
-        (first, init)
+        let run = go_on(&pool, init, first, first_iterations, settings, &mut log);
+        (finish(&pool.full, run, locals, settings)?, init)
     };
     let RunLog { runs, work } = log;
     Ok(Reduction { model, objective_trace, init, runs, work, large: pool.full, scores, flagged, dropped })
 }
 
-/// The best start's run continued on every supporting point (when it ran on fewer), and the
-/// reduced model with its gate fitted on every point.
+/// MM iterations on every supporting point before the screening scores the local models: enough
+/// for a model close to the refined one (the objective then changes by about 1e-6 relative per
+/// iteration), far fewer than a full refinement, which is wasted when machines are dropped.
+pub const SCREEN_ITERATIONS: usize = 3;
+
+/// The best start's run continued by MM on every supporting point for at most `iterations` (when it
+/// ran on fewer points; otherwise it already ran on all of them).
 fn refine(
     pool: &Pool,
     init: Init,
     run: MmRun,
-    locals: &[&Moe],
+    iterations: usize,
     settings: &ReductionSettings,
     log: &mut RunLog,
-) -> Result<(Moe, Vec<f64>), ReductionError> {
-    let run = match &pool.starts {
+) -> MmRun {
+    match &pool.starts {
         Some(_) => {
-            let refined = mm(&pool.full, run.coef, run.variances, settings.max_iter, settings.tol);
+            let refined = mm(&pool.full, run.coef, run.variances, iterations, settings.tol);
             log.record(init, &pool.full, &refined);
             refined
         }
         None => run,
-    };
-    finish(&pool.full, run, locals, settings)
+    }
+}
+
+/// A refinement stopped after `done` iterations, continued to convergence (or `max_iter` in all) when
+/// it had not converged; its trace then runs on from the first part's.
+fn go_on(pool: &Pool, init: Init, run: MmRun, done: usize, settings: &ReductionSettings, log: &mut RunLog) -> MmRun {
+    let stopped = pool.starts.is_some() && run.trace.len() - 1 == done && done < settings.max_iter;
+    if !stopped {
+        return run;
+    }
+    let more = mm(&pool.full, run.coef, run.variances, settings.max_iter - done, settings.tol);
+    log.record(init, &pool.full, &more);
+    let trace = run.trace.iter().chain(&more.trace[1..]).copied().collect();
+    MmRun { trace, ..more }
 }
 
 /// The reduced model of an MM run (its gate fitted to the plan) and the run's objective trace; an
