@@ -206,3 +206,18 @@ fn every_network_replays_the_same_fits_and_draws() {
     let alone = run(&data, &one).unwrap().records.remove(0);
     assert_eq!(serde_json::to_string(&alone).unwrap(), serde_json::to_string(&out.records[2]).unwrap());
 }
+
+#[test]
+fn simulated_machines_fit_on_one_thread() {
+    // A machine's compute time is its fit's own thread CPU time; a multi-threaded fit would be
+    // charged the whole process's CPU. The configuration refuses it.
+    let data = sharded(4_000, 4, 9);
+    let mut c = config(9);
+    c.em.threads = 2;
+    match run(&data, &c) {
+        Err(ClusterError::Setting(e)) => {
+            assert!(e.contains("`em.threads`") && e.contains("1 (each simulated machine fits on one thread)"), "{e}")
+        }
+        other => panic!("expected a setting error, got {:?}", other.map(|_| ())),
+    }
+}

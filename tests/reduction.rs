@@ -240,3 +240,28 @@ fn the_work_of_a_reduction_counts_every_plan_of_every_run() {
     assert!(starts.len() >= 3, "three starts, then the best one's continuation");
     assert!(starts[..3].iter().all(|(_, t)| t.len() <= reduce::START_ITERATIONS + 1), "starts are capped");
 }
+
+#[test]
+fn with_screening_the_refinement_trace_joins_its_two_parts() {
+    // With screening (the default), the refinement takes SCREEN_ITERATIONS iterations, the local
+    // models are scored, and it continues only if it had not converged: the objective trace is then
+    // the two parts joined, never increasing, and a converged first part is not continued.
+    let (_, data) = problem(3, 2, 16_000, 22);
+    let reports = local_reports(&data, 8, 3, 1_000, 22);
+    let models: Vec<&Moe> = reports.iter().map(|r| &r.model).collect();
+    let sizes: Vec<usize> = reports.iter().map(|r| r.n).collect();
+    let all =
+        ndarray::concatenate(ndarray::Axis(0), &reports.iter().map(|r| r.support.view()).collect::<Vec<_>>()).unwrap();
+    let r = reduce_checked(&models, &sizes, all.view(), &ReductionSettings { k: 3, ..Default::default() });
+    assert!(!r.dropped, "clean local models");
+    assert_non_increasing(&r.objective_trace, "joined refinement");
+    let (last, before) = r.runs.split_last().unwrap();
+    let first_part = &before.last().unwrap().1;
+    if first_part.len() == reduce::SCREEN_ITERATIONS + 1 && last.1[0] == *first_part.last().unwrap() {
+        let joined: Vec<f64> = first_part.iter().chain(&last.1[1..]).copied().collect();
+        assert_eq!(r.objective_trace, joined);
+    } else {
+        assert_eq!(r.objective_trace, last.1, "a refinement that converged within its first part");
+        assert!(last.1.len() <= reduce::SCREEN_ITERATIONS + 1);
+    }
+}

@@ -11,6 +11,7 @@ use crate::distributed::pipeline::{self, InProcessFit, InProcessSettings, Scored
 use crate::numeric::em::{self, EmSettings};
 use crate::numeric::information;
 use crate::numeric::model::Moe;
+use crate::numeric::range::MAX_THREADS;
 use crate::reduce::{OutlierPolicy, ReductionSettings};
 use clap::Args;
 use std::path::PathBuf;
@@ -226,7 +227,7 @@ impl Outputs {
 /// One EM fit on every row: its summary, its parameters (with standard errors for `--stderr`) and
 /// the model file.
 fn fit_one(a: &FitArgs, ds: &data::Dataset, outputs: Outputs) -> Result<(), String> {
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()).min(MAX_THREADS);
     let settings = EmSettings { threads: a.threads.unwrap_or(cores), ..em_settings(a) };
     let fitted = em::fit(ds.x.view(), ds.y.view(), &ds.features, &ds.target, &settings)
         .map_err(|e| format!("{}: {e}", a.data.display()))?;
@@ -416,7 +417,7 @@ fn print_reduction(fit: &InProcessFit, outliers: OutlierPolicy) {
     let (reduction, reports) = (&fit.reduction, &fit.reports);
     let trace = &reduction.objective_trace;
     say!(
-        "reduction: start {:?}, {} MM iterations in {} runs; last run {:.6} -> {:.6} (objective on all {} supporting points), CPU {:.3} s",
+        "reduction: start {:?}, {} MM iterations in {} runs; refinement {:.6} -> {:.6} (objective on all {} supporting points), CPU {:.3} s",
         reduction.init,
         reduction.mm_iterations(),
         reduction.runs.len(),

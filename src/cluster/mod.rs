@@ -88,6 +88,12 @@ impl ClusterConfig {
     pub fn validate(&self) -> Result<(), ClusterError> {
         let bad = |name: &'static str| move |e: RangeError| ClusterError::Setting(format!("`{name}`: {e}"));
         within(self.threads, 1, MAX_THREADS).map_err(bad("threads"))?;
+        // A machine's compute time is its fit's own thread CPU time: a fit on several threads
+        // would be charged the whole process's CPU, the other machines' work included.
+        within(self.em.threads, 1, 1).map_err(|mut e| {
+            e.expected = "1 (each simulated machine fits on one thread)".into();
+            bad("em.threads")(e)
+        })?;
         at_least(self.support, 1).map_err(bad("support"))?;
         if let Some(d) = self.deadline {
             Range::POSITIVE_SECONDS.check(d).map_err(bad("deadline"))?;

@@ -38,7 +38,8 @@ pub struct FitSummary {
     pub iterations: usize,
     /// Whether the relative log-likelihood change fell below the tolerance before the iteration cap.
     pub converged: bool,
-    /// Thread CPU time of the whole fit, all restarts included.
+    /// CPU time of the whole fit, all restarts included: its thread's, or with `threads > 1` the
+    /// process's.
     pub cpu_seconds: f64,
     /// Number of rows the model was fitted on.
     pub n: usize,

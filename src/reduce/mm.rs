@@ -141,6 +141,8 @@ pub struct MmRun {
     pub trace: Vec<f64>,
     /// The plan at the end.
     pub plan: Plan,
+    /// Whether it stopped on the tolerance (not on the iteration cap).
+    pub converged: bool,
 }
 
 /// The reduced model and how it was found.
@@ -244,15 +246,15 @@ pub fn reduce(
     let screening = settings.outliers != OutlierPolicy::Keep && locals.iter().all(|m| m.k() == settings.k);
     let first_iterations = if screening { SCREEN_ITERATIONS.min(settings.max_iter) } else { settings.max_iter };
     let first = refine(&pool, init, run, first_iterations, settings, &mut log);
-    let (scores, flagged) = if screening {
-        let (model, _) = finish(&pool.full, first.clone(), locals, settings)?;
-        let reference = AtPoints::new(&model, support);
+    let (screened, scores, flagged) = if screening {
+        let screened = finish(&pool.full, first.clone(), locals, settings)?;
+        let reference = AtPoints::new(&screened.0, support);
         let scores: Vec<f64> =
             locals.iter().map(|m| joint_divergence_at(&AtPoints::new(m, support), &reference)).collect();
         let flagged = flag_outliers(&scores, settings.outlier_threshold);
-        (scores, flagged)
+        (Some(screened), scores, flagged)
     } else {
-        (Vec::new(), Vec::new())
+        (None, Vec::new(), Vec::new())
     };
     let dropped = settings.outliers == OutlierPolicy::Drop && !flagged.is_empty() && flagged.len() < locals.len();
     let ((model, objective_trace), init) = if dropped {
@@ -264,8 +266,13 @@ pub fn reduce(
         let run = refine(&sub, init, run, settings.max_iter, settings, &mut log);
         (finish(&sub.full, run, &kept, settings)?, init)
     } else {
-        let run = go_on(&pool, init, first, first_iterations, settings, &mut log);
-        (finish(&pool.full, run, locals, settings)?, init)
+        // The screening's model is final unless the refinement had further to go.
+        let model = match (go_on(&pool, init, &first, first_iterations, settings, &mut log), screened) {
+            (Some(run), _) => finish(&pool.full, run, locals, settings)?,
+            (None, Some(screened)) => screened,
+            (None, None) => finish(&pool.full, first, locals, settings)?,
+        };
+        (model, init)
     };
     let RunLog { runs, work } = log;
     Ok(Reduction { model, objective_trace, init, runs, work, large: pool.full, scores, flagged, dropped })
@@ -296,17 +303,23 @@ fn refine(
     }
 }
 
-/// A refinement stopped after `done` iterations, continued to convergence (or `max_iter` in all) when
-/// it had not converged; its trace then runs on from the first part's.
-fn go_on(pool: &Pool, init: Init, run: MmRun, done: usize, settings: &ReductionSettings, log: &mut RunLog) -> MmRun {
-    let stopped = pool.starts.is_some() && run.trace.len() - 1 == done && done < settings.max_iter;
-    if !stopped {
-        return run;
+/// A refinement stopped after `done` iterations, continued to convergence (or `max_iter` in all),
+/// or `None` when it had converged; the continued trace runs on from the first part's.
+fn go_on(
+    pool: &Pool,
+    init: Init,
+    run: &MmRun,
+    done: usize,
+    settings: &ReductionSettings,
+    log: &mut RunLog,
+) -> Option<MmRun> {
+    if pool.starts.is_none() || run.converged || done >= settings.max_iter {
+        return None;
     }
-    let more = mm(&pool.full, run.coef, run.variances, settings.max_iter - done, settings.tol);
+    let more = mm(&pool.full, run.coef.clone(), run.variances.clone(), settings.max_iter - done, settings.tol);
     log.record(init, &pool.full, &more);
     let trace = run.trace.iter().chain(&more.trace[1..]).copied().collect();
-    MmRun { trace, ..more }
+    Some(MmRun { trace, ..more })
 }
 
 /// The reduced model of an MM run (its gate fitted to the plan) and the run's objective trace; an
@@ -484,10 +497,10 @@ pub fn mm(large: &LargeModel, mut coef: Array2<f64>, mut var: Array1<f64>, max_i
         trace.push(j);
         // Relative test, plus an absolute floor: J at round-off level (a perfect fit) is done.
         if (prev - j).abs() <= tol * prev || j <= 1e-12 * large.n_support() as f64 {
-            break;
+            return MmRun { coef, variances: var, trace, plan, converged: true };
         }
     }
-    MmRun { coef, variances: var, trace, plan }
+    MmRun { coef, variances: var, trace, plan, converged: false }
 }
 
 /// The MM update for a fixed plan: weighted least squares and the exact variance minimiser for every
