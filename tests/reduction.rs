@@ -215,17 +215,26 @@ fn the_pool_of_kept_machines_equals_pooling_them_afresh() {
     }
 }
 
+/// Local reports of 8 machines on 16,000 rows (K = 3, d = 2), 1,000 supporting rows in all.
+fn eight_machines(seed: u64) -> Vec<distributed::LocalReport> {
+    let (_, data) = problem(3, 2, 16_000, seed);
+    local_reports(&data, 8, 3, 1_000, seed)
+}
+
+/// The reports' models, sizes and supporting rows, as `reduce` takes them.
+fn pooled(reports: &[distributed::LocalReport]) -> (Vec<&Moe>, Vec<usize>, Array2<f64>) {
+    let support =
+        ndarray::concatenate(ndarray::Axis(0), &reports.iter().map(|r| r.support.view()).collect::<Vec<_>>()).unwrap();
+    (reports.iter().map(|r| &r.model).collect(), reports.iter().map(|r| r.n).collect(), support)
+}
+
 #[test]
 fn the_work_of_a_reduction_counts_every_plan_of_every_run() {
     // With at most START_POINTS supporting points every run is on all of them; with more, the starts
     // (and the best one's continuation) run on START_POINTS points and the last run, the
     // refinement, on all of them. The work is points x large experts x plans (trace length).
-    let (_, data) = problem(3, 2, 16_000, 21);
-    let reports = local_reports(&data, 8, 3, 1_000, 21);
-    let models: Vec<&Moe> = reports.iter().map(|r| &r.model).collect();
-    let sizes: Vec<usize> = reports.iter().map(|r| r.n).collect();
-    let all =
-        ndarray::concatenate(ndarray::Axis(0), &reports.iter().map(|r| r.support.view()).collect::<Vec<_>>()).unwrap();
+    let reports = eight_machines(21);
+    let (models, sizes, all) = pooled(&reports);
     let settings = ReductionSettings { k: 3, outliers: reduce::OutlierPolicy::Keep, ..Default::default() };
     let l = 8 * 3;
     let few = all.slice(ndarray::s![..reduce::START_POINTS - 50, ..]);
@@ -246,12 +255,8 @@ fn with_screening_the_refinement_trace_joins_its_two_parts() {
     // With screening (the default), the refinement takes SCREEN_ITERATIONS iterations, the local
     // models are scored, and it continues only if it had not converged: the objective trace is then
     // the two parts joined, never increasing, and a converged first part is not continued.
-    let (_, data) = problem(3, 2, 16_000, 22);
-    let reports = local_reports(&data, 8, 3, 1_000, 22);
-    let models: Vec<&Moe> = reports.iter().map(|r| &r.model).collect();
-    let sizes: Vec<usize> = reports.iter().map(|r| r.n).collect();
-    let all =
-        ndarray::concatenate(ndarray::Axis(0), &reports.iter().map(|r| r.support.view()).collect::<Vec<_>>()).unwrap();
+    let reports = eight_machines(22);
+    let (models, sizes, all) = pooled(&reports);
     let r = reduce_checked(&models, &sizes, all.view(), &ReductionSettings { k: 3, ..Default::default() });
     assert!(!r.dropped, "clean local models");
     assert_non_increasing(&r.objective_trace, "joined refinement");
