@@ -4,7 +4,7 @@
 //! `threads > 1`, consecutive blocks go to scoped threads and the results come back in block order.
 //! With at most [`BLOCK_ROWS`] rows there is one block and the sums are those of a plain loop.
 
-use ndarray::{Array2, Axis};
+use ndarray::{Array, Array2, Axis, Dimension};
 use std::ops::Range;
 
 /// Rows per block.
@@ -34,7 +34,7 @@ pub fn map<T: Send>(n: usize, threads: usize, f: impl Fn(Range<usize>) -> T + Sy
 }
 
 /// The sum of `parts` (all of one shape), added in order.
-pub fn sum(parts: Vec<Array2<f64>>) -> Array2<f64> {
+pub fn sum<D: Dimension>(parts: Vec<Array<f64, D>>) -> Array<f64, D> {
     let mut parts = parts.into_iter();
     let first = parts.next().expect("at least one block");
     parts.fold(first, |acc, p| acc + p)

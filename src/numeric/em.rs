@@ -526,15 +526,11 @@ fn update_experts(
         let grams = weighted_grams(xb, tb);
         let views: Vec<_> = grams.iter().map(|g| g.view()).collect();
         let ty = &tb * &yb.insert_axis(Axis(1));
-        (
-            ndarray::concatenate(Axis(1), &views).expect("p x p each"),
-            xb.t().dot(&ty),
-            tb.sum_axis(Axis(0)).insert_axis(Axis(0)),
-        )
+        (ndarray::concatenate(Axis(1), &views).expect("p x p each"), xb.t().dot(&ty), tb.sum_axis(Axis(0)))
     });
     let (grams, rest): (Vec<_>, Vec<_>) = sums.into_iter().map(|(g, r, n)| (g, (r, n))).unzip();
     let (rhs, nk): (Vec<_>, Vec<_>) = rest.into_iter().unzip();
-    let (grams, rhs, nk) = (blocks::sum(grams), blocks::sum(rhs), blocks::sum(nk).remove_axis(Axis(0)));
+    let (grams, rhs, nk) = (blocks::sum(grams), blocks::sum(rhs), blocks::sum(nk));
     let pp = xt.ncols();
     for k in 0..k_n {
         if nk[k] <= 1e-12 {
@@ -549,10 +545,10 @@ fn update_experts(
     let ss = blocks::map(y.len(), threads, |r| {
         let (xb, yb, tb) = rows(&r);
         let mu = xb.dot(&experts.t());
-        let mut ss = Array2::<f64>::zeros((1, k_n));
+        let mut ss = Array1::<f64>::zeros(k_n);
         for ((trow, murow), &yi) in tb.outer_iter().zip(mu.outer_iter()).zip(yb.iter()) {
             for (k, (&t, &m)) in trow.iter().zip(murow.iter()).enumerate() {
-                ss[[0, k]] += t * (yi - m) * (yi - m);
+                ss[k] += t * (yi - m) * (yi - m);
             }
         }
         ss
@@ -560,7 +556,7 @@ fn update_experts(
     let ss = blocks::sum(ss);
     for k in 0..k_n {
         if nk[k] > 1e-12 {
-            p.variances[k] = (ss[[0, k]] / nk[k]).max(floor);
+            p.variances[k] = (ss[k] / nk[k]).max(floor);
         }
     }
 }

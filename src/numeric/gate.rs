@@ -92,20 +92,19 @@ pub fn gradient(xt: ArrayView2<f64>, targets: ArrayView2<f64>, pi: ArrayView2<f6
     g.t().iter().copied().collect()
 }
 
-/// [`gradient`], [`hessian`] and [`objective_from_log_probs`] summed block by block (`blocks`), on
-/// up to `threads` threads.
+/// [`gradient`] summed block by block (`blocks`), on up to `threads` threads.
 fn gradient_on(xt: ArrayView2<f64>, targets: ArrayView2<f64>, pi: ArrayView2<f64>, threads: usize) -> Array1<f64> {
-    let parts = blocks::map(xt.nrows(), threads, |r| {
+    blocks::sum(blocks::map(xt.nrows(), threads, |r| {
         gradient(xt.slice(s![r.clone(), ..]), targets.slice(s![r.clone(), ..]), pi.slice(s![r, ..]))
-            .insert_axis(Axis(0))
-    });
-    blocks::sum(parts).remove_axis(Axis(0))
+    }))
 }
 
+/// [`hessian`] summed block by block.
 fn hessian_on(xt: ArrayView2<f64>, pi: ArrayView2<f64>, threads: usize) -> Array2<f64> {
     blocks::sum(blocks::map(xt.nrows(), threads, |r| hessian(xt.slice(s![r.clone(), ..]), pi.slice(s![r, ..]))))
 }
 
+/// [`objective_from_log_probs`] summed block by block.
 fn objective_on(targets: ArrayView2<f64>, log_pi: ArrayView2<f64>, threads: usize) -> f64 {
     let parts = blocks::map(targets.nrows(), threads, |r| {
         objective_from_log_probs(targets.slice(s![r.clone(), ..]), log_pi.slice(s![r, ..]))
@@ -150,9 +149,9 @@ pub enum Curvature<'a> {
 
 /// One Newton step on `Q` from `gate`, halving the step until `Q` does not decrease, with the
 /// curvature of `curvature`, every pass over the rows done block by block on up to `threads`
-/// threads. `at` must be `probs(xt, gate)`. Returns the new gate, its objective and its probabilities (which
-/// the next E-step reuses); when no step improves `Q` (already at the maximum, or numerically
-/// stuck) the input gate is returned unchanged.
+/// threads. `at` must be `probs(xt, gate)`. Returns the new gate, its objective and its
+/// probabilities (which the next E-step reuses); when no step improves `Q` (already at the maximum,
+/// or numerically stuck) the input gate is returned unchanged.
 pub fn newton_step(
     xt: ArrayView2<f64>,
     targets: ArrayView2<f64>,

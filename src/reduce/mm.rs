@@ -150,13 +150,15 @@ pub struct MmRun {
 pub struct Reduction {
     /// The K-component reduced MoE (raw scale).
     pub model: Moe,
-    /// Objective trace of the retained MM run on every supporting point (when the starts ran on
-    /// fewer points, its refinement from the best start's end).
+    /// Objective trace of the retained MM run on every supporting point: when the starts ran on fewer
+    /// points, the refinement from the best start's end (with screening, its first
+    /// [`SCREEN_ITERATIONS`] and their continuation joined).
     pub objective_trace: Vec<f64>,
     /// Its start.
     pub init: Init,
-    /// Every MM run with its start and objective trace: the starts (on the start points), then the
-    /// refinement of the best one (on every point).
+    /// Every MM run with its start and objective trace: the starts and the best one's continuation
+    /// (on the start points), then the refinement (on every point, in one or two parts), and the
+    /// same again when screening drops machines.
     pub runs: Vec<(Init, Vec<f64>)>,
     /// Work of every MM run: supporting points x large experts x plans (one per iteration and one
     /// for its start), summed: the unit of the model clock. Pooling, screening and the gate fit are
@@ -230,7 +232,8 @@ impl RunLog {
 /// S), the best one (smallest objective) continues there to convergence and is then refined by MM on
 /// all S points, the gate fitted on all of them. With screening, the refinement first takes
 /// [`SCREEN_ITERATIONS`] iterations, each local model is scored on all S points against the model
-/// they give, and the refinement goes on only if no machine is dropped; when machines are dropped,
+/// they give, and the refinement goes on (if it has not converged) only when no machine is dropped;
+/// when machines are dropped,
 /// the starts and the refinement run again without them.
 pub fn reduce(
     locals: &[&Moe],
