@@ -133,6 +133,7 @@ fn quickstart_runs_end_to_end() {
         "accuracy-rpe",
         "accuracy-param-mse",
         "accuracy-transport",
+        "accuracy-loglik",
         "timeline",
         "mm-objective",
     ] {
@@ -140,6 +141,23 @@ fn quickstart_runs_end_to_end() {
             let p = out_dir.join("plots").join(format!("{stem}.{ext}"));
             assert!(std::fs::metadata(&p).is_ok_and(|m| m.len() > 1000), "{} exists", p.display());
         }
+        assert_readable(&out_dir.join("plots").join(format!("{stem}.svg")));
+    }
+    let machines = ["1", "2", "4", "8", "16"];
+    for stem in ["speedup", "accuracy-rpe", "accuracy-loglik"] {
+        let texts = svg_texts(&out_dir.join("plots").join(format!("{stem}.svg")));
+        for m in machines {
+            assert!(texts.iter().any(|t| t.text == m && t.anchor == "middle"), "{stem}: no tick at M = {m}");
+        }
+    }
+    let texts = svg_texts(&out_dir.join("plots/mm-objective.svg"));
+    for (cell, m) in machines.iter().enumerate() {
+        let label = format!("cell {cell}: M = {m}");
+        assert!(texts.iter().any(|t| t.text == label), "mm-objective lacks `{label}`");
+    }
+    for stem in ["speedup", "accuracy-rpe", "mm-objective"] {
+        let texts = svg_texts(&out_dir.join("plots").join(format!("{stem}.svg")));
+        assert!(texts[0].text.contains("n = 6,000, K = 3, d = 2, 1 repetition"), "{stem} title: {}", texts[0].text);
     }
     let trace: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("traces/cell-4-rep-0.json")).unwrap()).unwrap();
@@ -348,4 +366,73 @@ fn a_network_under_which_nothing_arrives_is_named_with_its_cell() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cell 1 (M = 4, n = 6000, network slow), repetition 0: no machine reported in time"), "{err}");
     assert!(!out_dir.exists(), "no partial output");
+}
+
+/// A text element of an SVG drawn by plotters: position, anchor, font size, rotation, content.
+#[derive(Debug)]
+struct SvgText {
+    x: f64,
+    y: f64,
+    anchor: String,
+    size: f64,
+    rotated: bool,
+    text: String,
+}
+
+fn svg_texts(path: &Path) -> Vec<SvgText> {
+    let svg = std::fs::read_to_string(path).unwrap();
+    svg.split("<text ")
+        .skip(1)
+        .map(|chunk| {
+            let (head, rest) = chunk.split_once('>').unwrap();
+            let attr = |name: &str| {
+                let start = head.find(&format!("{name}=\"")).map(|i| i + name.len() + 2)?;
+                Some(head[start..].split('"').next().unwrap().to_string())
+            };
+            let number = |name: &str| attr(name).unwrap().parse::<f64>().unwrap();
+            SvgText {
+                x: number("x"),
+                y: number("y"),
+                anchor: attr("text-anchor").unwrap_or_else(|| "start".into()),
+                size: number("font-size"),
+                rotated: attr("transform").is_some(),
+                text: rest.split("</text>").next().unwrap().trim().to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Fails on a duplicate or overlapping tick label: labels centred on one baseline (x axes) must be
+/// distinct and not touch (width estimated at 0.64 em per character); labels right-aligned at one
+/// x (y axes) must be distinct and at least a line apart.
+fn assert_readable(path: &Path) {
+    let texts: Vec<SvgText> = svg_texts(path).into_iter().filter(|t| !t.rotated && !t.text.is_empty()).collect();
+    let name = path.display();
+    let groups = |anchor: &str, key: &dyn Fn(&SvgText) -> f64| {
+        let mut g: Vec<(f64, Vec<&SvgText>)> = Vec::new();
+        for t in texts.iter().filter(|t| t.anchor == anchor) {
+            match g.iter_mut().find(|(k, _)| (*k - key(t)).abs() < 0.5) {
+                Some((_, v)) => v.push(t),
+                None => g.push((key(t), vec![t])),
+            }
+        }
+        g
+    };
+    for (_, row) in groups("middle", &|t| t.y) {
+        for (i, a) in row.iter().enumerate() {
+            for b in &row[i + 1..] {
+                assert!(a.text != b.text, "{name}: tick label `{}` twice on one axis", a.text);
+                let half = |t: &SvgText| t.text.chars().count() as f64 * 0.64 * t.size / 2.0;
+                assert!((a.x - b.x).abs() >= half(a) + half(b), "{name}: `{}` and `{}` overlap", a.text, b.text);
+            }
+        }
+    }
+    for (_, column) in groups("end", &|t| t.x) {
+        for (i, a) in column.iter().enumerate() {
+            for b in &column[i + 1..] {
+                assert!(a.text != b.text, "{name}: tick label `{}` twice on one axis", a.text);
+                assert!((a.y - b.y).abs() >= a.size, "{name}: `{}` and `{}` overlap", a.text, b.text);
+            }
+        }
+    }
 }

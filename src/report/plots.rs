@@ -1,14 +1,19 @@
-//! The figures of a study, each drawn once per backend (PNG and SVG, 800 x 600): speedup vs M with
-//! the ideal line; the time breakdown per cell; accuracy vs M per estimator with the global fit as a
-//! reference; one cluster's virtual timeline as a Gantt chart; the MM objective per iteration.
+//! The figures of a study, each drawn once per backend (PNG and SVG, 1040 x 600 with the legend in
+//! a panel on the right): speedup vs M with the ideal line (bars per network when M is fixed); the
+//! time breakdown per cell; accuracy vs M per estimator with the global fit as a reference; the
+//! test log-likelihood lost against the global fit; one cluster's virtual timeline as a Gantt
+//! chart; the MM objective's convergence in every cell. Titles carry n, K, d and the repetitions.
 //! Text uses DejaVu Sans embedded in the binary, so PNGs render on machines without fonts.
 
+mod axes;
 mod figures;
+mod style;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use self::figures::{Accuracy, Bar, Breakdown, Gantt, Objective, Speedup, mean, render};
+use self::figures::{Accuracy, Bar, Breakdown, EXCESS_FLOOR, Gantt, Objective, Speedup, mean, render};
+use self::style::{Look, Marker, PALETTE, estimator_look};
 use crate::study::{Cell, Plan};
 use crate::study::{CellRun, ResultRow, StudyOutput};
 
@@ -50,11 +55,11 @@ type AccuracyMetric = (&'static str, &'static str, &'static str, bool, fn(&Resul
 /// The accuracy plots: test RPE `sum (y - yhat)^2 / sum y^2`, parameter MSE against the truth (after
 /// label matching) and the transport divergence to the true model.
 const ACCURACY: [AccuracyMetric; 3] = [
-    ("rpe", "Test relative prediction error vs M", "RPE = sum (y - yhat)^2 / sum y^2", false, |r| Some(r.scores.rpe)),
-    ("param-mse", "Parameter error vs M (after label matching)", "parameter MSE against the truth", true, |r| {
+    ("rpe", "Test RPE", "RPE = sum (y - yhat)^2 / sum y^2", false, |r| Some(r.scores.rpe)),
+    ("param-mse", "Parameter error after label matching", "parameter MSE against the truth", true, |r| {
         r.scores.param_mse
     }),
-    ("transport", "Transport divergence to the true model vs M", "transport divergence (nats per point)", true, |r| {
+    ("transport", "Transport divergence to the truth", "transport divergence (nats per point)", true, |r| {
         r.scores.transport_to_truth
     }),
 ];
@@ -62,25 +67,78 @@ const ACCURACY: [AccuracyMetric; 3] = [
 /// The estimators of the accuracy plots, in legend order (the global fit is the reference line).
 const ACCURACY_ESTIMATORS: [&str; 5] = ["reduction", "median", "aligned-average", "naive-average", "pooled"];
 
+/// The reduction's test log-likelihood per row may fall this far (nats) below the global fit's
+/// before the study warns; the log-likelihood plot draws it as a line.
+pub const LOGLIK_GAP_WARNING: f64 = 0.05;
+
+/// Smallest log-likelihood loss drawn: losses at or below it, gains included, are drawn at it.
+const LOSS_FLOOR: f64 = 1e-4;
+
+/// What every title ends with: the data's size, K, d and the repetitions.
+fn facts(checked: &Plan) -> String {
+    let ns: Vec<usize> = checked.cells.iter().map(|c| c.n).collect();
+    let (lo, hi) = (ns.iter().min().copied().unwrap_or(0), ns.iter().max().copied().unwrap_or(0));
+    let n = if lo == hi { thousands(lo) } else { format!("{}-{}", thousands(lo), thousands(hi)) };
+    let reps = checked.repetitions;
+    format!("n = {n}, K = {}, d = {}, {reps} repetition{}", checked.k, checked.d, if reps == 1 { "" } else { "s" })
+}
+
+/// `60000` as `60,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// Draws every figure that the study's results support into `dir`: speedup, time breakdown,
-/// accuracy per sweep group, the timeline of the largest cluster and the MM objective (both of
-/// repetition 0).
+/// accuracy and log-likelihood loss per sweep group, the timeline of the largest cluster and the MM
+/// objective of every cell (both of repetition 0).
 pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput) -> Result<(), String> {
+    let facts = facts(checked);
     let speedup = by_group_and_m(checked, &out.rows, "reduction", |r| r.speedup);
     if !speedup.is_empty() {
-        render(dir, "speedup", &Speedup { groups: speedup })?;
+        render(dir, "speedup", &Speedup { title: format!("Speedup: {facts}"), groups: speedup })?;
     }
-    render(dir, "time-breakdown", &Breakdown { bars: breakdown_bars(checked, &out.rows) })?;
-    write_accuracy(dir, checked, &out.rows)?;
+    let title = format!("Distributed learning time: {facts}");
+    render(dir, "time-breakdown", &Breakdown { title, bars: breakdown_bars(checked, &out.rows) })?;
+    write_accuracy(dir, checked, &out.rows, &facts)?;
     let first_rep = out.runs.iter().filter(|r| r.rep == 0);
     if let Some(run) = first_rep.clone().max_by_key(|r| (r.record.machines.len(), r.cell.index)) {
-        render(dir, "timeline", &Gantt { run })?;
+        let (m, n) = (run.record.machines.len(), thousands(run.cell.n));
+        let title = format!("Virtual timeline of cell {}: M = {m}, n = {n}, repetition {}", run.cell.index, run.rep);
+        render(dir, "timeline", &Gantt { title, run })?;
     }
-    let runs: Vec<&CellRun> = first_rep.take(8).collect();
-    if !runs.is_empty() {
-        render(dir, "mm-objective", &Objective { runs })?;
+    let traces: Vec<(String, Vec<f64>)> = first_rep.map(|r| objective_excess(checked, r)).collect();
+    if !traces.is_empty() {
+        let title = format!("Convergence of the reduction's MM, repetition 0: {facts}");
+        render(dir, "mm-objective", &Objective { title, traces })?;
     }
     Ok(())
+}
+
+/// A cell's MM objective trace as its excess over the final value per supporting point,
+/// `(J_t - J_final) / S`, floored at [`EXCESS_FLOOR`], with the cell's legend label.
+fn objective_excess(checked: &Plan, run: &CellRun) -> (String, Vec<f64>) {
+    let t = &run.record.objective_trace;
+    let last = t.last().copied().unwrap_or(0.0);
+    let s = checked.support.max(1) as f64;
+    let excess = t.iter().map(|&j| ((j - last) / s).max(EXCESS_FLOOR)).collect();
+    let mut label = format!("cell {}: M = {}", run.cell.index, run.record.machines.len());
+    if checked.networks.len() > 1 {
+        label.push_str(&format!(", {}", short_network(&checked.networks[run.cell.network].label)));
+    }
+    (label, excess)
+}
+
+/// A network's label up to any parenthesis.
+fn short_network(label: &str) -> String {
+    label.split(" (").next().unwrap_or(label).to_string()
 }
 
 /// One bar per cell: the reduced model's mean slowest local fit, network wait and reduction over the
@@ -122,37 +180,43 @@ fn bar_label(checked: &Plan, c: &Cell, m: usize, (vary_m, vary_n, vary_net): (bo
         parts.push(format!("n={}", c.n));
     }
     if vary_net {
-        parts.push(net.split(" (").next().unwrap_or(&net).to_string());
+        parts.push(short_network(&net));
     }
     parts.join(" ")
 }
 
 /// The accuracy plots, one set per sweep group (consecutive cells sharing n and network, so M varies
 /// along the x axis); with several groups, file names end in `-<group>` and titles name the group.
-fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow]) -> Result<(), String> {
+fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow], facts: &str) -> Result<(), String> {
     let mut groups: Vec<(usize, usize)> = checked.cells.iter().map(|c| (c.n, c.network)).collect();
     groups.dedup();
     for (gi, &(n, net)) in groups.iter().enumerate() {
         let suffix = if groups.len() > 1 { format!("-{gi}") } else { String::new() };
         let network = checked.networks[net].label.clone();
         let group_rows: Vec<&ResultRow> = rows.iter().filter(|r| r.n == n && r.network == network).collect();
-        let group = (groups.len() > 1).then(|| group_label(checked, n, &network));
+        let context = match groups.len() > 1 {
+            true => format!("{}; {facts}", group_label(checked, n, &network)),
+            false => facts.to_string(),
+        };
         for metric in ACCURACY {
-            if let Some(fig) = accuracy_figure(&group_rows, metric, group.as_deref()) {
+            if let Some(fig) = accuracy_figure(&group_rows, metric, &context) {
                 render(dir, &format!("accuracy-{}{suffix}", metric.0), &fig)?;
             }
+        }
+        if let Some(fig) = loglik_loss_figure(checked, &group_rows, &context) {
+            render(dir, &format!("accuracy-loglik{suffix}"), &fig)?;
         }
     }
     Ok(())
 }
 
-/// One metric's accuracy plot on a group's rows: per estimator, its finite values (positive ones on a
-/// log axis) by M, and the global fit's mean as the reference; `None` when no estimator has a value.
-fn accuracy_figure(
+/// The estimators of a group's rows with, for each, `f`'s finite values (positive ones on a log
+/// axis) by M; estimators in legend order, none without a value.
+fn estimator_series(
     rows: &[&ResultRow],
-    (_, title, y_desc, log_y, f): AccuracyMetric,
-    group: Option<&str>,
-) -> Option<Accuracy> {
+    log_y: bool,
+    f: impl Fn(&ResultRow) -> Option<f64>,
+) -> Vec<(String, BTreeMap<usize, Vec<f64>>)> {
     let mut series = Vec::new();
     for est in ACCURACY_ESTIMATORS {
         let mut g: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
@@ -165,13 +229,47 @@ fn accuracy_figure(
             series.push((est.to_string(), g));
         }
     }
+    series
+}
+
+/// One metric's accuracy plot on a group's rows, with the global fit's mean as the reference; `None`
+/// when no estimator has a value.
+fn accuracy_figure(
+    rows: &[&ResultRow],
+    (_, title, y_desc, log_y, f): AccuracyMetric,
+    context: &str,
+) -> Option<Accuracy> {
+    let series = estimator_series(rows, log_y, f);
     if series.is_empty() {
         return None;
     }
     let global: Vec<f64> = rows.iter().filter(|r| r.estimator == "global").filter_map(|r| f(r)).collect();
-    let title = match group {
-        Some(group) => format!("{title} ({group})"),
-        None => title.to_string(),
+    let reference = (!global.is_empty()).then(|| ("global fit".to_string(), mean(&global), estimator_look("global")));
+    Some(Accuracy { title: format!("{title}: {context}"), y_desc: y_desc.into(), log_y, series, reference })
+}
+
+/// The test log-likelihood per row that each estimator loses against the global fit of the same
+/// cell and repetition, `(l_global - l_estimator) / n_test` (log axis, losses below [`LOSS_FLOOR`]
+/// drawn at it), with the warning level as the reference; `None` without a global fit.
+fn loglik_loss_figure(checked: &Plan, rows: &[&ResultRow], context: &str) -> Option<Accuracy> {
+    let global = |r: &ResultRow| {
+        rows.iter()
+            .find(|g| g.estimator == "global" && g.cell == r.cell && g.rep == r.rep)
+            .map(|g| g.scores.test_loglik)
     };
-    Some(Accuracy { title, y_desc: y_desc.into(), log_y, series, global: (!global.is_empty()).then(|| mean(&global)) })
+    let series = estimator_series(rows, true, |r| {
+        let per_row = checked.n_test(r.n).max(1) as f64;
+        global(r).map(|g| ((g - r.scores.test_loglik) / per_row).max(LOSS_FLOOR))
+    });
+    if series.is_empty() {
+        return None;
+    }
+    let warning = Look { color: PALETTE[7], marker: Marker::None, dashed: true, width: 2 };
+    Some(Accuracy {
+        title: format!("Test log-likelihood lost against the global fit: {context}"),
+        y_desc: format!("nats per test row (at most {} drawn at it)", axes::log_label(LOSS_FLOOR)),
+        log_y: true,
+        series,
+        reference: Some((format!("warning level {LOGLIK_GAP_WARNING}"), LOGLIK_GAP_WARNING, warning)),
+    })
 }

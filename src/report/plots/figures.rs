@@ -1,20 +1,33 @@
-//! How each figure of a study is drawn: the shared look (size, font, colours, legend), the
-//! backends (PNG and SVG), and one `Figure` per kind of plot. What goes into them is chosen in
-//! `plots.rs`.
+//! How each figure of a study is drawn: the shared frame (size, font, title, axes, the legend panel
+//! beside the chart), the backends (PNG and SVG), and one `Figure` per kind of plot. What goes into
+//! them is chosen in `plots.rs`; tick positions and labels come from `axes`, colours, markers and
+//! the legend from `style`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
+use super::axes::{linear_label, linear_ticks, log_label, log_ticks, machine_ticks};
+use super::style::{Entry, LEGEND_WIDTH, Look, Marker, PALETTE, draw_legend, estimator_look, marker_at, nth_look};
 use crate::study::CellRun;
 
-const SIZE: (u32, u32) = (800, 600);
-const FONT: &str = "sans-serif";
+/// Width and height of every figure, legend panel included.
+pub(super) const SIZE: (u32, u32) = (1040, 600);
+pub(super) const FONT: &str = "sans-serif";
+/// Font sizes of tick labels and axis descriptions.
+const TICK_SIZE: u32 = 15;
+const DESC_SIZE: u32 = 16;
+/// Pixels around the chart and for the tick labels and axis descriptions.
+const MARGIN: u32 = 15;
+const X_AREA: u32 = 55;
+const Y_AREA: u32 = 80;
+/// Most ticks on a value axis.
+const MAX_TICKS: usize = 10;
 
 fn register_font() {
     static ONCE: Once = Once::new();
@@ -24,40 +37,77 @@ fn register_font() {
     });
 }
 
-/// A chart builder in the shared look: a title of `size` points, 15 px margins, and label areas of
-/// `(x, y)` pixels.
+/// A figure that can be drawn on any backend: it draws its chart in `area` and returns its legend.
+pub(super) trait Figure {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String>;
+}
+
+pub(super) fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("drawing a plot: {e:?}")
+}
+
+/// Writes `stem.png` and `stem.svg`: the chart on the left, its legend in a panel on the right.
+pub(super) fn render(dir: &Path, stem: &str, fig: &impl Figure) -> Result<(), String> {
+    register_font();
+    fn frame<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &impl Figure) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let (chart, side) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+        let entries = fig.draw(&chart)?;
+        draw_legend(&side, &entries)?;
+        root.present().map_err(err)
+    }
+    let png = dir.join(format!("{stem}.png"));
+    frame(BitMapBackend::new(&png, SIZE).into_drawing_area(), fig).map_err(|e| format!("{}: {e}", png.display()))?;
+    let svg = dir.join(format!("{stem}.svg"));
+    frame(SVGBackend::new(&svg, SIZE).into_drawing_area(), fig).map_err(|e| format!("{}: {e}", svg.display()))
+}
+
+/// A chart builder in the shared look: the title, margins and label areas.
 fn chart_builder<'a, 'b, DB: DrawingBackend>(
-    root: &'a DrawingArea<DB, Shift>,
-    title: impl AsRef<str>,
-    size: u32,
-    areas: (u32, u32),
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
 ) -> ChartBuilder<'a, 'b, DB> {
-    let mut b = ChartBuilder::on(root);
-    b.caption(title, (FONT, size)).margin(15).x_label_area_size(areas.0).y_label_area_size(areas.1);
+    let mut b = ChartBuilder::on(area);
+    b.caption(title, (FONT, 19)).margin(MARGIN).x_label_area_size(X_AREA).y_label_area_size(Y_AREA);
     b
 }
 
-/// The legend of a chart, in the shared look.
-fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-    position: SeriesLabelPosition,
-) -> Result<(), String> {
-    chart
-        .configure_series_labels()
-        .position(position)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)
+/// Pixels along the x axis of a chart drawn by [`chart_builder`] in `area`.
+fn x_pixels<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> f64 {
+    (area.dim_in_pixel().0 - 2 * MARGIN - Y_AREA) as f64
 }
 
-/// The mesh of a chart with axis descriptions, in the shared look: tick labels of 15 points,
-/// descriptions of 16.
+/// A plotters axis (`inner`) ticked at our positions rather than plotters' own.
+pub(super) struct Ticked<R> {
+    inner: R,
+    ticks: Vec<f64>,
+}
+
+impl<R: Ranged<ValueType = f64>> Ranged for Ticked<R> {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _: Hint) -> Vec<f64> {
+        self.ticks.clone()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// An axis description and the formatter of its tick labels.
+type Labelled<'f> = (&'f str, &'f dyn Fn(&f64) -> String);
+
+/// The mesh with our ticks: `x_fmt` and `y_fmt` label the axes' key points; no other lines.
 fn mesh<'a, DB: DrawingBackend + 'a, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-    x_desc: &str,
-    y_desc: &str,
+    (x_desc, x_fmt): Labelled,
+    (y_desc, y_fmt): Labelled,
 ) -> Result<(), String>
 where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
@@ -65,52 +115,41 @@ where
 {
     chart
         .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(BLACK.mix(0.12))
         .x_desc(x_desc)
         .y_desc(y_desc)
-        .label_style((FONT, 15))
-        .axis_desc_style((FONT, 16))
+        .x_label_formatter(x_fmt)
+        .y_label_formatter(y_fmt)
+        .label_style((FONT, TICK_SIZE))
+        .axis_desc_style((FONT, DESC_SIZE))
         .draw()
         .map_err(err)
 }
 
-/// A figure that can be drawn on any backend.
-pub(super) trait Figure {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+/// A log x axis over the machine counts `ms`, ticked at the swept values that fit.
+fn machines_axis(ms: &[usize], width: f64) -> Ticked<LogCoord<f64>> {
+    let mut ms = ms.to_vec();
+    ms.sort_unstable();
+    ms.dedup();
+    let (lo, hi) = (ms[0] as f64 / 1.3, *ms.last().expect("one M at least") as f64 * 1.3);
+    let ticks = machine_ticks(&ms, lo, hi, width, TICK_SIZE as f64);
+    Ticked { inner: (lo..hi).log_scale().into(), ticks }
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
-    format!("drawing a plot: {e:?}")
+/// A log value axis from `lo` to `hi` with 1-2-5 ticks.
+fn log_axis(lo: f64, hi: f64) -> Ticked<LogCoord<f64>> {
+    Ticked { inner: (lo..hi).log_scale().into(), ticks: log_ticks(lo, hi, MAX_TICKS) }
 }
 
-/// Writes `stem.png` and `stem.svg`.
-pub(super) fn render(dir: &Path, stem: &str, fig: &impl Figure) -> Result<(), String> {
-    register_font();
-    let png = dir.join(format!("{stem}.png"));
-    {
-        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        fig.draw(&root)?;
-        root.present().map_err(|e| format!("{}: {e:?}", png.display()))?;
-    }
-    let svg = dir.join(format!("{stem}.svg"));
-    let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    fig.draw(&root)?;
-    root.present().map_err(|e| format!("{}: {e:?}", svg.display()))
+/// A linear value axis over `r` with "nice" ticks, and their step (for the labels).
+fn linear_axis(r: std::ops::Range<f64>) -> (Ticked<RangedCoordf64>, f64) {
+    let (ticks, step) = linear_ticks(r.start, r.end, MAX_TICKS);
+    (Ticked { inner: r.into(), ticks }, step)
 }
 
-fn color(i: usize) -> RGBColor {
-    const C: [RGBColor; 8] = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(227, 119, 194),
-        RGBColor(127, 127, 127),
-    ];
-    C[i % C.len()]
+fn machine_label(m: &f64) -> String {
+    format!("{}", m.round() as u64)
 }
 
 /// Mean of the values (finite by the study's check).
@@ -120,12 +159,9 @@ pub(super) fn mean(v: &[f64]) -> f64 {
 
 /// The largest magnitude an axis reaches, and the largest ratio between the ends of a log axis. The
 /// study refuses non-finite results before anything is drawn (`study::run`); this is the last
-/// guard, because plotters' tick search never ends on an infinite range, or on a log range whose
-/// ends' ratio overflows (1e-300 to 1e300), and padding a value near 1e308 makes it infinite.
+/// guard, because a tick search never ends on an infinite range, nor on a log range whose ends'
+/// ratio overflows (1e-300 to 1e300), and padding a value near 1e308 makes it infinite.
 const AXIS_LIMIT: f64 = 1e300;
-
-/// Share of an accuracy plot's height kept above the data for its legend.
-const LEGEND_ROOM: f64 = 0.3;
 
 /// Log-scale bounds padded by a factor, for the positive finite values among `values`.
 fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -157,21 +193,54 @@ fn headroom(values: impl Iterator<Item = f64>, factor: f64) -> f64 {
     (top * factor).max(1e-9)
 }
 
+/// A series of values by M (one per repetition), drawn as its mean's line with a marker at every
+/// value, in `look`.
+fn draw_series<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    g: &BTreeMap<usize, Vec<f64>>,
+    look: Look,
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = look.color.stroke_width(look.width);
+    let line: Vec<(f64, f64)> = g.iter().map(|(&m, v)| (m as f64, mean(v))).collect();
+    if look.dashed {
+        chart.draw_series(DashedLineSeries::new(line, 9, 5, style)).map_err(err)?;
+    } else {
+        chart.draw_series(LineSeries::new(line, style)).map_err(err)?;
+    }
+    chart
+        .draw_series(g.iter().flat_map(|(&m, v)| v.iter().map(move |&y| marker_at((m as f64, y), look))))
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Speedup per sweep group: lines over M (mean, with the min-max over repetitions) against the
+/// ideal speedup M; bars per group when every cell has the same M.
 pub(super) struct Speedup {
+    pub(super) title: String,
     pub(super) groups: Vec<(String, BTreeMap<usize, Vec<f64>>)>,
 }
 
+const SPEEDUP_DESC: &str = "speedup = global fit time / makespan";
+
 impl Figure for Speedup {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
         let ms: Vec<usize> = self.groups.iter().flat_map(|(_, g)| g.keys().copied()).collect();
-        let (m_lo, m_hi) = (*ms.iter().min().unwrap_or(&1) as f64, *ms.iter().max().unwrap_or(&1) as f64);
+        if ms.iter().all(|&m| m == ms[0]) {
+            return self.bars(area, ms[0]);
+        }
+        let (m_lo, m_hi) = (*ms.iter().min().expect("values") as f64, *ms.iter().max().expect("values") as f64);
         let (y_lo, y_hi) =
             log_bounds(self.groups.iter().flat_map(|(_, g)| g.values().flatten().copied()).chain([m_lo, m_hi]));
-        let mut chart = chart_builder(root, "Speedup of the distributed fit vs number of machines", 22, (50, 70))
-            .build_cartesian_2d((m_lo / 1.3..m_hi * 1.3).log_scale(), (y_lo..y_hi).log_scale())
+        let mut chart = chart_builder(area, &self.title)
+            .build_cartesian_2d(machines_axis(&ms, x_pixels(area)), log_axis(y_lo, y_hi))
             .map_err(err)?;
-        mesh(&mut chart, "machines M", "speedup = global fit time / makespan")?;
-        let mut all_m: Vec<usize> = ms.clone();
+        mesh(&mut chart, ("machines M", &machine_label), (SPEEDUP_DESC, &|v| log_label(*v)))?;
+        let ideal = Look { color: PALETTE[0], marker: Marker::None, dashed: true, width: 1 };
+        let mut all_m = ms.clone();
         all_m.sort_unstable();
         all_m.dedup();
         chart
@@ -181,67 +250,106 @@ impl Figure for Speedup {
                 4,
                 BLACK.stroke_width(1),
             ))
-            .map_err(err)?
-            .label("ideal (speedup = M)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+            .map_err(err)?;
+        let mut entries = vec![Entry::line("ideal: speedup = M", ideal)];
         for (i, (label, g)) in self.groups.iter().enumerate() {
-            let c = color(i);
-            chart
-                .draw_series(LineSeries::new(g.iter().map(|(&m, v)| (m as f64, mean(v))), c.stroke_width(2)))
-                .map_err(err)?
-                .label(format!("{label} (mean, min-max over repetitions)"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            let look = nth_look(i);
+            draw_series(&mut chart, g, look)?;
             chart
                 .draw_series(g.iter().map(|(&m, v)| {
                     let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
                     let hi = v.iter().copied().fold(0.0, f64::max);
-                    ErrorBar::new_vertical(m as f64, lo, mean(v), hi, c.filled(), 8)
+                    ErrorBar::new_vertical(m as f64, lo, mean(v), hi, look.color.stroke_width(1), 10)
                 }))
                 .map_err(err)?;
+            entries.push(Entry::line(label.clone(), look));
         }
-        legend(&mut chart, SeriesLabelPosition::UpperLeft)
+        entries.push(Entry::block("markers: each repetition;", WHITE));
+        entries.push(Entry::block("bars: their range", WHITE));
+        Ok(entries)
     }
+}
+
+impl Speedup {
+    /// One bar per group (the mean speedup, with the repetitions' range) when all cells share `m`.
+    fn bars<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, m: usize) -> Result<Vec<Entry>, String> {
+        let means: Vec<f64> = self.groups.iter().map(|(_, g)| mean(&g[&m])).collect();
+        let top = headroom(self.groups.iter().flat_map(|(_, g)| g[&m].iter().copied()).chain([1.0]), 1.15);
+        let labels: Vec<String> = self.groups.iter().map(|(l, _)| l.clone()).collect();
+        let (y, step) = linear_axis(0.0..top);
+        let mut chart = chart_builder(area, &self.title)
+            .build_cartesian_2d(category_axis(&labels, x_pixels(area)), y)
+            .map_err(err)?;
+        let label = |v: &f64| category_label(&labels, *v);
+        mesh(
+            &mut chart,
+            (&format!("network (all cells: M = {m})"), &label),
+            (SPEEDUP_DESC, &|v| linear_label(*v, step)),
+        )?;
+        chart
+            .draw_series(means.iter().enumerate().map(|(i, &s)| {
+                Rectangle::new([(i as f64 - 0.3, 0.0), (i as f64 + 0.3, s)], nth_look(i).color.filled())
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(self.groups.iter().enumerate().map(|(i, (_, g))| {
+                let v = &g[&m];
+                let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = v.iter().copied().fold(0.0, f64::max);
+                ErrorBar::new_vertical(i as f64, lo, mean(v), hi, BLACK.stroke_width(1), 12)
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(-0.5, 1.0), (labels.len() as f64 - 0.5, 1.0)],
+                6,
+                4,
+                BLACK.stroke_width(1),
+            ))
+            .map_err(err)?;
+        let none = Look { color: PALETTE[0], marker: Marker::None, dashed: true, width: 1 };
+        Ok(vec![Entry::line("speedup 1: no gain", none), Entry::block("mean over repetitions", PALETTE[1])])
+    }
+}
+
+/// A categorical x axis for `labels` (one position per label at 0, 1, ...), ticked at the labels
+/// that fit side by side (every second, third, ... when they are many).
+fn category_axis(labels: &[String], width: f64) -> Ticked<RangedCoordf64> {
+    let n = labels.len().max(1);
+    let widest = labels.iter().map(|l| super::axes::text_width(l, TICK_SIZE as f64)).fold(0.0, f64::max) + 10.0;
+    let every = ((widest * n as f64 / width).ceil() as usize).max(1);
+    let ticks: Vec<f64> = (0..n).step_by(every).map(|i| i as f64).collect();
+    Ticked { inner: (-0.5..(n as f64 - 0.5)).into(), ticks }
+}
+
+fn category_label(labels: &[String], v: f64) -> String {
+    let i = v.round();
+    if (v - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
 }
 
 /// A cell's bar: label, then mean compute, network and reduction seconds, and the global fit's.
 pub(super) type Bar = (String, f64, f64, f64, Option<f64>);
 
 pub(super) struct Breakdown {
+    pub(super) title: String,
     /// One bar per cell.
     pub(super) bars: Vec<Bar>,
 }
 
 impl Figure for Breakdown {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        // Headroom above the tallest bar or the global line for the legend.
-        let top = headroom(self.bars.iter().map(|b| (b.1 + b.2 + b.3).max(b.4.unwrap_or(0.0))), 1.45);
-        let n = self.bars.len();
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
+        let top = headroom(self.bars.iter().map(|b| (b.1 + b.2 + b.3).max(b.4.unwrap_or(0.0))), 1.1);
         let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
-        let mut chart =
-            chart_builder(root, "Where the distributed learning time goes (mean over repetitions)", 22, (60, 70))
-                .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top)
-                .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n.min(20))
-            .x_label_formatter(&|v| {
-                let i = v.round();
-                if (v - i).abs() < 1e-6 && i >= 0.0 {
-                    labels.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .x_desc("cell")
-            .y_desc("virtual time (seconds)")
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 16))
-            .draw()
+        let (y, step) = linear_axis(0.0..top);
+        let mut chart = chart_builder(area, &self.title)
+            .build_cartesian_2d(category_axis(&labels, x_pixels(area)), y)
             .map_err(err)?;
-        let parts = [("slowest local fit", 0usize), ("network", 1), ("reduction", 2)];
-        for (name, p) in parts {
-            let c = color(p);
+        let label = |v: &f64| category_label(&labels, *v);
+        mesh(&mut chart, ("cell", &label), ("virtual time (seconds)", &|v| linear_label(*v, step)))?;
+        let parts = [("slowest local fit", 1usize), ("network", 2), ("reduction", 3)];
+        let mut entries = Vec::new();
+        for (p, (name, c)) in parts.into_iter().enumerate() {
+            let c = PALETTE[c];
             chart
                 .draw_series(self.bars.iter().enumerate().map(|(i, b)| {
                     let seg = [b.1, b.2, b.3];
@@ -249,9 +357,8 @@ impl Figure for Breakdown {
                     let x = i as f64;
                     Rectangle::new([(x - 0.35, base), (x + 0.35, base + seg[p])], c.filled())
                 }))
-                .map_err(err)?
-                .label(name)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], c.filled()));
+                .map_err(err)?;
+            entries.push(Entry::block(name, c));
         }
         if self.bars.iter().any(|b| b.4.is_some()) {
             chart
@@ -260,120 +367,103 @@ impl Figure for Breakdown {
                         PathElement::new(vec![(i as f64 - 0.45, g), (i as f64 + 0.45, g)], BLACK.stroke_width(3))
                     })
                 }))
-                .map_err(err)?
-                .label("global fit on one machine")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
+                .map_err(err)?;
+            let global = Look { color: PALETTE[0], marker: Marker::None, dashed: false, width: 3 };
+            entries.push(Entry::line("global fit, one machine", global));
         }
-        legend(&mut chart, SeriesLabelPosition::UpperLeft)
+        Ok(entries)
     }
 }
 
+/// A metric by M for several estimators, with a horizontal reference line.
 pub(super) struct Accuracy {
     pub(super) title: String,
     pub(super) y_desc: String,
     pub(super) log_y: bool,
-    /// Per estimator: M -> values over repetitions.
+    /// Per estimator: M -> values over repetitions, in legend order.
     pub(super) series: Vec<(String, BTreeMap<usize, Vec<f64>>)>,
-    /// The global fit's mean value.
-    pub(super) global: Option<f64>,
+    /// The reference line: its legend label, its value and its look.
+    pub(super) reference: Option<(String, f64, Look)>,
 }
 
 impl Accuracy {
     fn points(&self) -> impl Iterator<Item = f64> + '_ {
-        self.series.iter().flat_map(|(_, g)| g.values().flatten().copied()).chain(self.global)
+        self.series.iter().flat_map(|(_, g)| g.values().flatten().copied()).chain(self.reference.as_ref().map(|r| r.1))
     }
 }
 
 impl Figure for Accuracy {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
         let ms: Vec<usize> = self.series.iter().flat_map(|(_, g)| g.keys().copied()).collect();
-        let (m_lo, m_hi) = (*ms.iter().min().unwrap_or(&1) as f64, *ms.iter().max().unwrap_or(&1) as f64);
-        let x = (m_lo / 1.3..m_hi * 1.3).log_scale();
-        // The top LEGEND_ROOM of the plot is left free of data for the legend (one line per
-        // estimator in the upper right corner, over the largest M, where the worst estimator sits).
+        let x = machines_axis(&ms, x_pixels(area));
         if self.log_y {
             let (lo, hi) = log_bounds(self.points());
-            let top = (hi * (hi / lo).powf(LEGEND_ROOM / (1.0 - LEGEND_ROOM))).min(AXIS_LIMIT);
-            let chart = chart_builder(root, &self.title, 22, (50, 80))
-                .build_cartesian_2d(x, (lo..top).log_scale())
-                .map_err(err)?;
-            self.fill(chart, m_lo, m_hi)
+            let mut chart = chart_builder(area, &self.title).build_cartesian_2d(x, log_axis(lo, hi)).map_err(err)?;
+            mesh(&mut chart, ("machines M", &machine_label), (&self.y_desc, &|v| log_label(*v)))?;
+            self.fill(chart)
         } else {
-            let r = linear_bounds(self.points());
-            let top = (r.end + (r.end - r.start) * LEGEND_ROOM / (1.0 - LEGEND_ROOM)).min(AXIS_LIMIT * 2.0);
-            let chart =
-                chart_builder(root, &self.title, 22, (50, 80)).build_cartesian_2d(x, r.start..top).map_err(err)?;
-            self.fill(chart, m_lo, m_hi)
+            let (y, step) = linear_axis(linear_bounds(self.points()));
+            let mut chart = chart_builder(area, &self.title).build_cartesian_2d(x, y).map_err(err)?;
+            mesh(&mut chart, ("machines M", &machine_label), (&self.y_desc, &|v| linear_label(*v, step)))?;
+            self.fill(chart)
         }
     }
 }
 
 impl Accuracy {
+    /// The reference line, then the series, the first (the reduction) drawn last so that it stays
+    /// on top.
     fn fill<'a, DB: DrawingBackend + 'a, X, Y>(
         &self,
         mut chart: ChartContext<'a, DB, Cartesian2d<X, Y>>,
-        m_lo: f64,
-        m_hi: f64,
-    ) -> Result<(), String>
+    ) -> Result<Vec<Entry>, String>
     where
-        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
-        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        X: Ranged<ValueType = f64>,
+        Y: Ranged<ValueType = f64>,
     {
-        mesh(&mut chart, "machines M", &self.y_desc)?;
-        for (i, (name, g)) in self.series.iter().enumerate() {
-            let c = color(i);
-            chart
-                .draw_series(LineSeries::new(g.iter().map(|(&m, v)| (m as f64, mean(v))), c.stroke_width(2)))
-                .map_err(err)?
-                .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-            chart
-                .draw_series(
-                    g.iter().flat_map(|(&m, v)| v.iter().map(move |&y| Circle::new((m as f64, y), 3, c.filled()))),
-                )
-                .map_err(err)?;
-        }
-        if let Some(gv) = self.global {
+        let mut entries: Vec<Entry> =
+            self.series.iter().map(|(name, _)| Entry::line(name.clone(), estimator_look(name))).collect();
+        if let Some((label, value, look)) = &self.reference {
+            let r = chart.x_range();
             chart
                 .draw_series(DashedLineSeries::new(
-                    vec![(m_lo / 1.3, gv), (m_hi * 1.3, gv)],
-                    8,
+                    vec![(r.start, *value), (r.end, *value)],
+                    9,
                     5,
-                    BLACK.stroke_width(2),
+                    look.color.stroke_width(look.width),
                 ))
-                .map_err(err)?
-                .label("global fit (reference)")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+                .map_err(err)?;
+            entries.push(Entry::line(label.clone(), *look));
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight)
+        for (name, g) in self.series.iter().rev() {
+            draw_series(&mut chart, g, estimator_look(name))?;
+        }
+        Ok(entries)
     }
 }
 
 pub(super) struct Gantt<'a> {
+    pub(super) title: String,
     pub(super) run: &'a CellRun,
 }
 
 /// Half the height of a timeline bar.
 const GANTT_HALF_HEIGHT: f64 = 0.38;
 
-type GanttChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type GanttChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<Ticked<RangedCoordf64>, RangedCoordf64>>;
 
 impl Figure for Gantt<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
         let r = &self.run.record;
         let m = r.machines.len();
-        // Room on the right for the legend.
-        let end = headroom(r.machines.iter().filter_map(|x| x.arrival_s).chain([r.makespan_s]), 1.45);
-        let title = format!(
-            "Virtual timeline: cell {} (M = {m}, n = {}), repetition {}",
-            self.run.cell.index, self.run.cell.n, self.run.rep
-        );
-        let mut chart = chart_builder(root, title, 20, (50, 90))
-            .build_cartesian_2d(0.0..end, -0.7..(m as f64 + 0.7))
-            .map_err(err)?;
+        let end = headroom(r.machines.iter().filter_map(|x| x.arrival_s).chain([r.makespan_s]), 1.05);
+        let (x, step) = linear_axis(0.0..end);
+        let mut chart = chart_builder(area, &self.title).build_cartesian_2d(x, -0.7..(m as f64 + 0.7)).map_err(err)?;
         chart
             .configure_mesh()
             .disable_y_mesh()
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(BLACK.mix(0.12))
             .y_labels((m + 1).min(25))
             .y_label_formatter(&|v| {
                 let i = v.round();
@@ -385,14 +475,15 @@ impl Figure for Gantt<'_> {
                     format!("machine {}", m - i as usize)
                 }
             })
+            .x_label_formatter(&|v| linear_label(*v, step))
             .x_desc("virtual time (seconds)")
             .label_style((FONT, 13))
-            .axis_desc_style((FONT, 16))
+            .axis_desc_style((FONT, DESC_SIZE))
             .draw()
             .map_err(err)?;
-        self.draw_machines(&mut chart)?;
-        self.draw_server(&mut chart)?;
-        legend(&mut chart, SeriesLabelPosition::UpperRight)
+        let mut entries = self.draw_machines(&mut chart)?;
+        entries.extend(self.draw_server(&mut chart)?);
+        Ok(entries)
     }
 }
 
@@ -403,51 +494,53 @@ impl Gantt<'_> {
     }
 
     /// Every machine's local fit, its report in flight (grey when late), and a cross for a failure.
-    fn draw_machines<DB: DrawingBackend>(&self, chart: &mut GanttChart<'_, DB>) -> Result<(), String> {
+    fn draw_machines<DB: DrawingBackend>(&self, chart: &mut GanttChart<'_, DB>) -> Result<Vec<Entry>, String> {
         let machines = &self.run.record.machines;
         let h = GANTT_HALF_HEIGHT;
+        let (fit, flight, late, failed) = (PALETTE[1], PALETTE[5], PALETTE[7], PALETTE[2]);
         chart
             .draw_series(machines.iter().filter_map(|x| {
                 x.compute_s.map(|c| {
-                    Rectangle::new([(0.0, self.row(x.machine) - h), (c, self.row(x.machine) + h)], color(0).filled())
+                    Rectangle::new([(0.0, self.row(x.machine) - h), (c, self.row(x.machine) + h)], fit.filled())
                 })
             }))
-            .map_err(err)?
-            .label("local EM fit")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color(0).filled()));
+            .map_err(err)?;
         chart
             .draw_series(machines.iter().filter_map(|x| {
                 let (c, a) = (x.compute_s?, x.arrival_s?);
-                let style = if x.included { color(1).filled() } else { color(7).filled() };
+                let style = if x.included { flight.filled() } else { late.filled() };
                 Some(Rectangle::new([(c, self.row(x.machine) - h), (a, self.row(x.machine) + h)], style))
             }))
-            .map_err(err)?
-            .label("report in flight (grey: late)")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color(1).filled()));
+            .map_err(err)?;
+        let mut entries = vec![Entry::block("local EM fit", fit), Entry::block("report in flight", flight)];
+        if machines.iter().any(|x| x.arrival_s.is_some() && !x.included) {
+            entries.push(Entry::block("late report (not used)", late));
+        }
         if machines.iter().any(|x| x.failed) {
             chart
                 .draw_series(
                     machines
                         .iter()
                         .filter(|x| x.failed)
-                        .map(|x| Cross::new((0.0, self.row(x.machine)), 6, color(3).stroke_width(2))),
+                        .map(|x| Cross::new((0.0, self.row(x.machine)), 6, failed.stroke_width(2))),
                 )
-                .map_err(err)?
-                .label("failed machine")
-                .legend(|(x, y)| Cross::new((x + 8, y), 5, color(3).stroke_width(2)));
+                .map_err(err)?;
+            entries.push(Entry::line(
+                "failed machine",
+                Look { color: failed, marker: Marker::Cross, dashed: false, width: 0 },
+            ));
         }
-        Ok(())
+        Ok(entries)
     }
 
     /// The server's reduction, and the deadline when the server stopped waiting at it.
-    fn draw_server<DB: DrawingBackend>(&self, chart: &mut GanttChart<'_, DB>) -> Result<(), String> {
+    fn draw_server<DB: DrawingBackend>(&self, chart: &mut GanttChart<'_, DB>) -> Result<Vec<Entry>, String> {
         let r = &self.run.record;
         let (m, h) = (r.machines.len(), GANTT_HALF_HEIGHT);
         chart
-            .draw_series([Rectangle::new([(r.reduce_start_s, -h), (r.makespan_s, h)], color(2).filled())])
-            .map_err(err)?
-            .label("reduction")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color(2).filled()));
+            .draw_series([Rectangle::new([(r.reduce_start_s, -h), (r.makespan_s, h)], PALETTE[3].filled())])
+            .map_err(err)?;
+        let mut entries = vec![Entry::block("reduction", PALETTE[3])];
         if r.events.iter().any(|e| e.kind == crate::cluster::record::EventKind::Deadline) {
             let d = r.reduce_start_s;
             chart
@@ -455,41 +548,56 @@ impl Gantt<'_> {
                     vec![(d, -0.7), (d, m as f64 + 0.7)],
                     6,
                     4,
-                    color(3).stroke_width(2),
+                    PALETTE[2].stroke_width(2),
                 ))
-                .map_err(err)?
-                .label("deadline")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color(3).stroke_width(2)));
+                .map_err(err)?;
+            entries.push(Entry::line(
+                "deadline",
+                Look { color: PALETTE[2], marker: Marker::None, dashed: true, width: 2 },
+            ));
         }
-        Ok(())
+        Ok(entries)
     }
 }
 
-pub(super) struct Objective<'a> {
-    pub(super) runs: Vec<&'a CellRun>,
+/// The MM objective's excess over its final value, per iteration, one line per cell.
+pub(super) struct Objective {
+    pub(super) title: String,
+    /// Per cell: legend label and `(J_t - J_final) / S` per iteration, floored at [`EXCESS_FLOOR`].
+    pub(super) traces: Vec<(String, Vec<f64>)>,
 }
 
-impl Figure for Objective<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let longest = self.runs.iter().map(|r| r.record.objective_trace.len()).max().unwrap_or(1);
-        let (lo, hi) = log_bounds(self.runs.iter().flat_map(|r| r.record.objective_trace.iter().copied()));
-        let mut chart = chart_builder(root, "MM objective of the reduction per iteration (repetition 0)", 22, (50, 80))
-            .build_cartesian_2d(0.0..((longest.max(2) - 1) as f64), (lo..hi).log_scale())
-            .map_err(err)?;
-        mesh(&mut chart, "MM iteration (assignment steps)", "transport objective J (no 1/S factor)")?;
-        for (i, run) in self.runs.iter().enumerate() {
-            let c = color(i);
-            let t = &run.record.objective_trace;
-            chart
-                .draw_series(LineSeries::new(
-                    t.iter().enumerate().filter(|(_, v)| **v > 0.0).map(|(j, &v)| (j as f64, v)),
-                    c.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(format!("cell {} (M = {})", run.cell.index, run.record.machines.len()))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+/// The smallest excess drawn: values at or below it (the final iteration's 0 among them) are drawn
+/// at it, so that no cell disappears from the log axis.
+pub(super) const EXCESS_FLOOR: f64 = 1e-12;
+
+impl Figure for Objective {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
+        let longest = self.traces.iter().map(|(_, t)| t.len()).max().unwrap_or(1).max(2);
+        let (lo, hi) = log_bounds(self.traces.iter().flat_map(|(_, t)| t.iter().copied()).chain([EXCESS_FLOOR]));
+        let (x, step) = linear_axis(0.0..(longest - 1) as f64);
+        let step = step.max(1.0);
+        let mut chart = chart_builder(area, &self.title).build_cartesian_2d(x, log_axis(lo, hi)).map_err(err)?;
+        let x_label = |v: &f64| if (v / step).fract().abs() < 1e-9 { linear_label(*v, step) } else { String::new() };
+        mesh(
+            &mut chart,
+            ("MM iteration of the refinement on all supporting points", &x_label),
+            ("(J - final J) / S, nats per point", &|v| log_label(*v)),
+        )?;
+        let mut entries = Vec::new();
+        for (i, (label, t)) in self.traces.iter().enumerate() {
+            let look = nth_look(i);
+            let style = look.color.stroke_width(look.width);
+            let line: Vec<(f64, f64)> = t.iter().enumerate().map(|(j, &v)| (j as f64, v)).collect();
+            if look.dashed {
+                chart.draw_series(DashedLineSeries::new(line.clone(), 9, 5, style)).map_err(err)?;
+            } else {
+                chart.draw_series(LineSeries::new(line.clone(), style)).map_err(err)?;
+            }
+            chart.draw_series(line.into_iter().map(|p| marker_at(p, look))).map_err(err)?;
+            entries.push(Entry::line(label.clone(), look));
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight)
+        Ok(entries)
     }
 }
 
@@ -518,7 +626,7 @@ mod tests {
                 y_desc: "y".into(),
                 log_y,
                 series: vec![("reduction".into(), g.clone())],
-                global: Some(f64::MAX),
+                reference: Some(("global".into(), f64::MAX, estimator_look("global"))),
             };
             let mut svg = String::new();
             {
