@@ -103,18 +103,23 @@ impl<R: Ranged<ValueType = f64>> Ranged for Ticked<R> {
 /// An axis description and the formatter of its tick labels.
 type Labelled<'f> = (&'f str, &'f dyn Fn(&f64) -> String);
 
-/// The mesh with our ticks: `x_fmt` and `y_fmt` label the axes' key points; no other lines.
+/// The mesh with our ticks: `x_fmt` and `y_fmt` label the axes' key points; grid lines only at
+/// them (none across a categorical x axis).
 fn mesh<'a, DB: DrawingBackend + 'a, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     (x_desc, x_fmt): Labelled,
     (y_desc, y_fmt): Labelled,
+    x_grid: bool,
 ) -> Result<(), String>
 where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
-    chart
-        .configure_mesh()
+    let mut style = chart.configure_mesh();
+    if !x_grid {
+        style.disable_x_mesh();
+    }
+    style
         .light_line_style(TRANSPARENT)
         .bold_line_style(BLACK.mix(0.12))
         .x_desc(x_desc)
@@ -238,7 +243,7 @@ impl Figure for Speedup {
         let mut chart = chart_builder(area, &self.title)
             .build_cartesian_2d(machines_axis(&ms, x_pixels(area)), log_axis(y_lo, y_hi))
             .map_err(err)?;
-        mesh(&mut chart, ("machines M", &machine_label), (SPEEDUP_DESC, &|v| log_label(*v)))?;
+        mesh(&mut chart, ("machines M", &machine_label), (SPEEDUP_DESC, &|v| log_label(*v)), true)?;
         let ideal = Look { color: PALETTE[0], marker: Marker::None, dashed: true, width: 1 };
         let mut all_m = ms.clone();
         all_m.sort_unstable();
@@ -275,7 +280,8 @@ impl Speedup {
     fn bars<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, m: usize) -> Result<Vec<Entry>, String> {
         let means: Vec<f64> = self.groups.iter().map(|(_, g)| mean(&g[&m])).collect();
         let top = headroom(self.groups.iter().flat_map(|(_, g)| g[&m].iter().copied()).chain([1.0]), 1.15);
-        let labels: Vec<String> = self.groups.iter().map(|(l, _)| l.clone()).collect();
+        let labels: Vec<String> =
+            self.groups.iter().map(|(l, _)| l.split(" (").next().unwrap_or(l).to_string()).collect();
         let (y, step) = linear_axis(0.0..top);
         let mut chart = chart_builder(area, &self.title)
             .build_cartesian_2d(category_axis(&labels, x_pixels(area)), y)
@@ -285,6 +291,7 @@ impl Speedup {
             &mut chart,
             (&format!("network (all cells: M = {m})"), &label),
             (SPEEDUP_DESC, &|v| linear_label(*v, step)),
+            false,
         )?;
         chart
             .draw_series(means.iter().enumerate().map(|(i, &s)| {
@@ -308,7 +315,12 @@ impl Speedup {
             ))
             .map_err(err)?;
         let none = Look { color: PALETTE[0], marker: Marker::None, dashed: true, width: 1 };
-        Ok(vec![Entry::line("speedup 1: no gain", none), Entry::block("mean over repetitions", PALETTE[1])])
+        let mut entries: Vec<Entry> =
+            self.groups.iter().enumerate().map(|(i, (l, _))| Entry::block(l.clone(), nth_look(i).color)).collect();
+        entries.push(Entry::line("speedup 1: no gain", none));
+        entries.push(Entry::block("bars: mean; whiskers:", WHITE));
+        entries.push(Entry::block("range over repetitions", WHITE));
+        Ok(entries)
     }
 }
 
@@ -345,7 +357,7 @@ impl Figure for Breakdown {
             .build_cartesian_2d(category_axis(&labels, x_pixels(area)), y)
             .map_err(err)?;
         let label = |v: &f64| category_label(&labels, *v);
-        mesh(&mut chart, ("cell", &label), ("virtual time (seconds)", &|v| linear_label(*v, step)))?;
+        mesh(&mut chart, ("cell", &label), ("virtual time (seconds)", &|v| linear_label(*v, step)), false)?;
         let parts = [("slowest local fit", 1usize), ("network", 2), ("reduction", 3)];
         let mut entries = Vec::new();
         for (p, (name, c)) in parts.into_iter().enumerate() {
@@ -399,12 +411,12 @@ impl Figure for Accuracy {
         if self.log_y {
             let (lo, hi) = log_bounds(self.points());
             let mut chart = chart_builder(area, &self.title).build_cartesian_2d(x, log_axis(lo, hi)).map_err(err)?;
-            mesh(&mut chart, ("machines M", &machine_label), (&self.y_desc, &|v| log_label(*v)))?;
+            mesh(&mut chart, ("machines M", &machine_label), (&self.y_desc, &|v| log_label(*v)), true)?;
             self.fill(chart)
         } else {
             let (y, step) = linear_axis(linear_bounds(self.points()));
             let mut chart = chart_builder(area, &self.title).build_cartesian_2d(x, y).map_err(err)?;
-            mesh(&mut chart, ("machines M", &machine_label), (&self.y_desc, &|v| linear_label(*v, step)))?;
+            mesh(&mut chart, ("machines M", &machine_label), (&self.y_desc, &|v| linear_label(*v, step)), true)?;
             self.fill(chart)
         }
     }
@@ -575,14 +587,18 @@ impl Figure for Objective {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
         let longest = self.traces.iter().map(|(_, t)| t.len()).max().unwrap_or(1).max(2);
         let (lo, hi) = log_bounds(self.traces.iter().flat_map(|(_, t)| t.iter().copied()).chain([EXCESS_FLOOR]));
-        let (x, step) = linear_axis(0.0..(longest - 1) as f64);
-        let step = step.max(1.0);
+        // Whole iterations only: nice steps of at least 1.
+        let last = (longest - 1) as f64;
+        let (ticks, step) = linear_ticks(0.0, last, MAX_TICKS);
+        let (ticks, step) = if step < 1.0 { ((0..longest).map(|i| i as f64).collect(), 1.0) } else { (ticks, step) };
+        let x: Ticked<RangedCoordf64> = Ticked { inner: (0.0..last).into(), ticks };
         let mut chart = chart_builder(area, &self.title).build_cartesian_2d(x, log_axis(lo, hi)).map_err(err)?;
-        let x_label = |v: &f64| if (v / step).fract().abs() < 1e-9 { linear_label(*v, step) } else { String::new() };
+        let x_label = |v: &f64| linear_label(*v, step);
         mesh(
             &mut chart,
             ("MM iteration of the refinement on all supporting points", &x_label),
             ("(J - final J) / S, nats per point", &|v| log_label(*v)),
+            true,
         )?;
         let mut entries = Vec::new();
         for (i, (label, t)) in self.traces.iter().enumerate() {
