@@ -436,3 +436,25 @@ fn assert_readable(path: &Path) {
         }
     }
 }
+
+#[test]
+fn small_shards_and_unconverged_fits_are_warned_about() {
+    let q = repo("scenarios/quickstart.toml");
+    let out = dmoe(&["check", q.to_str().unwrap(), "--set", "cluster.machines=[16,512]", "--set", "data.n=20000"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: M = 512 (n = 20000): about 31 training rows per machine for 18 free parameters"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("M = 16 "), "16 machines get 62 rows per parameter: {stderr}");
+    let dir = workdir("warnings");
+    let out_dir = dir.join("w");
+    let out = run_quickstart(&out_dir, &["--set", "em.max_iter=3", "--set", "cluster.machines=[4]"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: cell 0: 4 of 4 local fits stopped at em.max_iter"), "{stderr}");
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("run.json")).unwrap()).unwrap();
+    let warnings = run["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w.as_str().unwrap().starts_with("cell 0: 4 of 4 local fits")), "{warnings:?}");
+}

@@ -52,6 +52,7 @@ fn load_checked(file: &Path, set: &[String], clock: Option<&str>) -> Result<stud
 pub fn check(a: CheckArgs) -> Result<(), String> {
     let c = load_checked(&a.file, &a.set, a.clock.as_deref())?;
     let runs = c.cells.len() * c.repetitions;
+    warn_all(&study::warnings::before_run(&c));
     say!(
         "{}: ok: {} cells x {} repetition(s) = {runs} cluster runs; K = {}, d = {}; output folder `{}`",
         a.file.display(),
@@ -72,6 +73,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     let dest = a.out.clone().unwrap_or_else(|| PathBuf::from("output").join(&checked.name));
     let dest = Destination::folder(&dest, "--out").map_err(|e| e.to_string())?;
     inputs_outside(&checked, &dest)?;
+    warn_all(&study::warnings::before_run(&checked));
     let with_global = usize::from(checked.reports(study::Estimator::Global));
     let data_sets = checked.cells.iter().map(|c| c.n_index).max().map_or(0, |m| m + 1) * checked.repetitions;
     let total = checked.cells.len() * checked.repetitions + data_sets * with_global;
@@ -91,11 +93,21 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         drop(dest);
         path
     };
+    warn_all(&study::warnings::after_run(&checked, &out));
     if !a.quiet {
         print_summary(&out);
         say!("results, plots and traces in {}/ ({:.1} s)", dest.display(), out.wall_seconds);
     }
     Ok(())
+}
+
+/// Prints each warning on stderr.
+fn warn_all(warnings: &[String]) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    for w in warnings {
+        let _ = writeln!(err, "warning: {w}");
+    }
 }
 
 /// An error if the scenario file or one of its data files lies inside the output folder, which the

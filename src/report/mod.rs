@@ -154,6 +154,7 @@ pub fn run_json(checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> serde_json
         "wall_seconds": out.wall_seconds,
         "finished_unix_seconds": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         "runs": runs,
+        "warnings": crate::study::warnings::before_run(checked).into_iter().chain(crate::study::warnings::after_run(checked, out)).collect::<Vec<_>>(),
     })
 }
 

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use self::figures::{Accuracy, Bar, Breakdown, EXCESS_FLOOR, Gantt, Objective, Speedup, mean, render};
 use self::style::{Look, Marker, PALETTE, estimator_look};
+use crate::study::warnings::LOGLIK_GAP_WARNING;
 use crate::study::{Cell, Plan};
 use crate::study::{CellRun, ResultRow, StudyOutput};
 
@@ -66,10 +67,6 @@ const ACCURACY: [AccuracyMetric; 3] = [
 
 /// The estimators of the accuracy plots, in legend order (the global fit is the reference line).
 const ACCURACY_ESTIMATORS: [&str; 5] = ["reduction", "median", "aligned-average", "naive-average", "pooled"];
-
-/// The reduction's test log-likelihood per row may fall this far (nats) below the global fit's
-/// before the study warns; the log-likelihood plot draws it as a line.
-pub const LOGLIK_GAP_WARNING: f64 = 0.05;
 
 /// Smallest log-likelihood loss drawn: losses at or below it, gains included, are drawn at it.
 const LOSS_FLOOR: f64 = 1e-4;

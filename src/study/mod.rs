@@ -9,6 +9,7 @@ mod resolve;
 mod run;
 mod section;
 mod source;
+pub mod warnings;
 
 pub use plan::{Cell, DataPlan, Estimator, Network, Plan};
 pub use problems::{MAX_REPORTED, Problem, ScenarioError};

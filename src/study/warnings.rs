@@ -1,0 +1,99 @@
+//! Warnings that keep a collapse from hiding behind a good-looking number: shards too small for the
+//! model (before anything runs), local fits that stopped before converging, and a reduction whose
+//! test log-likelihood falls well below the global fit's although its RPE may look fine.
+
+use std::collections::BTreeMap;
+
+use super::{Plan, StudyOutput};
+
+/// Fewer training rows per free parameter than this on a machine, and its local fit is unreliable.
+pub const MIN_ROWS_PER_PARAMETER: f64 = 10.0;
+
+/// The reduction's mean test log-likelihood per row may fall this far (nats) below the global
+/// fit's before a warning.
+pub const LOGLIK_GAP_WARNING: f64 = 0.05;
+
+/// Free parameters of a K-expert MoE on d covariates: K experts of d + 1 coefficients, K
+/// variances, and K - 1 gate rows of d + 1 (the last is 0).
+pub fn free_parameters(k: usize, d: usize) -> usize {
+    k * (d + 1) + k + (k - 1) * (d + 1)
+}
+
+/// Training rows per machine over free parameters, for a data set of `n` rows on `m` machines
+/// (shards of equal size; unequal shards make some machines smaller).
+pub fn rows_per_parameter(plan: &Plan, n: usize, m: usize) -> f64 {
+    (n - plan.n_test(n)) as f64 / m as f64 / free_parameters(plan.k, plan.d) as f64
+}
+
+/// Warnings known before the run: every (n, M) whose machines get fewer than
+/// [`MIN_ROWS_PER_PARAMETER`] training rows per free parameter.
+pub fn before_run(plan: &Plan) -> Vec<String> {
+    let mut seen: Vec<(usize, usize)> = plan.cells.iter().map(|c| (c.n, c.machines)).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    let params = free_parameters(plan.k, plan.d);
+    seen.into_iter()
+        .filter(|&(n, m)| rows_per_parameter(plan, n, m) < MIN_ROWS_PER_PARAMETER)
+        .map(|(n, m)| {
+            let rows = (n - plan.n_test(n)) / m;
+            format!(
+                "M = {m} (n = {n}): about {rows} training rows per machine for {params} free parameters (K = {}, d = {}), {:.1} per parameter, below {MIN_ROWS_PER_PARAMETER}: the local fits are unreliable and the reduction can collapse; check the test log-likelihood, not only the RPE",
+                plan.k,
+                plan.d,
+                rows_per_parameter(plan, n, m)
+            )
+        })
+        .collect()
+}
+
+/// Warnings about what the run produced: per cell, local fits that stopped at the iteration cap,
+/// and a reduction whose mean test log-likelihood per row is more than [`LOGLIK_GAP_WARNING`]
+/// below the global fit's.
+pub fn after_run(plan: &Plan, out: &StudyOutput) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut fits: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    for run in &out.runs {
+        let e = fits.entry(run.cell.index).or_default();
+        for m in run.record.machines.iter().filter_map(|m| m.converged) {
+            e.0 += usize::from(!m);
+            e.1 += 1;
+        }
+    }
+    for (cell, (stopped, all)) in fits {
+        if stopped > 0 {
+            warnings.push(format!(
+                "cell {cell}: {stopped} of {all} local fits stopped at em.max_iter before converging; raise em.max_iter or loosen em.tol"
+            ));
+        }
+    }
+    let mut gaps: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for r in out.rows.iter().filter(|r| r.estimator == "reduction") {
+        let global = out.rows.iter().find(|g| g.estimator == "global" && g.cell == r.cell && g.rep == r.rep);
+        if let Some(g) = global {
+            let per_row = plan.n_test(r.n).max(1) as f64;
+            gaps.entry(r.cell).or_default().push((g.scores.test_loglik - r.scores.test_loglik) / per_row);
+        }
+    }
+    for (cell, g) in gaps {
+        let gap = g.iter().sum::<f64>() / g.len() as f64;
+        if gap > LOGLIK_GAP_WARNING {
+            let m = out.rows.iter().find(|r| r.cell == cell).map_or(0, |r| r.machines);
+            warnings.push(format!(
+                "cell {cell} (M = {m}): the reduction's test log-likelihood is {gap:.3} nats per row below the global fit's (warning level {LOGLIK_GAP_WARNING}), whatever its RPE says"
+            ));
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_parameters_count_experts_variances_and_free_gate_rows() {
+        // K = 3, d = 2: 3 x 3 coefficients + 3 variances + 2 x 3 gate entries.
+        assert_eq!(free_parameters(3, 2), 18);
+        assert_eq!(free_parameters(1, 4), 6);
+    }
+}
