@@ -192,7 +192,12 @@ fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow], facts: &str) -
         let network = checked.networks[net].label.clone();
         let group_rows: Vec<&ResultRow> = rows.iter().filter(|r| r.n == n && r.network == network).collect();
         let context = match groups.len() > 1 {
-            true => format!("{}; {facts}", group_label(checked, n, &network)),
+            true => {
+                let reps = checked.repetitions;
+                let s = if reps == 1 { "" } else { "s" };
+                let (k, d) = (checked.k, checked.d);
+                format!("n = {}, {}, K = {k}, d = {d}, {reps} repetition{s}", thousands(n), short_network(&network))
+            }
             false => facts.to_string(),
         };
         for metric in ACCURACY {

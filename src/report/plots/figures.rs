@@ -13,7 +13,9 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::axes::{linear_label, linear_ticks, log_label, log_ticks, machine_ticks};
-use super::style::{Entry, LEGEND_WIDTH, Look, Marker, PALETTE, draw_legend, estimator_look, marker_at, nth_look};
+use super::style::{
+    CHAR_EM, Entry, LEGEND_WIDTH, Look, Marker, PALETTE, draw_legend, estimator_look, marker_at, nth_look,
+};
 use crate::study::CellRun;
 
 /// Width and height of every figure, legend panel included.
@@ -68,7 +70,9 @@ fn chart_builder<'a, 'b, DB: DrawingBackend>(
     title: &str,
 ) -> ChartBuilder<'a, 'b, DB> {
     let mut b = ChartBuilder::on(area);
-    b.caption(title, (FONT, 19)).margin(MARGIN).x_label_area_size(X_AREA).y_label_area_size(Y_AREA);
+    // Shrunk (down to 11 points) so that a long title stays inside the chart's width.
+    let fits = (area.dim_in_pixel().0 as f64 - 20.0) / (CHAR_EM * title.chars().count().max(1) as f64);
+    b.caption(title, (FONT, fits.clamp(11.0, 19.0))).margin(MARGIN).x_label_area_size(X_AREA).y_label_area_size(Y_AREA);
     b
 }
 

@@ -9,6 +9,10 @@ use plotters_backend::{BackendCoord, DrawingErrorKind};
 
 use super::figures::{FONT, err};
 
+/// Width of a character of legend or title text, in font sizes (DejaVu Sans averages about 0.55;
+/// the margin keeps wide letters inside).
+pub(super) const CHAR_EM: f64 = 0.62;
+
 /// Width of the legend panel on the right of every figure, in pixels.
 pub(super) const LEGEND_WIDTH: u32 = 240;
 
@@ -153,14 +157,26 @@ pub(super) fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, ent
     let (_, height) = area.dim_in_pixel();
     let top = 60i32;
     let room = height as i32 - top - 20;
-    let size = (room / entries.len() as i32 - 6).clamp(9, 14);
+    // Small enough for the entries to fit the height and the longest label the width; labels still
+    // too long at the smallest size are cut with an ellipsis.
+    let width = area.dim_in_pixel().0 as f64 - 54.0;
+    let longest = entries.iter().map(|e| e.label.chars().count()).max().unwrap_or(1) as f64;
+    let by_width = (width / (CHAR_EM * longest)) as i32;
+    let size = (room / entries.len() as i32 - 6).min(by_width).clamp(9, 14);
+    let fit = |label: &str| {
+        let chars = (width / (CHAR_EM * size as f64)) as usize;
+        match label.chars().count() > chars {
+            true => format!("{}...", label.chars().take(chars.saturating_sub(3)).collect::<String>()),
+            false => label.to_string(),
+        }
+    };
     let step = size + 6;
     let fits = (room / step) as usize;
     let shown = if entries.len() > fits { fits.saturating_sub(1) } else { entries.len() };
     for (i, e) in entries.iter().take(shown).enumerate() {
         let y = top + i as i32 * step + step / 2;
         draw_swatch(area, e.swatch, (8, y))?;
-        area.draw(&Text::new(e.label.clone(), (44, y - size / 2), (FONT, size as f64))).map_err(err)?;
+        area.draw(&Text::new(fit(&e.label), (44, y - size / 2), (FONT, size as f64))).map_err(err)?;
     }
     if shown < entries.len() {
         let y = top + shown as i32 * step;
