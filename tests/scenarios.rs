@@ -380,7 +380,10 @@ struct SvgText {
 }
 
 fn svg_texts(path: &Path) -> Vec<SvgText> {
-    let svg = std::fs::read_to_string(path).unwrap();
+    parse_svg_texts(&std::fs::read_to_string(path).unwrap())
+}
+
+fn parse_svg_texts(svg: &str) -> Vec<SvgText> {
     svg.split("<text ")
         .skip(1)
         .map(|chunk| {
@@ -402,12 +405,29 @@ fn svg_texts(path: &Path) -> Vec<SvgText> {
         .collect()
 }
 
-/// Fails on a duplicate or overlapping tick label: labels centred on one baseline (x axes) must be
-/// distinct and not touch (width estimated at 0.64 em per character); labels right-aligned at one
-/// x (y axes) must be distinct and at least a line apart.
+/// Fails on a duplicate or overlapping label, or text running off the image: labels centred on one
+/// baseline (x axes, bar labels) must not touch (width estimated at 0.64 em per character), and
+/// numeric ones must be distinct; labels right-aligned at one x (y axes) must be distinct and at
+/// least a line apart; no text may reach past the image's edges (at 0.58 em per character, about
+/// DejaVu Sans' average).
 fn assert_readable(path: &Path) {
-    let texts: Vec<SvgText> = svg_texts(path).into_iter().filter(|t| !t.rotated && !t.text.is_empty()).collect();
-    let name = path.display();
+    let svg = std::fs::read_to_string(path).unwrap();
+    let width: f64 = svg.split("width=\"").nth(1).and_then(|w| w.split('"').next()).unwrap().parse().unwrap();
+    assert_readable_svg(&path.display().to_string(), &svg, width);
+}
+
+fn assert_readable_svg(name: &str, svg: &str, image_width: f64) {
+    let texts: Vec<SvgText> = parse_svg_texts(svg).into_iter().filter(|t| !t.rotated && !t.text.is_empty()).collect();
+    for t in &texts {
+        let w = t.text.chars().count() as f64 * 0.58 * t.size;
+        let (left, right) = match t.anchor.as_str() {
+            "middle" => (t.x - w / 2.0, t.x + w / 2.0),
+            "end" => (t.x - w, t.x),
+            _ => (t.x, t.x + w),
+        };
+        assert!(left >= -1.0 && right <= image_width + 1.0, "{name}: `{}` runs off the image", t.text);
+    }
+    let numeric = |t: &SvgText| t.text.parse::<f64>().is_ok();
     let groups = |anchor: &str, key: &dyn Fn(&SvgText) -> f64| {
         let mut g: Vec<(f64, Vec<&SvgText>)> = Vec::new();
         for t in texts.iter().filter(|t| t.anchor == anchor) {
@@ -421,7 +441,7 @@ fn assert_readable(path: &Path) {
     for (_, row) in groups("middle", &|t| t.y) {
         for (i, a) in row.iter().enumerate() {
             for b in &row[i + 1..] {
-                assert!(a.text != b.text, "{name}: tick label `{}` twice on one axis", a.text);
+                assert!(!numeric(a) || a.text != b.text, "{name}: tick label `{}` twice on one axis", a.text);
                 let half = |t: &SvgText| t.text.chars().count() as f64 * 0.64 * t.size / 2.0;
                 assert!((a.x - b.x).abs() >= half(a) + half(b), "{name}: `{}` and `{}` overlap", a.text, b.text);
             }
@@ -457,4 +477,52 @@ fn small_shards_and_unconverged_fits_are_warned_about() {
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("run.json")).unwrap()).unwrap();
     let warnings = run["warnings"].as_array().unwrap();
     assert!(warnings.iter().any(|w| w.as_str().unwrap().starts_with("cell 0: 4 of 4 local fits")), "{warnings:?}");
+}
+
+#[test]
+fn the_readability_check_catches_overlap_duplicates_and_overflow() {
+    let text = |x: f64, y: f64, anchor: &str, s: &str| {
+        format!("<text x=\"{x}\" y=\"{y}\" text-anchor=\"{anchor}\" font-size=\"12\">\n{s}\n</text>")
+    };
+    let check = |svg: String| std::panic::catch_unwind(|| assert_readable_svg("t", &svg, 800.0)).is_err();
+    assert!(!check(text(100.0, 500.0, "middle", "9") + &text(160.0, 500.0, "middle", "10")), "a clean axis passes");
+    assert!(check(text(100.0, 500.0, "middle", "9.0") + &text(110.0, 500.0, "middle", "10.0")), "overlap");
+    assert!(check(text(100.0, 500.0, "middle", "10") + &text(300.0, 500.0, "middle", "10")), "duplicate");
+    assert!(check(text(40.0, 100.0, "end", "1") + &text(40.0, 105.0, "end", "2")), "y labels a line apart");
+    assert!(check(text(780.0, 20.0, "start", "a legend label that is far too long")), "overflow");
+}
+
+#[test]
+fn plots_of_a_sweep_over_n_networks_and_m_stay_readable() {
+    let dir = workdir("plots");
+    let out_dir = dir.join("p");
+    let f = repo("tests/fixtures/plots.toml");
+    let out = dmoe(&["run", f.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svgs = files(&out_dir.join("plots"), "svg");
+    assert!(svgs.len() >= 10, "{svgs:?}");
+    for svg in &svgs {
+        assert_readable(svg);
+    }
+    // The two networks give the same fits: one set of accuracy plots per n, titled with both.
+    let names: Vec<String> = svgs.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for stem in ["accuracy-rpe-0", "accuracy-rpe-2", "accuracy-loglik-0", "accuracy-loglik-2"] {
+        assert!(names.contains(&format!("{stem}.svg")), "{stem}: {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.starts_with("accuracy-rpe-1") || n.starts_with("accuracy-rpe-3")), "{names:?}");
+    let title = &svg_texts(&out_dir.join("plots/accuracy-rpe-0.svg"))[0].text;
+    assert!(title.contains("n = 3,000, networks rack, wan (same results)"), "{title}");
+    // Every M is ticked; every cell of repetition 0 is in mm-objective's legend (shared traces merged).
+    let texts = svg_texts(&out_dir.join("plots/speedup.svg"));
+    for m in ["1", "2", "4", "8", "16", "32"] {
+        assert!(texts.iter().any(|t| t.text == m && t.anchor == "middle"), "speedup: no tick at M = {m}");
+    }
+    let legend: String =
+        svg_texts(&out_dir.join("plots/mm-objective.svg")).iter().map(|t| t.text.clone() + "\n").collect();
+    for cell in 0..24 {
+        assert!(
+            legend.contains(&format!(" {cell},")) || legend.contains(&format!(" {cell}:")),
+            "cell {cell}: {legend}"
+        );
+    }
 }

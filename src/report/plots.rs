@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use self::figures::{Accuracy, Bar, Breakdown, EXCESS_FLOOR, Gantt, Objective, Speedup, mean, render};
-use self::style::{Look, Marker, PALETTE, estimator_look};
-use crate::study::warnings::LOGLIK_GAP_WARNING;
+use self::style::{GUIDE, estimator_look};
+use crate::study::warnings::{LOGLIK_GAP_WARNING, LoglikLoss};
 use crate::study::{Cell, Plan};
 use crate::study::{CellRun, ResultRow, StudyOutput};
 
@@ -23,10 +23,21 @@ fn group_label(checked: &Plan, n: usize, network: &str) -> String {
     let many_n = checked.cells.iter().any(|c| c.n != checked.cells[0].n);
     let many_net = checked.networks.len() > 1;
     match (many_n, many_net) {
-        (true, true) => format!("n = {n}, {network}"),
-        (true, false) => format!("n = {n}"),
+        (true, true) => format!("n = {}, {}", thousands(n), short_network(network)),
+        (true, false) => format!("n = {}", thousands(n)),
         (false, true) => network.to_string(),
         (false, false) => "reduction".to_string(),
+    }
+}
+
+/// What the sweep groups differ by, for an axis of one bar per group.
+fn group_kind(checked: &Plan) -> &'static str {
+    let many_n = checked.cells.iter().any(|c| c.n != checked.cells[0].n);
+    match (many_n, checked.networks.len() > 1) {
+        (true, true) => "data set size n and network",
+        (true, false) => "data set size n",
+        (false, true) => "network",
+        (false, false) => "one cell",
     }
 }
 
@@ -69,15 +80,20 @@ const ACCURACY: [AccuracyMetric; 3] = [
 const ACCURACY_ESTIMATORS: [&str; 5] = ["reduction", "median", "aligned-average", "naive-average", "pooled"];
 
 /// Smallest log-likelihood loss drawn: losses at or below it, gains included, are drawn at it.
-const LOSS_FLOOR: f64 = 1e-4;
+const LOSS_FLOOR: f64 = 1e-6;
 
-/// What every title ends with: the data's size, K, d and the repetitions.
-fn facts(checked: &Plan) -> String {
-    let ns: Vec<usize> = checked.cells.iter().map(|c| c.n).collect();
-    let (lo, hi) = (ns.iter().min().copied().unwrap_or(0), ns.iter().max().copied().unwrap_or(0));
-    let n = if lo == hi { thousands(lo) } else { format!("{}-{}", thousands(lo), thousands(hi)) };
+/// What every title ends with: `data` (the data's size, and the network when the plot is about one
+/// of several), then K, d and the repetitions.
+fn facts(checked: &Plan, data: &str) -> String {
     let reps = checked.repetitions;
-    format!("n = {n}, K = {}, d = {}, {reps} repetition{}", checked.k, checked.d, if reps == 1 { "" } else { "s" })
+    format!("{data}, K = {}, d = {}, {reps} repetition{}", checked.k, checked.d, if reps == 1 { "" } else { "s" })
+}
+
+/// The sizes of the study's data sets: `n = 60,000` or `n = 6,000-60,000`.
+fn sizes(checked: &Plan) -> String {
+    let ns = checked.cells.iter().map(|c| c.n);
+    let (lo, hi) = (ns.clone().min().unwrap_or(0), ns.max().unwrap_or(0));
+    if lo == hi { format!("n = {}", thousands(lo)) } else { format!("n = {}-{}", thousands(lo), thousands(hi)) }
 }
 
 /// `60000` as `60,000`.
@@ -97,40 +113,57 @@ fn thousands(n: usize) -> String {
 /// accuracy and log-likelihood loss per sweep group, the timeline of the largest cluster and the MM
 /// objective of every cell (both of repetition 0).
 pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput) -> Result<(), String> {
-    let facts = facts(checked);
+    let facts = facts(checked, &sizes(checked));
     let speedup = by_group_and_m(checked, &out.rows, "reduction", |r| r.speedup);
     if !speedup.is_empty() {
-        render(dir, "speedup", &Speedup { title: format!("Speedup: {facts}"), groups: speedup })?;
+        let (title, bar_desc) = (format!("Speedup: {facts}"), group_kind(checked).to_string());
+        render(dir, "speedup", &Speedup { title, groups: speedup, bar_desc })?;
     }
+    let (bars, x_desc) = breakdown_bars(checked, &out.rows);
     let title = format!("Distributed learning time: {facts}");
-    render(dir, "time-breakdown", &Breakdown { title, bars: breakdown_bars(checked, &out.rows) })?;
-    write_accuracy(dir, checked, &out.rows, &facts)?;
-    let first_rep = out.runs.iter().filter(|r| r.rep == 0);
-    if let Some(run) = first_rep.clone().max_by_key(|r| (r.record.machines.len(), r.cell.index)) {
-        let (m, n) = (run.record.machines.len(), thousands(run.cell.n));
-        let title = format!("Virtual timeline of cell {}: M = {m}, n = {n}, repetition {}", run.cell.index, run.rep);
-        render(dir, "timeline", &Gantt { title, run })?;
+    render(dir, "time-breakdown", &Breakdown { title, x_desc, bars })?;
+    write_accuracy(dir, checked, &out.rows)?;
+    let first_rep: Vec<&CellRun> = out.runs.iter().filter(|r| r.rep == 0).collect();
+    if let Some(run) = first_rep.iter().max_by_key(|r| (r.record.machines.len(), r.cell.index)) {
+        let m = run.record.machines.len();
+        let network = short_network(&checked.networks[run.cell.network].label);
+        let data = format!("M = {m}, n = {}, {network}", thousands(run.cell.n));
+        let title = format!("Virtual timeline of cell {}, repetition {}: {data}", run.cell.index, run.rep);
+        render(dir, "timeline", &Gantt { title: format!("{title}, K = {}, d = {}", checked.k, checked.d), run })?;
     }
-    let traces: Vec<(String, Vec<f64>)> = first_rep.map(|r| objective_excess(checked, r)).collect();
-    if !traces.is_empty() {
-        let title = format!("Convergence of the reduction's MM, repetition 0: {facts}");
-        render(dir, "mm-objective", &Objective { title, traces })?;
+    if !first_rep.is_empty() {
+        let title = format!("Convergence of the reduction's MM: {facts}");
+        render(dir, "mm-objective", &Objective { title, traces: objective_excess(checked, &first_rep) })?;
     }
     Ok(())
 }
 
-/// A cell's MM objective trace as its excess over the final value per supporting point,
-/// `(J_t - J_final) / S`, floored at [`EXCESS_FLOOR`], with the cell's legend label.
-fn objective_excess(checked: &Plan, run: &CellRun) -> (String, Vec<f64>) {
-    let t = &run.record.objective_trace;
-    let last = t.last().copied().unwrap_or(0.0);
-    let s = checked.support.max(1) as f64;
-    let excess = t.iter().map(|&j| ((j - last) / s).max(EXCESS_FLOOR)).collect();
-    let mut label = format!("cell {}: M = {}", run.cell.index, run.record.machines.len());
-    if checked.networks.len() > 1 {
-        label.push_str(&format!(", {}", short_network(&checked.networks[run.cell.network].label)));
+/// Every cell's MM objective trace as its excess over the final value per supporting point,
+/// `(J_t - J_final) / S`, floored at [`EXCESS_FLOOR`]; cells with the very same trace (cells that
+/// differ only by network share their fits) as one line, labelled with all of them.
+fn objective_excess(checked: &Plan, runs: &[&CellRun]) -> Vec<(String, Vec<f64>)> {
+    let mut distinct: Vec<(Vec<usize>, usize, &[f64])> = Vec::new();
+    for run in runs {
+        let (t, m) = (run.record.objective_trace.as_slice(), run.record.machines.len());
+        match distinct.iter_mut().find(|(_, dm, dt)| *dm == m && *dt == t) {
+            Some((cells, _, _)) => cells.push(run.cell.index),
+            None => distinct.push((vec![run.cell.index], m, t)),
+        }
     }
-    (label, excess)
+    let s = checked.support.max(1) as f64;
+    distinct
+        .into_iter()
+        .map(|(cells, m, t)| {
+            let last = t.last().copied().unwrap_or(0.0);
+            let excess = t.iter().map(|&j| ((j - last) / s).max(EXCESS_FLOOR)).collect();
+            let names: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
+            let label = match cells.len() {
+                1 => format!("cell {}: M = {m}", names[0]),
+                _ => format!("cells {}: M = {m}", names.join(", ")),
+            };
+            (label, excess)
+        })
+        .collect()
 }
 
 /// A network's label up to any parenthesis.
@@ -140,10 +173,12 @@ fn short_network(label: &str) -> String {
 
 /// One bar per cell: the reduced model's mean slowest local fit, network wait and reduction over the
 /// repetitions, and the global fit's mean time when it ran.
-fn breakdown_bars(checked: &Plan, rows: &[ResultRow]) -> Vec<Bar> {
+/// Also returns what the bars' labels are, for the x axis.
+fn breakdown_bars(checked: &Plan, rows: &[ResultRow]) -> (Vec<Bar>, String) {
     let varies = |f: &dyn Fn(&Cell) -> usize| checked.cells.iter().any(|c| f(c) != f(&checked.cells[0]));
     let vary = (varies(&|c| c.machines), varies(&|c| c.n), varies(&|c| c.network));
-    checked
+    let x_desc = if vary == (true, false, false) { "machines M" } else { "cell" };
+    let bars = checked
         .cells
         .iter()
         .map(|c| {
@@ -162,50 +197,69 @@ fn breakdown_bars(checked: &Plan, rows: &[ResultRow]) -> Vec<Bar> {
                 (!glob.is_empty()).then(|| mean(&glob)),
             )
         })
-        .collect()
+        .collect();
+    (bars, x_desc.to_string())
 }
 
-/// A bar's label names only what varies across cells, `(M, n, network)`: M (also when nothing
-/// varies), n, and a network by its name up to any parenthesis.
+/// A bar's label names only what varies across cells, `(M, n, network)`, one per line: M (also
+/// when nothing varies), n, and a network by its name up to any parenthesis; just the number M when
+/// only M varies.
 fn bar_label(checked: &Plan, c: &Cell, m: usize, (vary_m, vary_n, vary_net): (bool, bool, bool)) -> String {
+    if vary_m && !vary_n && !vary_net {
+        return m.to_string();
+    }
     let net = checked.networks[c.network].label.clone();
     let mut parts = Vec::new();
     if vary_m || !(vary_n || vary_net) {
         parts.push(format!("M={m}"));
     }
     if vary_n {
-        parts.push(format!("n={}", c.n));
+        parts.push(format!("n={}", thousands(c.n)));
     }
     if vary_net {
         parts.push(short_network(&net));
     }
-    parts.join(" ")
+    parts.join("\n")
 }
 
 /// The accuracy plots, one set per sweep group (consecutive cells sharing n and network, so M varies
 /// along the x axis); with several groups, file names end in `-<group>` and titles name the group.
-fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow], facts: &str) -> Result<(), String> {
+/// Groups whose results are the same row for row (networks that change only the timing: the cells
+/// share their fits) get one set, named after the first and titled with every network.
+fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow]) -> Result<(), String> {
     let mut groups: Vec<(usize, usize)> = checked.cells.iter().map(|c| (c.n, c.network)).collect();
     groups.dedup();
+    let loss = LoglikLoss::new(checked, rows);
+    let same = |a: &[&ResultRow], b: &[&ResultRow]| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                (x.estimator, x.machines, x.rep, &x.scores) == (y.estimator, y.machines, y.rep, &y.scores)
+            })
+    };
+    // Per distinct group: its index, n, networks, rows.
+    let mut distinct: Vec<(usize, usize, Vec<String>, Vec<&ResultRow>)> = Vec::new();
     for (gi, &(n, net)) in groups.iter().enumerate() {
+        let network = &checked.networks[net].label;
+        let group_rows: Vec<&ResultRow> = rows.iter().filter(|r| r.n == n && r.network == *network).collect();
+        match distinct.iter_mut().find(|(_, dn, _, dr)| *dn == n && same(dr, &group_rows)) {
+            Some((_, _, nets, _)) => nets.push(short_network(network)),
+            None => distinct.push((gi, n, vec![short_network(network)], group_rows)),
+        }
+    }
+    for (gi, n, networks, group_rows) in &distinct {
         let suffix = if groups.len() > 1 { format!("-{gi}") } else { String::new() };
-        let network = checked.networks[net].label.clone();
-        let group_rows: Vec<&ResultRow> = rows.iter().filter(|r| r.n == n && r.network == network).collect();
-        let context = match groups.len() > 1 {
-            true => {
-                let reps = checked.repetitions;
-                let s = if reps == 1 { "" } else { "s" };
-                let (k, d) = (checked.k, checked.d);
-                format!("n = {}, {}, K = {k}, d = {d}, {reps} repetition{s}", thousands(n), short_network(&network))
-            }
-            false => facts.to_string(),
+        let data = match (groups.len() > 1, networks.len() > 1) {
+            (false, _) => sizes(checked),
+            (true, false) => format!("n = {}, {}", thousands(*n), networks[0]),
+            (true, true) => format!("n = {}, networks {} (same results)", thousands(*n), networks.join(", ")),
         };
+        let context = facts(checked, &data);
         for metric in ACCURACY {
-            if let Some(fig) = accuracy_figure(&group_rows, metric, &context) {
+            if let Some(fig) = accuracy_figure(group_rows, metric, &context) {
                 render(dir, &format!("accuracy-{}{suffix}", metric.0), &fig)?;
             }
         }
-        if let Some(fig) = loglik_loss_figure(checked, &group_rows, &context) {
+        if let Some(fig) = loglik_figure(&loss, group_rows, &context) {
             render(dir, &format!("accuracy-loglik{suffix}"), &fig)?;
         }
     }
@@ -251,27 +305,30 @@ fn accuracy_figure(
 }
 
 /// The test log-likelihood per row that each estimator loses against the global fit of the same
-/// cell and repetition, `(l_global - l_estimator) / n_test` (log axis, losses below [`LOSS_FLOOR`]
-/// drawn at it), with the warning level as the reference; `None` without a global fit.
-fn loglik_loss_figure(checked: &Plan, rows: &[&ResultRow], context: &str) -> Option<Accuracy> {
-    let global = |r: &ResultRow| {
-        rows.iter()
-            .find(|g| g.estimator == "global" && g.cell == r.cell && g.rep == r.rep)
-            .map(|g| g.scores.test_loglik)
-    };
-    let series = estimator_series(rows, true, |r| {
-        let per_row = checked.n_test(r.n).max(1) as f64;
-        global(r).map(|g| ((g - r.scores.test_loglik) / per_row).max(LOSS_FLOOR))
-    });
+/// cell and repetition (`LoglikLoss`; log axis, losses below [`LOSS_FLOOR`] and gains drawn at it),
+/// with the warning level as the reference. Without a global fit in the scenario: each estimator's
+/// test log-likelihood per row itself. `None` when no estimator has a value.
+fn loglik_figure(loss: &LoglikLoss, rows: &[&ResultRow], context: &str) -> Option<Accuracy> {
+    if !loss.has_global() {
+        let per_row = |r: &ResultRow| Some(r.scores.test_loglik / loss.test_rows(r) as f64);
+        let series = estimator_series(rows, false, per_row);
+        return (!series.is_empty()).then(|| Accuracy {
+            title: format!("Test log-likelihood per row (no global fit in this scenario): {context}"),
+            y_desc: "test log-likelihood per row (nats)".into(),
+            log_y: false,
+            series,
+            reference: None,
+        });
+    }
+    let series = estimator_series(rows, true, |r| loss.of(r).map(|l| l.max(LOSS_FLOOR)));
     if series.is_empty() {
         return None;
     }
-    let warning = Look { color: PALETTE[7], marker: Marker::None, dashed: true, width: 2 };
     Some(Accuracy {
         title: format!("Test log-likelihood lost against the global fit: {context}"),
-        y_desc: format!("nats per test row (at most {} drawn at it)", axes::log_label(LOSS_FLOOR)),
+        y_desc: format!("nats per test row (gains and losses below {} drawn at it)", axes::log_label(LOSS_FLOOR)),
         log_y: true,
         series,
-        reference: Some((format!("warning level {LOGLIK_GAP_WARNING}"), LOGLIK_GAP_WARNING, warning)),
+        reference: Some((format!("warning level {LOGLIK_GAP_WARNING}"), LOGLIK_GAP_WARNING, GUIDE)),
     })
 }

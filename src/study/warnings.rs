@@ -2,9 +2,9 @@
 //! model (before anything runs), local fits that stopped before converging, and a reduction whose
 //! test log-likelihood falls well below the global fit's although its RPE may look fine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use super::{Plan, StudyOutput};
+use super::{Plan, ResultRow, StudyOutput};
 
 /// Fewer training rows per free parameter than this on a machine, and its local fit is unreliable.
 pub const MIN_ROWS_PER_PARAMETER: f64 = 10.0;
@@ -46,6 +46,37 @@ pub fn before_run(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
+/// The test log-likelihood per row that a result row's estimator loses against the global fit of
+/// the same cell and repetition: `(l_global - l_estimator) / n_test`.
+pub struct LoglikLoss<'a> {
+    plan: &'a Plan,
+    global: HashMap<(usize, usize), f64>,
+}
+
+impl<'a> LoglikLoss<'a> {
+    /// The global fits' test log-likelihoods among `rows`, by (cell, repetition).
+    pub fn new(plan: &'a Plan, rows: &[ResultRow]) -> LoglikLoss<'a> {
+        let global = rows.iter().filter(|r| r.estimator == "global").map(|r| ((r.cell, r.rep), r.scores.test_loglik));
+        LoglikLoss { plan, global: global.collect() }
+    }
+
+    /// Whether the run has a global fit to compare with.
+    pub fn has_global(&self) -> bool {
+        !self.global.is_empty()
+    }
+
+    /// The row's loss, `None` without a global fit in its cell and repetition.
+    pub fn of(&self, r: &ResultRow) -> Option<f64> {
+        let g = self.global.get(&(r.cell, r.rep))?;
+        Some((g - r.scores.test_loglik) / self.test_rows(r) as f64)
+    }
+
+    /// The test rows the row's scores are over (at least 1).
+    pub fn test_rows(&self, r: &ResultRow) -> usize {
+        self.plan.n_test(r.n).max(1)
+    }
+}
+
 /// Warnings about what the run produced: per cell, local fits that stopped at the iteration cap,
 /// and a reduction whose mean test log-likelihood per row is more than [`LOGLIK_GAP_WARNING`]
 /// below the global fit's.
@@ -66,18 +97,16 @@ pub fn after_run(plan: &Plan, out: &StudyOutput) -> Vec<String> {
             ));
         }
     }
-    let mut gaps: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    let loss = LoglikLoss::new(plan, &out.rows);
+    let mut gaps: BTreeMap<usize, (usize, Vec<f64>)> = BTreeMap::new();
     for r in out.rows.iter().filter(|r| r.estimator == "reduction") {
-        let global = out.rows.iter().find(|g| g.estimator == "global" && g.cell == r.cell && g.rep == r.rep);
-        if let Some(g) = global {
-            let per_row = plan.n_test(r.n).max(1) as f64;
-            gaps.entry(r.cell).or_default().push((g.scores.test_loglik - r.scores.test_loglik) / per_row);
+        if let Some(l) = loss.of(r) {
+            gaps.entry(r.cell).or_insert((r.machines, Vec::new())).1.push(l);
         }
     }
-    for (cell, g) in gaps {
+    for (cell, (m, g)) in gaps {
         let gap = g.iter().sum::<f64>() / g.len() as f64;
         if gap > LOGLIK_GAP_WARNING {
-            let m = out.rows.iter().find(|r| r.cell == cell).map_or(0, |r| r.machines);
             warnings.push(format!(
                 "cell {cell} (M = {m}): the reduction's test log-likelihood is {gap:.3} nats per row below the global fit's (warning level {LOGLIK_GAP_WARNING}), whatever its RPE says"
             ));

@@ -42,8 +42,8 @@ pub(super) fn machine_ticks(ms: &[usize], lo: f64, hi: f64, width: f64, size: f6
 
 /// Ticks of a log axis from `lo` to `hi` (0 < lo < hi): 1, 2 and 5 times the powers of ten inside
 /// the range when they are at most `max` ticks, else the powers of ten alone (every second, third,
-/// ... power when even those are too many). Never empty: a range inside one 1-2-5 step gets its
-/// two ends.
+/// ... power when even those are too many). Never empty: a range holding one 1-2-5 value gets it
+/// alone, a range inside one 1-2-5 step its two ends.
 pub(super) fn log_ticks(lo: f64, hi: f64, max: usize) -> Vec<f64> {
     let (e_lo, e_hi) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
     let within = |v: &f64| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9);
@@ -57,10 +57,11 @@ pub(super) fn log_ticks(lo: f64, hi: f64, max: usize) -> Vec<f64> {
         let every = powers.len().div_ceil(max.max(1));
         return powers.iter().filter(|&&e| (e - powers[0]) % every as i32 == 0).map(|&e| decade(e)).collect();
     }
-    if all.len() >= 2 {
-        return all.into_iter().step_by(2).collect();
+    match all.len() {
+        0 => vec![lo, hi],
+        1 => all,
+        _ => all.into_iter().step_by(2).collect(),
     }
-    vec![lo, hi]
 }
 
 /// A short label for a positive log-axis value: `0.002`, `5`, `2000` from 1e-3 to below 1e4, `2e-6`
@@ -145,6 +146,7 @@ mod tests {
         assert!(wide.len() <= 12 && wide.len() >= 2, "{wide:?}");
         assert!(wide.iter().all(|v| (v.log10() - v.log10().round()).abs() < 1e-9));
         assert_eq!(log_ticks(3.0, 4.0, 12), vec![3.0, 4.0]);
+        assert_eq!(log_ticks(6.67e-13, 1.5e-12, 12), vec![1e-12]);
     }
 
     #[test]

@@ -10,11 +10,14 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
+use plotters::element::ErrorBarOrientV;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::axes::{linear_label, linear_ticks, log_label, log_ticks, machine_ticks};
+use super::axes::{linear_label, linear_ticks, log_label, log_ticks, machine_ticks, text_width};
 use super::style::{
-    CHAR_EM, Entry, LEGEND_WIDTH, Look, Marker, PALETTE, draw_legend, estimator_look, marker_at, nth_look,
+    CHAR_EM, Entry, FAILURE, GUIDE, IN_FLIGHT, LATE, LEGEND_WIDTH, LOCAL_FIT, Look, Marker, REDUCTION, draw_legend,
+    estimator_look, marker_at, sequence_look,
 };
 use crate::study::CellRun;
 
@@ -64,15 +67,17 @@ pub(super) fn render(dir: &Path, stem: &str, fig: &impl Figure) -> Result<(), St
     frame(SVGBackend::new(&svg, SIZE).into_drawing_area(), fig).map_err(|e| format!("{}: {e}", svg.display()))
 }
 
-/// A chart builder in the shared look: the title, margins and label areas.
+/// A chart builder in the shared look: the title, margins and label areas (`x_area` pixels below
+/// the chart).
 fn chart_builder<'a, 'b, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     title: &str,
+    x_area: u32,
 ) -> ChartBuilder<'a, 'b, DB> {
     let mut b = ChartBuilder::on(area);
     // Shrunk (down to 11 points) so that a long title stays inside the chart's width.
     let fits = (area.dim_in_pixel().0 as f64 - 20.0) / (CHAR_EM * title.chars().count().max(1) as f64);
-    b.caption(title, (FONT, fits.clamp(11.0, 19.0))).margin(MARGIN).x_label_area_size(X_AREA).y_label_area_size(Y_AREA);
+    b.caption(title, (FONT, fits.clamp(11.0, 19.0))).margin(MARGIN).x_label_area_size(x_area).y_label_area_size(Y_AREA);
     b
 }
 
@@ -121,7 +126,8 @@ where
 {
     let mut style = chart.configure_mesh();
     if !x_grid {
-        style.disable_x_mesh();
+        // Categorical: no grid across the bars, no tick marks into their labels.
+        style.disable_x_mesh().set_tick_mark_size(LabelAreaPosition::Bottom, 0);
     }
     style
         .light_line_style(TRANSPARENT)
@@ -202,6 +208,24 @@ fn headroom(values: impl Iterator<Item = f64>, factor: f64) -> f64 {
     (top * factor).max(1e-9)
 }
 
+/// A line through `points` in `look` (solid or dashed; no markers).
+fn draw_line<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    points: Vec<(f64, f64)>,
+    look: Look,
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = look.color.stroke_width(look.width);
+    match look.dashed {
+        true => chart.draw_series(DashedLineSeries::new(points, 9, 5, style)).map(|_| ()),
+        false => chart.draw_series(LineSeries::new(points, style)).map(|_| ()),
+    }
+    .map_err(err)
+}
+
 /// A series of values by M (one per repetition), drawn as its mean's line with a marker at every
 /// value, in `look`.
 fn draw_series<'a, DB: DrawingBackend + 'a, X, Y>(
@@ -213,13 +237,7 @@ where
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
-    let style = look.color.stroke_width(look.width);
-    let line: Vec<(f64, f64)> = g.iter().map(|(&m, v)| (m as f64, mean(v))).collect();
-    if look.dashed {
-        chart.draw_series(DashedLineSeries::new(line, 9, 5, style)).map_err(err)?;
-    } else {
-        chart.draw_series(LineSeries::new(line, style)).map_err(err)?;
-    }
+    draw_line(chart, g.iter().map(|(&m, v)| (m as f64, mean(v))).collect(), look)?;
     chart
         .draw_series(g.iter().flat_map(|(&m, v)| v.iter().map(move |&y| marker_at((m as f64, y), look))))
         .map_err(err)?;
@@ -231,9 +249,33 @@ where
 pub(super) struct Speedup {
     pub(super) title: String,
     pub(super) groups: Vec<(String, BTreeMap<usize, Vec<f64>>)>,
+    /// What the groups are, for the x axis of the bars.
+    pub(super) bar_desc: String,
 }
 
 const SPEEDUP_DESC: &str = "speedup = global fit time / makespan";
+
+/// The whiskers of a series at x: the range of its values `v`, `cap` pixels wide.
+fn whiskers(x: f64, v: &[f64], color: RGBColor, cap: u32) -> ErrorBar<f64, f64, ErrorBarOrientV<f64, f64>> {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    ErrorBar::new_vertical(x, lo, mean(v), hi, color.stroke_width(1), cap)
+}
+
+impl Speedup {
+    /// Whether any mean is over more than one repetition (then the whiskers need a legend note).
+    fn repeated(&self) -> bool {
+        self.groups.iter().any(|(_, g)| g.values().any(|v| v.len() > 1))
+    }
+
+    /// The look of group `i`: the reduction's own when there is one group.
+    fn look(&self, i: usize) -> Look {
+        match self.groups.len() {
+            1 => estimator_look("reduction"),
+            n => sequence_look(i, n),
+        }
+    }
+}
 
 impl Figure for Speedup {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
@@ -244,103 +286,121 @@ impl Figure for Speedup {
         let (m_lo, m_hi) = (*ms.iter().min().expect("values") as f64, *ms.iter().max().expect("values") as f64);
         let (y_lo, y_hi) =
             log_bounds(self.groups.iter().flat_map(|(_, g)| g.values().flatten().copied()).chain([m_lo, m_hi]));
-        let mut chart = chart_builder(area, &self.title)
+        let mut chart = chart_builder(area, &self.title, X_AREA)
             .build_cartesian_2d(machines_axis(&ms, x_pixels(area)), log_axis(y_lo, y_hi))
             .map_err(err)?;
         mesh(&mut chart, ("machines M", &machine_label), (SPEEDUP_DESC, &|v| log_label(*v)), true)?;
-        let ideal = Look { color: PALETTE[0], marker: Marker::None, dashed: true, width: 1 };
         let mut all_m = ms.clone();
         all_m.sort_unstable();
         all_m.dedup();
-        chart
-            .draw_series(DashedLineSeries::new(
-                all_m.iter().map(|&m| (m as f64, m as f64)),
-                6,
-                4,
-                BLACK.stroke_width(1),
-            ))
-            .map_err(err)?;
-        let mut entries = vec![Entry::line("ideal: speedup = M", ideal)];
+        let ideal = all_m.iter().map(|&m| (m as f64, m as f64)).collect();
+        draw_line(&mut chart, ideal, GUIDE)?;
+        let mut entries = vec![Entry::line("ideal: speedup = M", GUIDE)];
         for (i, (label, g)) in self.groups.iter().enumerate() {
-            let look = nth_look(i);
+            let look = self.look(i);
             draw_series(&mut chart, g, look)?;
-            chart
-                .draw_series(g.iter().map(|(&m, v)| {
-                    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-                    let hi = v.iter().copied().fold(0.0, f64::max);
-                    ErrorBar::new_vertical(m as f64, lo, mean(v), hi, look.color.stroke_width(1), 10)
-                }))
-                .map_err(err)?;
+            chart.draw_series(g.iter().map(|(&m, v)| whiskers(m as f64, v, look.color, 10))).map_err(err)?;
             entries.push(Entry::line(label.clone(), look));
         }
-        entries.push(Entry::block("markers: each repetition;", WHITE));
-        entries.push(Entry::block("bars: their range", WHITE));
+        if self.repeated() {
+            entries.push(Entry::note("line: mean; markers: repetitions;"));
+            entries.push(Entry::note("whiskers: their range"));
+        }
         Ok(entries)
     }
 }
 
 impl Speedup {
-    /// One bar per group (the mean speedup, with the repetitions' range) when all cells share `m`.
+    /// One bar per group (the mean speedup, with the repetitions' range) when all cells share `m`;
+    /// networks are named on the axis up to any parenthesis, in full in the legend.
     fn bars<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, m: usize) -> Result<Vec<Entry>, String> {
         let means: Vec<f64> = self.groups.iter().map(|(_, g)| mean(&g[&m])).collect();
         let top = headroom(self.groups.iter().flat_map(|(_, g)| g[&m].iter().copied()).chain([1.0]), 1.15);
         let labels: Vec<String> =
-            self.groups.iter().map(|(l, _)| l.split(" (").next().unwrap_or(l).to_string()).collect();
+            self.groups.iter().map(|(l, _)| l.split(" (").next().unwrap_or(l).replace(", ", "\n")).collect();
+        let categories = Categories::new(&labels, x_pixels(area));
         let (y, step) = linear_axis(0.0..top);
-        let mut chart = chart_builder(area, &self.title)
-            .build_cartesian_2d(category_axis(&labels, x_pixels(area)), y)
+        let mut chart = chart_builder(area, &self.title, categories.area())
+            .build_cartesian_2d(categories.axis(), y)
             .map_err(err)?;
-        let label = |v: &f64| category_label(&labels, *v);
-        mesh(
-            &mut chart,
-            (&format!("network (all cells: M = {m})"), &label),
-            (SPEEDUP_DESC, &|v| linear_label(*v, step)),
-            false,
-        )?;
+        mesh(&mut chart, (&self.bar_desc, &|_| String::new()), (SPEEDUP_DESC, &|v| linear_label(*v, step)), false)?;
+        categories.label(area, &chart)?;
+        let colour = estimator_look("reduction").color;
         chart
-            .draw_series(means.iter().enumerate().map(|(i, &s)| {
-                Rectangle::new([(i as f64 - 0.3, 0.0), (i as f64 + 0.3, s)], nth_look(i).color.filled())
-            }))
-            .map_err(err)?;
-        chart
-            .draw_series(self.groups.iter().enumerate().map(|(i, (_, g))| {
-                let v = &g[&m];
-                let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = v.iter().copied().fold(0.0, f64::max);
-                ErrorBar::new_vertical(i as f64, lo, mean(v), hi, BLACK.stroke_width(1), 12)
-            }))
+            .draw_series(
+                means
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &s)| Rectangle::new([(i as f64 - 0.3, 0.0), (i as f64 + 0.3, s)], colour.filled())),
+            )
             .map_err(err)?;
         chart
-            .draw_series(DashedLineSeries::new(
-                vec![(-0.5, 1.0), (labels.len() as f64 - 0.5, 1.0)],
-                6,
-                4,
-                BLACK.stroke_width(1),
-            ))
+            .draw_series(self.groups.iter().enumerate().map(|(i, (_, g))| whiskers(i as f64, &g[&m], BLACK, 12)))
             .map_err(err)?;
-        let none = Look { color: PALETTE[0], marker: Marker::None, dashed: true, width: 1 };
-        let mut entries: Vec<Entry> =
-            self.groups.iter().enumerate().map(|(i, (l, _))| Entry::block(l.clone(), nth_look(i).color)).collect();
-        entries.push(Entry::line("speedup 1: no gain", none));
-        entries.push(Entry::block("bars: mean; whiskers:", WHITE));
-        entries.push(Entry::block("range over repetitions", WHITE));
+        draw_line(&mut chart, vec![(-0.5, 1.0), (labels.len() as f64 - 0.5, 1.0)], GUIDE)?;
+        let mut entries =
+            vec![Entry::block("reduction: mean speedup", colour), Entry::line("speedup 1: no gain", GUIDE)];
+        if self.repeated() {
+            entries.push(Entry::note("whiskers: range over repetitions"));
+        }
+        let shortened = self.groups.iter().zip(&labels).any(|((l, _), s)| *l != s.replace('\n', ", "));
+        if shortened {
+            entries.extend(self.groups.iter().map(|(l, _)| Entry::note(l.clone())));
+        }
         Ok(entries)
     }
 }
 
-/// A categorical x axis for `labels` (one position per label at 0, 1, ...), ticked at the labels
-/// that fit side by side (every second, third, ... when they are many).
-fn category_axis(labels: &[String], width: f64) -> Ticked<RangedCoordf64> {
-    let n = labels.len().max(1);
-    let widest = labels.iter().map(|l| super::axes::text_width(l, TICK_SIZE as f64)).fold(0.0, f64::max) + 10.0;
-    let every = ((widest * n as f64 / width).ceil() as usize).max(1);
-    let ticks: Vec<f64> = (0..n).step_by(every).map(|i| i as f64).collect();
-    Ticked { inner: (-0.5..(n as f64 - 0.5)).into(), ticks }
+/// A categorical x axis: one position per label at 0, 1, ..., each label drawn under its bar in
+/// lines (split at `\n`), ticked at the labels that fit side by side: every one, or every second,
+/// third, ... counting back from the last.
+struct Categories {
+    lines: Vec<Vec<String>>,
+    shown: Vec<usize>,
 }
 
-fn category_label(labels: &[String], v: f64) -> String {
-    let i = v.round();
-    if (v - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+/// Height of one line of a category label, in pixels.
+const CATEGORY_LINE: u32 = TICK_SIZE + 3;
+
+impl Categories {
+    fn new(labels: &[String], width: f64) -> Categories {
+        let lines: Vec<Vec<String>> = labels.iter().map(|l| l.split('\n').map(str::to_string).collect()).collect();
+        let n = lines.len().max(1);
+        let widest = lines.iter().flatten().map(|l| text_width(l, TICK_SIZE as f64)).fold(0.0, f64::max) + 10.0;
+        let every = ((widest * n as f64 / width).ceil() as usize).max(1);
+        let mut shown: Vec<usize> = (0..lines.len()).rev().step_by(every).collect();
+        shown.reverse();
+        Categories { lines, shown }
+    }
+
+    /// The x axis (its grid and tick marks at the shown labels; the labels are drawn by [`Self::label`]).
+    fn axis(&self) -> Ticked<RangedCoordf64> {
+        let ticks = self.shown.iter().map(|&i| i as f64).collect();
+        Ticked { inner: (-0.5..(self.lines.len().max(1) as f64 - 0.5)).into(), ticks }
+    }
+
+    /// Pixels below the chart for the labels and the axis description.
+    fn area(&self) -> u32 {
+        X_AREA + (self.lines.iter().map(Vec::len).max().unwrap_or(1) as u32 - 1) * CATEGORY_LINE
+    }
+
+    /// Draws the shown labels under their bars on `area`, whose chart is `chart`.
+    fn label<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        chart: &ChartContext<'_, DB, Cartesian2d<Ticked<RangedCoordf64>, Y>>,
+    ) -> Result<(), String> {
+        let style = TextStyle::from((FONT, TICK_SIZE).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        let bottom = chart.y_range().start;
+        for &i in &self.shown {
+            let (x, y) = chart.backend_coord(&(i as f64, bottom));
+            for (k, line) in self.lines[i].iter().enumerate() {
+                let at = (x, y + 8 + (k as u32 * CATEGORY_LINE) as i32);
+                area.draw(&Text::new(line.clone(), at, style.clone())).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A cell's bar: label, then mean compute, network and reduction seconds, and the global fit's.
@@ -348,6 +408,8 @@ pub(super) type Bar = (String, f64, f64, f64, Option<f64>);
 
 pub(super) struct Breakdown {
     pub(super) title: String,
+    /// What the bars are (the x axis description).
+    pub(super) x_desc: String,
     /// One bar per cell.
     pub(super) bars: Vec<Bar>,
 }
@@ -356,16 +418,17 @@ impl Figure for Breakdown {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
         let top = headroom(self.bars.iter().map(|b| (b.1 + b.2 + b.3).max(b.4.unwrap_or(0.0))), 1.1);
         let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
+        let categories = Categories::new(&labels, x_pixels(area));
         let (y, step) = linear_axis(0.0..top);
-        let mut chart = chart_builder(area, &self.title)
-            .build_cartesian_2d(category_axis(&labels, x_pixels(area)), y)
+        let mut chart = chart_builder(area, &self.title, categories.area())
+            .build_cartesian_2d(categories.axis(), y)
             .map_err(err)?;
-        let label = |v: &f64| category_label(&labels, *v);
-        mesh(&mut chart, ("cell", &label), ("virtual time (seconds)", &|v| linear_label(*v, step)), false)?;
-        let parts = [("slowest local fit", 1usize), ("network", 2), ("reduction", 3)];
+        let y_desc = "virtual time (seconds)";
+        mesh(&mut chart, (&self.x_desc, &|_| String::new()), (y_desc, &|v| linear_label(*v, step)), false)?;
+        categories.label(area, &chart)?;
+        let parts = [("slowest local fit", LOCAL_FIT), ("network", IN_FLIGHT), ("reduction", REDUCTION)];
         let mut entries = Vec::new();
         for (p, (name, c)) in parts.into_iter().enumerate() {
-            let c = PALETTE[c];
             chart
                 .draw_series(self.bars.iter().enumerate().map(|(i, b)| {
                     let seg = [b.1, b.2, b.3];
@@ -384,7 +447,7 @@ impl Figure for Breakdown {
                     })
                 }))
                 .map_err(err)?;
-            let global = Look { color: PALETTE[0], marker: Marker::None, dashed: false, width: 3 };
+            let global = Look { dashed: false, width: 3, ..estimator_look("global") };
             entries.push(Entry::line("global fit, one machine", global));
         }
         Ok(entries)
@@ -414,12 +477,13 @@ impl Figure for Accuracy {
         let x = machines_axis(&ms, x_pixels(area));
         if self.log_y {
             let (lo, hi) = log_bounds(self.points());
-            let mut chart = chart_builder(area, &self.title).build_cartesian_2d(x, log_axis(lo, hi)).map_err(err)?;
+            let mut chart =
+                chart_builder(area, &self.title, X_AREA).build_cartesian_2d(x, log_axis(lo, hi)).map_err(err)?;
             mesh(&mut chart, ("machines M", &machine_label), (&self.y_desc, &|v| log_label(*v)), true)?;
             self.fill(chart)
         } else {
             let (y, step) = linear_axis(linear_bounds(self.points()));
-            let mut chart = chart_builder(area, &self.title).build_cartesian_2d(x, y).map_err(err)?;
+            let mut chart = chart_builder(area, &self.title, X_AREA).build_cartesian_2d(x, y).map_err(err)?;
             mesh(&mut chart, ("machines M", &machine_label), (&self.y_desc, &|v| linear_label(*v, step)), true)?;
             self.fill(chart)
         }
@@ -441,14 +505,7 @@ impl Accuracy {
             self.series.iter().map(|(name, _)| Entry::line(name.clone(), estimator_look(name))).collect();
         if let Some((label, value, look)) = &self.reference {
             let r = chart.x_range();
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(r.start, *value), (r.end, *value)],
-                    9,
-                    5,
-                    look.color.stroke_width(look.width),
-                ))
-                .map_err(err)?;
+            draw_line(&mut chart, vec![(r.start, *value), (r.end, *value)], *look)?;
             entries.push(Entry::line(label.clone(), *look));
         }
         for (name, g) in self.series.iter().rev() {
@@ -473,8 +530,10 @@ impl Figure for Gantt<'_> {
         let r = &self.run.record;
         let m = r.machines.len();
         let end = headroom(r.machines.iter().filter_map(|x| x.arrival_s).chain([r.makespan_s]), 1.05);
-        let (x, step) = linear_axis(0.0..end);
-        let mut chart = chart_builder(area, &self.title).build_cartesian_2d(x, -0.7..(m as f64 + 0.7)).map_err(err)?;
+        // A little room left of 0, so that a failed machine's cross is not cut by the axis.
+        let (x, step) = linear_axis(-0.015 * end..end);
+        let mut chart =
+            chart_builder(area, &self.title, X_AREA).build_cartesian_2d(x, -0.7..(m as f64 + 0.7)).map_err(err)?;
         chart
             .configure_mesh()
             .disable_y_mesh()
@@ -513,7 +572,7 @@ impl Gantt<'_> {
     fn draw_machines<DB: DrawingBackend>(&self, chart: &mut GanttChart<'_, DB>) -> Result<Vec<Entry>, String> {
         let machines = &self.run.record.machines;
         let h = GANTT_HALF_HEIGHT;
-        let (fit, flight, late, failed) = (PALETTE[1], PALETTE[5], PALETTE[7], PALETTE[2]);
+        let (fit, flight, late, failed) = (LOCAL_FIT, IN_FLIGHT, LATE, FAILURE);
         chart
             .draw_series(machines.iter().filter_map(|x| {
                 x.compute_s.map(|c| {
@@ -550,36 +609,28 @@ impl Gantt<'_> {
     }
 
     /// The server's reduction, and the deadline when the server stopped waiting at it.
-    fn draw_server<DB: DrawingBackend>(&self, chart: &mut GanttChart<'_, DB>) -> Result<Vec<Entry>, String> {
+    fn draw_server<'a, DB: DrawingBackend + 'a>(&self, chart: &mut GanttChart<'a, DB>) -> Result<Vec<Entry>, String> {
         let r = &self.run.record;
         let (m, h) = (r.machines.len(), GANTT_HALF_HEIGHT);
         chart
-            .draw_series([Rectangle::new([(r.reduce_start_s, -h), (r.makespan_s, h)], PALETTE[3].filled())])
+            .draw_series([Rectangle::new([(r.reduce_start_s, -h), (r.makespan_s, h)], REDUCTION.filled())])
             .map_err(err)?;
-        let mut entries = vec![Entry::block("reduction", PALETTE[3])];
+        let mut entries = vec![Entry::block("reduction", REDUCTION)];
         if r.events.iter().any(|e| e.kind == crate::cluster::record::EventKind::Deadline) {
             let d = r.reduce_start_s;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(d, -0.7), (d, m as f64 + 0.7)],
-                    6,
-                    4,
-                    PALETTE[2].stroke_width(2),
-                ))
-                .map_err(err)?;
-            entries.push(Entry::line(
-                "deadline",
-                Look { color: PALETTE[2], marker: Marker::None, dashed: true, width: 2 },
-            ));
+            let deadline = Look { color: FAILURE, ..GUIDE };
+            draw_line(chart, vec![(d, -0.7), (d, m as f64 + 0.7)], deadline)?;
+            entries.push(Entry::line("deadline", deadline));
         }
         Ok(entries)
     }
 }
 
-/// The MM objective's excess over its final value, per iteration, one line per cell.
+/// The MM objective's excess over its final value, per iteration, one line per distinct trace.
 pub(super) struct Objective {
     pub(super) title: String,
-    /// Per cell: legend label and `(J_t - J_final) / S` per iteration, floored at [`EXCESS_FLOOR`].
+    /// Per distinct trace: legend label (the cells that share it) and `(J_t - J_final) / S` per
+    /// iteration, floored at [`EXCESS_FLOOR`].
     pub(super) traces: Vec<(String, Vec<f64>)>,
 }
 
@@ -591,32 +642,25 @@ impl Figure for Objective {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
         let longest = self.traces.iter().map(|(_, t)| t.len()).max().unwrap_or(1).max(2);
         let (lo, hi) = log_bounds(self.traces.iter().flat_map(|(_, t)| t.iter().copied()).chain([EXCESS_FLOOR]));
-        // Whole iterations only: nice steps of at least 1.
+        // Whole iterations only (nice steps of at least 1), with room for the end markers.
         let last = (longest - 1) as f64;
         let (ticks, step) = linear_ticks(0.0, last, MAX_TICKS);
         let (ticks, step) = if step < 1.0 { ((0..longest).map(|i| i as f64).collect(), 1.0) } else { (ticks, step) };
-        let x: Ticked<RangedCoordf64> = Ticked { inner: (0.0..last).into(), ticks };
-        let mut chart = chart_builder(area, &self.title).build_cartesian_2d(x, log_axis(lo, hi)).map_err(err)?;
-        let x_label = |v: &f64| linear_label(*v, step);
-        mesh(
-            &mut chart,
-            ("MM iteration of the refinement on all supporting points", &x_label),
-            ("(J - final J) / S, nats per point", &|v| log_label(*v)),
-            true,
-        )?;
+        let pad = 0.03 * last;
+        let x: Ticked<RangedCoordf64> = Ticked { inner: (-pad..last + pad).into(), ticks };
+        let mut chart =
+            chart_builder(area, &self.title, X_AREA).build_cartesian_2d(x, log_axis(lo, hi)).map_err(err)?;
+        let y_desc = format!("(J - final J) / S, nats per point (at most {} drawn at it)", log_label(EXCESS_FLOOR));
+        let x_desc = "MM iteration of the refinement on all supporting points";
+        mesh(&mut chart, (x_desc, &|v| linear_label(*v, step)), (&y_desc, &|v| log_label(*v)), true)?;
         let mut entries = Vec::new();
         for (i, (label, t)) in self.traces.iter().enumerate() {
-            let look = nth_look(i);
-            let style = look.color.stroke_width(look.width);
-            let line: Vec<(f64, f64)> = t.iter().enumerate().map(|(j, &v)| (j as f64, v)).collect();
-            if look.dashed {
-                chart.draw_series(DashedLineSeries::new(line.clone(), 9, 5, style)).map_err(err)?;
-            } else {
-                chart.draw_series(LineSeries::new(line.clone(), style)).map_err(err)?;
-            }
-            chart.draw_series(line.into_iter().map(|p| marker_at(p, look))).map_err(err)?;
+            let look = sequence_look(i, self.traces.len());
+            let by_iteration: BTreeMap<usize, Vec<f64>> = t.iter().enumerate().map(|(j, &v)| (j, vec![v])).collect();
+            draw_series(&mut chart, &by_iteration, look)?;
             entries.push(Entry::line(label.clone(), look));
         }
+        entries.push(Entry::note("repetition 0"));
         Ok(entries)
     }
 }

@@ -1,6 +1,7 @@
 //! The fixed look of what the plots show: one colour, marker and line pattern per estimator (the
-//! same in every plot of every run), and the legend, drawn in a panel beside the chart so that it
-//! never covers data.
+//! same in every plot of every run, and used for nothing else), a sequential scale for series that
+//! are many of one kind (cells, sweep groups), the colours of the phases of a cluster run, and the
+//! legend, drawn in a panel beside the chart so that it never covers data.
 
 use plotters::coord::Shift;
 use plotters::element::{Drawable, PointCollection};
@@ -16,17 +17,30 @@ pub(super) const CHAR_EM: f64 = 0.62;
 /// Width of the legend panel on the right of every figure, in pixels.
 pub(super) const LEGEND_WIDTH: u32 = 240;
 
-/// The palette (colour-blind safe, Okabe & Ito 2008), black first.
-pub(super) const PALETTE: [RGBColor; 8] = [
+/// The estimators' colours (colour-blind safe, Okabe & Ito 2008), by [`estimator_look`] only.
+const ESTIMATOR_COLOURS: [RGBColor; 7] = [
     RGBColor(0, 0, 0),
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
     RGBColor(204, 121, 167),
     RGBColor(230, 159, 0),
-    RGBColor(86, 180, 233),
     RGBColor(120, 120, 120),
 ];
+
+/// The phases of a cluster run, in the time breakdown and the timeline alike.
+pub(super) const LOCAL_FIT: RGBColor = RGBColor(86, 180, 233);
+pub(super) const IN_FLIGHT: RGBColor = RGBColor(240, 200, 50);
+pub(super) const REDUCTION: RGBColor = RGBColor(70, 70, 70);
+pub(super) const LATE: RGBColor = RGBColor(200, 200, 200);
+pub(super) const FAILURE: RGBColor = RGBColor(170, 20, 60);
+
+/// Reference lines that are not an estimator (the ideal speedup, a warning level).
+pub(super) const GUIDE: Look = Look { color: RGBColor(110, 110, 110), marker: Marker::None, dashed: true, width: 2 };
+
+/// Anchors of the sequential scale (viridis, without its lightest yellow).
+const SEQUENCE: [(f64, f64, f64); 4] =
+    [(68.0, 1.0, 84.0), (59.0, 82.0, 139.0), (33.0, 145.0, 140.0), (94.0, 190.0, 80.0)];
 
 /// A marker shape.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,21 +72,24 @@ pub(super) fn estimator_look(name: &str) -> Look {
         "aligned-average" => (4, Marker::Square, true, 2),
         "naive-average" => (2, Marker::Cross, false, 2),
         "pooled" => (5, Marker::Diamond, true, 2),
-        _ => (7, Marker::Circle, false, 2),
+        _ => (6, Marker::Circle, false, 2),
     };
-    Look { color: PALETTE[c], marker, dashed, width }
+    Look { color: ESTIMATOR_COLOURS[c], marker, dashed, width }
 }
 
-/// The look of the `i`-th of several series of one kind (sweep groups, cells): colours in palette
-/// order after black, markers cycling with them, solid for the first round of colours and dashed
-/// for the second.
-pub(super) fn nth_look(i: usize) -> Look {
-    let colours = PALETTE.len() - 1;
+/// The look of the `i`-th of `count` series of one kind (cells, sweep groups): a colour along the
+/// sequential scale (so neighbours in the sweep have neighbouring colours and none is an
+/// estimator's), markers cycling, every other series dashed.
+pub(super) fn sequence_look(i: usize, count: usize) -> Look {
+    let t = if count < 2 { 0.0 } else { i as f64 / (count - 1) as f64 } * (SEQUENCE.len() - 1) as f64;
+    let (k, f) = ((t.floor() as usize).min(SEQUENCE.len() - 2), t - t.floor().min((SEQUENCE.len() - 2) as f64));
+    let mix = |a: f64, b: f64| (a + (b - a) * f).round() as u8;
+    let (a, b) = (SEQUENCE[k], SEQUENCE[k + 1]);
     let markers = [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Diamond];
     Look {
-        color: PALETTE[1 + i % colours],
+        color: RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2)),
         marker: markers[i % markers.len()],
-        dashed: (i / colours) % 2 == 1,
+        dashed: i % 2 == 1,
         width: 2,
     }
 }
@@ -130,6 +147,8 @@ pub(super) enum Swatch {
     Line(Look),
     /// A filled box.
     Block(RGBColor),
+    /// Nothing: the entry is a note.
+    Note,
 }
 
 /// One legend entry.
@@ -146,44 +165,60 @@ impl Entry {
     pub(super) fn block(label: impl Into<String>, color: RGBColor) -> Entry {
         Entry { label: label.into(), swatch: Swatch::Block(color) }
     }
+
+    pub(super) fn note(label: impl Into<String>) -> Entry {
+        Entry { label: label.into(), swatch: Swatch::Note }
+    }
 }
 
-/// Draws the legend's entries top down in the side panel `area`, with the font shrunk (down to 9
-/// points) when there are many; entries that still do not fit are summarised in a last line.
+/// Draws the legend's entries top down in the side panel `area`; entries that do not fit even at
+/// the smallest font are summarised in a last line.
 pub(super) fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[Entry]) -> Result<(), String> {
     if entries.is_empty() {
         return Ok(());
     }
-    let (_, height) = area.dim_in_pixel();
-    let top = 60i32;
+    let (width, height) = area.dim_in_pixel();
+    let (top, left) = (60i32, 44i32);
     let room = height as i32 - top - 20;
-    // Small enough for the entries to fit the height and the longest label the width; labels still
-    // too long at the smallest size are cut with an ellipsis.
-    let width = area.dim_in_pixel().0 as f64 - 54.0;
-    let longest = entries.iter().map(|e| e.label.chars().count()).max().unwrap_or(1) as f64;
-    let by_width = (width / (CHAR_EM * longest)) as i32;
-    let size = (room / entries.len() as i32 - 6).min(by_width).clamp(9, 14);
-    let fit = |label: &str| {
-        let chars = (width / (CHAR_EM * size as f64)) as usize;
-        match label.chars().count() > chars {
-            true => format!("{}...", label.chars().take(chars.saturating_sub(3)).collect::<String>()),
-            false => label.to_string(),
-        }
+    // Labels wrap at word boundaries to the panel's width; the font shrinks (down to 10 points)
+    // when the wrapped entries would not fit the height.
+    let layout = |size: i32| -> Vec<Vec<String>> {
+        let chars = ((width as f64 - left as f64 - 6.0) / (CHAR_EM * size as f64)) as usize;
+        entries.iter().map(|e| wrap(&e.label, chars.max(8))).collect()
     };
-    let step = size + 6;
-    let fits = (room / step) as usize;
-    let shown = if entries.len() > fits { fits.saturating_sub(1) } else { entries.len() };
-    for (i, e) in entries.iter().take(shown).enumerate() {
-        let y = top + i as i32 * step + step / 2;
-        draw_swatch(area, e.swatch, (8, y))?;
-        area.draw(&Text::new(fit(&e.label), (44, y - size / 2), (FONT, size as f64))).map_err(err)?;
-    }
-    if shown < entries.len() {
-        let y = top + shown as i32 * step;
-        let more = format!("... and {} more", entries.len() - shown);
-        area.draw(&Text::new(more, (44, y), (FONT, size as f64))).map_err(err)?;
+    let height_of =
+        |lines: &[Vec<String>], size: i32| lines.iter().map(|l| l.len() as i32 * (size + 2) + 6).sum::<i32>();
+    let size = (10..=14).rev().find(|&s| height_of(&layout(s), s) <= room).unwrap_or(10);
+    let mut y = top;
+    for (i, (e, lines)) in entries.iter().zip(layout(size)).enumerate() {
+        let h = lines.len() as i32 * (size + 2) + 6;
+        if y + h > top + room {
+            let more = format!("... and {} more", entries.len() - i);
+            area.draw(&Text::new(more, (left, y), (FONT, size as f64))).map_err(err)?;
+            break;
+        }
+        draw_swatch(area, e.swatch, (8, y + size / 2 + 1))?;
+        for (k, line) in lines.into_iter().enumerate() {
+            area.draw(&Text::new(line, (left, y + k as i32 * (size + 2)), (FONT, size as f64))).map_err(err)?;
+        }
+        y += h;
     }
     Ok(())
+}
+
+/// `text` broken at spaces into lines of at most `chars` characters (a longer word is cut).
+fn wrap(text: &str, chars: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= chars => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.chars().take(chars).collect()),
+        }
+    }
+    lines
 }
 
 /// A swatch 30 pixels wide whose middle left is at `(x, y)`.
@@ -193,6 +228,7 @@ fn draw_swatch<DB: DrawingBackend>(
     (x, y): (i32, i32),
 ) -> Result<(), String> {
     match swatch {
+        Swatch::Note => Ok(()),
         Swatch::Block(c) => area.draw(&Rectangle::new([(x, y - 6), (x + 30, y + 6)], c.filled())).map_err(err),
         Swatch::Line(look) => {
             let style = look.color.stroke_width(look.width);
