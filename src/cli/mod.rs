@@ -55,7 +55,8 @@ pub struct Cli {
 enum Command {
     /// Run a scenario file: every cell of its sweep, then results.csv, run.json, plots and traces.
     Run(RunArgs),
-    /// Validate a scenario file (keys, types, ranges, data files, shard sizes) without running it.
+    /// Validate a scenario file (keys, types, ranges, data files, shard sizes) without running it,
+    /// warning about machines with fewer than 10 training rows per free parameter.
     Check(CheckArgs),
     /// Measure the model clock's constants on this machine and print them as a [cost_model] table.
     Calibrate,
