@@ -96,6 +96,13 @@ fn deadline_leaves_out_a_straggler_and_reweights_the_others() {
     assert_eq!(r.machines.iter().filter(|m| m.included).count(), 7);
     assert_eq!(r.reduce_start_s, deadline);
     assert_eq!(r.makespan_s, deadline + r.reduce_s);
+    // The wait for the deadline is its own part, not network time: the network part ends at the
+    // last used arrival, and the four parts add up to the makespan.
+    let last_used = r.machines.iter().filter(|m| m.included).filter_map(|m| m.arrival_s).fold(0.0, f64::max);
+    assert_eq!(r.local_compute_max_s + r.network_s, last_used);
+    assert!((r.wait_s - (deadline - others_max)).abs() < 1e-12 && r.wait_s > 0.0, "wait {}", r.wait_s);
+    assert!((r.local_compute_max_s + r.network_s + r.wait_s + r.reduce_s - r.makespan_s).abs() < 1e-12);
+    assert_eq!(all.wait_s, 0.0, "no deadline, no wait");
     assert!(r.events.iter().any(|e| e.kind == EventKind::Late && e.machine == Some(straggler)));
     assert!(r.events.iter().any(|e| e.kind == EventKind::Deadline));
     let equal = 1.0 / 7.0;

@@ -106,6 +106,7 @@ fn a_signal_at_any_moment_leaves_the_old_or_the_new_output_whole() {
                 let stderr = String::from_utf8_lossy(&status.stderr);
                 assert!(stderr.contains("interrupted by SIG"), "{what}: {stderr}");
                 if after == before {
+                    assert!(stderr.trim_end().ends_with(": nothing written"), "{what}: old output kept, but {stderr}");
                     interrupted_while_writing += usize::from(writing);
                     continue;
                 }

@@ -477,6 +477,15 @@ fn small_shards_and_unconverged_fits_are_warned_about() {
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("run.json")).unwrap()).unwrap();
     let warnings = run["warnings"].as_array().unwrap();
     assert!(warnings.iter().any(|w| w.as_str().unwrap().starts_with("cell 0: 4 of 4 local fits")), "{warnings:?}");
+    // results.csv says the same per row: no local fit converged; 6,000 x 0.8 / 4 rows for 18 parameters.
+    let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for line in csv.lines().skip(1).filter(|l| l.contains(",reduction,")) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f[col("local_converged")], "0", "{line}");
+        assert!((f[col("rows_per_parameter")].parse::<f64>().unwrap() - 1_200.0 / 18.0).abs() < 1e-9, "{line}");
+    }
 }
 
 #[test]
@@ -525,4 +534,108 @@ fn plots_of_a_sweep_over_n_networks_and_m_stay_readable() {
             "cell {cell}: {legend}"
         );
     }
+}
+
+/// Every file under `dir` (hidden ones included) with its bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn report_redraws_the_same_views_and_takes_a_metric_and_a_timeline() {
+    let dir = workdir("report");
+    let out_dir = dir.join("r");
+    let out = run_quickstart(&out_dir, &["--clock", "model", "--set", "cluster.machines=[1,4,8]"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = tree(&out_dir);
+    assert!(before.contains_key(Path::new("index.html")));
+    // Without options: every file as it was, byte for byte (the figures come from results.csv and
+    // the records, which read back exactly).
+    let out = dmoe(&["report", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("8 figures and index.html redrawn"));
+    assert!(tree(&out_dir) == before, "report without options changed the folder");
+    // Another metric and another run's timeline.
+    let out = dmoe(&["report", out_dir.to_str().unwrap(), "--metric", "ari", "--timeline", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let after = tree(&out_dir);
+    assert!(after.contains_key(Path::new("plots/accuracy-ari.svg")));
+    assert!(!after.contains_key(Path::new("plots/accuracy-rpe.svg")));
+    assert_eq!(after[Path::new("results.csv")], before[Path::new("results.csv")]);
+    let title = &svg_texts(&out_dir.join("plots/timeline.svg"))[0].text;
+    assert!(title.starts_with("Virtual timeline of cell 1, repetition 0: M = 4"), "{title}");
+    let html = String::from_utf8_lossy(&after[Path::new("index.html")]).into_owned();
+    assert!(html.contains("id=\"fig-accuracy-ari\"") && !html.contains("id=\"fig-accuracy-rpe\""));
+    assert!(html.contains("--set data.n=6000") && html.contains("clock=&quot;model&quot;"), "overrides shown");
+    // Errors: exit 2, one message, the folder untouched, nothing left beside it.
+    for (args, needle) in [
+        (vec!["--timeline", "7"], "--timeline 7 --rep 0: "),
+        (vec!["--metric", "nonsense"], "invalid value 'nonsense'"),
+    ] {
+        let mut all = vec!["report", out_dir.to_str().unwrap()];
+        all.extend(args);
+        let out = dmoe(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(tree(&out_dir) == after);
+    }
+    assert_eq!(common::listing(&dir), ["r"]);
+    let out = dmoe(&["report", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run.json here"));
+}
+
+#[test]
+fn calibrate_save_is_used_by_later_model_clock_runs_on_this_host_only() {
+    let dir = workdir("calibrate");
+    let saved = dir.join("config/cost-model.toml");
+    let with_saved = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dmoe"))
+            .args(args)
+            .env("DMOE_CALIBRATION", &saved)
+            .output()
+            .unwrap()
+    };
+    let q = repo("scenarios/quickstart.toml");
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", q.to_str().unwrap(), "--clock", "model"];
+        args.extend(extra);
+        let out = with_saved(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(check(&[]).contains("constants from the built-in defaults"), "{}", check(&[]));
+    let out = with_saved(&["calibrate", "--save"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&saved).unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let mm = printed.lines().find(|l| l.starts_with("mm_per_unit = ")).unwrap();
+    assert!(check(&[]).contains("constants from this machine's calibration"), "{}", check(&[]));
+    assert!(check(&[]).contains(mm), "the saved {mm} is used");
+    // A scenario's own key wins over the saved one.
+    let own = check(&["--set", "cost_model.mm_per_unit=1e-9"]);
+    assert!(own.contains("mm_per_unit = 1e-9; constants from the scenario's [cost_model] for mm_per_unit"), "{own}");
+    // Saved on another host: not used, and said so.
+    let host = text.lines().find(|l| l.starts_with("host = ")).unwrap();
+    std::fs::write(&saved, text.replace(host, "host = \"another-box\"")).unwrap();
+    assert!(check(&[]).contains("was measured on host another-box"), "{}", check(&[]));
+    // A broken file is an error naming it, for the model clock only.
+    std::fs::write(&saved, "host = 3\n").unwrap();
+    let out = with_saved(&["check", q.to_str().unwrap(), "--clock", "model"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cost-model.toml: not a dmoe calibration"));
+    assert!(with_saved(&["check", q.to_str().unwrap()]).status.success(), "the measured clock does not read it");
 }

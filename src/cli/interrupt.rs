@@ -74,13 +74,17 @@ pub fn install() {
             _ => "SIGALRM",
         };
         let outcome = match written.is_empty() {
-            true => "no output was written or changed".to_string(),
+            true => "nothing written".to_string(),
             false => {
                 let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
                 format!("complete before the signal: {}; nothing else was written or changed", paths.join(", "))
             }
         };
-        tell!("\ninterrupted by {name}: stopped; {outcome}");
+        // One line: the progress bars are erased, and on a terminal the line the shell echoed `^C`
+        // on is overwritten.
+        crate::cli::progress::clear_bars();
+        let erase = if std::io::IsTerminal::is_terminal(&std::io::stderr()) { "\r\x1b[2K" } else { "" };
+        tell!("{erase}interrupted by {name}: {outcome}");
         std::process::exit(exit_code(sig));
     });
 }

@@ -1,7 +1,7 @@
 //! The command line: a thin layer that parses flags, calls the library and prints. Every user error
 //! ends with a message on stderr and exit code 2, and no partial output file.
 
-//! One file per command: `run` (run, check, calibrate), `fit`, `simulate`, `predict`, `bench`;
+//! One file per command: `run` (run, check, calibrate), `report`, `fit`, `simulate`, `predict`, `bench`;
 //! `progress` shows a study's progress; `interrupt` turns SIGINT/SIGTERM into a clean stop.
 
 /// `println!` that never panics: when stdout cannot be written (a full disk, `>/dev/full`) the
@@ -30,6 +30,7 @@ mod fit;
 mod interrupt;
 mod predict;
 pub mod progress;
+mod report;
 mod run;
 mod simulate;
 
@@ -40,7 +41,8 @@ use clap::{Parser, Subcommand};
 
 use self::fit::FitArgs;
 use self::predict::PredictArgs;
-use self::run::{CheckArgs, RunArgs};
+use self::report::ReportArgs;
+use self::run::{CalibrateArgs, CheckArgs, RunArgs};
 use self::simulate::SimulateArgs;
 
 /// dmoe: learn a Mixture of Experts across a (simulated) cluster.
@@ -53,13 +55,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a scenario file: every cell of its sweep, then results.csv, run.json, plots and traces.
+    /// Run a scenario file: every cell of its sweep, then results.csv, run.json, plots, traces and
+    /// the report page index.html.
     Run(RunArgs),
+    /// Draw the plots and index.html of an output folder again, without running anything.
+    Report(ReportArgs),
     /// Validate a scenario file (keys, types, ranges, data files, shard sizes) without running it,
     /// warning about machines with fewer than 10 training rows per free parameter.
     Check(CheckArgs),
-    /// Measure the model clock's constants on this machine and print them as a [cost_model] table.
-    Calibrate,
+    /// Measure the model clock's constants on this machine and print them as a [cost_model] table;
+    /// --save keeps them for later model-clock runs on this machine.
+    Calibrate(CalibrateArgs),
     /// Draw a data set from a random true MoE (the authors' recipe) and write it as CSV.
     Simulate(SimulateArgs),
     /// Fit a MoE by EM to a CSV file and write the model as JSON: on one machine, on M machines
@@ -84,7 +90,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Check(a) => run::check(a),
-        Command::Calibrate => run::calibrate(),
+        Command::Report(a) => report::report(a),
+        Command::Calibrate(a) => run::calibrate(a),
         Command::Simulate(a) => simulate::simulate(a),
         Command::Fit(a) if a.uses_mpi() => return fit::fit_mpi(&a),
         Command::Fit(a) => fit::fit(a),

@@ -10,6 +10,16 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::study::Progress;
 
+/// The bars on screen, so that an interrupt can erase them ([`clear_bars`]).
+static ON_SCREEN: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Erases the bars on screen, if any (called when a signal stops the run).
+pub fn clear_bars() {
+    if let Some(multi) = ON_SCREEN.lock().ok().and_then(|mut m| m.take()) {
+        let _ = multi.clear();
+    }
+}
+
 /// Bars on a terminal.
 pub struct Bars {
     multi: MultiProgress,
@@ -27,7 +37,16 @@ impl Bars {
                 .expect("a valid template")
                 .progress_chars("=> "),
         );
+        *ON_SCREEN.lock().expect("progress lock") = Some(multi.clone());
         Bars { multi, main, running: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        if let Ok(mut m) = ON_SCREEN.lock() {
+            *m = None;
+        }
     }
 }
 

@@ -42,16 +42,22 @@ pub struct CheckArgs {
     clock: Option<String>,
 }
 
-/// The checked plan of a scenario file with its `--set` overrides; `--clock` is one more override.
-fn load_checked(file: &Path, set: &[String], clock: Option<&str>) -> Result<study::Plan, String> {
+/// The `--set` overrides, with `--clock` as one more.
+fn overrides(set: &[String], clock: Option<&str>) -> Vec<String> {
     let mut overrides = set.to_vec();
     overrides.extend(clock.map(|c| format!("clock=\"{c}\"")));
-    study::load(file, &overrides).map_err(|e| e.to_string())
+    overrides
+}
+
+/// The checked plan of a scenario file with its overrides.
+fn load_checked(file: &Path, set: &[String], clock: Option<&str>) -> Result<study::Plan, String> {
+    study::load(file, &overrides(set, clock)).map_err(|e| e.to_string())
 }
 
 pub fn check(a: CheckArgs) -> Result<(), String> {
     let c = load_checked(&a.file, &a.set, a.clock.as_deref())?;
     let runs = c.cells.len() * c.repetitions;
+    tell_constants(&c);
     warn_all(&study::warnings::before_run(&c));
     say!(
         "{}: ok: {} cells x {} repetition(s) = {runs} cluster runs; K = {}, d = {}; output folder `{}`",
@@ -73,6 +79,9 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     let dest = a.out.clone().unwrap_or_else(|| PathBuf::from("output").join(&checked.name));
     let dest = Destination::folder(&dest, "--out").map_err(|e| e.to_string())?;
     inputs_outside(&checked, &dest)?;
+    if !a.quiet {
+        tell_constants(&checked);
+    }
     warn_all(&study::warnings::before_run(&checked));
     let with_global = usize::from(checked.reports(study::Estimator::Global));
     let data_sets = checked.cells.iter().map(|c| c.n_index).max().map_or(0, |m| m + 1) * checked.repetitions;
@@ -86,7 +95,12 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     };
     let out = study::run(&checked, &study::StudyOptions { jobs: a.jobs, progress })
         .map_err(|e| format!("{}: {e}", a.file.display()))?;
-    report::write_study(&dest, &checked, &out, &report::RunMeta { jobs: a.jobs, overrides: a.set.clone() })?;
+    report::write_study(
+        &dest,
+        &checked,
+        &out,
+        &report::RunMeta { jobs: a.jobs, overrides: overrides(&a.set, a.clock.as_deref()) },
+    )?;
     // The lock goes before anything is printed: a closed stdout (`| head`) must not leave it.
     let dest = {
         let path = dest.path().to_path_buf();
@@ -95,7 +109,10 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     };
     warn_all(&study::warnings::after_run(&checked, &out));
     if !a.quiet {
-        print_summary(&out);
+        let cells = report::summary::cells(&checked, &out.rows);
+        for line in report::summary::text(&cells, &report::summary::baselines(&checked, &out.rows)) {
+            say!("{line}");
+        }
         say!("results, plots and traces in {}/ ({:.1} s)", dest.display(), out.wall_seconds);
     }
     Ok(())
@@ -129,44 +146,43 @@ fn inputs_outside(plan: &study::Plan, dest: &Destination) -> Result<(), String> 
     }
 }
 
-/// One line per cell: mean makespan and speedup, and the reduction's RPE next to the global fit's.
-fn print_summary(out: &study::StudyOutput) {
-    say!(
-        "{:>5} {:>5} {:>9} {:<28} {:>11} {:>8} {:>13} {:>10}",
-        "cell",
-        "M",
-        "n",
-        "network",
-        "makespan_s",
-        "speedup",
-        "RPE reduction",
-        "RPE global"
-    );
-    let mut cells: Vec<usize> = out.rows.iter().map(|r| r.cell).collect();
-    cells.dedup();
-    for c in cells {
-        let rows: Vec<&study::ResultRow> = out.rows.iter().filter(|r| r.cell == c).collect();
-        let mean = |est: &str, f: &dyn Fn(&study::ResultRow) -> Option<f64>| {
-            let v: Vec<f64> = rows.iter().filter(|r| r.estimator == est).filter_map(|r| f(r)).collect();
-            if v.is_empty() { "-".to_string() } else { format!("{:.4}", v.iter().sum::<f64>() / v.len() as f64) }
-        };
-        let first = rows[0];
-        say!(
-            "{c:>5} {:>5} {:>9} {:<28} {:>11} {:>8} {:>13} {:>10}",
-            first.machines,
-            first.n,
-            first.network.chars().take(28).collect::<String>(),
-            mean("reduction", &|r| r.makespan_s),
-            mean("reduction", &|r| r.speedup),
-            mean("reduction", &|r| Some(r.scores.rpe)),
-            mean("global", &|r| Some(r.scores.rpe))
-        );
-    }
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Also save the constants where later model-clock runs on this machine pick them up
+    /// ($DMOE_CALIBRATION, else $XDG_CONFIG_HOME/dmoe/cost-model.toml, else
+    /// ~/.config/dmoe/cost-model.toml); a scenario's own [cost_model] keys still win.
+    #[arg(long)]
+    save: bool,
 }
 
-/// `dmoe calibrate`: measures the model clock's constants and prints them as a scenario table.
-pub fn calibrate() -> Result<(), String> {
+/// `dmoe calibrate`: measures the model clock's constants, prints them as a scenario table, and
+/// with `--save` writes them to this machine's calibration file.
+pub fn calibrate(a: CalibrateArgs) -> Result<(), String> {
+    use crate::study::calibration;
+    let target = match a.save {
+        true => {
+            let p =
+                calibration::path().ok_or("--save: DMOE_CALIBRATION is empty and names no file; set it to a path")?;
+            // The configuration folder may not exist yet on a fresh machine.
+            if let Some(folder) = p.parent().filter(|f| !f.as_os_str().is_empty()) {
+                std::fs::create_dir_all(folder).map_err(|e| format!("--save {}: {e}", folder.display()))?;
+            }
+            Some(Destination::file(&p, "--save").map_err(|e| e.to_string())?)
+        }
+        false => None,
+    };
     let c = crate::cluster::clock::calibrate();
+    if let Some(dest) = &target {
+        let saved = calibration::Saved {
+            host: calibration::host(),
+            calibrated_unix_seconds: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            dmoe_version: env!("CARGO_PKG_VERSION").into(),
+            cost_model: c.clone(),
+        };
+        dest.write(|w| w.write_all(calibration::to_toml(&saved).as_bytes())).map_err(|e| e.to_string())?;
+    }
     say!("# model-clock constants measured on this machine; paste into a scenario");
     say!(
         "[cost_model]\nem_per_component = {:e}\nem_per_coefficient_pair = {:e}\nmm_per_unit = {:e}",
@@ -174,5 +190,20 @@ pub fn calibrate() -> Result<(), String> {
         c.em_per_coefficient_pair,
         c.mm_per_unit
     );
+    if let Some(dest) = target {
+        say!("# saved in {}: model-clock runs on this machine now start from these constants", dest.path().display());
+    }
     Ok(())
+}
+
+/// Says on stderr which model-clock constants a plan uses and where they came from.
+fn tell_constants(plan: &study::Plan) {
+    if let (crate::cluster::clock::Clock::Model(c), Some(source)) = (&plan.clock, &plan.cost_source) {
+        tell!(
+            "model clock: em_per_component = {:e}, em_per_coefficient_pair = {:e}, mm_per_unit = {:e}; constants from {source}",
+            c.em_per_component,
+            c.em_per_coefficient_pair,
+            c.mm_per_unit
+        );
+    }
 }

@@ -183,8 +183,12 @@ pub struct RunRecord {
     pub events: Vec<Event>,
     /// Slowest included machine's compute time.
     pub local_compute_max_s: f64,
-    /// Time the server waited for the network beyond the slowest compute: reduce start minus that.
+    /// Time the reports spent in the network beyond the slowest compute: the last used report's
+    /// arrival minus `local_compute_max_s`.
     pub network_s: f64,
+    /// Time the server then waited for the deadline (reports late or lost, machines failed): reduce
+    /// start minus the last used report's arrival; 0 without a deadline.
+    pub wait_s: f64,
     /// When the server started reducing.
     pub reduce_start_s: f64,
     /// Duration of the reduction.

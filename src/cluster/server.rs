@@ -212,8 +212,9 @@ fn timeline(timings: &[Option<Timing>], deadline: Option<f64>, reduced: &Reduced
     events
 }
 
-/// The run's record: the slowest included compute time `c`, network wait `t0 - c`, reduction from t0
-/// to the makespan `t0 + reduce_s`, the bytes of every report, and `speedup = global_s / makespan`.
+/// The run's record: the slowest included compute time `c`, the network time `a - c` to the last
+/// used report's arrival `a`, the wait for the deadline `t0 - a`, the reduction from t0 to the
+/// makespan `t0 + reduce_s`, the bytes of every report, and `speedup = global_s / makespan`.
 fn run_record(
     clock: &Clock,
     timings: &[Option<Timing>],
@@ -223,14 +224,17 @@ fn run_record(
     (estimators, global_s): (Vec<NamedModel>, Option<f64>),
 ) -> RunRecord {
     let (start, reduce_s) = (reduced.start, reduced.reduce_s);
-    let local_compute_max_s = timings.iter().flatten().filter(|t| t.included).map(|t| t.compute).fold(0.0, f64::max);
+    let used = || timings.iter().flatten().filter(|t| t.included);
+    let local_compute_max_s = used().map(|t| t.compute).fold(0.0, f64::max);
+    let last_arrival = used().map(|t| t.arrival).fold(local_compute_max_s, f64::max);
     let makespan_s = start + reduce_s;
     RunRecord {
         clock: clock.name().into(),
         machines,
         events,
         local_compute_max_s,
-        network_s: start - local_compute_max_s,
+        network_s: last_arrival - local_compute_max_s,
+        wait_s: start - last_arrival,
         reduce_start_s: start,
         reduce_s,
         makespan_s,

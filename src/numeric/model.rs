@@ -384,6 +384,15 @@ mod tests {
     use super::*;
     use ndarray::array;
 
+    #[test]
+    fn free_parameters_count_experts_variances_and_free_gate_rows() {
+        // K = 3, d = 2: 3 x 3 coefficients + 3 variances + 2 x 3 gate entries.
+        assert_eq!(n_free_params(3, 2), 18);
+        assert_eq!(n_free_params(1, 4), 6);
+        assert_eq!(two_component().n_params(), 2 * 2 + 2 + 2);
+        assert_eq!(n_free_params(usize::MAX, 3), usize::MAX);
+    }
+
     fn two_component() -> Moe {
         Moe::new(vec!["x1".into()], array![[0.5, 1.0], [0.0, 0.0]], array![[1.0, 2.0], [-1.0, 0.5]], array![0.5, 2.0])
             .unwrap()

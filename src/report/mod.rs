@@ -2,7 +2,10 @@
 //! timelines, and the plots. Everything is written into one folder, which appears whole
 //! (`write_study`).
 
+mod page;
 pub mod plots;
+pub mod reload;
+pub mod summary;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,9 +16,10 @@ use crate::cluster::record::{EventKind, RunRecord};
 use crate::destination::{self, Destination};
 use crate::study::Plan;
 use crate::study::{ResultRow, StudyOutput};
+pub use plots::PlotOptions;
 
 /// Column names of results.csv, in order.
-pub const RESULT_COLUMNS: [&str; 22] = [
+pub const RESULT_COLUMNS: [&str; 25] = [
     "scenario",
     "cell",
     "machines",
@@ -32,12 +36,15 @@ pub const RESULT_COLUMNS: [&str; 22] = [
     "clustering_error",
     "local_compute_max_s",
     "network_s",
+    "wait_s",
     "reduce_s",
     "makespan_s",
     "speedup",
     "bytes_sent",
     "machines_included",
     "machines_flagged",
+    "local_converged",
+    "rows_per_parameter",
 ];
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -82,12 +89,15 @@ pub fn results_csv(scenario: &str, rows: &[ResultRow]) -> Vec<u8> {
             opt_number(s.clustering_error),
             opt_number(r.local_compute_max_s),
             opt_number(r.network_s),
+            opt_number(r.wait_s),
             opt_number(r.reduce_s),
             opt_number(r.makespan_s),
             opt_number(r.speedup),
             opt(r.bytes_sent),
             opt(r.machines_included),
             opt(r.machines_flagged),
+            opt(r.local_converged),
+            opt_number(r.rows_per_parameter),
         ])
         .expect("writing to memory");
     }
@@ -126,7 +136,7 @@ pub fn chrome_trace(record: &RunRecord) -> serde_json::Value {
 pub struct RunMeta {
     /// `--jobs`.
     pub jobs: usize,
-    /// Overrides given with `--set`.
+    /// Overrides given with `--set` (and `--clock`, as `clock="..."`).
     pub overrides: Vec<String>,
 }
 
@@ -144,9 +154,13 @@ pub fn run_json(checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> serde_json
     json!({
         "scenario": checked.document,
         "scenario_file": checked.file.display().to_string(),
+        "scenario_path": std::path::absolute(&checked.file).unwrap_or_else(|_| checked.file.clone()).display().to_string(),
+        "scenario_text": checked.text,
         "overrides": meta.overrides,
         "dmoe_version": env!("CARGO_PKG_VERSION"),
         "seed": checked.seed,
+        "clock": checked.clock.name(),
+        "cost_model": cost_model(checked),
         "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "jobs": meta.jobs,
         "cells": checked.cells.len(),
@@ -158,6 +172,19 @@ pub fn run_json(checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> serde_json
     })
 }
 
+/// The model clock's constants and where they came from; `null` with the measured clock.
+fn cost_model(checked: &Plan) -> serde_json::Value {
+    match (&checked.clock, &checked.cost_source) {
+        (crate::cluster::clock::Clock::Model(c), Some(source)) => json!({
+            "em_per_component": c.em_per_component,
+            "em_per_coefficient_pair": c.em_per_coefficient_pair,
+            "mm_per_unit": c.mm_per_unit,
+            "source": source,
+        }),
+        _ => serde_json::Value::Null,
+    }
+}
+
 /// Writes every output into `dir`, which must exist and be empty. Subfolders are made with
 /// `create_dir`, never `create_dir_all`, so a writer cannot recreate `dir` after an interrupt
 /// deleted it.
@@ -166,8 +193,9 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) 
     let write = |p: PathBuf, bytes: &[u8]| std::fs::write(&p, bytes).map_err(|e| io(&p, e));
     write(dir.join("results.csv"), &results_csv(&checked.name, &out.rows))?;
     let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON values serialise");
-    write(dir.join("run.json"), &pretty(&run_json(checked, out, meta)))?;
-    for sub in ["traces", "records", "plots"] {
+    let run = run_json(checked, out, meta);
+    write(dir.join("run.json"), &pretty(&run))?;
+    for sub in ["traces", "records"] {
         std::fs::create_dir(dir.join(sub)).map_err(|e| io(&dir.join(sub), e))?;
     }
     for r in &out.runs {
@@ -176,16 +204,78 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) 
         let rec = serde_json::to_vec_pretty(&r.record).expect("records serialise");
         write(dir.join("records").join(format!("{stem}.json")), &rec)?;
     }
-    plots::write_all(&dir.join("plots"), checked, out)?;
+    write_views(dir, checked, out, &run, &PlotOptions::default())?;
     let mut readme = std::fs::File::create(dir.join("README.txt")).map_err(|e| io(dir, e))?;
     writeln!(
         readme,
-        "dmoe run of {} ({} cells x {} repetition(s)).\nresults.csv: one row per cell x repetition x estimator (see scenarios/README.md for the columns).\nrun.json: the scenario as run and the wall-clock facts.\nrecords/: every run's full record (models, per-machine times, events).\ntraces/: Chrome traces of the virtual timelines (open in https://ui.perfetto.dev).\nplots/: PNG and SVG figures.",
+        "dmoe run of {} ({} cells x {} repetition(s)).\nresults.csv: one row per cell x repetition x estimator (see scenarios/README.md for the columns).\nindex.html: the report (warnings, summary, every figure, the scenario); redraw it with `dmoe report`.\nrun.json: the scenario as run and the wall-clock facts.\nrecords/: every run's full record (models, per-machine times, events).\ntraces/: Chrome traces of the virtual timelines (open in https://ui.perfetto.dev).\nplots/: PNG and SVG figures.",
         checked.file.display(),
         checked.cells.len(),
         checked.repetitions
     )
     .map_err(|e| io(dir, e))?;
+    Ok(())
+}
+
+/// Draws the views of a study into `dir`: the figures into `plots/` (a new folder) and the page
+/// `index.html` that shows them.
+pub fn write_views(
+    dir: &Path,
+    checked: &Plan,
+    out: &StudyOutput,
+    run: &serde_json::Value,
+    opts: &PlotOptions,
+) -> Result<(), String> {
+    let plots = dir.join("plots");
+    std::fs::create_dir(&plots).map_err(|e| format!("{}: {e}", plots.display()))?;
+    let stems = plots::write_all(&plots, checked, out, opts)?;
+    let html = page::index_html(checked, out, run, &plots, &stems)?;
+    let index = dir.join("index.html");
+    std::fs::write(&index, html).map_err(|e| format!("{}: {e}", index.display()))
+}
+
+/// `dmoe report`: draws the views of the output folder `dest` again from what it holds (results.csv,
+/// run.json, records/) with `opts`, without running anything. The folder is staged and swapped in
+/// whole, like a run's: its other files are hard links (or copies) of the old ones. Returns the
+/// figures' count.
+pub fn redraw(dest: &Destination, opts: &PlotOptions) -> Result<usize, String> {
+    let loaded = reload::reload(dest.path())?;
+    if let Some((cell, rep)) = opts.timeline
+        && !loaded.out.runs.iter().any(|r| r.cell.index == cell && r.rep == rep)
+    {
+        return Err(format!(
+            "--timeline {cell} --rep {rep}: {} has no such run (cells 0-{}, repetitions 0-{})",
+            dest.path().display(),
+            loaded.plan.cells.len() - 1,
+            loaded.plan.repetitions - 1
+        ));
+    }
+    let staged = dest.stage().map_err(|e| e.to_string())?;
+    link_tree(dest.path(), staged.path(), &["plots", "index.html", destination::OUTPUT_MARKER])?;
+    write_views(staged.path(), &loaded.plan, &loaded.out, &loaded.run, opts)?;
+    let figures = std::fs::read_dir(staged.path().join("plots")).map_or(0, |d| d.count() / 2);
+    destination::commit(vec![staged]).map_err(|e| e.to_string())?;
+    Ok(figures)
+}
+
+/// Hard-links (or, across file systems, copies) every file under `from` into `to`, folders made
+/// anew, except the top-level names in `skip`.
+fn link_tree(from: &Path, to: &Path, skip: &[&str]) -> Result<(), String> {
+    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
+        let entry = entry.map_err(|e| io(from, e))?;
+        let name = entry.file_name();
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if entry.file_type().map_err(|e| io(&src, e))?.is_dir() {
+            std::fs::create_dir(&dst).map_err(|e| io(&dst, e))?;
+            link_tree(&src, &dst, &[])?;
+        } else if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst).map_err(|e| io(&src, e))?;
+        }
+    }
     Ok(())
 }
 

@@ -64,9 +64,11 @@ fn by_group_and_m(
 /// An accuracy plot's file stem, title, y-axis label, log scale, and the metric it reads.
 type AccuracyMetric = (&'static str, &'static str, &'static str, bool, fn(&ResultRow) -> Option<f64>);
 
-/// The accuracy plots: test RPE `sum (y - yhat)^2 / sum y^2`, parameter MSE against the truth (after
-/// label matching) and the transport divergence to the true model.
-const ACCURACY: [AccuracyMetric; 3] = [
+/// The accuracy plots by metric: test RPE `sum (y - yhat)^2 / sum y^2`, parameter MSE against the
+/// truth (after label matching), the transport divergence to the true model, the correlation of
+/// prediction and response, and the agreement of the gate's clustering with the true components.
+/// The test log-likelihood (`loglik`) has its own figure ([`loglik_figure`]).
+const ACCURACY: [AccuracyMetric; 6] = [
     ("rpe", "Test RPE", "RPE = sum (y - yhat)^2 / sum y^2", false, |r| Some(r.scores.rpe)),
     ("param-mse", "Parameter error after label matching", "parameter MSE against the truth", true, |r| {
         r.scores.param_mse
@@ -74,7 +76,34 @@ const ACCURACY: [AccuracyMetric; 3] = [
     ("transport", "Transport divergence to the truth", "transport divergence (nats per point)", true, |r| {
         r.scores.transport_to_truth
     }),
+    ("correlation", "Correlation of prediction and response", "correlation(y, yhat) on the test rows", false, |r| {
+        Some(r.scores.correlation)
+    }),
+    ("ari", "Clustering agreement with the true components", "adjusted Rand index", false, |r| r.scores.ari),
+    ("clustering-error", "Clustering error", "share of test rows in the wrong component", false, |r| {
+        r.scores.clustering_error
+    }),
 ];
+
+/// Every metric `dmoe report --metric` accepts, as named in the accuracy plots' file names.
+pub const METRICS: [&str; 7] = ["rpe", "loglik", "param-mse", "transport", "correlation", "ari", "clustering-error"];
+
+/// The metrics plotted unless asked otherwise.
+pub const DEFAULT_METRICS: [&str; 4] = ["rpe", "loglik", "param-mse", "transport"];
+
+/// What to draw: the accuracy metrics (from [`METRICS`]) and the run of the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlotOptions {
+    pub metrics: Vec<String>,
+    /// `(cell, repetition)`; `None` for the largest cluster of repetition 0.
+    pub timeline: Option<(usize, usize)>,
+}
+
+impl Default for PlotOptions {
+    fn default() -> PlotOptions {
+        PlotOptions { metrics: DEFAULT_METRICS.iter().map(|m| m.to_string()).collect(), timeline: None }
+    }
+}
 
 /// The estimators of the accuracy plots, in legend order (the global fit is the reference line).
 const ACCURACY_ESTIMATORS: [&str; 5] = ["reduction", "median", "aligned-average", "naive-average", "pooled"];
@@ -110,32 +139,39 @@ fn thousands(n: usize) -> String {
 }
 
 /// Draws every figure that the study's results support into `dir`: speedup, time breakdown,
-/// accuracy and log-likelihood loss per sweep group, the timeline of the largest cluster and the MM
-/// objective of every cell (both of repetition 0).
-pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput) -> Result<(), String> {
+/// accuracy (the metrics of `opts`) per sweep group, the timeline of one run (`opts.timeline`, or
+/// the largest cluster of repetition 0) and the MM objective of every cell of repetition 0. Returns
+/// the file stems drawn (each as `.png` and `.svg`), in reading order.
+pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &PlotOptions) -> Result<Vec<String>, String> {
+    let mut drawn = Vec::new();
     let facts = facts(checked, &sizes(checked));
     let speedup = by_group_and_m(checked, &out.rows, "reduction", |r| r.speedup);
     if !speedup.is_empty() {
         let (title, bar_desc) = (format!("Speedup: {facts}"), group_kind(checked).to_string());
-        render(dir, "speedup", &Speedup { title, groups: speedup, bar_desc })?;
+        drawn.push(render(dir, "speedup", &Speedup { title, groups: speedup, bar_desc })?);
     }
     let (bars, x_desc) = breakdown_bars(checked, &out.rows);
     let title = format!("Distributed learning time: {facts}");
-    render(dir, "time-breakdown", &Breakdown { title, x_desc, bars })?;
-    write_accuracy(dir, checked, &out.rows)?;
+    drawn.push(render(dir, "time-breakdown", &Breakdown { title, x_desc, bars })?);
+    drawn.extend(write_accuracy(dir, checked, &out.rows, &opts.metrics)?);
     let first_rep: Vec<&CellRun> = out.runs.iter().filter(|r| r.rep == 0).collect();
-    if let Some(run) = first_rep.iter().max_by_key(|r| (r.record.machines.len(), r.cell.index)) {
+    let timeline = match opts.timeline {
+        Some((cell, rep)) => out.runs.iter().find(|r| r.cell.index == cell && r.rep == rep),
+        None => first_rep.iter().copied().max_by_key(|r| (r.record.machines.len(), r.cell.index)),
+    };
+    if let Some(run) = timeline {
         let m = run.record.machines.len();
         let network = short_network(&checked.networks[run.cell.network].label);
         let data = format!("M = {m}, n = {}, {network}", thousands(run.cell.n));
         let title = format!("Virtual timeline of cell {}, repetition {}: {data}", run.cell.index, run.rep);
-        render(dir, "timeline", &Gantt { title: format!("{title}, K = {}, d = {}", checked.k, checked.d), run })?;
+        let title = format!("{title}, K = {}, d = {}", checked.k, checked.d);
+        drawn.push(render(dir, "timeline", &Gantt { title, run })?);
     }
     if !first_rep.is_empty() {
         let title = format!("Convergence of the reduction's MM: {facts}");
-        render(dir, "mm-objective", &Objective { title, traces: objective_excess(checked, &first_rep) })?;
+        drawn.push(render(dir, "mm-objective", &Objective { title, traces: objective_excess(checked, &first_rep) })?);
     }
-    Ok(())
+    Ok(drawn)
 }
 
 /// Every cell's MM objective trace as its excess over the final value per supporting point,
@@ -171,8 +207,8 @@ fn short_network(label: &str) -> String {
     label.split(" (").next().unwrap_or(label).to_string()
 }
 
-/// One bar per cell: the reduced model's mean slowest local fit, network wait and reduction over the
-/// repetitions, and the global fit's mean time when it ran.
+/// One bar per cell: the reduced model's mean slowest local fit, network time, wait for the
+/// deadline and reduction over the repetitions, and the global fit's mean time when it ran.
 /// Also returns what the bars' labels are, for the x axis.
 fn breakdown_bars(checked: &Plan, rows: &[ResultRow]) -> (Vec<Bar>, String) {
     let varies = |f: &dyn Fn(&Cell) -> usize| checked.cells.iter().any(|c| f(c) != f(&checked.cells[0]));
@@ -189,13 +225,16 @@ fn breakdown_bars(checked: &Plan, rows: &[ResultRow]) -> (Vec<Bar>, String) {
             let glob: Vec<f64> =
                 cell_rows.iter().filter(|r| r.estimator == "global").filter_map(|r| r.makespan_s).collect();
             let m = red.first().map_or(c.machines, |r| r.machines);
-            (
-                bar_label(checked, c, m, vary),
-                avg(&|r| r.local_compute_max_s),
-                avg(&|r| r.network_s),
-                avg(&|r| r.reduce_s),
-                (!glob.is_empty()).then(|| mean(&glob)),
-            )
+            Bar {
+                label: bar_label(checked, c, m, vary),
+                phases: [
+                    avg(&|r| r.local_compute_max_s),
+                    avg(&|r| r.network_s),
+                    avg(&|r| r.wait_s),
+                    avg(&|r| r.reduce_s),
+                ],
+                global: (!glob.is_empty()).then(|| mean(&glob)),
+            }
         })
         .collect();
     (bars, x_desc.to_string())
@@ -226,7 +265,8 @@ fn bar_label(checked: &Plan, c: &Cell, m: usize, (vary_m, vary_n, vary_net): (bo
 /// along the x axis); with several groups, file names end in `-<group>` and titles name the group.
 /// Groups whose results are the same row for row (networks that change only the timing: the cells
 /// share their fits) get one set, named after the first and titled with every network.
-fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow]) -> Result<(), String> {
+fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow], metrics: &[String]) -> Result<Vec<String>, String> {
+    let mut drawn = Vec::new();
     let mut groups: Vec<(usize, usize)> = checked.cells.iter().map(|c| (c.n, c.network)).collect();
     groups.dedup();
     let loss = LoglikLoss::new(checked, rows);
@@ -254,16 +294,17 @@ fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow]) -> Result<(), 
             (true, true) => format!("n = {}, networks {} (same results)", thousands(*n), networks.join(", ")),
         };
         let context = facts(checked, &data);
-        for metric in ACCURACY {
-            if let Some(fig) = accuracy_figure(group_rows, metric, &context) {
-                render(dir, &format!("accuracy-{}{suffix}", metric.0), &fig)?;
+        for name in metrics {
+            let figure = match ACCURACY.into_iter().find(|m| m.0 == name) {
+                Some(metric) => accuracy_figure(group_rows, metric, &context),
+                None => loglik_figure(&loss, group_rows, &context),
+            };
+            if let Some(fig) = figure {
+                drawn.push(render(dir, &format!("accuracy-{name}{suffix}"), &fig)?);
             }
         }
-        if let Some(fig) = loglik_figure(&loss, group_rows, &context) {
-            render(dir, &format!("accuracy-loglik{suffix}"), &fig)?;
-        }
     }
-    Ok(())
+    Ok(drawn)
 }
 
 /// The estimators of a group's rows with, for each, `f`'s finite values (positive ones on a log

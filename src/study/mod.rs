@@ -2,6 +2,7 @@
 //! into a `Plan` of cells (`resolve`), and the runner that makes the data, runs every cell's simulated
 //! cluster and scores the estimators (`run`).
 
+pub mod calibration;
 mod data_checks;
 mod plan;
 mod problems;
@@ -13,5 +14,5 @@ pub mod warnings;
 
 pub use plan::{Cell, DataPlan, Estimator, Network, Plan};
 pub use problems::{MAX_REPORTED, Problem, ScenarioError};
-pub use resolve::load;
+pub use resolve::{load, parse};
 pub use run::{CellRun, Progress, ResultRow, Silent, StudyError, StudyOptions, StudyOutput, run};

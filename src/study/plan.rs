@@ -94,6 +94,9 @@ pub struct Plan {
     pub file: PathBuf,
     /// The document as run (overrides applied), echoed in run.json.
     pub document: toml::Table,
+    /// The scenario file's text as read (comments included; overrides not applied), kept in
+    /// run.json so that `dmoe report` can show it and read the plan again.
+    pub text: String,
     /// Output folder name.
     pub name: String,
     /// Seed of every random draw.
@@ -102,6 +105,8 @@ pub struct Plan {
     pub repetitions: usize,
     /// How machine compute time is taken.
     pub clock: Clock,
+    /// Where the model clock's constants came from, in words (`None` with the measured clock).
+    pub cost_source: Option<String>,
     /// Worker threads per cluster run (default: cores / jobs).
     pub threads: Option<usize>,
     /// Estimators to report, in order; the reduction is among them.

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::calibration::{self, Constants};
 use super::data_checks::data_checks;
 use super::plan::{DataPlan, Estimator, Network, Plan};
 use super::problems::{Problems, ScenarioError};
@@ -23,10 +24,23 @@ pub fn load(file: &Path, overrides: &[String]) -> Result<Plan, ScenarioError> {
     plan_of(&Source::load(file, overrides)?)
 }
 
-/// The plan of a parsed scenario, or every problem found.
+/// The plan of scenario `text`, read as if it were the file `file` (for `dmoe report`, which has
+/// the text a run recorded), with overrides, or every problem found.
+pub fn parse(file: &Path, text: &str, overrides: &[String]) -> Result<Plan, ScenarioError> {
+    plan_of(&Source::parse(file, text, overrides)?)
+}
+
+/// The plan of a parsed scenario, or every problem found. A model-clock scenario starts from this
+/// machine's saved constants (`calibration`), if any.
 fn plan_of(source: &Source) -> Result<Plan, ScenarioError> {
+    let model_clock = source.doc.get("clock").and_then(toml::Value::as_str) == Some("model");
+    let constants = match calibration::constants() {
+        Ok(c) => c,
+        Err((file, e)) if model_clock => return Err(ScenarioError::single(&file, None, e)),
+        Err(_) => Constants { cost_model: CostModel::default(), source: String::new() },
+    };
     let problems = source.problems();
-    let (mut plan, pending) = resolve(source, &problems);
+    let (mut plan, pending) = resolve(source, &problems, &constants);
     if !problems.any() {
         data_checks(&mut plan, pending, &problems);
     }
@@ -46,7 +60,7 @@ pub(super) struct Pending {
 }
 
 /// Every section of the document, read into a plan (with placeholders where a key was wrong).
-fn resolve(source: &Source, problems: &Problems) -> (Plan, Pending) {
+fn resolve(source: &Source, problems: &Problems, constants: &Constants) -> (Plan, Pending) {
     let root = Section::root(&source.doc, problems);
     let file = &source.file;
     let name = resolve_name(&root, file);
@@ -69,21 +83,21 @@ fn resolve(source: &Source, problems: &Problems) -> (Plan, Pending) {
     let machine_model = resolve_machines(&root.table("machines"));
     let em = resolve_em(&root.table("em"), k, seed);
     let reduction = resolve_reduction(&root.table("reduction"), k, seed);
-    let clock = match root.choice("clock", &["measured", "model"]) {
-        Some("model") => Clock::Model(resolve_cost_model(&root.table("cost_model"))),
-        _ => {
-            resolve_cost_model(&root.table("cost_model"));
-            Clock::Measured
-        }
+    let (cost_model, cost_source) = resolve_cost_model(&root.table("cost_model"), constants);
+    let (clock, cost_source) = match root.choice("clock", &["measured", "model"]) {
+        Some("model") => (Clock::Model(cost_model), Some(cost_source)),
+        _ => (Clock::Measured, None),
     };
     root.finish();
     let plan = Plan {
         file: file.clone(),
         document: source.doc.clone(),
+        text: source.text.clone(),
         name,
         seed,
         repetitions,
         clock,
+        cost_source,
         threads,
         estimators,
         data,
@@ -331,16 +345,25 @@ fn resolve_reduction(t: &Section, k: usize, seed: u64) -> ReductionSettings {
     r
 }
 
-/// `[cost_model]`: the model clock's constants (defaults: `CostModel::default`).
-fn resolve_cost_model(t: &Section) -> CostModel {
-    let d = CostModel::default();
-    let c = CostModel {
-        em_per_component: t.number("em_per_component", Range::UNIT_COST, d.em_per_component),
-        em_per_coefficient_pair: t.number("em_per_coefficient_pair", Range::UNIT_COST, d.em_per_coefficient_pair),
-        mm_per_unit: t.number("mm_per_unit", Range::UNIT_COST, d.mm_per_unit),
-    };
+/// `[cost_model]`: the model clock's constants, each key given overriding `base` (this machine's
+/// saved calibration or the built-in defaults), and where they came from in words.
+fn resolve_cost_model(t: &Section, base: &Constants) -> (CostModel, String) {
+    let keys = ["em_per_component", "em_per_coefficient_pair", "mm_per_unit"];
+    let given: Vec<Option<f64>> = keys.iter().map(|k| t.opt_number(k, Range::UNIT_COST)).collect();
     t.finish();
-    c
+    let b = &base.cost_model;
+    let c = CostModel {
+        em_per_component: given[0].unwrap_or(b.em_per_component),
+        em_per_coefficient_pair: given[1].unwrap_or(b.em_per_coefficient_pair),
+        mm_per_unit: given[2].unwrap_or(b.mm_per_unit),
+    };
+    let named: Vec<&str> = keys.iter().zip(&given).filter(|(_, g)| g.is_some()).map(|(k, _)| *k).collect();
+    let source = match named.len() {
+        0 => base.source.clone(),
+        3 => "the scenario's [cost_model]".to_string(),
+        _ => format!("the scenario's [cost_model] for {}; the others: {}", named.join(", "), base.source),
+    };
+    (c, source)
 }
 
 #[cfg(test)]
@@ -405,6 +428,10 @@ mod tests {
         );
         let p = plan(&text).unwrap();
         assert_eq!(p.machines.speed, Speed::Stragglers { fraction: 0.25, slowdown: 4.0 });
-        assert_eq!(p.clock, Clock::Model(CostModel { mm_per_unit: 1e-9, ..CostModel::default() }));
+        // The scenario's key wins; the others come from this machine's saved calibration, if any.
+        let base = calibration::constants().unwrap();
+        assert_eq!(p.clock, Clock::Model(CostModel { mm_per_unit: 1e-9, ..base.cost_model }));
+        let source = p.cost_source.unwrap();
+        assert!(source.starts_with("the scenario's [cost_model] for mm_per_unit; the others: "), "{source}");
     }
 }

@@ -17,7 +17,7 @@ use crate::data::synthetic::{Simulator, TruthSpec};
 use crate::data::{self, CsvFile};
 use crate::distributed::{self, Baseline, Estimate, Scores};
 use crate::numeric::em;
-use crate::numeric::model::Moe;
+use crate::numeric::model::{Moe, n_free_params};
 use crate::numeric::rng;
 use crate::reduce::baselines::PooledMixture;
 use crate::study::plan::{Cell, DataPlan, Estimator, Plan};
@@ -80,8 +80,10 @@ pub struct ResultRow {
     pub scores: Scores,
     /// Slowest included machine's compute time (reduction row only).
     pub local_compute_max_s: Option<f64>,
-    /// Wait for the network after the slowest compute (reduction row only).
+    /// Network time after the slowest compute, up to the last used report (reduction row only).
     pub network_s: Option<f64>,
+    /// Wait for the deadline after the last used report (reduction row only).
+    pub wait_s: Option<f64>,
     /// Reduction time (reduction row only).
     pub reduce_s: Option<f64>,
     /// Learning time: the makespan (reduction) or the global fit's time (global).
@@ -90,10 +92,16 @@ pub struct ResultRow {
     pub speedup: Option<f64>,
     /// Bytes sent by the machines (reduction row only).
     pub bytes_sent: Option<u64>,
-    /// Machines whose reports were used (reduction row only).
+    /// Machines whose local models entered the reduced model: reported in time and not dropped
+    /// by the screening (reduction row only).
     pub machines_included: Option<usize>,
     /// Machines flagged as outliers by the server's screening (reduction row only).
     pub machines_flagged: Option<usize>,
+    /// Local fits that converged before em.max_iter, among the machines that did not fail
+    /// (reduction row only).
+    pub local_converged: Option<usize>,
+    /// Training rows of the smallest shard per free parameter of the model (reduction row only).
+    pub rows_per_parameter: Option<f64>,
 }
 
 impl ResultRow {
@@ -102,6 +110,7 @@ impl ResultRow {
         let times = [
             ("local_compute_max_s", self.local_compute_max_s),
             ("network_s", self.network_s),
+            ("wait_s", self.wait_s),
             ("reduce_s", self.reduce_s),
             ("makespan_s", self.makespan_s),
             ("speedup", self.speedup),
@@ -123,7 +132,7 @@ impl ResultRow {
             }
             "param_mse" | "transport_to_truth" => "the estimate against the true model: data.separation, data.truth",
             "local_compute_max_s" | "reduce_s" => "the clock: clock, [cost_model], [machines] speeds",
-            "network_s" | "makespan_s" => {
+            "network_s" | "wait_s" | "makespan_s" => {
                 "the network (latency, bandwidth, loss, timeout), cluster.deadline and the clock"
             }
             _ => "the global fit's time and the makespan: the clock, [cost_model], [machines], the network",
@@ -512,6 +521,7 @@ fn score_run(plan: &Plan, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
             scores: score(&estimate),
             local_compute_max_s: is_reduction.then_some(r.local_compute_max_s),
             network_s: is_reduction.then_some(r.network_s),
+            wait_s: is_reduction.then_some(r.wait_s),
             reduce_s: is_reduction.then_some(r.reduce_s),
             makespan_s: if is_reduction {
                 Some(r.makespan_s)
@@ -528,8 +538,13 @@ fn score_run(plan: &Plan, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
                 None
             },
             bytes_sent: is_reduction.then_some(r.bytes_sent),
-            machines_included: is_reduction.then(|| r.machines.iter().filter(|m| m.included).count()),
+            machines_included: is_reduction.then(|| r.machines.iter().filter(|m| m.lambda.is_some()).count()),
             machines_flagged: is_reduction.then_some(r.flagged_machines.len()),
+            local_converged: is_reduction.then(|| r.machines.iter().filter(|m| m.converged == Some(true)).count()),
+            rows_per_parameter: is_reduction.then(|| {
+                let smallest = r.machines.iter().map(|m| m.rows).min().unwrap_or(0);
+                smallest as f64 / n_free_params(plan.k, plan.d) as f64
+            }),
         });
     }
     rows
@@ -558,12 +573,15 @@ mod tests {
             },
             local_compute_max_s: Some(1.0),
             network_s: Some(0.1),
+            wait_s: Some(0.0),
             reduce_s: Some(0.1),
             makespan_s: Some(1.2),
             speedup: Some(8.0),
             bytes_sent: Some(100),
             machines_included: Some(16),
             machines_flagged: Some(0),
+            local_converged: Some(16),
+            rows_per_parameter: Some(200.0),
         }
     }
 

@@ -24,6 +24,8 @@ pub struct Source {
     pub file: PathBuf,
     /// The document, overrides applied.
     pub doc: toml::Table,
+    /// The file's text as read (before the overrides).
+    pub text: String,
     /// Where each key path (`network[1].latency.seconds`) stands.
     origins: HashMap<String, Origin>,
 }
@@ -66,7 +68,7 @@ impl Source {
             });
             origins.insert(path, Origin::Override);
         }
-        Ok(Source { file: file.to_path_buf(), doc, origins })
+        Ok(Source { file: file.to_path_buf(), doc, text: text.to_string(), origins })
     }
 
     /// Where `path` stands; for a key that is absent, where its closest present parent stands.

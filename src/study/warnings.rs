@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{Plan, ResultRow, StudyOutput};
+use crate::numeric::model::n_free_params;
 
 /// Fewer training rows per free parameter than this on a machine, and its local fit is unreliable.
 pub const MIN_ROWS_PER_PARAMETER: f64 = 10.0;
@@ -13,16 +14,10 @@ pub const MIN_ROWS_PER_PARAMETER: f64 = 10.0;
 /// fit's before a warning.
 pub const LOGLIK_GAP_WARNING: f64 = 0.05;
 
-/// Free parameters of a K-expert MoE on d covariates: K experts of d + 1 coefficients, K
-/// variances, and K - 1 gate rows of d + 1 (the last is 0).
-pub fn free_parameters(k: usize, d: usize) -> usize {
-    k * (d + 1) + k + (k - 1) * (d + 1)
-}
-
 /// Training rows per machine over free parameters, for a data set of `n` rows on `m` machines
 /// (shards of equal size; unequal shards make some machines smaller).
 pub fn rows_per_parameter(plan: &Plan, n: usize, m: usize) -> f64 {
-    (n - plan.n_test(n)) as f64 / m as f64 / free_parameters(plan.k, plan.d) as f64
+    (n - plan.n_test(n)) as f64 / m as f64 / n_free_params(plan.k, plan.d) as f64
 }
 
 /// Warnings known before the run: every (n, M) whose machines get fewer than
@@ -31,7 +26,7 @@ pub fn before_run(plan: &Plan) -> Vec<String> {
     let mut seen: Vec<(usize, usize)> = plan.cells.iter().map(|c| (c.n, c.machines)).collect();
     seen.sort_unstable();
     seen.dedup();
-    let params = free_parameters(plan.k, plan.d);
+    let params = n_free_params(plan.k, plan.d);
     seen.into_iter()
         .filter(|&(n, m)| rows_per_parameter(plan, n, m) < MIN_ROWS_PER_PARAMETER)
         .map(|(n, m)| {
@@ -113,16 +108,4 @@ pub fn after_run(plan: &Plan, out: &StudyOutput) -> Vec<String> {
         }
     }
     warnings
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn free_parameters_count_experts_variances_and_free_gate_rows() {
-        // K = 3, d = 2: 3 x 3 coefficients + 3 variances + 2 x 3 gate entries.
-        assert_eq!(free_parameters(3, 2), 18);
-        assert_eq!(free_parameters(1, 4), 6);
-    }
 }

@@ -99,12 +99,16 @@ pub fn local_reports(
         .collect()
 }
 
-/// Runs the dmoe binary with `args`.
+/// The dmoe binary with `args`, ignoring any model-clock calibration saved on this machine
+/// (`DMOE_CALIBRATION` empty), so that model-clock results are the same on every machine.
 pub fn dmoe(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_dmoe")).args(args).output().expect("the binary runs")
+    std::process::Command::new(env!("CARGO_BIN_EXE_dmoe"))
+        .args(args)
+        .env("DMOE_CALIBRATION", "")
+        .output()
+        .expect("the binary runs")
 }
 
-/// A fresh folder for one test under cargo's per-target temporary directory.
 /// The names in a folder, hidden ones included, sorted: what a command left behind.
 pub fn listing(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> =
@@ -113,6 +117,7 @@ pub fn listing(dir: &std::path::Path) -> Vec<String> {
     v
 }
 
+/// A fresh folder for one test under cargo's per-target temporary directory.
 pub fn workdir(name: &str) -> std::path::PathBuf {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);

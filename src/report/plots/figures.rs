@@ -16,8 +16,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axes::{linear_label, linear_ticks, log_label, log_ticks, machine_ticks, text_width};
 use super::style::{
-    CHAR_EM, Entry, FAILURE, GUIDE, IN_FLIGHT, LATE, LEGEND_WIDTH, LOCAL_FIT, Look, Marker, REDUCTION, draw_legend,
-    estimator_look, marker_at, sequence_look,
+    CHAR_EM, Entry, FAILURE, GUIDE, IN_FLIGHT, LATE, LEGEND_WIDTH, LOCAL_FIT, Look, Marker, REDUCTION, WAIT,
+    draw_legend, estimator_look, marker_at, sequence_look,
 };
 use crate::study::CellRun;
 
@@ -52,7 +52,8 @@ pub(super) fn err<E: std::fmt::Debug>(e: E) -> String {
 }
 
 /// Writes `stem.png` and `stem.svg`: the chart on the left, its legend in a panel on the right.
-pub(super) fn render(dir: &Path, stem: &str, fig: &impl Figure) -> Result<(), String> {
+/// Returns `stem`.
+pub(super) fn render(dir: &Path, stem: &str, fig: &impl Figure) -> Result<String, String> {
     register_font();
     fn frame<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &impl Figure) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
@@ -64,7 +65,8 @@ pub(super) fn render(dir: &Path, stem: &str, fig: &impl Figure) -> Result<(), St
     let png = dir.join(format!("{stem}.png"));
     frame(BitMapBackend::new(&png, SIZE).into_drawing_area(), fig).map_err(|e| format!("{}: {e}", png.display()))?;
     let svg = dir.join(format!("{stem}.svg"));
-    frame(SVGBackend::new(&svg, SIZE).into_drawing_area(), fig).map_err(|e| format!("{}: {e}", svg.display()))
+    frame(SVGBackend::new(&svg, SIZE).into_drawing_area(), fig).map_err(|e| format!("{}: {e}", svg.display()))?;
+    Ok(stem.to_string())
 }
 
 /// A chart builder in the shared look: the title, margins and label areas (`x_area` pixels below
@@ -403,8 +405,21 @@ impl Categories {
     }
 }
 
-/// A cell's bar: label, then mean compute, network and reduction seconds, and the global fit's.
-pub(super) type Bar = (String, f64, f64, f64, Option<f64>);
+/// The phases of a bar, bottom to top: the slowest local fit, the network, the wait for the
+/// deadline, the reduction.
+const PHASES: [(&str, RGBColor); 4] = [
+    ("slowest local fit", LOCAL_FIT),
+    ("network", IN_FLIGHT),
+    ("wait for the deadline", WAIT),
+    ("reduction", REDUCTION),
+];
+
+/// A cell's bar: its label, the mean seconds of each of [`PHASES`], and the global fit's.
+pub(super) struct Bar {
+    pub(super) label: String,
+    pub(super) phases: [f64; 4],
+    pub(super) global: Option<f64>,
+}
 
 pub(super) struct Breakdown {
     pub(super) title: String,
@@ -416,8 +431,8 @@ pub(super) struct Breakdown {
 
 impl Figure for Breakdown {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
-        let top = headroom(self.bars.iter().map(|b| (b.1 + b.2 + b.3).max(b.4.unwrap_or(0.0))), 1.1);
-        let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
+        let top = headroom(self.bars.iter().map(|b| b.phases.iter().sum::<f64>().max(b.global.unwrap_or(0.0))), 1.1);
+        let labels: Vec<String> = self.bars.iter().map(|b| b.label.clone()).collect();
         let categories = Categories::new(&labels, x_pixels(area));
         let (y, step) = linear_axis(0.0..top);
         let mut chart = chart_builder(area, &self.title, categories.area())
@@ -426,23 +441,25 @@ impl Figure for Breakdown {
         let y_desc = "virtual time (seconds)";
         mesh(&mut chart, (&self.x_desc, &|_| String::new()), (y_desc, &|v| linear_label(*v, step)), false)?;
         categories.label(area, &chart)?;
-        let parts = [("slowest local fit", LOCAL_FIT), ("network", IN_FLIGHT), ("reduction", REDUCTION)];
         let mut entries = Vec::new();
-        for (p, (name, c)) in parts.into_iter().enumerate() {
+        for (p, (name, c)) in PHASES.into_iter().enumerate() {
+            // The wait is shown (and named in the legend) only when some cell waited.
+            if p == 2 && self.bars.iter().all(|b| b.phases[p] == 0.0) {
+                continue;
+            }
             chart
                 .draw_series(self.bars.iter().enumerate().map(|(i, b)| {
-                    let seg = [b.1, b.2, b.3];
-                    let base: f64 = seg[..p].iter().sum();
+                    let base: f64 = b.phases[..p].iter().sum();
                     let x = i as f64;
-                    Rectangle::new([(x - 0.35, base), (x + 0.35, base + seg[p])], c.filled())
+                    Rectangle::new([(x - 0.35, base), (x + 0.35, base + b.phases[p])], c.filled())
                 }))
                 .map_err(err)?;
             entries.push(Entry::block(name, c));
         }
-        if self.bars.iter().any(|b| b.4.is_some()) {
+        if self.bars.iter().any(|b| b.global.is_some()) {
             chart
                 .draw_series(self.bars.iter().enumerate().filter_map(|(i, b)| {
-                    b.4.map(|g| {
+                    b.global.map(|g| {
                         PathElement::new(vec![(i as f64 - 0.45, g), (i as f64 + 0.45, g)], BLACK.stroke_width(3))
                     })
                 }))
@@ -612,10 +629,16 @@ impl Gantt<'_> {
     fn draw_server<'a, DB: DrawingBackend + 'a>(&self, chart: &mut GanttChart<'a, DB>) -> Result<Vec<Entry>, String> {
         let r = &self.run.record;
         let (m, h) = (r.machines.len(), GANTT_HALF_HEIGHT);
+        let mut entries = Vec::new();
+        if r.wait_s > 0.0 {
+            let waited = r.reduce_start_s - r.wait_s;
+            chart.draw_series([Rectangle::new([(waited, -h), (r.reduce_start_s, h)], WAIT.filled())]).map_err(err)?;
+            entries.push(Entry::block("server waits for the deadline", WAIT));
+        }
         chart
             .draw_series([Rectangle::new([(r.reduce_start_s, -h), (r.makespan_s, h)], REDUCTION.filled())])
             .map_err(err)?;
-        let mut entries = vec![Entry::block("reduction", REDUCTION)];
+        entries.push(Entry::block("reduction", REDUCTION));
         if r.events.iter().any(|e| e.kind == crate::cluster::record::EventKind::Deadline) {
             let d = r.reduce_start_s;
             let deadline = Look { color: FAILURE, ..GUIDE };

@@ -32,6 +32,7 @@ const ESTIMATOR_COLOURS: [RGBColor; 7] = [
 pub(super) const LOCAL_FIT: RGBColor = RGBColor(86, 180, 233);
 pub(super) const IN_FLIGHT: RGBColor = RGBColor(240, 200, 50);
 pub(super) const REDUCTION: RGBColor = RGBColor(70, 70, 70);
+pub(super) const WAIT: RGBColor = RGBColor(160, 130, 210);
 pub(super) const LATE: RGBColor = RGBColor(200, 200, 200);
 pub(super) const FAILURE: RGBColor = RGBColor(170, 20, 60);
 

@@ -1,0 +1,40 @@
+//! `dmoe report DIR`: draws the plots and index.html of an output folder again from its results,
+//! without running anything (other metrics, another run's timeline, a newer dmoe's plots).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::destination::Destination;
+use crate::report::{self, PlotOptions, plots};
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// An output folder of `dmoe run` (it holds results.csv, run.json and records/).
+    dir: PathBuf,
+    /// An accuracy metric to plot, once per metric (default: rpe, loglik, param-mse, transport).
+    #[arg(long = "metric", value_name = "METRIC", value_parser = plots::METRICS)]
+    metrics: Vec<String>,
+    /// The cell whose virtual timeline is drawn (default: the largest cluster).
+    #[arg(long, value_name = "CELL")]
+    timeline: Option<usize>,
+    /// The repetition of that cell's timeline.
+    #[arg(long, value_name = "REP", default_value_t = 0, requires = "timeline")]
+    rep: usize,
+}
+
+pub fn report(a: ReportArgs) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    if !a.dir.join("run.json").is_file() {
+        return Err(format!("{}: no run.json here; give an output folder of `dmoe run`", a.dir.display()));
+    }
+    let dest = Destination::folder(&a.dir, "DIR").map_err(|e| e.to_string())?;
+    let mut opts = PlotOptions { timeline: a.timeline.map(|c| (c, a.rep)), ..PlotOptions::default() };
+    if !a.metrics.is_empty() {
+        opts.metrics = a.metrics;
+    }
+    let figures = report::redraw(&dest, &opts)?;
+    drop(dest);
+    say!("{figures} figures and index.html redrawn in {}/ ({:.1} s)", a.dir.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
