@@ -579,8 +579,17 @@ fn report_redraws_the_same_views_and_takes_a_metric_and_a_timeline() {
     let html = String::from_utf8_lossy(&after[Path::new("index.html")]).into_owned();
     assert!(html.contains("id=\"fig-accuracy-ari\"") && !html.contains("id=\"fig-accuracy-rpe\""));
     assert!(html.contains("--set data.n=6000") && html.contains("clock=&quot;model&quot;"), "overrides shown");
+    // The recommended M on the page follows --budget: with 0, only M = 1 (the global problem itself,
+    // a gap of round-off) qualifies.
+    assert!(html.contains("<h2 id=\"recommendation\">Recommended M</h2>"), "{html}");
+    let out = dmoe(&["report", out_dir.to_str().unwrap(), "--metric", "ari", "--timeline", "1", "--budget", "0"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let strict = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
+    assert!(strict.contains("<li><b>lan</b>: M = 1: the fastest"), "{strict}");
+    let after = tree(&out_dir);
     // Errors: exit 2, one message, the folder untouched, nothing left beside it.
     for (args, needle) in [
+        (vec!["--budget=-1"], "`--budget`: "),
         (vec!["--timeline", "7"], "--timeline 7 --rep 0: "),
         (vec!["--metric", "nonsense"], "invalid value 'nonsense'"),
     ] {

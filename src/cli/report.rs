@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::destination::Destination;
-use crate::report::{self, PlotOptions, plots};
+use crate::numeric::range::{Range, field};
+use crate::report::{self, ViewOptions, plots};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -21,6 +22,9 @@ pub struct ReportArgs {
     /// The repetition of that cell's timeline.
     #[arg(long, value_name = "REP", default_value_t = 0, requires = "timeline")]
     rep: usize,
+    /// Nats per test row the reduction may lose against the global fit for an M to be recommended.
+    #[arg(long, default_value_t = report::recommend::DEFAULT_BUDGET)]
+    budget: f64,
 }
 
 pub fn report(a: ReportArgs) -> Result<(), String> {
@@ -29,7 +33,8 @@ pub fn report(a: ReportArgs) -> Result<(), String> {
         return Err(format!("{}: no run.json here; give an output folder of `dmoe run`", a.dir.display()));
     }
     let dest = Destination::folder(&a.dir, "DIR").map_err(|e| e.to_string())?;
-    let mut opts = PlotOptions { timeline: a.timeline.map(|c| (c, a.rep)), ..PlotOptions::default() };
+    field("--budget", Range::NATS_PER_ROW, a.budget)?;
+    let mut opts = ViewOptions { timeline: a.timeline.map(|c| (c, a.rep)), budget: a.budget, ..ViewOptions::default() };
     if !a.metrics.is_empty() {
         opts.metrics = a.metrics;
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::destination::Destination;
-use crate::numeric::range::{MAX_THREADS, within};
+use crate::numeric::range::{MAX_THREADS, Range, field, within};
 use crate::{report, study};
 
 #[derive(Debug, Args)]
@@ -25,6 +25,9 @@ pub struct RunArgs {
     /// Show no progress and print no summary.
     #[arg(long)]
     quiet: bool,
+    /// Nats per test row the reduction may lose against the global fit for an M to be recommended.
+    #[arg(long, default_value_t = report::recommend::DEFAULT_BUDGET)]
+    budget: f64,
     /// Override a scenario key with a TOML value, e.g. --set data.n=[4000] --set repetitions=1.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -75,6 +78,8 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     use std::io::IsTerminal;
     use std::sync::Arc;
     within(a.jobs, 1, MAX_THREADS).map_err(|e| format!("--jobs: {e}"))?;
+    field("--budget", Range::NATS_PER_ROW, a.budget)?;
+    let views = report::ViewOptions { budget: a.budget, ..report::ViewOptions::default() };
     let checked = load_checked(&a.file, &a.set, a.clock.as_deref())?;
     let dest = a.out.clone().unwrap_or_else(|| PathBuf::from("output").join(&checked.name));
     let dest = Destination::folder(&dest, "--out").map_err(|e| e.to_string())?;
@@ -99,7 +104,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         &dest,
         &checked,
         &out,
-        &report::RunMeta { jobs: a.jobs, overrides: overrides(&a.set, a.clock.as_deref()) },
+        &report::RunMeta { jobs: a.jobs, overrides: overrides(&a.set, a.clock.as_deref()), views: views.clone() },
     )?;
     // The lock goes before anything is printed: a closed stdout (`| head`) must not leave it.
     let dest = {
@@ -112,6 +117,12 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         let cells = report::summary::cells(&checked, &out.rows);
         for line in report::summary::text(&cells, &report::summary::baselines(&checked, &out.rows)) {
             say!("{line}");
+        }
+        say!("recommended M (the fastest whose reduction loses at most {} nats per test row; --budget):", a.budget);
+        for r in report::recommend::recommend(&cells, a.budget) {
+            for line in report::summary::wrap(&r.reason, 100, &format!("  {}: ", r.group), "    ") {
+                say!("{line}");
+            }
         }
         say!("results, plots and traces in {}/ ({:.1} s)", dest.display(), out.wall_seconds);
     }

@@ -43,6 +43,8 @@ impl Range {
     pub const BANDWIDTH: Range = Range::Between { low: 1.0, high: 1e15, open_low: false };
     /// A log-scale spread (lognormal sigma): exp(10 Z) already spans 1e-17 to 1e17 at 4 sd.
     pub const SPREAD: Range = Range::Between { low: 0.0, high: 10.0, open_low: false };
+    /// A log-likelihood budget per row (nats), `--budget`.
+    pub const NATS_PER_ROW: Range = Range::Between { low: 0.0, high: 1e3, open_low: false };
     /// A cost-model constant, seconds per unit of work.
     pub const UNIT_COST: Range = Range::Between { low: 0.0, high: 1.0, open_low: true };
     /// A slowdown factor.

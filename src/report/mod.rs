@@ -4,6 +4,7 @@
 
 mod page;
 pub mod plots;
+pub mod recommend;
 pub mod reload;
 pub mod summary;
 
@@ -16,7 +17,27 @@ use crate::cluster::record::{EventKind, RunRecord};
 use crate::destination::{self, Destination};
 use crate::study::Plan;
 use crate::study::{ResultRow, StudyOutput};
-pub use plots::PlotOptions;
+
+/// What the views of a study show: the accuracy metrics plotted (from `plots::METRICS`), the run of
+/// the timeline, and the log-likelihood budget of the recommended M.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewOptions {
+    pub metrics: Vec<String>,
+    /// `(cell, repetition)`; `None` for the largest cluster of repetition 0.
+    pub timeline: Option<(usize, usize)>,
+    /// Nats per test row the reduction may lose against the global fit (`recommend`).
+    pub budget: f64,
+}
+
+impl Default for ViewOptions {
+    fn default() -> ViewOptions {
+        ViewOptions {
+            metrics: plots::DEFAULT_METRICS.iter().map(|m| m.to_string()).collect(),
+            timeline: None,
+            budget: recommend::DEFAULT_BUDGET,
+        }
+    }
+}
 
 /// Column names of results.csv, in order.
 pub const RESULT_COLUMNS: [&str; 25] = [
@@ -138,6 +159,8 @@ pub struct RunMeta {
     pub jobs: usize,
     /// Overrides given with `--set` (and `--clock`, as `clock="..."`).
     pub overrides: Vec<String>,
+    /// What the plots and the page show.
+    pub views: ViewOptions,
 }
 
 /// run.json: the scenario as run, the crate version, the seed, the machine, and the measured
@@ -204,7 +227,7 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) 
         let rec = serde_json::to_vec_pretty(&r.record).expect("records serialise");
         write(dir.join("records").join(format!("{stem}.json")), &rec)?;
     }
-    write_views(dir, checked, out, &run, &PlotOptions::default())?;
+    write_views(dir, checked, out, &run, &meta.views)?;
     let mut readme = std::fs::File::create(dir.join("README.txt")).map_err(|e| io(dir, e))?;
     writeln!(
         readme,
@@ -224,12 +247,12 @@ pub fn write_views(
     checked: &Plan,
     out: &StudyOutput,
     run: &serde_json::Value,
-    opts: &PlotOptions,
+    opts: &ViewOptions,
 ) -> Result<(), String> {
     let plots = dir.join("plots");
     std::fs::create_dir(&plots).map_err(|e| format!("{}: {e}", plots.display()))?;
     let stems = plots::write_all(&plots, checked, out, opts)?;
-    let html = page::index_html(checked, out, run, &plots, &stems)?;
+    let html = page::index_html(checked, out, run, &plots, &stems, opts.budget)?;
     let index = dir.join("index.html");
     std::fs::write(&index, html).map_err(|e| format!("{}: {e}", index.display()))
 }
@@ -238,7 +261,7 @@ pub fn write_views(
 /// run.json, records/) with `opts`, without running anything. The folder is staged and swapped in
 /// whole, like a run's: its other files are hard links (or copies) of the old ones. Returns the
 /// figures' count.
-pub fn redraw(dest: &Destination, opts: &PlotOptions) -> Result<usize, String> {
+pub fn redraw(dest: &Destination, opts: &ViewOptions) -> Result<usize, String> {
     let loaded = reload::reload(dest.path())?;
     if let Some((cell, rep)) = opts.timeline
         && !loaded.out.runs.iter().any(|r| r.cell.index == cell && r.rep == rep)

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::recommend::{self, Recommendation};
 use super::summary::{self, BaselineSummary, CellSummary, short};
 use crate::study::{Plan, StudyOutput};
 
@@ -40,12 +41,14 @@ figcaption{font-size:.85em;color:#555}pre{background:#f7f7f7;padding:.8em;overfl
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{color:#555}dd{margin:0}";
 
 /// The page of a study whose figures (`stems`, each a `.svg` and a `.png` in `plots`) are drawn.
+/// `budget` is the log-likelihood budget of the recommended M (`recommend`).
 pub fn index_html(
     plan: &Plan,
     out: &StudyOutput,
     run: &Value,
     plots: &Path,
     stems: &[String],
+    budget: f64,
 ) -> Result<String, String> {
     let mut h = String::new();
     let file = run["scenario_file"].as_str().map_or_else(|| plan.file.display().to_string(), String::from);
@@ -69,6 +72,7 @@ pub fn index_html(
     );
     warnings(&mut h, run);
     let cells = summary::cells(plan, &out.rows);
+    recommendations(&mut h, &recommend::recommend(&cells, budget), budget);
     summary_table(&mut h, &cells);
     baselines_table(&mut h, &summary::baselines(plan, &out.rows));
     figures(&mut h, plots, stems)?;
@@ -92,6 +96,18 @@ fn warnings(h: &mut String, run: &Value) {
         let _ = writeln!(h, "<li>{}</li>", escape(w));
     }
     h.push_str("</ul></div>\n");
+}
+
+/// The recommended M of every sweep group.
+fn recommendations(h: &mut String, list: &[Recommendation], budget: f64) {
+    let _ = writeln!(
+        h,
+        "<h2 id=\"recommendation\">Recommended M</h2>\n<p>The M with the shortest makespan whose reduction loses at most {budget} nats per test row against the global fit (means over the repetitions; <code>dmoe report --budget</code> to change it).</p>\n<ul>"
+    );
+    for r in list {
+        let _ = writeln!(h, "<li><b>{}</b>: {}</li>", escape(&r.group), escape(&r.reason));
+    }
+    h.push_str("</ul>\n");
 }
 
 /// One row per cell: means over the repetitions.

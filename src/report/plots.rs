@@ -14,6 +14,7 @@ use std::path::Path;
 
 use self::figures::{Accuracy, Bar, Breakdown, EXCESS_FLOOR, Gantt, Objective, Speedup, mean, render};
 use self::style::{GUIDE, estimator_look};
+use super::ViewOptions;
 use crate::study::warnings::{LOGLIK_GAP_WARNING, LoglikLoss};
 use crate::study::{Cell, Plan};
 use crate::study::{CellRun, ResultRow, StudyOutput};
@@ -91,20 +92,6 @@ pub const METRICS: [&str; 7] = ["rpe", "loglik", "param-mse", "transport", "corr
 /// The metrics plotted unless asked otherwise.
 pub const DEFAULT_METRICS: [&str; 4] = ["rpe", "loglik", "param-mse", "transport"];
 
-/// What to draw: the accuracy metrics (from [`METRICS`]) and the run of the timeline.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlotOptions {
-    pub metrics: Vec<String>,
-    /// `(cell, repetition)`; `None` for the largest cluster of repetition 0.
-    pub timeline: Option<(usize, usize)>,
-}
-
-impl Default for PlotOptions {
-    fn default() -> PlotOptions {
-        PlotOptions { metrics: DEFAULT_METRICS.iter().map(|m| m.to_string()).collect(), timeline: None }
-    }
-}
-
 /// The estimators of the accuracy plots, in legend order (the global fit is the reference line).
 const ACCURACY_ESTIMATORS: [&str; 5] = ["reduction", "median", "aligned-average", "naive-average", "pooled"];
 
@@ -139,10 +126,10 @@ fn thousands(n: usize) -> String {
 }
 
 /// Draws every figure that the study's results support into `dir`: speedup, time breakdown,
-/// accuracy (the metrics of `opts`) per sweep group, the timeline of one run (`opts.timeline`, or
-/// the largest cluster of repetition 0) and the MM objective of every cell of repetition 0. Returns
-/// the file stems drawn (each as `.png` and `.svg`), in reading order.
-pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &PlotOptions) -> Result<Vec<String>, String> {
+/// accuracy (the metrics of `opts`, from [`METRICS`]) per sweep group, the timeline of one run
+/// (`opts.timeline`, or the largest cluster of repetition 0) and the MM objective of every cell of
+/// repetition 0. Returns the file stems drawn (each as `.png` and `.svg`), in reading order.
+pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptions) -> Result<Vec<String>, String> {
     let mut drawn = Vec::new();
     let facts = facts(checked, &sizes(checked));
     let speedup = by_group_and_m(checked, &out.rows, "reduction", |r| r.speedup);

@@ -185,9 +185,40 @@ pub fn text(cells: &[CellSummary], baselines: &[BaselineSummary]) -> Vec<String>
     lines
 }
 
+/// `text` broken at spaces into lines of at most `width` characters (a longer word stands alone),
+/// the first starting with `first`, the others with `indent`.
+pub fn wrap(text: &str, width: usize, first: &str, indent: &str) -> Vec<String> {
+    let mut lines = vec![first.to_string()];
+    // Whether the last line holds no word yet.
+    let mut fresh = true;
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("one line at least");
+        if !fresh && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(format!("{indent}{word}"));
+        } else {
+            if !fresh {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        fresh = false;
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrapped_lines_stay_within_the_width() {
+        let text = "M = 16: the fastest of the swept M (0.3334 s, speedup 5.725), and its reduction loses 2.696e-6 nats per test row";
+        let lines = wrap(text, 40, "  lan: ", "    ");
+        assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
+        assert!(lines[0].starts_with("  lan: M = 16:") && lines[1].starts_with("    "), "{lines:?}");
+        let words: Vec<&str> = lines.iter().flat_map(|l| l.split_whitespace()).collect();
+        assert_eq!(words.join(" "), format!("lan: {text}"));
+    }
 
     #[test]
     fn short_numbers_keep_four_significant_digits_in_nine_characters() {

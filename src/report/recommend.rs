@@ -1,0 +1,149 @@
+//! Which M to use: per sweep group (network, and data size when it varies), the M with the shortest
+//! mean makespan among those whose reduction loses at most `budget` nats per test row against the
+//! global fit (means over the repetitions), with the reason in one sentence.
+
+use super::summary::{CellSummary, short};
+
+/// The default budget, nats per test row.
+pub const DEFAULT_BUDGET: f64 = 0.01;
+
+/// The advice for one sweep group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    /// The group: its network, and its n when the study has several.
+    pub group: String,
+    /// The recommended M, `None` when no M qualifies or the gap cannot be measured.
+    pub machines: Option<usize>,
+    /// Why, in one sentence.
+    pub reason: String,
+}
+
+/// One recommendation per (n, network) group of `cells`, in sweep order.
+pub fn recommend(cells: &[CellSummary], budget: f64) -> Vec<Recommendation> {
+    let mut groups: Vec<(usize, String)> = cells.iter().map(|c| (c.n, c.network.clone())).collect();
+    groups.dedup();
+    let many_n = groups.iter().any(|g| g.0 != groups[0].0);
+    groups
+        .iter()
+        .map(|(n, network)| {
+            let members: Vec<&CellSummary> = cells.iter().filter(|c| c.n == *n && c.network == *network).collect();
+            let (machines, reason) = advise(&members, budget);
+            let group = if many_n { format!("n = {n}, {network}") } else { network.clone() };
+            Recommendation { group, machines, reason }
+        })
+        .collect()
+}
+
+/// A cell with its mean makespan and log-likelihood gap.
+type Timed<'a> = (&'a CellSummary, f64, f64);
+
+/// The cell with the shortest makespan (the smaller M on a tie).
+fn fastest<'a>(set: &[Timed<'a>]) -> Option<Timed<'a>> {
+    set.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.machines.cmp(&b.0.machines)))
+}
+
+/// The recommended M of one group's cells and the sentence that says why.
+fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
+    let timed: Vec<Timed> = cells.iter().filter_map(|c| Some((*c, c.makespan_s?, c.loglik_gap?))).collect();
+    if timed.is_empty() {
+        return (
+            None,
+            "no global fit in this scenario, so what distributing costs in log-likelihood cannot be measured: add \"global\" to the estimators".into(),
+        );
+    }
+    let within: Vec<Timed> = timed.iter().copied().filter(|t| t.2 <= budget).collect();
+    let Some((best, makespan, gap)) = fastest(&within) else {
+        let closest = timed.iter().min_by(|a, b| a.2.total_cmp(&b.2)).expect("not empty");
+        return (
+            None,
+            format!(
+                "no M keeps the reduction within {budget} nats per test row of the global fit (the closest: M = {}, {} nats per row): fit on one machine, or raise --budget",
+                closest.0.machines,
+                short(Some(closest.2))
+            ),
+        );
+    };
+    let speedup = best.speedup.map_or(String::new(), |s| format!(", speedup {}", short(Some(s))));
+    let (top, top_makespan, top_gap) = fastest(&timed).expect("not empty");
+    let reason = if timed.len() == 1 {
+        format!(
+            "M = {} ({} s{speedup}) is the only M swept; its reduction loses {} nats per test row against the global fit, within the budget of {budget}: sweep cluster.machines to compare",
+            best.machines,
+            short(Some(makespan)),
+            short(Some(gap))
+        )
+    } else if top.machines == best.machines {
+        format!(
+            "M = {}: the fastest of the swept M ({} s{speedup}), and its reduction loses {} nats per test row against the global fit, within the budget of {budget}",
+            best.machines,
+            short(Some(makespan)),
+            short(Some(gap))
+        )
+    } else {
+        format!(
+            "M = {}: the fastest ({} s{speedup}) of the M whose reduction stays within {budget} nats per test row of the global fit; M = {} is faster ({} s) but loses {} nats per row",
+            best.machines,
+            short(Some(makespan)),
+            top.machines,
+            short(Some(top_makespan)),
+            short(Some(top_gap))
+        )
+    };
+    (Some(best.machines), reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(machines: usize, network: &str, makespan: f64, gap: Option<f64>) -> CellSummary {
+        CellSummary {
+            cell: machines,
+            machines,
+            n: 1000,
+            network: network.into(),
+            makespan_s: Some(makespan),
+            speedup: Some(1.0 / makespan),
+            rpe: None,
+            rpe_global: None,
+            loglik_gap: gap,
+            param_mse: None,
+            param_mse_global: None,
+            machines_included: None,
+            machines_flagged: None,
+            local_converged: None,
+        }
+    }
+
+    #[test]
+    fn the_fastest_m_within_the_budget_is_recommended_per_network() {
+        let cells = [
+            cell(1, "lan", 1.0, Some(0.0)),
+            cell(8, "lan", 0.3, Some(0.004)),
+            cell(32, "lan", 0.1, Some(0.2)),
+            cell(1, "wan", 1.0, Some(0.0)),
+            cell(8, "wan", 0.5, Some(0.004)),
+            cell(32, "wan", 0.6, Some(0.2)),
+        ];
+        let r = recommend(&cells, DEFAULT_BUDGET);
+        assert_eq!((r[0].group.as_str(), r[0].machines), ("lan", Some(8)));
+        assert!(r[0].reason.contains("M = 32 is faster (0.1 s) but loses 0.2 nats per row"), "{}", r[0].reason);
+        assert_eq!((r[1].group.as_str(), r[1].machines), ("wan", Some(8)));
+        assert!(r[1].reason.contains("the fastest of the swept M (0.5 s, speedup 2)"), "{}", r[1].reason);
+        // A larger budget admits M = 32 on the LAN.
+        assert_eq!(recommend(&cells, 0.5)[0].machines, Some(32));
+    }
+
+    #[test]
+    fn no_m_within_the_budget_or_no_global_fit_recommends_none() {
+        let r = recommend(&[cell(4, "lan", 0.3, Some(0.02)), cell(8, "lan", 0.2, Some(0.03))], DEFAULT_BUDGET);
+        assert_eq!(r[0].machines, None);
+        assert!(r[0].reason.contains("the closest: M = 4, 0.02 nats per row"), "{}", r[0].reason);
+        let r = recommend(&[cell(4, "lan", 0.3, Some(0.001))], DEFAULT_BUDGET);
+        assert_eq!(r[0].machines, Some(4));
+        assert!(r[0].reason.contains("is the only M swept"), "{}", r[0].reason);
+        let r = recommend(&[cell(4, "lan", 0.3, None)], DEFAULT_BUDGET);
+        assert_eq!(r[0].machines, None);
+        assert!(r[0].reason.contains("add \"global\""), "{}", r[0].reason);
+    }
+}
