@@ -28,7 +28,9 @@
 //! estimate: `network_s` now ends at the last used report's arrival, the wait for the deadline
 //! after it is `wait_s` (failures-deadline's `network_s` went from 0.009-0.12 s to 0.0004-0.003 s,
 //! the rest is wait), and `machines_included` no longer counts a machine the screening dropped (one
-//! row: 28 -> 27). Every other field of every row is unchanged.
+//! row: 28 -> 27). Every other field of every row is unchanged. The eleventh added the columns of
+//! the swept settings (`k`, `support`, `straggler_fraction`, `failure_probability`) after
+//! `network`; every other field of every row is unchanged.
 //!
 //! The copies were written on x86-64 with AVX2 and FMA, where ndarray's matrix products take the FMA
 //! kernel. On such a CPU the comparison is byte for byte. Elsewhere the products round differently,

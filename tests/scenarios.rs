@@ -648,3 +648,65 @@ fn calibrate_save_is_used_by_later_model_clock_runs_on_this_host_only() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cost-model.toml: not a dmoe calibration"));
     assert!(with_saved(&["check", q.to_str().unwrap()]).status.success(), "the measured clock does not read it");
 }
+
+#[test]
+fn a_sweep_over_k_stragglers_and_failures_shares_every_random_number() {
+    let dir = workdir("settings-sweep");
+    let file = dir.join("s.toml");
+    std::fs::write(
+        &file,
+        "name = \"s\"\nclock = \"model\"\n[data]\nkind = \"synthetic\"\nk = 3\nd = 2\nn = 6000\n[model]\nk = [2, 3]\n\
+         [cluster]\nmachines = [2, 4]\n[machines]\nspeed = { kind = \"stragglers\", fraction = [0, 0.5], slowdown = 4 }\n\
+         failure_probability = [0, 0.3]\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let out = dmoe(&["run", file.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // One recommendation per setting (2 K x 2 fractions x 2 failure probabilities), named by it.
+    assert!(stdout.contains("  K = 3, stragglers 50%, failures 30%: M = "), "{stdout}");
+    let mut r = csv::Reader::from_path(out_dir.join("results.csv")).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.iter().map(|r| r[col("cell")].to_string()).collect::<std::collections::BTreeSet<_>>().len(), 16);
+    let find = |k: &str, m: &str, fraction: &str, failure: &str, est: &str| {
+        rows.iter()
+            .find(|r| {
+                (&r[col("k")], &r[col("machines")], &r[col("straggler_fraction")], &r[col("failure_probability")])
+                    == (k, m, fraction, failure)
+                    && &r[col("estimator")] == est
+            })
+            .unwrap_or_else(|| panic!("no row K = {k}, M = {m}, fraction {fraction}, failures {failure}, {est}"))
+    };
+    let num = |r: &csv::StringRecord, c: &str| r[col(c)].parse::<f64>().unwrap();
+    for k in ["2", "3"] {
+        for failure in ["0", "0.3"] {
+            // Stragglers change the time, not the fits: the same shards, starts and failures.
+            let (fast, slow) = (find(k, "4", "0", failure, "reduction"), find(k, "4", "0.5", failure, "reduction"));
+            assert_eq!(num(fast, "test_loglik"), num(slow, "test_loglik"), "K = {k}, failures {failure}");
+            assert!(num(slow, "makespan_s") > 2.0 * num(fast, "local_compute_max_s"), "K = {k}: 2 of 4 are 4x slower");
+        }
+        // Without failures every machine enters the reduction.
+        assert_eq!(&find(k, "4", "0", "0", "reduction")[col("machines_included")], "4");
+    }
+    // Each K has its own global fit, and the reduction is compared with the fit of its own K.
+    let (g2, g3) = (find("2", "2", "0", "0", "global"), find("3", "2", "0", "0", "global"));
+    assert!(num(g3, "test_loglik") > num(g2, "test_loglik"), "the true K fits the test rows better");
+    assert_eq!(&g2[col("k")], "2");
+    // Accuracy plots: groups that differ only by the straggler fraction are drawn once.
+    let titles: Vec<String> = files(&out_dir.join("plots"), "svg")
+        .iter()
+        .filter_map(|p| svg_texts(p).first().map(|t| t.text.clone()))
+        .collect();
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.starts_with("Test RPE: n = 6,000, K = 2, stragglers 0%, 50%, failures 0% (same results)")),
+        "{titles:?}"
+    );
+    for svg in files(&out_dir.join("plots"), "svg") {
+        assert_readable(&svg);
+    }
+}

@@ -63,11 +63,11 @@ pub fn check(a: CheckArgs) -> Result<(), String> {
     tell_constants(&c);
     warn_all(&study::warnings::before_run(&c));
     say!(
-        "{}: ok: {} cells x {} repetition(s) = {runs} cluster runs; K = {}, d = {}; output folder `{}`",
+        "{}: ok: {} cells x {} repetition(s) = {runs} cluster runs; {}, d = {}; output folder `{}`",
         a.file.display(),
         c.cells.len(),
         c.repetitions,
-        c.k,
+        c.k_label(),
         c.d,
         c.name
     );

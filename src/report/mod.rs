@@ -40,12 +40,16 @@ impl Default for ViewOptions {
 }
 
 /// Column names of results.csv, in order.
-pub const RESULT_COLUMNS: [&str; 25] = [
+pub const RESULT_COLUMNS: [&str; 29] = [
     "scenario",
     "cell",
     "machines",
     "n",
     "network",
+    "k",
+    "support",
+    "straggler_fraction",
+    "failure_probability",
     "rep",
     "estimator",
     "rpe",
@@ -85,20 +89,25 @@ fn opt_number(v: Option<f64>) -> String {
     v.map_or(String::new(), number)
 }
 
-/// results.csv as bytes: one row per cell x repetition x estimator, empty where a metric does not
-/// apply. Numbers are written in their shortest exact form ([`number`]), so the file is reproducible
-/// byte for byte.
-pub fn results_csv(scenario: &str, rows: &[ResultRow]) -> Vec<u8> {
+/// results.csv as bytes: one row per cell x repetition x estimator, with the cell's settings (K, S,
+/// straggler fraction, failure probability), empty where a metric does not apply. Numbers are
+/// written in their shortest exact form ([`number`]), so the file is reproducible byte for byte.
+pub fn results_csv(plan: &Plan, rows: &[ResultRow]) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(RESULT_COLUMNS).expect("writing to memory");
     for r in rows {
         let s = &r.scores;
+        let setting = plan.setting(&plan.cells[r.cell]);
         w.write_record([
-            scenario.to_string(),
+            plan.name.clone(),
             r.cell.to_string(),
             r.machines.to_string(),
             r.n.to_string(),
             r.network.clone(),
+            setting.k.to_string(),
+            setting.support.to_string(),
+            opt_number(setting.straggler_fraction()),
+            number(setting.machines.failure_probability),
             r.rep.to_string(),
             r.estimator.to_string(),
             number(s.rpe),
@@ -214,7 +223,7 @@ fn cost_model(checked: &Plan) -> serde_json::Value {
 pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> Result<(), String> {
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     let write = |p: PathBuf, bytes: &[u8]| std::fs::write(&p, bytes).map_err(|e| io(&p, e));
-    write(dir.join("results.csv"), &results_csv(&checked.name, &out.rows))?;
+    write(dir.join("results.csv"), &results_csv(checked, &out.rows))?;
     let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON values serialise");
     let run = run_json(checked, out, meta);
     write(dir.join("run.json"), &pretty(&run))?;

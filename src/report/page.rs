@@ -34,7 +34,7 @@ fn utc(secs: u64) -> String {
 const STYLE: &str = "body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}\
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}\
 table{border-collapse:collapse;font-size:.9em}th,td{padding:.25em .5em;border-bottom:1px solid #ddd;text-align:right}\
-th{background:#f3f3f3}td.text,th.text{text-align:left}\
+th{background:#f3f3f3}td{white-space:nowrap}td.text,th.text{text-align:left;white-space:normal}\
 .warnings{background:#fff3f0;border-left:4px solid #c0392b;padding:.5em 1em}.ok{color:#2d7d46}\
 figure{margin:1.5em 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}\
 figcaption{font-size:.85em;color:#555}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}\
@@ -61,12 +61,12 @@ pub fn index_html(
     );
     let _ = writeln!(
         h,
-        "<p>{} cells x {} repetition(s) of the scenario <code>{}</code>; K = {}, d = {}; {} clock. \
+        "<p>{} cells x {} repetition(s) of the scenario <code>{}</code>; {}, d = {}; {} clock. \
          Everything on this page is in <code>results.csv</code> and <code>run.json</code> beside it.</p>",
         plan.cells.len(),
         plan.repetitions,
         escape(&file),
-        plan.k,
+        plan.k_label(),
         plan.d,
         plan.clock.name()
     );
@@ -112,33 +112,41 @@ fn recommendations(h: &mut String, list: &[Recommendation], budget: f64) {
 
 /// One row per cell: means over the repetitions.
 fn summary_table(h: &mut String, cells: &[CellSummary]) {
-    h.push_str(
+    // The setting column only when the study sweeps K, S, stragglers or failures.
+    let swept = cells.iter().any(|c| !c.setting.is_empty());
+    let setting_head = if swept { "<th class=\"text\">setting</th>" } else { "" };
+    let _ = writeln!(
+        h,
         "<h2 id=\"summary\">Summary</h2>\n<p>Per cell, means over the repetitions. The log-likelihood gap is the test \
          log-likelihood per row the reduction loses against the global fit (0.05 and more: a warning); the parameter \
          error is against the true model.</p>\n<table id=\"summary-table\">\n<thead>\n<tr><th>cell</th><th>M</th>\
-         <th>n</th><th class=\"text\">network</th><th>makespan (s)</th><th>speedup</th><th>test RPE<br>reduction</th>\
+         <th>n</th>{setting_head}<th class=\"text\">network</th><th>makespan (s)</th><th>speedup</th><th>test RPE<br>reduction</th>\
          <th>test RPE<br>global</th><th>loglik gap<br>nats/row</th><th>param MSE<br>reduction</th>\
          <th>param MSE<br>global</th><th>machines<br>included</th><th>machines<br>flagged</th>\
-         <th>local fits<br>converged</th></tr>\n</thead>\n<tbody>\n",
+         <th>local fits<br>converged</th></tr>\n</thead>\n<tbody>"
     );
     for c in cells {
+        let setting = if swept { format!("<td class=\"text\">{}</td>", escape(&c.setting)) } else { String::new() };
+        let numbers = [
+            c.makespan_s,
+            c.speedup,
+            c.rpe,
+            c.rpe_global,
+            c.loglik_gap,
+            c.param_mse,
+            c.param_mse_global,
+            c.machines_included,
+            c.machines_flagged,
+            c.local_converged,
+        ];
+        let numbers: String = numbers.iter().map(|v| format!("<td>{}</td>", short(*v))).collect();
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td>{setting}<td class=\"text\">{}</td>{numbers}</tr>",
             c.cell,
             c.machines,
             c.n,
-            escape(&c.network),
-            short(c.makespan_s),
-            short(c.speedup),
-            short(c.rpe),
-            short(c.rpe_global),
-            short(c.loglik_gap),
-            short(c.param_mse),
-            short(c.param_mse_global),
-            short(c.machines_included),
-            short(c.machines_flagged),
-            short(c.local_converged)
+            escape(&c.network)
         );
     }
     h.push_str("</tbody>\n</table>\n");

@@ -16,30 +16,54 @@ use self::figures::{Accuracy, Bar, Breakdown, EXCESS_FLOOR, Gantt, Objective, Sp
 use self::style::{GUIDE, estimator_look};
 use super::ViewOptions;
 use crate::study::warnings::{LOGLIK_GAP_WARNING, LoglikLoss};
-use crate::study::{Cell, Plan};
+use crate::study::{Cell, Plan, Setting};
 use crate::study::{CellRun, ResultRow, StudyOutput};
 
-/// A sweep group: the cells sharing n and network (so M varies along them).
-fn group_label(checked: &Plan, n: usize, network: &str) -> String {
-    let many_n = checked.cells.iter().any(|c| c.n != checked.cells[0].n);
-    let many_net = checked.networks.len() > 1;
-    match (many_n, many_net) {
-        (true, true) => format!("n = {}, {}", thousands(n), short_network(network)),
-        (true, false) => format!("n = {}", thousands(n)),
-        (false, true) => network.to_string(),
-        (false, false) => "reduction".to_string(),
+/// Whether the study has several data set sizes.
+fn many_n(checked: &Plan) -> bool {
+    checked.cells.iter().any(|c| c.n != checked.cells[0].n)
+}
+
+/// A sweep group: the cells sharing n, setting and network (so M varies along them), named by
+/// what varies between groups; the network in full when it alone varies.
+fn group_label(checked: &Plan, cell: &Cell) -> String {
+    let network = &checked.networks[cell.network].label;
+    let mut parts = Vec::new();
+    if many_n(checked) {
+        parts.push(format!("n = {}", thousands(cell.n)));
+    }
+    if checked.swept().any() {
+        parts.push(checked.setting_label(checked.setting(cell)));
+    }
+    match (parts.is_empty(), checked.networks.len() > 1) {
+        (true, true) => network.clone(),
+        (true, false) => "reduction".to_string(),
+        (false, true) => format!("{}, {}", parts.join(", "), short_network(network)),
+        (false, false) => parts.join(", "),
     }
 }
 
 /// What the sweep groups differ by, for an axis of one bar per group.
-fn group_kind(checked: &Plan) -> &'static str {
-    let many_n = checked.cells.iter().any(|c| c.n != checked.cells[0].n);
-    match (many_n, checked.networks.len() > 1) {
-        (true, true) => "data set size n and network",
-        (true, false) => "data set size n",
-        (false, true) => "network",
-        (false, false) => "one cell",
+fn group_kind(checked: &Plan) -> String {
+    let swept = checked.swept();
+    let mut parts = Vec::new();
+    if many_n(checked) {
+        parts.push("data set size n");
     }
+    for (on, what) in [
+        (swept.k, "K"),
+        (swept.support, "supporting sample S"),
+        (swept.straggler_fraction, "straggler fraction"),
+        (swept.failure_probability, "failure probability"),
+    ] {
+        if on {
+            parts.push(what);
+        }
+    }
+    if checked.networks.len() > 1 {
+        parts.push("network");
+    }
+    if parts.is_empty() { "one cell".to_string() } else { parts.join(" and ") }
 }
 
 /// `values[(group label)][M]` = per-repetition values of `f` for rows of `estimator`.
@@ -52,7 +76,7 @@ fn by_group_and_m(
     let mut out: Vec<(String, BTreeMap<usize, Vec<f64>>)> = Vec::new();
     for r in rows.iter().filter(|r| r.estimator == estimator) {
         let Some(v) = f(r).filter(|v| v.is_finite()) else { continue };
-        let label = group_label(checked, r.n, &r.network);
+        let label = group_label(checked, &checked.cells[r.cell]);
         let pos = out.iter().position(|(l, _)| *l == label).unwrap_or_else(|| {
             out.push((label, BTreeMap::new()));
             out.len() - 1
@@ -98,11 +122,12 @@ const ACCURACY_ESTIMATORS: [&str; 5] = ["reduction", "median", "aligned-average"
 /// Smallest log-likelihood loss drawn: losses at or below it, gains included, are drawn at it.
 const LOSS_FLOOR: f64 = 1e-6;
 
-/// What every title ends with: `data` (the data's size, and the network when the plot is about one
-/// of several), then K, d and the repetitions.
+/// What every title ends with: `data` (the data's size, and the group when the plot is about one
+/// of several), then K (unless swept: the groups name it), d and the repetitions.
 fn facts(checked: &Plan, data: &str) -> String {
     let reps = checked.repetitions;
-    format!("{data}, K = {}, d = {}, {reps} repetition{}", checked.k, checked.d, if reps == 1 { "" } else { "s" })
+    let k = if checked.swept().k { String::new() } else { format!("{}, ", checked.k_label()) };
+    format!("{data}, {k}d = {}, {reps} repetition{}", checked.d, if reps == 1 { "" } else { "s" })
 }
 
 /// The sizes of the study's data sets: `n = 60,000` or `n = 6,000-60,000`.
@@ -134,7 +159,7 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
     let facts = facts(checked, &sizes(checked));
     let speedup = by_group_and_m(checked, &out.rows, "reduction", |r| r.speedup);
     if !speedup.is_empty() {
-        let (title, bar_desc) = (format!("Speedup: {facts}"), group_kind(checked).to_string());
+        let (title, bar_desc) = (format!("Speedup: {facts}"), group_kind(checked));
         drawn.push(render(dir, "speedup", &Speedup { title, groups: speedup, bar_desc })?);
     }
     let (bars, x_desc) = breakdown_bars(checked, &out.rows);
@@ -151,7 +176,7 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
         let network = short_network(&checked.networks[run.cell.network].label);
         let data = format!("M = {m}, n = {}, {network}", thousands(run.cell.n));
         let title = format!("Virtual timeline of cell {}, repetition {}: {data}", run.cell.index, run.rep);
-        let title = format!("{title}, K = {}, d = {}", checked.k, checked.d);
+        let title = format!("{title}, K = {}, d = {}", checked.setting(&run.cell).k, checked.d);
         drawn.push(render(dir, "timeline", &Gantt { title, run })?);
     }
     if !first_rep.is_empty() {
@@ -173,10 +198,10 @@ fn objective_excess(checked: &Plan, runs: &[&CellRun]) -> Vec<(String, Vec<f64>)
             None => distinct.push((vec![run.cell.index], m, t)),
         }
     }
-    let s = checked.support.max(1) as f64;
     distinct
         .into_iter()
         .map(|(cells, m, t)| {
+            let s = checked.setting(&checked.cells[cells[0]]).support.max(1) as f64;
             let last = t.last().copied().unwrap_or(0.0);
             let excess = t.iter().map(|&j| ((j - last) / s).max(EXCESS_FLOOR)).collect();
             let names: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
@@ -199,8 +224,13 @@ fn short_network(label: &str) -> String {
 /// Also returns what the bars' labels are, for the x axis.
 fn breakdown_bars(checked: &Plan, rows: &[ResultRow]) -> (Vec<Bar>, String) {
     let varies = |f: &dyn Fn(&Cell) -> usize| checked.cells.iter().any(|c| f(c) != f(&checked.cells[0]));
-    let vary = (varies(&|c| c.machines), varies(&|c| c.n), varies(&|c| c.network));
-    let x_desc = if vary == (true, false, false) { "machines M" } else { "cell" };
+    let vary = Varies {
+        m: varies(&|c| c.machines),
+        n: varies(&|c| c.n),
+        setting: varies(&|c| c.setting),
+        network: varies(&|c| c.network),
+    };
+    let x_desc = if vary == (Varies { m: true, ..Varies::default() }) { "machines M" } else { "cell" };
     let bars = checked
         .cells
         .iter()
@@ -227,34 +257,51 @@ fn breakdown_bars(checked: &Plan, rows: &[ResultRow]) -> (Vec<Bar>, String) {
     (bars, x_desc.to_string())
 }
 
-/// A bar's label names only what varies across cells, `(M, n, network)`, one per line: M (also
-/// when nothing varies), n, and a network by its name up to any parenthesis; just the number M when
-/// only M varies.
-fn bar_label(checked: &Plan, c: &Cell, m: usize, (vary_m, vary_n, vary_net): (bool, bool, bool)) -> String {
-    if vary_m && !vary_n && !vary_net {
+/// What varies across the cells of a study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Varies {
+    m: bool,
+    n: bool,
+    setting: bool,
+    network: bool,
+}
+
+/// A bar's label names only what varies across cells, one per line: M (also when nothing varies),
+/// n, each swept setting key (`K=3`), and a network by its name up to any parenthesis; just the
+/// number M when only M varies.
+fn bar_label(checked: &Plan, c: &Cell, m: usize, vary: Varies) -> String {
+    if vary == (Varies { m: true, ..Varies::default() }) {
         return m.to_string();
     }
     let net = checked.networks[c.network].label.clone();
     let mut parts = Vec::new();
-    if vary_m || !(vary_n || vary_net) {
+    if vary.m || !(vary.n || vary.setting || vary.network) {
         parts.push(format!("M={m}"));
     }
-    if vary_n {
+    if vary.n {
         parts.push(format!("n={}", thousands(c.n)));
     }
-    if vary_net {
+    if vary.setting {
+        let label = checked.setting_label(checked.setting(c));
+        parts.extend(label.split(", ").map(|p| p.replace(" = ", "=")));
+    }
+    if vary.network {
         parts.push(short_network(&net));
     }
     parts.join("\n")
 }
 
-/// The accuracy plots, one set per sweep group (consecutive cells sharing n and network, so M varies
-/// along the x axis); with several groups, file names end in `-<group>` and titles name the group.
-/// Groups whose results are the same row for row (networks that change only the timing: the cells
-/// share their fits) get one set, named after the first and titled with every network.
+/// A sweep group drawn once: its index, its n, its members `(setting, network)` (the groups with the
+/// very same rows), and those rows.
+type Distinct<'a> = (usize, usize, Vec<(usize, usize)>, Vec<&'a ResultRow>);
+
+/// The accuracy plots, one set per sweep group (consecutive cells sharing n, setting and network, so
+/// M varies along the x axis); with several groups, file names end in `-<group>` and titles name
+/// the group. Groups whose results are the same row for row (networks that change only the timing:
+/// the cells share their fits) get one set, named after the first and titled with every network.
 fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow], metrics: &[String]) -> Result<Vec<String>, String> {
     let mut drawn = Vec::new();
-    let mut groups: Vec<(usize, usize)> = checked.cells.iter().map(|c| (c.n, c.network)).collect();
+    let mut groups: Vec<(usize, usize, usize)> = checked.cells.iter().map(|c| (c.n, c.setting, c.network)).collect();
     groups.dedup();
     let loss = LoglikLoss::new(checked, rows);
     let same = |a: &[&ResultRow], b: &[&ResultRow]| {
@@ -263,23 +310,21 @@ fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow], metrics: &[Str
                 (x.estimator, x.machines, x.rep, &x.scores) == (y.estimator, y.machines, y.rep, &y.scores)
             })
     };
-    // Per distinct group: its index, n, networks, rows.
-    let mut distinct: Vec<(usize, usize, Vec<String>, Vec<&ResultRow>)> = Vec::new();
-    for (gi, &(n, net)) in groups.iter().enumerate() {
-        let network = &checked.networks[net].label;
-        let group_rows: Vec<&ResultRow> = rows.iter().filter(|r| r.n == n && r.network == *network).collect();
+    let mut distinct: Vec<Distinct> = Vec::new();
+    for (gi, &(n, setting, net)) in groups.iter().enumerate() {
+        let in_group = |r: &&ResultRow| {
+            let c = &checked.cells[r.cell];
+            (c.n, c.setting, c.network) == (n, setting, net)
+        };
+        let group_rows: Vec<&ResultRow> = rows.iter().filter(in_group).collect();
         match distinct.iter_mut().find(|(_, dn, _, dr)| *dn == n && same(dr, &group_rows)) {
-            Some((_, _, nets, _)) => nets.push(short_network(network)),
-            None => distinct.push((gi, n, vec![short_network(network)], group_rows)),
+            Some((_, _, members, _)) => members.push((setting, net)),
+            None => distinct.push((gi, n, vec![(setting, net)], group_rows)),
         }
     }
-    for (gi, n, networks, group_rows) in &distinct {
+    for (gi, n, members, group_rows) in &distinct {
         let suffix = if groups.len() > 1 { format!("-{gi}") } else { String::new() };
-        let data = match (groups.len() > 1, networks.len() > 1) {
-            (false, _) => sizes(checked),
-            (true, false) => format!("n = {}, {}", thousands(*n), networks[0]),
-            (true, true) => format!("n = {}, networks {} (same results)", thousands(*n), networks.join(", ")),
-        };
+        let data = if groups.len() > 1 { merged_label(checked, *n, members) } else { sizes(checked) };
         let context = facts(checked, &data);
         for name in metrics {
             let figure = match ACCURACY.into_iter().find(|m| m.0 == name) {
@@ -292,6 +337,32 @@ fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow], metrics: &[Str
         }
     }
     Ok(drawn)
+}
+
+/// The title of sweep groups drawn once because their results are the same row for row (groups that
+/// differ only in timing: networks, stragglers): n, then each swept key and the network with every
+/// value the groups have, and "(same results)" when there are several groups.
+fn merged_label(checked: &Plan, n: usize, members: &[(usize, usize)]) -> String {
+    let mut parts = vec![format!("n = {}", thousands(n))];
+    let settings: Vec<&Setting> = members.iter().map(|m| &checked.settings[m.0]).collect();
+    let swept = checked.settings_label(&settings);
+    if !swept.is_empty() {
+        parts.push(swept);
+    }
+    let mut networks: Vec<String> = Vec::new();
+    for m in members {
+        let name = short_network(&checked.networks[m.1].label);
+        if !networks.contains(&name) {
+            networks.push(name);
+        }
+    }
+    match networks.len() {
+        1 if checked.networks.len() > 1 => parts.push(networks[0].clone()),
+        1 => {}
+        _ => parts.push(format!("networks {}", networks.join(", "))),
+    }
+    let same = if members.len() > 1 { " (same results)" } else { "" };
+    format!("{}{same}", parts.join(", "))
 }
 
 /// The estimators of a group's rows with, for each, `f`'s finite values (positive ones on a log

@@ -1,4 +1,4 @@
-//! Which M to use: per sweep group (network, and data size when it varies), the M with the shortest
+//! Which M to use: per sweep group (network, and data size and setting when they vary), the M with the shortest
 //! mean makespan among those whose reduction loses at most `budget` nats per test row against the
 //! global fit (means over the repetitions), with the reason in one sentence.
 
@@ -18,18 +18,29 @@ pub struct Recommendation {
     pub reason: String,
 }
 
-/// One recommendation per (n, network) group of `cells`, in sweep order.
+/// One recommendation per (n, setting, network) group of `cells`, in sweep order.
 pub fn recommend(cells: &[CellSummary], budget: f64) -> Vec<Recommendation> {
-    let mut groups: Vec<(usize, String)> = cells.iter().map(|c| (c.n, c.network.clone())).collect();
+    let key = |c: &CellSummary| (c.n, c.setting.clone(), c.network.clone());
+    let mut groups: Vec<(usize, String, String)> = cells.iter().map(key).collect();
     groups.dedup();
     let many_n = groups.iter().any(|g| g.0 != groups[0].0);
+    let many_networks = groups.iter().any(|g| g.2 != groups[0].2);
     groups
         .iter()
-        .map(|(n, network)| {
-            let members: Vec<&CellSummary> = cells.iter().filter(|c| c.n == *n && c.network == *network).collect();
+        .map(|g| {
+            let members: Vec<&CellSummary> = cells.iter().filter(|c| key(c) == *g).collect();
             let (machines, reason) = advise(&members, budget);
-            let group = if many_n { format!("n = {n}, {network}") } else { network.clone() };
-            Recommendation { group, machines, reason }
+            let mut parts = Vec::new();
+            if many_n {
+                parts.push(format!("n = {}", g.0));
+            }
+            if !g.1.is_empty() {
+                parts.push(g.1.clone());
+            }
+            if many_networks || parts.is_empty() {
+                parts.push(g.2.clone());
+            }
+            Recommendation { group: parts.join(", "), machines, reason }
         })
         .collect()
 }
@@ -67,17 +78,17 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
     let (top, top_makespan, top_gap) = fastest(&timed).expect("not empty");
     let reason = if timed.len() == 1 {
         format!(
-            "M = {} ({} s{speedup}) is the only M swept; its reduction loses {} nats per test row against the global fit, within the budget of {budget}: sweep cluster.machines to compare",
+            "M = {} ({} s{speedup}) is the only M swept; its reduction {}, within the budget of {budget}: sweep cluster.machines to compare",
             best.machines,
             short(Some(makespan)),
-            short(Some(gap))
+            loses(gap)
         )
     } else if top.machines == best.machines {
         format!(
-            "M = {}: the fastest of the swept M ({} s{speedup}), and its reduction loses {} nats per test row against the global fit, within the budget of {budget}",
+            "M = {}: the fastest of the swept M ({} s{speedup}), and its reduction {}, within the budget of {budget}",
             best.machines,
             short(Some(makespan)),
-            short(Some(gap))
+            loses(gap)
         )
     } else {
         format!(
@@ -92,6 +103,14 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
     (Some(best.machines), reason)
 }
 
+/// What the reduction loses (or gains, on these test rows) against the global fit.
+fn loses(gap: f64) -> String {
+    match gap < 0.0 {
+        true => format!("gains {} nats per test row over the global fit", short(Some(-gap))),
+        false => format!("loses {} nats per test row against the global fit", short(Some(gap))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +120,7 @@ mod tests {
             cell: machines,
             machines,
             n: 1000,
+            setting: String::new(),
             network: network.into(),
             makespan_s: Some(makespan),
             speedup: Some(1.0 / makespan),

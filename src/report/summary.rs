@@ -13,6 +13,8 @@ pub struct CellSummary {
     pub cell: usize,
     pub machines: usize,
     pub n: usize,
+    /// The swept setting keys' values in words (`K = 3, S = 500`), empty when none is swept.
+    pub setting: String,
     pub network: String,
     /// The reduction's makespan, seconds.
     pub makespan_s: Option<f64>,
@@ -61,6 +63,7 @@ pub fn cells(plan: &Plan, rows: &[ResultRow]) -> Vec<CellSummary> {
                 cell: c,
                 machines: first.machines,
                 n: first.n,
+                setting: plan.setting_label(&plan.settings[plan.cells[c].setting]),
                 network: first.network.clone(),
                 makespan_s: mean_of(of("reduction"), |r| r.makespan_s),
                 speedup: mean_of(of("reduction"), |r| r.speedup),
@@ -153,7 +156,11 @@ pub fn text(cells: &[CellSummary], baselines: &[BaselineSummary]) -> Vec<String>
             "global",
         ]),
     ];
-    for c in cells {
+    for (i, c) in cells.iter().enumerate() {
+        // A swept setting heads its cells, so the table keeps its width.
+        if !c.setting.is_empty() && (i == 0 || cells[i - 1].setting != c.setting) {
+            lines.push(format!("{}:", c.setting));
+        }
         let network: String = c.network.split(" (").next().unwrap_or(&c.network).chars().take(11).collect();
         lines.push(row([
             &c.cell.to_string(),
@@ -248,6 +255,7 @@ mod tests {
             cell: 1234,
             machines: 99_999,
             n: 9_999_999,
+            setting: "K = 3".into(),
             network: "a very long network name (with details)".into(),
             makespan_s: Some(99_999.4),
             speedup: Some(123_456.0),

@@ -21,7 +21,7 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
             plan.d = d;
             plan.features = (1..=d).map(|j| format!("x{j}")).collect();
             plan.target = "y".into();
-            if !check_memory(&pending.ns, k, plan.k, d, problems) {
+            if !check_memory(&pending.ns, k, max_k(plan), d, problems) {
                 return;
             }
             (pending.ns, None)
@@ -29,7 +29,7 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
         DataPlan::Csv { path, .. } => match check_csv(plan, &path, &pending, problems) {
             Some((n, csv)) => {
                 plan.data = DataPlan::Csv { path, file: Some(csv.clone()) };
-                if !check_memory(&[n], 0, plan.k, plan.features.len(), problems) {
+                if !check_memory(&[n], 0, max_k(plan), plan.features.len(), problems) {
                     return;
                 }
                 (vec![n], Some(csv))
@@ -39,11 +39,16 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
     };
     let counts = machine_counts(plan, csv.as_ref(), pending.machines, problems);
     let Some((machines, categories)) = counts else { return };
-    let runs =
-        ns.len().saturating_mul(plan.networks.len()).saturating_mul(machines.len()).saturating_mul(plan.repetitions);
+    let settings = plan.settings.len();
+    let runs = ns
+        .len()
+        .saturating_mul(settings)
+        .saturating_mul(plan.networks.len())
+        .saturating_mul(machines.len())
+        .saturating_mul(plan.repetitions);
     if runs > MAX_CLUSTER_RUNS {
         problems.add("repetitions", format!(
-            "{} n x {} networks x {} machine counts x {} repetitions = {runs} cluster runs; at most {MAX_CLUSTER_RUNS} (sweep fewer values or repeat less)",
+            "{} n x {settings} settings (K, S, stragglers, failures) x {} networks x {} machine counts x {} repetitions = {runs} cluster runs; at most {MAX_CLUSTER_RUNS} (sweep fewer values or repeat less)",
             ns.len(), plan.networks.len(), machines.len(), plan.repetitions
         ));
         return;
@@ -51,8 +56,13 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
     if check_shards(plan, &ns, &machines, problems)
         && categories.is_none_or(|values| check_categories(plan, &values, problems))
     {
-        plan.cells = cells(&ns, plan.networks.len(), &machines);
+        plan.cells = cells(&ns, settings, plan.networks.len(), &machines);
     }
+}
+
+/// The largest fitted K of the sweep: the one that needs the most rows and memory.
+fn max_k(plan: &Plan) -> usize {
+    plan.k_values().into_iter().max().unwrap_or(1)
 }
 
 /// The largest data set, with the larger of the true and the fitted K, must fit in the memory this
@@ -177,7 +187,8 @@ fn machine_counts(
 /// Under a column partition, every category must keep at least as many training rows as the model has
 /// free parameters, in every repetition's train/test split (drawn as `run` draws it).
 fn check_categories(plan: &Plan, values: &[String], problems: &Problems) -> bool {
-    let need = n_free_params(plan.k, plan.d);
+    let k = max_k(plan);
+    let need = n_free_params(k, plan.d);
     let mut levels: Vec<&String> = values.iter().collect();
     levels.sort();
     levels.dedup();
@@ -191,8 +202,8 @@ fn check_categories(plan: &Plan, values: &[String], problems: &Problems) -> bool
         let (smallest, level) = rows.iter().zip(&levels).min_by_key(|(n, _)| **n).expect("at least one level");
         if *smallest < need {
             problems.add("cluster.partition", format!(
-                "the machine for value \"{level}\" gets {smallest} training rows (repetition {rep}), but K = {} on d = {} features needs at least {need}: merge small categories or use a smaller K",
-                plan.k, plan.d
+                "the machine for value \"{level}\" gets {smallest} training rows (repetition {rep}), but K = {k} on d = {} features needs at least {need}: merge small categories or use a smaller K",
+                plan.d
             ));
             return false;
         }
@@ -201,9 +212,10 @@ fn check_categories(plan: &Plan, values: &[String], problems: &Problems) -> bool
 }
 
 /// Every machine of every cell gets at least as many training rows as the model has free parameters
-/// (for lognormal shard sizes, in every repetition). Returns whether all is well.
+/// under the largest swept K (for lognormal shard sizes, in every repetition). Returns whether all
+/// is well.
 fn check_shards(plan: &Plan, ns: &[usize], machines: &[usize], problems: &Problems) -> bool {
-    let (k, d) = (plan.k, plan.d);
+    let (k, d) = (max_k(plan), plan.d);
     let need = n_free_params(k, d);
     let by_column = matches!(plan.partition, PartitionSpec::Column(_));
     let reps = if plan.shard_sizes == ShardSizes::Equal { 1 } else { plan.repetitions };
@@ -251,13 +263,15 @@ fn check_shards(plan: &Plan, ns: &[usize], machines: &[usize], problems: &Proble
     true
 }
 
-/// The cells in sweep order: n, then network, then M.
-fn cells(ns: &[usize], networks: usize, machines: &[usize]) -> Vec<Cell> {
+/// The cells in sweep order: n, then setting, then network, then M.
+fn cells(ns: &[usize], settings: usize, networks: usize, machines: &[usize]) -> Vec<Cell> {
     let mut cells = Vec::new();
     for (n_index, &n) in ns.iter().enumerate() {
-        for network in 0..networks {
-            for &m in machines {
-                cells.push(Cell { index: cells.len(), n_index, n, network, machines: m });
+        for setting in 0..settings {
+            for network in 0..networks {
+                for &m in machines {
+                    cells.push(Cell { index: cells.len(), n_index, n, setting, network, machines: m });
+                }
             }
         }
     }

@@ -12,7 +12,7 @@ mod section;
 mod source;
 pub mod warnings;
 
-pub use plan::{Cell, DataPlan, Estimator, Network, Plan};
+pub use plan::{Cell, DataPlan, Estimator, Network, Plan, Setting, Swept};
 pub use problems::{MAX_REPORTED, Problem, ScenarioError};
 pub use resolve::{load, parse};
 pub use run::{CellRun, Progress, ResultRow, Silent, StudyError, StudyOptions, StudyOutput, run};

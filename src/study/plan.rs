@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use crate::cluster::clock::Clock;
-use crate::cluster::machines::MachineModel;
+use crate::cluster::machines::{MachineModel, Speed};
 use crate::cluster::network::NetworkModel;
 use crate::data::CsvFile;
 use crate::data::sharding::{self, PartitionSpec, ShardSizes};
@@ -15,6 +15,11 @@ use crate::numeric::em::EmSettings;
 use crate::numeric::rng;
 use crate::reduce::ReductionSettings;
 use rand::RngExt;
+
+/// A probability as a percentage in its shortest form: `25%`, `12.5%`.
+fn percent(p: f64) -> String {
+    format!("{}%", (p * 1e6).round() / 1e4)
+}
 
 /// An estimator to run and report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +77,45 @@ pub struct Network {
     pub model: NetworkModel,
 }
 
+/// What a sweep may vary besides n, the network and M: the fitted K (`model.k`), the
+/// supporting-sample size S (`cluster.support`) and the machines (`machines.speed.fraction` of
+/// stragglers, `machines.failure_probability`). A plan has one per combination of the swept values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    /// Fitted K.
+    pub k: usize,
+    /// Supporting-sample size S.
+    pub support: usize,
+    /// Machine speeds and failures.
+    pub machines: MachineModel,
+}
+
+impl Setting {
+    /// The straggler fraction, when the speeds are stragglers.
+    pub fn straggler_fraction(&self) -> Option<f64> {
+        match self.machines.speed {
+            Speed::Stragglers { fraction, .. } => Some(fraction),
+            _ => None,
+        }
+    }
+}
+
+/// Which of a plan's setting keys take more than one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Swept {
+    pub k: bool,
+    pub support: bool,
+    pub straggler_fraction: bool,
+    pub failure_probability: bool,
+}
+
+impl Swept {
+    /// Whether any setting key is swept.
+    pub fn any(self) -> bool {
+        self.k || self.support || self.straggler_fraction || self.failure_probability
+    }
+}
+
 /// One cell of the sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
@@ -81,6 +125,8 @@ pub struct Cell {
     pub n_index: usize,
     /// Rows of the data set (train + test).
     pub n: usize,
+    /// Index into the settings.
+    pub setting: usize,
     /// Index into the networks.
     pub network: usize,
     /// Machines M.
@@ -115,8 +161,6 @@ pub struct Plan {
     pub data: DataPlan,
     /// Share of rows held out for testing.
     pub test_fraction: f64,
-    /// Fitted K.
-    pub k: usize,
     /// Features d.
     pub d: usize,
     /// Feature labels.
@@ -127,19 +171,18 @@ pub struct Plan {
     pub partition: PartitionSpec,
     /// Shard sizes under a random or contiguous partition.
     pub shard_sizes: ShardSizes,
-    /// Supporting-sample size S.
-    pub support: usize,
     /// Seconds after which the server reduces with what has arrived.
     pub deadline: Option<f64>,
     /// The networks of the sweep.
     pub networks: Vec<Network>,
-    /// Machine speeds and failures.
-    pub machines: MachineModel,
-    /// Local (and global) EM settings.
+    /// The swept combinations of K, S and the machine model, in sweep order (K, then S, then the
+    /// straggler fraction, then the failure probability).
+    pub settings: Vec<Setting>,
+    /// Local (and global) EM settings; `k` is each setting's.
     pub em: EmSettings,
-    /// The server's reduction settings.
+    /// The server's reduction settings; `k` is each setting's.
     pub reduction: ReductionSettings,
-    /// The cells, in sweep order (n, then network, then M).
+    /// The cells, in sweep order (n, then setting, then network, then M).
     pub cells: Vec<Cell>,
 }
 
@@ -149,6 +192,86 @@ impl Plan {
         let mut v: Vec<(usize, usize)> = self.cells.iter().map(|c| (c.n_index, c.n)).collect();
         v.dedup();
         v.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// The setting of `cell`.
+    pub fn setting(&self, cell: &Cell) -> &Setting {
+        &self.settings[cell.setting]
+    }
+
+    /// The EM settings of the fits under `s`.
+    pub fn em_for(&self, s: &Setting) -> EmSettings {
+        EmSettings { k: s.k, ..self.em.clone() }
+    }
+
+    /// The reduction settings under `s`.
+    pub fn reduction_for(&self, s: &Setting) -> ReductionSettings {
+        ReductionSettings { k: s.k, ..self.reduction.clone() }
+    }
+
+    /// The distinct fitted K, in sweep order.
+    pub fn k_values(&self) -> Vec<usize> {
+        let mut ks: Vec<usize> = Vec::new();
+        for s in &self.settings {
+            if !ks.contains(&s.k) {
+                ks.push(s.k);
+            }
+        }
+        ks
+    }
+
+    /// `K = 3`, or `K = 2, 3, 4` when K is swept.
+    pub fn k_label(&self) -> String {
+        let ks: Vec<String> = self.k_values().iter().map(|k| k.to_string()).collect();
+        format!("K = {}", ks.join(", "))
+    }
+
+    /// Which setting keys the plan sweeps.
+    pub fn swept(&self) -> Swept {
+        let varies = |f: &dyn Fn(&Setting) -> Option<f64>| self.settings.iter().any(|s| f(s) != f(&self.settings[0]));
+        Swept {
+            k: varies(&|s| Some(s.k as f64)),
+            support: varies(&|s| Some(s.support as f64)),
+            straggler_fraction: varies(&|s| s.straggler_fraction()),
+            failure_probability: varies(&|s| Some(s.machines.failure_probability)),
+        }
+    }
+
+    /// The swept keys' values of setting `s` in words (`K = 3, S = 500, stragglers 25%`), empty
+    /// when nothing is swept.
+    pub fn setting_label(&self, s: &Setting) -> String {
+        self.settings_label(&[s])
+    }
+
+    /// The swept keys' values of several settings, each key with its distinct values in order
+    /// (`K = 3, stragglers 0%, 25%`).
+    pub fn settings_label(&self, settings: &[&Setting]) -> String {
+        let swept = self.swept();
+        let mut parts = Vec::new();
+        let mut add = |on: bool, prefix: &str, values: Vec<String>| {
+            let mut distinct: Vec<String> = Vec::new();
+            for v in values {
+                if !distinct.contains(&v) {
+                    distinct.push(v);
+                }
+            }
+            if on && !distinct.is_empty() {
+                parts.push(format!("{prefix}{}", distinct.join(", ")));
+            }
+        };
+        add(swept.k, "K = ", settings.iter().map(|s| s.k.to_string()).collect());
+        add(swept.support, "S = ", settings.iter().map(|s| s.support.to_string()).collect());
+        add(
+            swept.straggler_fraction,
+            "stragglers ",
+            settings.iter().filter_map(|s| s.straggler_fraction()).map(percent).collect(),
+        );
+        add(
+            swept.failure_probability,
+            "failures ",
+            settings.iter().map(|s| percent(s.machines.failure_probability)).collect(),
+        );
+        parts.join(", ")
     }
 
     /// Whether `e` is reported.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::calibration::{self, Constants};
 use super::data_checks::data_checks;
-use super::plan::{DataPlan, Estimator, Network, Plan};
+use super::plan::{DataPlan, Estimator, Network, Plan, Setting};
 use super::problems::{Problems, ScenarioError};
 use super::section::Section;
 use super::source::Source;
@@ -71,18 +71,19 @@ fn resolve(source: &Source, problems: &Problems, constants: &Constants) -> (Plan
     let estimators = resolve_estimators(&root);
     let (data, mut pending, test_fraction) = resolve_data(&root.table("data"), file.parent().unwrap_or(Path::new(".")));
     let data_k = if let DataPlan::Synthetic { k, .. } = data { Some(k) } else { None };
-    let k = resolve_k(&root.table("model"), data_k);
+    let ks = resolve_ks(&root.table("model"), data_k);
     let cluster = root.table("cluster");
     pending.machines = cluster.opt_counts("machines", 1);
-    let support = cluster.count("support", 1, crate::distributed::DEFAULT_SUPPORT);
+    let supports = cluster.opt_counts("support", 1).unwrap_or_else(|| vec![crate::distributed::DEFAULT_SUPPORT]);
     let partition = PartitionSpec::parse(cluster.opt_text("partition").unwrap_or("random"));
     let deadline = cluster.opt_number("deadline", Range::POSITIVE_SECONDS);
     let shard_sizes = resolve_shard_sizes(&cluster.table("shard_sizes"));
     cluster.finish();
     let networks = resolve_networks(&root);
-    let machine_model = resolve_machines(&root.table("machines"));
-    let em = resolve_em(&root.table("em"), k, seed);
-    let reduction = resolve_reduction(&root.table("reduction"), k, seed);
+    let machine_models = resolve_machines(&root.table("machines"));
+    let em = resolve_em(&root.table("em"), ks[0], seed);
+    let reduction = resolve_reduction(&root.table("reduction"), ks[0], seed);
+    let settings = settings(&ks, &supports, &machine_models);
     let (cost_model, cost_source) = resolve_cost_model(&root.table("cost_model"), constants);
     let (clock, cost_source) = match root.choice("clock", &["measured", "model"]) {
         Some("model") => (Clock::Model(cost_model), Some(cost_source)),
@@ -102,16 +103,14 @@ fn resolve(source: &Source, problems: &Problems, constants: &Constants) -> (Plan
         estimators,
         data,
         test_fraction,
-        k,
         d: 0,
         features: Vec::new(),
         target: String::new(),
         partition,
         shard_sizes,
-        support,
         deadline,
         networks,
-        machines: machine_model,
+        settings,
         em,
         reduction,
         cells: Vec::new(),
@@ -199,18 +198,43 @@ fn resolve_data(data: &Section, dir: &Path) -> (DataPlan, Pending, f64) {
     (plan, pending, test_fraction)
 }
 
-/// The fitted K: `model.k`, or the true K of synthetic data.
-fn resolve_k(model: &Section, data_k: Option<usize>) -> usize {
-    let k = model.opt_count_within("k", 1, MAX_COMPONENTS);
+/// The fitted K (a list sweeps it): `model.k`, or the true K of synthetic data.
+fn resolve_ks(model: &Section, data_k: Option<usize>) -> Vec<usize> {
+    let ks = match model.raw("k") {
+        Some(toml::Value::Array(_)) => {
+            model.opt_counts("k", 1).and_then(|ks| match ks.iter().find(|&&k| k > MAX_COMPONENTS) {
+                Some(k) => {
+                    model.problem("k", format!("lists {k}; at most {MAX_COMPONENTS} components"));
+                    None
+                }
+                None => Some(ks),
+            })
+        }
+        _ => model.opt_count_within("k", 1, MAX_COMPONENTS).map(|k| vec![k]),
+    };
     model.finish();
-    match (k, data_k) {
-        (Some(k), _) | (None, Some(k)) => k,
-        (None, None) if model.raw("k").is_some() => 1,
+    match (ks, data_k) {
+        (Some(ks), _) => ks,
+        (None, Some(k)) => vec![k],
+        (None, None) if model.raw("k").is_some() => vec![1],
         (None, None) => {
             model.problem("k", "missing: expected the number of components to fit (required for CSV data)");
-            1
+            vec![1]
         }
     }
+}
+
+/// Every combination of the swept K, S and machine models, in that order of nesting.
+fn settings(ks: &[usize], supports: &[usize], machines: &[MachineModel]) -> Vec<Setting> {
+    let mut out = Vec::new();
+    for &k in ks {
+        for &support in supports {
+            for m in machines {
+                out.push(Setting { k, support, machines: m.clone() });
+            }
+        }
+    }
+    out
 }
 
 /// `cluster.shard_sizes`: `{ kind = "equal" }` or `{ kind = "lognormal", sigma }`.
@@ -290,20 +314,29 @@ fn resolve_latency(t: &Section) -> Latency {
 }
 
 /// `[machines]`: speeds and failures.
-fn resolve_machines(t: &Section) -> MachineModel {
+fn resolve_machines(t: &Section) -> Vec<MachineModel> {
     let s = t.table("speed");
-    let speed = match s.kind(&["equal", "stragglers", "lognormal"]) {
-        Some("stragglers") => Speed::Stragglers {
-            fraction: s.required_number("fraction", Range::Probability),
-            slowdown: s.required_number("slowdown", Range::SLOWDOWN),
-        },
-        Some("lognormal") => Speed::Lognormal { sigma: s.required_number("sigma", Range::SPREAD) },
-        _ => Speed::Equal,
+    let speeds = match s.kind(&["equal", "stragglers", "lognormal"]) {
+        Some("stragglers") => {
+            let slowdown = s.required_number("slowdown", Range::SLOWDOWN);
+            s.required_numbers("fraction", Range::Probability)
+                .into_iter()
+                .map(|fraction| Speed::Stragglers { fraction, slowdown })
+                .collect()
+        }
+        Some("lognormal") => vec![Speed::Lognormal { sigma: s.required_number("sigma", Range::SPREAD) }],
+        _ => vec![Speed::Equal],
     };
     s.finish();
-    let failure_probability = t.number("failure_probability", Range::Probability, 0.0);
+    let failures = t.opt_numbers("failure_probability", Range::Probability).unwrap_or_else(|| vec![0.0]);
     t.finish();
-    MachineModel { speed, failure_probability }
+    let mut models = Vec::new();
+    for speed in &speeds {
+        for &failure_probability in &failures {
+            models.push(MachineModel { speed: speed.clone(), failure_probability });
+        }
+    }
+    models
 }
 
 /// `[em]`: the local and global fits' settings.
@@ -379,9 +412,41 @@ mod tests {
     const DATA: &str = "[data]\nkind = \"synthetic\"\nk = 2\nd = 2\nn = 4000\n[cluster]\nmachines = [1, 4]\n";
 
     #[test]
+    fn listed_settings_make_one_setting_per_combination_in_sweep_order() {
+        let text = "[data]\nkind = \"synthetic\"\nk = 2\nd = 2\nn = 4000\n[model]\nk = [2, 3]\n[cluster]\nmachines = [1, 4]\nsupport = [500, 1000]\n[machines]\nspeed = { kind = \"stragglers\", fraction = [0, 0.25], slowdown = 4 }\nfailure_probability = [0, 0.5]\n";
+        let p = plan(text).unwrap();
+        assert_eq!(p.settings.len(), 16);
+        let key = |s: &Setting| (s.k, s.support, s.straggler_fraction().unwrap(), s.machines.failure_probability);
+        assert_eq!(key(&p.settings[0]), (2, 500, 0.0, 0.0));
+        assert_eq!(key(&p.settings[1]), (2, 500, 0.0, 0.5));
+        assert_eq!(key(&p.settings[2]), (2, 500, 0.25, 0.0));
+        assert_eq!(key(&p.settings[4]), (2, 1000, 0.0, 0.0));
+        assert_eq!(key(&p.settings[8]), (3, 500, 0.0, 0.0));
+        // Cells: setting outside network outside M; the shards are checked for the largest K.
+        assert_eq!(p.cells.len(), 32);
+        assert_eq!((p.cells[1].setting, p.cells[1].machines, p.cells[2].setting), (0, 4, 1));
+        assert_eq!(p.setting_label(&p.settings[3]), "K = 2, S = 500, stragglers 25%, failures 50%");
+        assert_eq!(p.em_for(&p.settings[8]).k, 3);
+        assert_eq!(p.reduction_for(&p.settings[8]).k, 3);
+        assert_eq!(p.k_label(), "K = 2, 3");
+    }
+
+    #[test]
+    fn a_listed_setting_out_of_range_or_twice_is_an_error() {
+        let err = plan(&format!("{DATA}[model]\nk = [2, 2000]\n")).unwrap_err();
+        assert_eq!(err, vec!["line 9: `model.k`: lists 2000; at most 1000 components"]);
+        let err = plan(&format!("{DATA}[machines]\nfailure_probability = [0.1, 0.1]\n")).unwrap_err();
+        assert_eq!(err, vec!["line 9: `machines.failure_probability`: lists 0.1 twice; give each value once"]);
+        let err = plan(&format!("{DATA}[machines]\nfailure_probability = [0.1, 1.5]\n")).unwrap_err();
+        assert!(err[0].contains("`machines.failure_probability`") && err[0].contains("1.5"), "{err:?}");
+        let err = plan(&format!("{DATA}[machines]\nfailure_probability = [\"a\"]\n")).unwrap_err();
+        assert!(err[0].contains("or a list of them"), "{err:?}");
+    }
+
+    #[test]
     fn defaults_fill_every_section() {
         let p = plan(DATA).unwrap();
-        assert_eq!((p.k, p.d, p.seed, p.repetitions, p.support), (2, 2, 1, 1, 2000));
+        assert_eq!((p.settings[0].k, p.d, p.seed, p.repetitions, p.settings[0].support), (2, 2, 1, 1, 2000));
         assert_eq!(p.em, EmSettings { k: 2, ..EmSettings::default() });
         assert_eq!(p.reduction, ReductionSettings { k: 2, ..ReductionSettings::default() });
         assert_eq!(p.clock, Clock::Measured);
@@ -427,7 +492,7 @@ mod tests {
             "clock = \"model\"\n{DATA}[machines]\nspeed = {{ kind = \"stragglers\", fraction = 0.25, slowdown = 4 }}\n[cost_model]\nmm_per_unit = 1e-9\n"
         );
         let p = plan(&text).unwrap();
-        assert_eq!(p.machines.speed, Speed::Stragglers { fraction: 0.25, slowdown: 4.0 });
+        assert_eq!(p.settings[0].machines.speed, Speed::Stragglers { fraction: 0.25, slowdown: 4.0 });
         // The scenario's key wins; the others come from this machine's saved calibration, if any.
         let base = calibration::constants().unwrap();
         assert_eq!(p.clock, Clock::Model(CostModel { mm_per_unit: 1e-9, ..base.cost_model }));

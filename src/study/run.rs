@@ -16,7 +16,7 @@ use crate::data::sharding::{self, Partition, PartitionSpec, ShardedData};
 use crate::data::synthetic::{Simulator, TruthSpec};
 use crate::data::{self, CsvFile};
 use crate::distributed::{self, Baseline, Estimate, Scores};
-use crate::numeric::em;
+use crate::numeric::em::{self, EmSettings};
 use crate::numeric::model::{Moe, n_free_params};
 use crate::numeric::rng;
 use crate::reduce::baselines::PooledMixture;
@@ -198,7 +198,7 @@ pub fn run(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutput, StudyError> 
             let ds = source.data_set(plan, n, n_index, rep);
             let cells: Vec<&Cell> = plan.cells.iter().filter(|c| c.n_index == n_index).collect();
             let (mut cell_runs, mut cell_rows) = run_data_set(plan, &ds, &cells, rep, task_base, opts)?;
-            task_base += cells.len() + 1;
+            task_base += cells.len() + plan.k_values().len();
             runs.append(&mut cell_runs);
             rows.append(&mut cell_rows);
         }
@@ -291,16 +291,17 @@ fn csv_data(table: &data::Dataset, plan: &Plan, categories: Option<&[String]>, r
 
 /// What one task of a data set produced.
 enum TaskResult {
-    Global(Box<GlobalFit>),
+    /// The global fit with this K.
+    Global(usize, Box<GlobalFit>),
     Cells(Vec<CellRun>),
 }
 
-/// The cells of a data set that share their machines (same M), in sweep order: they differ only by
-/// the network, so their machines fit once and every network replays those fits.
+/// The cells of a data set that share their machines (same setting and M), in sweep order: they
+/// differ only by the network, so their machines fit once and every network replays those fits.
 fn fit_groups<'a>(cells: &[&'a Cell]) -> Vec<Vec<&'a Cell>> {
     let mut groups: Vec<Vec<&Cell>> = Vec::new();
     for &cell in cells {
-        match groups.iter_mut().find(|g| g[0].machines == cell.machines) {
+        match groups.iter_mut().find(|g| (g[0].setting, g[0].machines) == (cell.setting, cell.machines)) {
             Some(g) => g.push(cell),
             None => groups.push(vec![cell]),
         }
@@ -308,8 +309,8 @@ fn fit_groups<'a>(cells: &[&'a Cell]) -> Vec<Vec<&'a Cell>> {
     groups
 }
 
-/// Runs the global fit and every group of cells of one data set on a queue of `jobs` workers, then
-/// scores.
+/// Runs the global fit of every swept K and every group of cells of one data set on a queue of
+/// `jobs` workers, then scores.
 fn run_data_set(
     plan: &Plan,
     ds: &DataSet,
@@ -318,9 +319,9 @@ fn run_data_set(
     task_base: usize,
     opts: &StudyOptions,
 ) -> Result<(Vec<CellRun>, Vec<ResultRow>), StudyError> {
-    let want_global = plan.reports(Estimator::Global);
+    let ks = if plan.reports(Estimator::Global) { plan.k_values() } else { Vec::new() };
     let groups = fit_groups(cells);
-    let n_tasks = groups.len() + 1;
+    let n_tasks = ks.len() + groups.len();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<TaskResult, String>>>> = Mutex::new((0..n_tasks).map(|_| None).collect());
@@ -335,13 +336,11 @@ fn run_data_set(
                     if t >= n_tasks || failed.load(Ordering::SeqCst) {
                         break;
                     }
-                    let out = if t == 0 {
-                        if !want_global {
-                            continue;
-                        }
-                        global_task(plan, ds, rep, task_base, opts).map(|g| TaskResult::Global(Box::new(g)))
-                    } else {
-                        group_task(plan, ds, &groups[t - 1], rep, threads, task_base + t, opts).map(TaskResult::Cells)
+                    let out = match ks.get(t) {
+                        Some(&k) => global_task(plan, ds, k, rep, task_base + t, opts)
+                            .map(|g| TaskResult::Global(k, Box::new(g))),
+                        None => group_task(plan, ds, &groups[t - ks.len()], rep, threads, task_base + t, opts)
+                            .map(TaskResult::Cells),
                     };
                     if out.is_err() {
                         failed.store(true, Ordering::SeqCst);
@@ -355,17 +354,18 @@ fn run_data_set(
     if let Some(e) = results.iter().flatten().find_map(|r| r.as_ref().err()) {
         return Err(StudyError::Run(e.clone()));
     }
-    let mut global = None;
+    let mut globals = Vec::new();
     let mut runs = Vec::new();
     for r in results.into_iter().flatten() {
         match r.expect("errors returned above") {
-            TaskResult::Global(g) => global = Some(*g),
+            TaskResult::Global(k, g) => globals.push((k, *g)),
             TaskResult::Cells(mut c) => runs.append(&mut c),
         }
     }
     let mut rows = Vec::new();
     for run in &mut runs {
-        if let Some(g) = &global {
+        let k = plan.setting(&run.cell).k;
+        if let Some((_, g)) = globals.iter().find(|(gk, _)| *gk == k) {
             attach_global(&mut run.record, g);
         }
         rows.extend(score_run(plan, ds, run));
@@ -374,20 +374,30 @@ fn run_data_set(
     Ok((runs, rows))
 }
 
-fn global_task(plan: &Plan, ds: &DataSet, rep: usize, task: usize, opts: &StudyOptions) -> Result<GlobalFit, String> {
-    opts.progress.started(task, &format!("global fit (n = {}, rep {rep})", ds.train.n() + ds.test_y.len()), 0);
-    let mut settings = plan.em.clone();
+/// EM with `k` components on all training rows of a data set: the global baseline of the cells
+/// that fit `k`.
+fn global_task(
+    plan: &Plan,
+    ds: &DataSet,
+    k: usize,
+    rep: usize,
+    task: usize,
+    opts: &StudyOptions,
+) -> Result<GlobalFit, String> {
+    let which = if plan.k_values().len() > 1 { format!("K = {k}, rep {rep}") } else { format!("rep {rep}") };
+    opts.progress.started(task, &format!("global fit (n = {}, {which})", ds.train.n() + ds.test_y.len()), 0);
+    let mut settings = EmSettings { k, ..plan.em.clone() };
     // Machine 0's seed: with one machine the cluster then fits exactly the global problem.
     settings.seed = distributed::machine_seed(fit_seed(plan.seed, rep), 0);
     let fit = em::fit(ds.train.x.view(), ds.train.y.view(), &plan.features, &plan.target, &settings)
         .map_err(|e| format!("global fit: {e}"))?;
     let summary = &fit.summary;
-    let seconds = plan.clock.fit_seconds(summary, plan.k, plan.d);
+    let seconds = plan.clock.fit_seconds(summary, k, plan.d);
     let mut model = fit.model;
     if let Some(f) = model.fit.as_mut() {
         f.cpu_seconds = seconds; // under the model clock, nothing measured is reported
     }
-    opts.progress.finished(task, &format!("global fit (rep {rep}): {seconds:.3} s"));
+    opts.progress.finished(task, &format!("global fit ({which}): {seconds:.3} s"));
     Ok(GlobalFit { model, seconds })
 }
 
@@ -405,25 +415,33 @@ fn group_task(
     opts: &StudyOptions,
 ) -> Result<Vec<CellRun>, String> {
     let first = group[0];
+    let setting = plan.setting(first);
     let shards = match &ds.fixed_shards {
         Some(f) => f.clone(),
         None => plan.shard_blocks(ds.train.n(), first.machines, first.n_index, rep),
     };
     let machines = shards.len();
+    let swept = plan.setting_label(setting);
+    let swept = if swept.is_empty() { swept } else { format!(", {swept}") };
     let labels: Vec<String> = group
         .iter()
-        .map(|c| format!("cell {} rep {rep}: M = {machines}, n = {}, {}", c.index, c.n, plan.networks[c.network].label))
+        .map(|c| {
+            format!(
+                "cell {} rep {rep}: M = {machines}, n = {}{swept}, {}",
+                c.index, c.n, plan.networks[c.network].label
+            )
+        })
         .collect();
     let indices: Vec<String> = group.iter().map(|c| c.index.to_string()).collect();
-    let started = format!("cells {} rep {rep}: M = {machines}, n = {}", indices.join(", "), first.n);
+    let started = format!("cells {} rep {rep}: M = {machines}, n = {}{swept}", indices.join(", "), first.n);
     opts.progress.started(task, if group.len() == 1 { &labels[0] } else { &started }, machines);
     let data = Arc::new(ds.train.with_shards(shards));
     let config = ClusterConfig {
-        em: plan.em.clone(),
-        reduction: plan.reduction.clone(),
-        support: plan.support,
+        em: plan.em_for(setting),
+        reduction: plan.reduction_for(setting),
+        support: setting.support,
         networks: group.iter().map(|c| plan.networks[c.network].model.clone()).collect(),
-        machines: plan.machines.clone(),
+        machines: setting.machines.clone(),
         deadline: plan.deadline,
         clock: plan.clock.clone(),
         threads,
@@ -543,7 +561,7 @@ fn score_run(plan: &Plan, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
             local_converged: is_reduction.then(|| r.machines.iter().filter(|m| m.converged == Some(true)).count()),
             rows_per_parameter: is_reduction.then(|| {
                 let smallest = r.machines.iter().map(|m| m.rows).min().unwrap_or(0);
-                smallest as f64 / n_free_params(plan.k, plan.d) as f64
+                smallest as f64 / n_free_params(plan.setting(&run.cell).k, plan.d) as f64
             }),
         });
     }

@@ -187,6 +187,50 @@ impl<'a> Section<'a> {
         Some(out)
     }
 
+    /// A number in `range` or a list of them (a sweep), if given (whole numbers are accepted).
+    pub fn opt_numbers(&self, key: &str, range: Range) -> Option<Vec<f64>> {
+        let expected = format!("{} or a list of them, e.g. [0, 0.1, 0.2]", range.expected());
+        let items: Vec<&Value> = match self.raw(key)? {
+            Value::Array(a) if !a.is_empty() => a.iter().collect(),
+            v @ (Value::Integer(_) | Value::Float(_)) => vec![v],
+            v => {
+                self.wrong(key, &expected, v);
+                return None;
+            }
+        };
+        let mut out: Vec<f64> = Vec::new();
+        for v in items {
+            let x = match v {
+                Value::Float(x) => *x,
+                Value::Integer(i) => *i as f64,
+                v => {
+                    self.wrong(key, &expected, v);
+                    return None;
+                }
+            };
+            if let Err(e) = range.check(x) {
+                self.problem(key, e.to_string());
+                return None;
+            }
+            if out.contains(&x) {
+                self.problem(key, format!("lists {x} twice; give each value once"));
+                return None;
+            }
+            out.push(x);
+        }
+        Some(out)
+    }
+
+    /// A required number in `range` or a list of them (`[f64::NAN]` as the placeholder when missing
+    /// or wrong).
+    pub fn required_numbers(&self, key: &str, range: Range) -> Vec<f64> {
+        if self.raw(key).is_none() {
+            self.problem(key, format!("missing: expected {}", range.expected()));
+            return vec![f64::NAN];
+        }
+        self.opt_numbers(key, range).unwrap_or_else(|| vec![f64::NAN])
+    }
+
     /// A number in `range`, if given (a whole number is accepted).
     pub fn opt_number(&self, key: &str, range: Range) -> Option<f64> {
         let x = match self.raw(key)? {

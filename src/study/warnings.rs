@@ -15,27 +15,27 @@ pub const MIN_ROWS_PER_PARAMETER: f64 = 10.0;
 pub const LOGLIK_GAP_WARNING: f64 = 0.05;
 
 /// Training rows per machine over free parameters, for a data set of `n` rows on `m` machines
-/// (shards of equal size; unequal shards make some machines smaller).
-pub fn rows_per_parameter(plan: &Plan, n: usize, m: usize) -> f64 {
-    (n - plan.n_test(n)) as f64 / m as f64 / n_free_params(plan.k, plan.d) as f64
+/// fitting `k` components (shards of equal size; unequal shards make some machines smaller).
+pub fn rows_per_parameter(plan: &Plan, n: usize, m: usize, k: usize) -> f64 {
+    (n - plan.n_test(n)) as f64 / m as f64 / n_free_params(k, plan.d) as f64
 }
 
-/// Warnings known before the run: every (n, M) whose machines get fewer than
+/// Warnings known before the run: every (n, M, K) whose machines get fewer than
 /// [`MIN_ROWS_PER_PARAMETER`] training rows per free parameter.
 pub fn before_run(plan: &Plan) -> Vec<String> {
-    let mut seen: Vec<(usize, usize)> = plan.cells.iter().map(|c| (c.n, c.machines)).collect();
+    let mut seen: Vec<(usize, usize, usize)> =
+        plan.cells.iter().map(|c| (c.n, c.machines, plan.setting(c).k)).collect();
     seen.sort_unstable();
     seen.dedup();
-    let params = n_free_params(plan.k, plan.d);
     seen.into_iter()
-        .filter(|&(n, m)| rows_per_parameter(plan, n, m) < MIN_ROWS_PER_PARAMETER)
-        .map(|(n, m)| {
+        .filter(|&(n, m, k)| rows_per_parameter(plan, n, m, k) < MIN_ROWS_PER_PARAMETER)
+        .map(|(n, m, k)| {
             let rows = (n - plan.n_test(n)) / m;
             format!(
-                "M = {m} (n = {n}): about {rows} training rows per machine for {params} free parameters (K = {}, d = {}), {:.1} per parameter, below {MIN_ROWS_PER_PARAMETER}: the local fits are unreliable and the reduction can collapse; check the test log-likelihood, not only the RPE",
-                plan.k,
+                "M = {m} (n = {n}): about {rows} training rows per machine for {} free parameters (K = {k}, d = {}), {:.1} per parameter, below {MIN_ROWS_PER_PARAMETER}: the local fits are unreliable and the reduction can collapse; check the test log-likelihood, not only the RPE",
+                n_free_params(k, plan.d),
                 plan.d,
-                rows_per_parameter(plan, n, m)
+                rows_per_parameter(plan, n, m, k)
             )
         })
         .collect()
