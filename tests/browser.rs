@@ -19,20 +19,22 @@ struct Inspection {
     figures: Vec<(String, f64, f64, bool)>,
     /// Rows of the summary table's body.
     rows: usize,
+    /// `(id, height)` of every step section of a teaching page.
+    sections: Vec<(String, f64)>,
     /// Console messages logged by the page itself.
     console: Vec<String>,
 }
 
 /// Loads `page` in headless Chromium inside a test page whose script measures every figure's box
 /// once the page has loaded, and reads the result from the DOM Chromium dumps.
-fn inspect(page: &Path, dir: &Path) -> Inspection {
+fn inspect(page: &Path, dir: &Path, fragment: &str) -> Inspection {
     let page = page.canonicalize().unwrap();
     let test_page = dir.join("inspect.html");
     std::fs::write(
         &test_page,
         format!(
             r#"<!DOCTYPE html><html><body>
-<iframe id="page" src="file://{}" style="width:1200px;height:900px"></iframe>
+<iframe id="page" src="file://{}{fragment}" style="width:1200px;height:900px"></iframe>
 <script>
 document.getElementById('page').addEventListener('load', function () {{
   var d = this.contentDocument;
@@ -44,7 +46,11 @@ document.getElementById('page').addEventListener('load', function () {{
   }});
   var out = document.createElement('pre');
   out.id = 'inspection';
-  out.textContent = JSON.stringify({{figures: figures, rows: d.querySelectorAll('#summary-table tbody tr').length}});
+  var sections = Array.prototype.map.call(d.querySelectorAll('section.step'), function (s) {{
+    return [s.id, s.getBoundingClientRect().height];
+  }});
+  out.textContent = JSON.stringify({{figures: figures, sections: sections,
+    rows: d.querySelectorAll('#summary-table tbody tr').length}});
   document.body.appendChild(out);
 }});
 </script></body></html>"#,
@@ -91,7 +97,13 @@ document.getElementById('page').addEventListener('load', function () {{
         .filter(|l| l.contains(":CONSOLE") && l.contains(&page_url))
         .map(String::from)
         .collect();
-    Inspection { figures, rows: v["rows"].as_u64().unwrap() as usize, console }
+    let sections = v["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s[0].as_str().unwrap().to_string(), s[1].as_f64().unwrap()))
+        .collect();
+    Inspection { figures, rows: v["rows"].as_u64().unwrap() as usize, sections, console }
 }
 
 /// The figure files of an output folder, as the page's figure ids.
@@ -129,7 +141,7 @@ fn the_quickstart_report_renders_every_figure_and_one_row_per_cell() {
     for external in ["<script", "<link", "src=\"http", "href=\"http", "url(", "@import"] {
         assert!(!html.contains(external), "the page is not self-contained: it has `{external}`");
     }
-    let seen = inspect(&out_dir.join("index.html"), &dir);
+    let seen = inspect(&out_dir.join("index.html"), &dir, "");
     assert!(seen.console.is_empty(), "console messages: {:?}", seen.console);
     assert_eq!(seen.rows, 5, "one summary row per cell");
     let mut ids: Vec<String> = seen.figures.iter().map(|f| f.0.clone()).collect();
@@ -153,9 +165,27 @@ fn the_inspection_catches_an_empty_figure_and_a_console_message() {
          <script>console.log('left over')</script></body></html>",
     )
     .unwrap();
-    let seen = inspect(&page, &dir);
+    let seen = inspect(&page, &dir, "");
     assert_eq!(seen.rows, 1);
     assert_eq!(seen.console.len(), 1, "{:?}", seen.console);
     assert_eq!(seen.figures[0], ("fig-a".to_string(), 0.0, 0.0, true));
     assert!(!seen.figures[1].3 || seen.figures[1].1 == 0.0, "a hidden figure has no box: {:?}", seen.figures[1]);
+}
+
+#[test]
+#[ignore = "needs chromium; .ci/run runs it"]
+fn the_teaching_page_shows_one_step_at_a_time() {
+    let dir = workdir("browser-teach");
+    let out_dir = dir.join("t");
+    let out = dmoe(&["teach", "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = out_dir.join("index.html");
+    for (fragment, shown) in [("", "step-1"), ("#step-5", "step-5")] {
+        let seen = inspect(&page, &dir, fragment);
+        assert!(seen.console.is_empty(), "console messages: {:?}", seen.console);
+        assert!(seen.sections.len() > 5, "{:?}", seen.sections);
+        for (id, height) in &seen.sections {
+            assert_eq!(*height > 100.0, id == shown, "{fragment}: {id} has height {height}");
+        }
+    }
 }

@@ -710,3 +710,38 @@ fn a_sweep_over_k_stragglers_and_failures_shares_every_random_number() {
         assert_readable(&svg);
     }
 }
+
+#[test]
+fn teach_draws_every_step_of_the_reduction_on_a_page_without_script() {
+    let dir = workdir("teach");
+    let out_dir = dir.join("t");
+    let out = dmoe(&["teach", "--out", out_dir.to_str().unwrap(), "--k", "2", "--machines", "3", "--n", "1500"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
+    for external in ["<script", "<link", "src=\"http", "href=\"http"] {
+        assert!(!html.contains(external), "not self-contained: {external}");
+    }
+    let sections = html.matches("<section class=\"step\"").count();
+    // Data, local fits, pooled, the start and every MM iteration, the result.
+    let mm: usize = stdout.split(" MM iterations").next().unwrap().rsplit('(').next().unwrap().parse().unwrap();
+    assert_eq!(sections, 3 + (mm + 1) + 1, "{stdout}");
+    assert!(stdout.starts_with(&format!("{sections} steps")), "{stdout}");
+    for i in 1..=sections {
+        assert!(html.contains(&format!("id=\"step-{i}\"")), "step {i}");
+        assert_eq!(html.contains(&format!("href=\"#step-{}\"", i + 1)), i < sections, "next link of step {i}");
+    }
+    let svgs = files(&out_dir.join("steps"), "svg");
+    assert_eq!(svgs.len(), sections);
+    // The readability check assumes one chart per image; the local fits are a grid of charts that
+    // repeat their tick labels by design.
+    for svg in svgs.iter().filter(|p| !p.ends_with("step-02-local-fits.svg")) {
+        assert_readable(svg);
+    }
+    assert!(html.contains("dmoe teach --k 2 --machines 3 --n 1500 --seed 1"), "the page says how to redraw it");
+    // Flags out of range: exit 2, nothing written.
+    let out = dmoe(&["teach", "--out", dir.join("u").to_str().unwrap(), "--machines", "40"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--machines: "), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(common::listing(&dir), ["t"]);
+}

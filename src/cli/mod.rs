@@ -1,7 +1,7 @@
 //! The command line: a thin layer that parses flags, calls the library and prints. Every user error
 //! ends with a message on stderr and exit code 2, and no partial output file.
 
-//! One file per command: `run` (run, check, calibrate), `report`, `fit`, `simulate`, `predict`, `bench`;
+//! One file per command: `run` (run, check, calibrate), `report`, `teach`, `fit`, `simulate`, `predict`, `bench`;
 //! `progress` shows a study's progress; `interrupt` turns SIGINT/SIGTERM into a clean stop.
 
 /// `println!` that never panics: when stdout cannot be written (a full disk, `>/dev/full`) the
@@ -33,6 +33,7 @@ pub mod progress;
 mod report;
 mod run;
 mod simulate;
+mod teach;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -44,6 +45,7 @@ use self::predict::PredictArgs;
 use self::report::ReportArgs;
 use self::run::{CalibrateArgs, CheckArgs, RunArgs};
 use self::simulate::SimulateArgs;
+use self::teach::TeachArgs;
 
 /// dmoe: learn a Mixture of Experts across a (simulated) cluster.
 #[derive(Debug, Parser)]
@@ -60,6 +62,9 @@ enum Command {
     Run(RunArgs),
     /// Draw the plots and index.html of an output folder again, without running anything.
     Report(ReportArgs),
+    /// The one-shot reduction step by step on one covariate, for a class: a page of figures
+    /// (data, local fits, pooled experts, every MM iteration, the result).
+    Teach(TeachArgs),
     /// Validate a scenario file (keys, types, ranges, data files, shard sizes) without running it,
     /// warning about machines with fewer than 10 training rows per free parameter.
     Check(CheckArgs),
@@ -91,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Check(a) => run::check(a),
         Command::Report(a) => report::report(a),
+        Command::Teach(a) => teach::teach(a),
         Command::Calibrate(a) => run::calibrate(a),
         Command::Simulate(a) => simulate::simulate(a),
         Command::Fit(a) if a.uses_mpi() => return fit::fit_mpi(&a),

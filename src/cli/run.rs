@@ -120,8 +120,9 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         }
         say!("recommended M (the fastest whose reduction loses at most {} nats per test row; --budget):", a.budget);
         for r in report::recommend::recommend(&cells, a.budget) {
-            for line in report::summary::wrap(&r.reason, 100, &format!("  {}: ", r.group), "    ") {
-                say!("{line}");
+            // Two spaces before the first line and four before the others: 100 columns at most.
+            for (i, line) in report::summary::wrap(&format!("{}: {}", r.group, r.reason), 96).iter().enumerate() {
+                say!("{}{line}", if i == 0 { "  " } else { "    " });
             }
         }
         say!("results, plots and traces in {}/ ({:.1} s)", dest.display(), out.wall_seconds);

@@ -356,7 +356,7 @@ fn best_mm(
     let mut best: Option<(Init, MmRun)> = None;
     let warmup = START_ITERATIONS.min(settings.max_iter);
     for &init in &settings.inits {
-        let Some((coef, var)) = start(init, large, locals, sizes, settings) else { continue };
+        let Some((coef, var)) = start_experts(init, large, locals, sizes, settings) else { continue };
         let run = mm(large, coef, var, warmup, settings.tol);
         log.record(init, large, &run);
         if best.as_ref().is_none_or(|(_, b)| run.plan.objective < b.plan.objective) {
@@ -413,7 +413,7 @@ fn validate(s: &ReductionSettings) -> Result<(), ReductionError> {
 
 /// Starting experts for one kind of start, or `None` when it does not apply (an aligned average of
 /// local models with a different K).
-fn start(
+pub fn start_experts(
     init: Init,
     large: &LargeModel,
     locals: &[&Moe],
@@ -490,12 +490,30 @@ fn kmeans_start(large: &LargeModel, k: usize, seed: u64) -> (Array2<f64>, Array1
 
 /// Runs MM from the given experts until the relative change of `J` is at most `tol` or `max_iter`
 /// updates were made.
-pub fn mm(large: &LargeModel, mut coef: Array2<f64>, mut var: Array1<f64>, max_iter: usize, tol: f64) -> MmRun {
+pub fn mm(large: &LargeModel, coef: Array2<f64>, var: Array1<f64>, max_iter: usize, tol: f64) -> MmRun {
+    mm_observed(large, coef, var, max_iter, tol, &mut |_, _, _| {})
+}
+
+/// What [`mm_observed`] calls with the experts, variances and plan of every iteration.
+pub type Observer<'a> = dyn FnMut(&Array2<f64>, &Array1<f64>, &Plan) + 'a;
+
+/// [`mm`], calling `observe` with the experts, variances and plan of the start and of every
+/// iteration (for `dmoe teach`, which draws each one).
+pub fn mm_observed(
+    large: &LargeModel,
+    mut coef: Array2<f64>,
+    mut var: Array1<f64>,
+    max_iter: usize,
+    tol: f64,
+    observe: &mut Observer,
+) -> MmRun {
     let mut plan = large.plan(&coef, var.view());
+    observe(&coef, &var, &plan);
     let mut trace = vec![plan.objective];
     for _ in 0..max_iter {
         update(large, &plan, &mut coef, &mut var);
         plan = large.plan(&coef, var.view());
+        observe(&coef, &var, &plan);
         let (prev, j) = (trace[trace.len() - 1], plan.objective);
         trace.push(j);
         // Relative test, plus an absolute floor: J at round-off level (a perfect fit) is done.

@@ -7,5 +7,5 @@ mod mm;
 
 pub use mm::{
     Init, MmRun, OUTLIER_MIN_RATIO, OutlierPolicy, Reduction, ReductionError, ReductionSettings, SCREEN_ITERATIONS,
-    START_ITERATIONS, START_POINTS, fit_gate, flag_outliers, mm, reduce,
+    START_ITERATIONS, START_POINTS, fit_gate, flag_outliers, mm, mm_observed, reduce, start_experts,
 };

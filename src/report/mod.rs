@@ -7,6 +7,7 @@ pub mod plots;
 pub mod recommend;
 pub mod reload;
 pub mod summary;
+pub mod teach;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

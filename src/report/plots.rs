@@ -7,6 +7,7 @@
 
 mod axes;
 mod figures;
+pub mod lesson;
 mod style;
 
 use std::collections::BTreeMap;

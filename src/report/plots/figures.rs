@@ -688,6 +688,77 @@ impl Figure for Objective {
     }
 }
 
+/// A straight expert line `y = a + b x` of a one-covariate model, with its band `+- 2 sd` when given.
+pub(super) struct ExpertLine {
+    pub(super) a: f64,
+    pub(super) b: f64,
+    pub(super) sd: Option<f64>,
+    pub(super) look: Look,
+}
+
+/// Data points and expert lines on one covariate (`dmoe teach`): points in their colours, bands
+/// shaded, lines on top, over fixed axis ranges so that every step of a lesson shares its axes.
+pub(super) struct Scene {
+    pub(super) title: String,
+    pub(super) x: std::ops::Range<f64>,
+    pub(super) y: std::ops::Range<f64>,
+    pub(super) points: Vec<(f64, f64, RGBColor)>,
+    pub(super) lines: Vec<ExpertLine>,
+    pub(super) legend: Vec<Entry>,
+}
+
+impl Scene {
+    /// Draws the scene's chart in `area`.
+    fn chart<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let ((x, x_step), (y, y_step)) = (linear_axis(self.x.clone()), linear_axis(self.y.clone()));
+        let mut chart = chart_builder(area, &self.title, X_AREA).build_cartesian_2d(x, y).map_err(err)?;
+        mesh(&mut chart, ("x", &|v| linear_label(*v, x_step)), ("y", &|v| linear_label(*v, y_step)), true)?;
+        chart
+            .draw_series(self.points.iter().map(|&(x, y, c)| Circle::new((x, y), 2, c.mix(0.55).filled())))
+            .map_err(err)?;
+        let (x0, x1) = (self.x.start, self.x.end);
+        for l in &self.lines {
+            if let Some(sd) = l.sd {
+                let band = vec![
+                    (x0, l.a + l.b * x0 - 2.0 * sd),
+                    (x1, l.a + l.b * x1 - 2.0 * sd),
+                    (x1, l.a + l.b * x1 + 2.0 * sd),
+                    (x0, l.a + l.b * x0 + 2.0 * sd),
+                ];
+                chart.draw_series([Polygon::new(band, l.look.color.mix(0.12).filled())]).map_err(err)?;
+            }
+        }
+        for l in &self.lines {
+            draw_line(&mut chart, vec![(x0, l.a + l.b * x0), (x1, l.a + l.b * x1)], l.look)?;
+        }
+        Ok(())
+    }
+}
+
+impl Figure for Scene {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
+        self.chart(area)?;
+        Ok(self.legend.iter().map(Entry::clone).collect())
+    }
+}
+
+/// Several scenes side by side in a grid (one per machine), with one legend.
+pub(super) struct Panels {
+    pub(super) scenes: Vec<Scene>,
+    pub(super) legend: Vec<Entry>,
+}
+
+impl Figure for Panels {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
+        let cols = (self.scenes.len() as f64).sqrt().ceil() as usize;
+        let rows = self.scenes.len().div_ceil(cols);
+        for (scene, panel) in self.scenes.iter().zip(area.split_evenly((rows, cols))) {
+            scene.chart(&panel)?;
+        }
+        Ok(self.legend.iter().map(Entry::clone).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

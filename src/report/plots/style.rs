@@ -153,6 +153,7 @@ pub(super) enum Swatch {
 }
 
 /// One legend entry.
+#[derive(Clone)]
 pub(super) struct Entry {
     pub(super) label: String,
     pub(super) swatch: Swatch,
@@ -209,17 +210,7 @@ pub(super) fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, ent
 
 /// `text` broken at spaces into lines of at most `chars` characters (a longer word is cut).
 fn wrap(text: &str, chars: usize) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    for word in text.split(' ') {
-        match lines.last_mut() {
-            Some(line) if line.chars().count() + 1 + word.chars().count() <= chars => {
-                line.push(' ');
-                line.push_str(word);
-            }
-            _ => lines.push(word.chars().take(chars).collect()),
-        }
-    }
-    lines
+    crate::report::summary::wrap(text, chars).into_iter().map(|l| l.chars().take(chars).collect()).collect()
 }
 
 /// A swatch 30 pixels wide whose middle left is at `(x, y)`.
