@@ -477,6 +477,16 @@ fn small_shards_and_unconverged_fits_are_warned_about() {
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("run.json")).unwrap()).unwrap();
     let warnings = run["warnings"].as_array().unwrap();
     assert!(warnings.iter().any(|w| w.as_str().unwrap().starts_with("cell 0: 4 of 4 local fits")), "{warnings:?}");
+    // 75 rows per machine: the reduction collapses in its parameters (a variance in the thousands)
+    // while its RPE and log-likelihood gap stay small; the parameter MSE warning says so.
+    let out = run_quickstart(&dir.join("c"), &["--set", "cluster.machines=[1,64]"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: cell 1 (M = 64): the reduction's parameter MSE against the truth is"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning: cell 0 "), "M = 1 is the global fit itself: {stderr}");
     // results.csv says the same per row: no local fit converged; 6,000 x 0.8 / 4 rows for 18 parameters.
     let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();

@@ -88,7 +88,7 @@ fn warnings(h: &mut String, run: &Value) {
         run["warnings"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     h.push_str("<h2 id=\"warnings\">Warnings</h2>\n");
     if list.is_empty() {
-        h.push_str("<p class=\"ok\">None: every shard had enough rows, every local fit converged, and no reduction fell more than 0.05 nats per test row below the global fit.</p>\n");
+        h.push_str("<p class=\"ok\">None: every shard had enough rows, every local fit converged, and no reduction fell more than 0.05 nats per test row below the global fit or had a parameter error over 100 times the global fit's.</p>\n");
         return;
     }
     h.push_str("<div class=\"warnings\"><ul>\n");

@@ -14,6 +14,12 @@ pub const MIN_ROWS_PER_PARAMETER: f64 = 10.0;
 /// fit's before a warning.
 pub const LOGLIK_GAP_WARNING: f64 = 0.05;
 
+/// The reduction's mean parameter MSE against the truth may be this many times the global fit's
+/// before a warning: a reduced expert (often a variance) far off the truth can cost little test
+/// log-likelihood (at M = 512 with 78 rows per machine: a variance of 7,070 for a true 3, 0.04 nats
+/// per row) and almost no RPE.
+pub const PARAM_MSE_RATIO_WARNING: f64 = 100.0;
+
 /// Training rows per machine over free parameters, for a data set of `n` rows on `m` machines
 /// fitting `k` components (shards of equal size; unequal shards make some machines smaller).
 pub fn rows_per_parameter(plan: &Plan, n: usize, m: usize, k: usize) -> f64 {
@@ -72,9 +78,10 @@ impl<'a> LoglikLoss<'a> {
     }
 }
 
-/// Warnings about what the run produced: per cell, local fits that stopped at the iteration cap,
-/// and a reduction whose mean test log-likelihood per row is more than [`LOGLIK_GAP_WARNING`]
-/// below the global fit's.
+/// Warnings about what the run produced: per cell, local fits that stopped at the iteration cap, a
+/// reduction whose mean test log-likelihood per row is more than [`LOGLIK_GAP_WARNING`] below the
+/// global fit's, and one whose parameter MSE is more than [`PARAM_MSE_RATIO_WARNING`] times the
+/// global fit's.
 pub fn after_run(plan: &Plan, out: &StudyOutput) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut fits: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
@@ -93,19 +100,39 @@ pub fn after_run(plan: &Plan, out: &StudyOutput) -> Vec<String> {
         }
     }
     let loss = LoglikLoss::new(plan, &out.rows);
-    let mut gaps: BTreeMap<usize, (usize, Vec<f64>)> = BTreeMap::new();
-    for r in out.rows.iter().filter(|r| r.estimator == "reduction") {
-        if let Some(l) = loss.of(r) {
-            gaps.entry(r.cell).or_insert((r.machines, Vec::new())).1.push(l);
-        }
-    }
-    for (cell, (m, g)) in gaps {
-        let gap = g.iter().sum::<f64>() / g.len() as f64;
+    let gaps = cell_means(out, "reduction", |r| loss.of(r));
+    let mse = cell_means(out, "reduction", |r| r.scores.param_mse);
+    let global_mse = cell_means(out, "global", |r| r.scores.param_mse);
+    for (&cell, &(m, gap)) in &gaps {
         if gap > LOGLIK_GAP_WARNING {
             warnings.push(format!(
                 "cell {cell} (M = {m}): the reduction's test log-likelihood is {gap:.3} nats per row below the global fit's (warning level {LOGLIK_GAP_WARNING}), whatever its RPE says"
             ));
         }
     }
+    for (&cell, &(m, reduced)) in &mse {
+        let Some(&(_, global)) = global_mse.get(&cell) else { continue };
+        if reduced > PARAM_MSE_RATIO_WARNING * global {
+            warnings.push(format!(
+                "cell {cell} (M = {m}): the reduction's parameter MSE against the truth is {:.0} times the global fit's ({reduced:.3e} vs {global:.3e}; warning level {PARAM_MSE_RATIO_WARNING}x): some reduced expert is far off, whatever its RPE and log-likelihood say",
+                reduced / global
+            ));
+        }
+    }
     warnings
+}
+
+/// Per cell, its M and the mean of `f` over the rows of `estimator` that have a value.
+fn cell_means(
+    out: &StudyOutput,
+    estimator: &str,
+    f: impl Fn(&ResultRow) -> Option<f64>,
+) -> BTreeMap<usize, (usize, f64)> {
+    let mut values: BTreeMap<usize, (usize, Vec<f64>)> = BTreeMap::new();
+    for r in out.rows.iter().filter(|r| r.estimator == estimator) {
+        if let Some(v) = f(r) {
+            values.entry(r.cell).or_insert((r.machines, Vec::new())).1.push(v);
+        }
+    }
+    values.into_iter().map(|(c, (m, v))| (c, (m, v.iter().sum::<f64>() / v.len() as f64))).collect()
 }
