@@ -141,10 +141,7 @@ fn failed_machines_never_enter_the_reduction() {
     c.machines.failure_probability = 1.0;
     match run(&data, &c) {
         Err(e @ ClusterError::NoReports { .. }) => {
-            assert_eq!(
-                e.to_string(),
-                "no machine reported in time: 8 of 8 machines failed and 0 arrived after the deadline"
-            )
+            assert_eq!(e.to_string(), "no machine reported in time: 8 of 8 machines failed")
         }
         other => panic!("expected NoReports, got {:?}", other.map(|_| ())),
     }

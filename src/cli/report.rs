@@ -13,7 +13,8 @@ use crate::report::{self, ViewOptions, plots};
 pub struct ReportArgs {
     /// An output folder of `dmoe run` (it holds results.csv, run.json and records/).
     dir: PathBuf,
-    /// An accuracy metric to plot, once per metric (default: rpe, loglik, param-mse, transport).
+    /// An accuracy metric to plot besides the default ones (rpe, loglik, param-mse, transport);
+    /// repeat for several.
     #[arg(long = "metric", value_name = "METRIC", value_parser = plots::METRICS)]
     metrics: Vec<String>,
     /// The cell whose virtual timeline is drawn (default: the largest cluster).
@@ -22,9 +23,10 @@ pub struct ReportArgs {
     /// The repetition of that cell's timeline.
     #[arg(long, value_name = "REP", default_value_t = 0, requires = "timeline")]
     rep: usize,
-    /// Nats per test row the reduction may lose against the global fit for an M to be recommended.
-    #[arg(long, default_value_t = report::recommend::DEFAULT_BUDGET)]
-    budget: f64,
+    /// Nats per test row the reduction may lose against the global fit for an M to be recommended
+    /// (default: the run's own, 0.01 unless `run --budget` said otherwise).
+    #[arg(long, allow_negative_numbers = true)]
+    budget: Option<f64>,
 }
 
 pub fn report(a: ReportArgs) -> Result<(), String> {
@@ -33,12 +35,17 @@ pub fn report(a: ReportArgs) -> Result<(), String> {
         return Err(format!("{}: no run.json here; give an output folder of `dmoe run`", a.dir.display()));
     }
     let dest = Destination::folder(&a.dir, "DIR").map_err(|e| e.to_string())?;
-    field("--budget", Range::NATS_PER_ROW, a.budget)?;
-    let mut opts = ViewOptions { timeline: a.timeline.map(|c| (c, a.rep)), budget: a.budget, ..ViewOptions::default() };
-    if !a.metrics.is_empty() {
-        opts.metrics = a.metrics;
+    if let Some(b) = a.budget {
+        field("--budget", Range::NATS_PER_ROW, b)?;
     }
-    let figures = report::redraw(&dest, &opts)?;
+    let mut opts = ViewOptions { timeline: a.timeline.map(|c| (c, a.rep)), ..ViewOptions::default() };
+    // The defaults, then each metric asked for once, in the order given.
+    for m in &a.metrics {
+        if !opts.metrics.contains(m) {
+            opts.metrics.push(m.clone());
+        }
+    }
+    let figures = report::redraw(&dest, &opts, a.budget, &a.metrics)?;
     drop(dest);
     say!("{figures} figures and index.html redrawn in {}/ ({:.1} s)", a.dir.display(), started.elapsed().as_secs_f64());
     Ok(())

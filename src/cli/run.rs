@@ -26,7 +26,7 @@ pub struct RunArgs {
     #[arg(long)]
     quiet: bool,
     /// Nats per test row the reduction may lose against the global fit for an M to be recommended.
-    #[arg(long, default_value_t = report::recommend::DEFAULT_BUDGET)]
+    #[arg(long, default_value_t = report::recommend::DEFAULT_BUDGET, allow_negative_numbers = true)]
     budget: f64,
     /// Override a scenario key with a TOML value, e.g. --set data.n=[4000] --set repetitions=1.
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -63,7 +63,7 @@ pub fn check(a: CheckArgs) -> Result<(), String> {
     tell_constants(&c);
     warn_all(&study::warnings::before_run(&c));
     say!(
-        "{}: ok: {} cells x {} repetition(s) = {runs} cluster runs; {}, d = {}; output folder `{}`",
+        "{}: ok: {} cells x {} repetition(s) = {runs} cluster runs; {}, d = {}; output folder `output/{}` (or --out)",
         a.file.display(),
         c.cells.len(),
         c.repetitions,
@@ -90,7 +90,8 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     warn_all(&study::warnings::before_run(&checked));
     let with_global = usize::from(checked.reports(study::Estimator::Global));
     let data_sets = checked.cells.iter().map(|c| c.n_index).max().map_or(0, |m| m + 1) * checked.repetitions;
-    let total = checked.cells.len() * checked.repetitions + data_sets * with_global;
+    // One global fit per data set, repetition and K.
+    let total = checked.cells.len() * checked.repetitions + data_sets * with_global * checked.k_values().len();
     let progress: Arc<dyn study::Progress> = if a.quiet {
         Arc::new(study::Silent)
     } else if std::io::stderr().is_terminal() {
@@ -183,7 +184,18 @@ pub fn calibrate(a: CalibrateArgs) -> Result<(), String> {
         }
         false => None,
     };
-    let c = crate::cluster::clock::calibrate();
+    // The median of three measurements of each constant: one is noisy (about 10 % apart).
+    let runs: Vec<crate::cluster::clock::CostModel> = (0..3).map(|_| crate::cluster::clock::calibrate()).collect();
+    let median = |f: fn(&crate::cluster::clock::CostModel) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[1]
+    };
+    let c = crate::cluster::clock::CostModel {
+        em_per_component: median(|c| c.em_per_component),
+        em_per_coefficient_pair: median(|c| c.em_per_coefficient_pair),
+        mm_per_unit: median(|c| c.mm_per_unit),
+    };
     if let Some(dest) = &target {
         let saved = calibration::Saved {
             host: calibration::host(),

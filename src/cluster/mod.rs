@@ -136,6 +136,11 @@ pub struct RunOutcome {
     pub busiest_worker_seconds: f64,
 }
 
+/// ` and N arrived after the deadline`, when N > 0.
+fn late_words(late: usize) -> String {
+    if late > 0 { format!(" and {late} arrived after the deadline") } else { String::new() }
+}
+
 /// Why a run could not finish.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ClusterError {
@@ -143,9 +148,7 @@ pub enum ClusterError {
     #[error("{0}")]
     Setting(String),
     /// No report reached the server in time.
-    #[error(
-        "no machine reported in time: {failed} of {machines} machines failed and {late} arrived after the deadline"
-    )]
+    #[error("no machine reported in time: {failed} of {machines} machines failed{}", late_words(*late))]
     NoReports { machines: usize, failed: usize, late: usize },
     /// A local fit failed on its data (e.g. a shard whose column is constant).
     #[error(transparent)]

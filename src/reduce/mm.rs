@@ -364,7 +364,7 @@ fn best_mm(
         }
     }
     let (init, run) = best.expect("the k-means start always applies");
-    if run.trace.len() - 1 < warmup || warmup == settings.max_iter {
+    if run.converged || warmup == settings.max_iter {
         return (init, run); // converged (or capped) within the warm-up
     }
     let continued = mm(large, run.coef, run.variances, settings.max_iter - warmup, settings.tol);

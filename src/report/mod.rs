@@ -192,6 +192,11 @@ pub fn run_json(checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> serde_json
         "overrides": meta.overrides,
         "dmoe_version": env!("CARGO_PKG_VERSION"),
         "seed": checked.seed,
+        "d": checked.d,
+        "features": checked.features,
+        "target": checked.target,
+        "sweep_cells": checked.cells,
+        "budget": meta.views.budget,
         "clock": checked.clock.name(),
         "cost_model": cost_model(checked),
         "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -268,11 +273,14 @@ pub fn write_views(
 }
 
 /// `dmoe report`: draws the views of the output folder `dest` again from what it holds (results.csv,
-/// run.json, records/) with `opts`, without running anything. The folder is staged and swapped in
-/// whole, like a run's: its other files are hard links (or copies) of the old ones. Returns the
-/// figures' count.
-pub fn redraw(dest: &Destination, opts: &ViewOptions) -> Result<usize, String> {
+/// run.json, records/) with `opts`, without running anything; the recommendation's budget is
+/// `budget`, or the run's own; an error when a metric in `asked` has nothing to plot. The folder is
+/// staged and swapped in whole, like a run's: its other files are hard links (or copies) of the old
+/// ones. Returns the figures' count.
+pub fn redraw(dest: &Destination, opts: &ViewOptions, budget: Option<f64>, asked: &[String]) -> Result<usize, String> {
     let loaded = reload::reload(dest.path())?;
+    let recorded = loaded.run["budget"].as_f64().unwrap_or(recommend::DEFAULT_BUDGET);
+    let opts = &ViewOptions { budget: budget.unwrap_or(recorded), ..opts.clone() };
     if let Some((cell, rep)) = opts.timeline
         && !loaded.out.runs.iter().any(|r| r.cell.index == cell && r.rep == rep)
     {
@@ -286,7 +294,19 @@ pub fn redraw(dest: &Destination, opts: &ViewOptions) -> Result<usize, String> {
     let staged = dest.stage().map_err(|e| e.to_string())?;
     link_tree(dest.path(), staged.path(), &["plots", "index.html", destination::OUTPUT_MARKER])?;
     write_views(staged.path(), &loaded.plan, &loaded.out, &loaded.run, opts)?;
-    let figures = std::fs::read_dir(staged.path().join("plots")).map_or(0, |d| d.count() / 2);
+    let drawn: Vec<String> = std::fs::read_dir(staged.path().join("plots"))
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".svg").map(String::from))
+        .collect();
+    if let Some(m) = asked
+        .iter()
+        .find(|m| !drawn.iter().any(|d| d == &format!("accuracy-{m}") || d.starts_with(&format!("accuracy-{m}-"))))
+    {
+        return Err(format!(
+            "--metric {m}: this run has no values to plot for it (param-mse, transport, ari and clustering-error need a true model; loglik without a global fit shows the log-likelihood itself)"
+        ));
+    }
+    let figures = drawn.len();
     destination::commit(vec![staged]).map_err(|e| e.to_string())?;
     Ok(figures)
 }

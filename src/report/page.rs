@@ -12,7 +12,7 @@ use super::summary::{self, BaselineSummary, CellSummary, short};
 use crate::study::{Plan, StudyOutput};
 
 /// Text made safe for HTML.
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -70,7 +70,7 @@ pub fn index_html(
         plan.d,
         plan.clock.name()
     );
-    warnings(&mut h, run);
+    warnings(&mut h, run, out.rows.iter().any(|r| r.estimator == "global"));
     let cells = summary::cells(plan, &out.rows);
     recommendations(&mut h, &recommend::recommend(&cells, budget), budget);
     summary_table(&mut h, &cells);
@@ -82,13 +82,21 @@ pub fn index_html(
     Ok(h)
 }
 
-/// The run's warnings, or a line saying there are none.
-fn warnings(h: &mut String, run: &Value) {
+/// The run's warnings, or what was checked when there are none (`has_global`: whether a global fit
+/// ran to compare the reduction with).
+fn warnings(h: &mut String, run: &Value, has_global: bool) {
     let list: Vec<&str> =
         run["warnings"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     h.push_str("<h2 id=\"warnings\">Warnings</h2>\n");
     if list.is_empty() {
-        h.push_str("<p class=\"ok\">None: every shard had enough rows, every local fit converged, and no reduction fell more than 0.05 nats per test row below the global fit or had a parameter error over 100 times the global fit's.</p>\n");
+        let compared = match has_global {
+            true => {
+                ", and no reduction fell more than 0.05 nats per test row below the global fit or had a parameter error over 100 times the global fit's"
+            }
+            false => "; without a global fit in the scenario, the reduction could not be compared with one",
+        };
+        let _ =
+            writeln!(h, "<p class=\"ok\">None: every shard had enough rows, every local fit converged{compared}.</p>");
         return;
     }
     h.push_str("<div class=\"warnings\"><ul>\n");
@@ -119,7 +127,9 @@ fn summary_table(h: &mut String, cells: &[CellSummary]) {
         h,
         "<h2 id=\"summary\">Summary</h2>\n<p>Per cell, means over the repetitions. The log-likelihood gap is the test \
          log-likelihood per row the reduction loses against the global fit (0.05 and more: a warning); the parameter \
-         error is against the true model.</p>\n<table id=\"summary-table\">\n<thead>\n<tr><th>cell</th><th>M</th>\
+         error is against the true model. Machines included: those whose local models entered the reduced model \
+         (not the failed, the late, nor those the screening dropped); local fits converged: among the machines \
+         that did not fail.</p>\n<table id=\"summary-table\">\n<thead>\n<tr><th>cell</th><th>M</th>\
          <th>n</th>{setting_head}<th class=\"text\">network</th><th>makespan (s)</th><th>speedup</th><th>test RPE<br>reduction</th>\
          <th>test RPE<br>global</th><th>loglik gap<br>nats/row</th><th>param MSE<br>reduction</th>\
          <th>param MSE<br>global</th><th>machines<br>included</th><th>machines<br>flagged</th>\
@@ -221,7 +231,7 @@ fn facts(h: &mut String, run: &Value) {
             .iter()
             .map(|k| format!("{k} = {}", text(&c[*k])))
             .collect();
-        fact("model-clock constants", format!("{} ({})", constants.join(", "), text(&c["source"])));
+        fact("model-clock constants", format!("{}; from {}", constants.join(", "), text(&c["source"])));
     }
     fact("cores, --jobs", format!("{}, {}", text(&run["cores"]), text(&run["jobs"])));
     fact("wall time", format!("{:.1} s", run["wall_seconds"].as_f64().unwrap_or(0.0)));

@@ -120,6 +120,9 @@ pub const DEFAULT_METRICS: [&str; 4] = ["rpe", "loglik", "param-mse", "transport
 /// The estimators of the accuracy plots, in legend order (the global fit is the reference line).
 const ACCURACY_ESTIMATORS: [&str; 5] = ["reduction", "median", "aligned-average", "naive-average", "pooled"];
 
+/// A linear accuracy axis whose positive values span more than this factor becomes a log axis.
+const LOG_SPAN: f64 = 100.0;
+
 /// Smallest log-likelihood loss drawn: losses at or below it, gains included, are drawn at it.
 const LOSS_FLOOR: f64 = 1e-6;
 
@@ -330,7 +333,8 @@ fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow], metrics: &[Str
         for name in metrics {
             let figure = match ACCURACY.into_iter().find(|m| m.0 == name) {
                 Some(metric) => accuracy_figure(group_rows, metric, &context),
-                None => loglik_figure(&loss, group_rows, &context),
+                None if name == "loglik" => loglik_figure(&loss, group_rows, &context),
+                None => return Err(format!("no accuracy metric `{name}` (metrics: {})", METRICS.join(", "))),
             };
             if let Some(fig) = figure {
                 drawn.push(render(dir, &format!("accuracy-{name}{suffix}"), &fig)?);
@@ -395,17 +399,33 @@ fn accuracy_figure(
     (_, title, y_desc, log_y, f): AccuracyMetric,
     context: &str,
 ) -> Option<Accuracy> {
-    let series = estimator_series(rows, log_y, f);
+    let mut series = estimator_series(rows, log_y, f);
     if series.is_empty() {
         return None;
     }
+    // A positive metric spanning more than two orders of magnitude (an estimator that broke down)
+    // goes on a log axis, so that the others stay readable.
+    let values = || series.iter().flat_map(|(_, g)| g.values().flatten().copied());
+    let (lo, hi) = values().fold((f64::INFINITY, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let log_y = log_y || (lo > 0.0 && hi > LOG_SPAN * lo);
+    if log_y {
+        series = estimator_series(rows, true, f);
+    }
     let global: Vec<f64> = rows.iter().filter(|r| r.estimator == "global").filter_map(|r| f(r)).collect();
     let reference = (!global.is_empty()).then(|| ("global fit".to_string(), mean(&global), estimator_look("global")));
-    Some(Accuracy { title: format!("{title}: {context}"), y_desc: y_desc.into(), log_y, series, reference })
+    Some(Accuracy {
+        title: format!("{title}: {context}"),
+        y_desc: y_desc.into(),
+        log_y,
+        floor: None,
+        series,
+        reference,
+    })
 }
 
 /// The test log-likelihood per row that each estimator loses against the global fit of the same
-/// cell and repetition (`LoglikLoss`; log axis, losses below [`LOSS_FLOOR`] and gains drawn at it),
+/// cell and repetition (`LoglikLoss`; log axis, means and values below [`LOSS_FLOOR`], gains
+/// included, drawn at it; the mean over repetitions is taken first),
 /// with the warning level as the reference. Without a global fit in the scenario: each estimator's
 /// test log-likelihood per row itself. `None` when no estimator has a value.
 fn loglik_figure(loss: &LoglikLoss, rows: &[&ResultRow], context: &str) -> Option<Accuracy> {
@@ -416,11 +436,13 @@ fn loglik_figure(loss: &LoglikLoss, rows: &[&ResultRow], context: &str) -> Optio
             title: format!("Test log-likelihood per row (no global fit in this scenario): {context}"),
             y_desc: "test log-likelihood per row (nats)".into(),
             log_y: false,
+            floor: None,
             series,
             reference: None,
         });
     }
-    let series = estimator_series(rows, true, |r| loss.of(r).map(|l| l.max(LOSS_FLOOR)));
+    // Gains (negative losses) kept: the mean is taken before the floor.
+    let series = estimator_series(rows, false, |r| loss.of(r));
     if series.is_empty() {
         return None;
     }
@@ -428,6 +450,7 @@ fn loglik_figure(loss: &LoglikLoss, rows: &[&ResultRow], context: &str) -> Optio
         title: format!("Test log-likelihood lost against the global fit: {context}"),
         y_desc: format!("nats per test row (gains and losses below {} drawn at it)", axes::log_label(LOSS_FLOOR)),
         log_y: true,
+        floor: Some(LOSS_FLOOR),
         series,
         reference: Some((format!("warning level {LOGLIK_GAP_WARNING}"), LOGLIK_GAP_WARNING, GUIDE)),
     })

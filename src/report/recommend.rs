@@ -1,8 +1,11 @@
 //! Which M to use: per sweep group (network, and data size and setting when they vary), the M with the shortest
 //! mean makespan among those whose reduction loses at most `budget` nats per test row against the
-//! global fit (means over the repetitions), with the reason in one sentence.
+//! global fit (means over the repetitions) and whose parameter MSE, when a truth is known, is at
+//! most `PARAM_MSE_RATIO_WARNING` times the global fit's; none when that M is slower than the
+//! global fit on one machine. The reason comes in one sentence.
 
 use super::summary::{CellSummary, short};
+use crate::study::warnings::PARAM_MSE_RATIO_WARNING;
 
 /// The default budget, nats per test row.
 pub const DEFAULT_BUDGET: f64 = 0.01;
@@ -62,18 +65,34 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
             "no global fit in this scenario, so what distributing costs in log-likelihood cannot be measured: add \"global\" to the estimators".into(),
         );
     }
-    let within: Vec<Timed> = timed.iter().copied().filter(|t| t.2 <= budget).collect();
+    // With a truth, a reduction whose parameters are far off does not qualify either.
+    let sound = |c: &CellSummary| match (c.param_mse, c.param_mse_global) {
+        (Some(r), Some(g)) => r <= PARAM_MSE_RATIO_WARNING * g,
+        _ => true,
+    };
+    let within: Vec<Timed> = timed.iter().copied().filter(|t| t.2 <= budget && sound(t.0)).collect();
     let Some((best, makespan, gap)) = fastest(&within) else {
         let closest = timed.iter().min_by(|a, b| a.2.total_cmp(&b.2)).expect("not empty");
         return (
             None,
             format!(
-                "no M keeps the reduction within {budget} nats per test row of the global fit (the closest: M = {}, {} nats per row): fit on one machine, or raise --budget",
+                "no M keeps the reduction within {budget} nats per test row of the global fit with a parameter error under {PARAM_MSE_RATIO_WARNING} times the global fit's (the closest: M = {}, {} nats per row): fit on one machine, or raise --budget",
                 closest.0.machines,
                 short(Some(closest.2))
             ),
         );
     };
+    if best.speedup.is_some_and(|s| s < 1.0) {
+        return (
+            None,
+            format!(
+                "stay on one machine: the fastest M within the budget (M = {}, {} s) is slower than the global fit on one machine (speedup {})",
+                best.machines,
+                short(Some(makespan)),
+                short(best.speedup)
+            ),
+        );
+    }
     let speedup = best.speedup.map_or(String::new(), |s| format!(", speedup {}", short(Some(s))));
     let (top, top_makespan, top_gap) = fastest(&timed).expect("not empty");
     let reason = if timed.len() == 1 {
@@ -91,13 +110,18 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
             loses(gap)
         )
     } else {
+        let why = match (top.param_mse, top.param_mse_global) {
+            (Some(r), Some(g)) if top_gap <= budget => {
+                format!("its parameter error is {} times the global fit's", short(Some(r / g)))
+            }
+            _ => format!("loses {} nats per row", short(Some(top_gap))),
+        };
         format!(
-            "M = {}: the fastest ({} s{speedup}) of the M whose reduction stays within {budget} nats per test row of the global fit; M = {} is faster ({} s) but loses {} nats per row",
+            "M = {}: the fastest ({} s{speedup}) of the M whose reduction stays within {budget} nats per test row of the global fit; M = {} is faster ({} s) but {why}",
             best.machines,
             short(Some(makespan)),
             top.machines,
-            short(Some(top_makespan)),
-            short(Some(top_gap))
+            short(Some(top_makespan))
         )
     };
     (Some(best.machines), reason)
@@ -162,6 +186,20 @@ mod tests {
         let r = recommend(&[cell(4, "lan", 0.3, Some(0.001))], DEFAULT_BUDGET);
         assert_eq!(r[0].machines, Some(4));
         assert!(r[0].reason.contains("is the only M swept"), "{}", r[0].reason);
+        // Slower than one machine (speedup 1 / makespan < 1): stay on one machine.
+        let r = recommend(&[cell(4, "lan", 1.5, Some(0.001)), cell(8, "lan", 2.0, Some(0.001))], DEFAULT_BUDGET);
+        assert_eq!(r[0].machines, None);
+        assert!(r[0].reason.starts_with("stay on one machine"), "{}", r[0].reason);
+        // A parameter error over 100 times the global fit's disqualifies.
+        let mut far = cell(8, "lan", 0.2, Some(0.001));
+        (far.param_mse, far.param_mse_global) = (Some(0.5), Some(0.001));
+        let r = recommend(&[cell(4, "lan", 0.3, Some(0.001)), far], DEFAULT_BUDGET);
+        assert_eq!(r[0].machines, Some(4));
+        assert!(
+            r[0].reason.contains("M = 8 is faster (0.2 s) but its parameter error is 500 times"),
+            "{}",
+            r[0].reason
+        );
         let r = recommend(&[cell(4, "lan", 0.3, None)], DEFAULT_BUDGET);
         assert_eq!(r[0].machines, None);
         assert!(r[0].reason.contains("add \"global\""), "{}", r[0].reason);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::cluster::clock::{Clock, CostModel};
 use crate::cluster::record::RunRecord;
 use crate::distributed::Scores;
 use crate::study::{self, CellRun, Estimator, Plan, ResultRow, StudyOutput};
@@ -32,24 +33,42 @@ pub fn reload(dir: &Path) -> Result<Reloaded, String> {
     Ok(Reloaded { plan, out: StudyOutput { rows, runs, wall_seconds }, run })
 }
 
-/// The plan of the scenario as run: run.json's `scenario_text` with its `overrides`, read as the
-/// file at `scenario_path` (so that paths in it resolve as they did).
+/// The plan of the scenario as run, without reading its data: run.json's `scenario_text` with its
+/// `overrides`, read as the file at `scenario_path`, completed by what the run recorded (d, the
+/// features and target, the cells, the model clock's constants).
 fn plan_of(run: &Value, run_path: &Path) -> Result<Plan, String> {
-    let field = |key: &str| {
-        run[key].as_str().ok_or_else(|| {
-            format!(
-                "{}: no `{key}` (written by dmoe 0.x before `dmoe report` existed?); run the scenario again",
-                run_path.display()
-            )
-        })
+    let missing = |key: &str| {
+        format!(
+            "{}: no `{key}`: written by a dmoe from before `dmoe report`; run the scenario again",
+            run_path.display()
+        )
     };
-    let (text, path) = (field("scenario_text")?, PathBuf::from(field("scenario_path")?));
-    let overrides: Vec<String> = run["overrides"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|o| o.as_str().map(String::from)).collect())
-        .unwrap_or_default();
-    study::parse(&path, text, &overrides)
-        .map_err(|e| format!("{}: the scenario it records no longer checks: {e}", run_path.display()))
+    let text = |key: &str| run[key].as_str().ok_or_else(|| missing(key));
+    let recorded = |key: &str| run.get(key).filter(|v| !v.is_null()).ok_or_else(|| missing(key));
+    let (scenario, path) = (text("scenario_text")?, PathBuf::from(text("scenario_path")?));
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().filter_map(|o| o.as_str().map(String::from)).collect()).unwrap_or_default()
+    };
+    let mut plan = study::parse_recorded(&path, scenario, &strings(&run["overrides"]))
+        .map_err(|e| format!("{}: the scenario it records does not read: {e}", run_path.display()))?;
+    let bad = |key: &str, e: serde_json::Error| format!("{}: `{key}`: {e}", run_path.display());
+    plan.cells = serde_json::from_value(recorded("sweep_cells")?.clone()).map_err(|e| bad("sweep_cells", e))?;
+    plan.features = strings(recorded("features")?);
+    plan.d = plan.features.len();
+    plan.target = text("target")?.to_string();
+    if plan.cells.iter().any(|c| c.setting >= plan.settings.len() || c.network >= plan.networks.len()) {
+        return Err(format!("{}: `sweep_cells` do not match the scenario it records", run_path.display()));
+    }
+    if let (Clock::Model(_), Some(c)) = (&plan.clock, run["cost_model"].as_object()) {
+        let constant = |k: &str| c.get(k).and_then(Value::as_f64).ok_or_else(|| missing(&format!("cost_model.{k}")));
+        plan.clock = Clock::Model(CostModel {
+            em_per_component: constant("em_per_component")?,
+            em_per_coefficient_pair: constant("em_per_coefficient_pair")?,
+            mm_per_unit: constant("mm_per_unit")?,
+        });
+        plan.cost_source = c.get("source").and_then(Value::as_str).map(String::from);
+    }
+    Ok(plan)
 }
 
 /// results.csv's rows, by column name.
@@ -74,16 +93,22 @@ fn rows_of(path: &Path, plan: &Plan) -> Result<Vec<ResultRow>, String> {
             }
         };
         let num = |name: &str| opt(name)?.ok_or_else(|| fail(line, format!("{name} is empty")));
-        let count = |name: &str| opt(name).map(|v| v.map(|v| v as usize));
+        let count = |name: &str| -> Result<Option<usize>, String> {
+            match opt(name)? {
+                Some(v) if v < 0.0 || v.fract() != 0.0 => Err(fail(line, format!("{name} = {v}, not a count"))),
+                v => Ok(v.map(|v| v as usize)),
+            }
+        };
+        let index = |name: &str| count(name)?.ok_or_else(|| fail(line, format!("{name} is empty")));
         let estimator = Estimator::parse(get("estimator"))
             .ok_or_else(|| fail(line, format!("unknown estimator `{}`", get("estimator"))))?
             .name();
         rows.push(ResultRow {
-            cell: num("cell")? as usize,
-            machines: num("machines")? as usize,
-            n: num("n")? as usize,
+            cell: index("cell")?,
+            machines: index("machines")?,
+            n: index("n")?,
             network: get("network").to_string(),
-            rep: num("rep")? as usize,
+            rep: index("rep")?,
             estimator,
             scores: Scores {
                 test_loglik: num("test_loglik")?,
@@ -106,8 +131,14 @@ fn rows_of(path: &Path, plan: &Plan) -> Result<Vec<ResultRow>, String> {
             local_converged: count("local_converged")?,
             rows_per_parameter: opt("rows_per_parameter")?,
         });
-        if rows.last().is_some_and(|r| r.cell >= plan.cells.len()) {
-            return Err(fail(line, format!("cell {} but the scenario has {} cells", get("cell"), plan.cells.len())));
+        let row = rows.last().expect("just pushed");
+        match plan.cells.get(row.cell) {
+            Some(c) if (c.n, c.machines) == (row.n, row.machines) => {}
+            Some(c) => {
+                let (n, m) = (c.n, c.machines);
+                return Err(fail(line, format!("cell {} has n = {n}, M = {m} in run.json, not this row's", row.cell)));
+            }
+            None => return Err(fail(line, format!("cell {} but run.json lists {} cells", row.cell, plan.cells.len()))),
         }
     }
     Ok(rows)
@@ -115,8 +146,7 @@ fn rows_of(path: &Path, plan: &Plan) -> Result<Vec<ResultRow>, String> {
 
 /// Every run listed in run.json, with its record from records/.
 fn runs_of(dir: &Path, run: &Value, plan: &Plan) -> Result<Vec<CellRun>, String> {
-    let empty = Vec::new();
-    let listed = run["runs"].as_array().unwrap_or(&empty);
+    let listed = run["runs"].as_array().ok_or_else(|| format!("{}: no `runs`", dir.join("run.json").display()))?;
     listed
         .iter()
         .map(|r| {

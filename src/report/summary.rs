@@ -135,10 +135,11 @@ pub fn short(v: Option<f64>) -> String {
 /// line per baseline (means over all cells) and a legend of the columns.
 pub fn text(cells: &[CellSummary], baselines: &[BaselineSummary]) -> Vec<String> {
     let row = |c: [&str; 11]| {
-        format!(
+        let line = format!(
             "{:>4} {:>5} {:>7} {:<11} {:>10} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9}",
             c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10]
-        )
+        );
+        line.trim_end().to_string()
     };
     let mut lines = vec![
         row(["", "", "", "", "", "", "test RPE", "", "loglik gap", "param MSE", ""]),

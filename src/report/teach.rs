@@ -14,6 +14,7 @@ use ndarray::{Array1, Array2};
 use crate::data::synthetic::{Simulator, TruthSpec};
 use crate::distributed::{self, LocalReport, support_count};
 use crate::numeric::em::EmSettings;
+use crate::numeric::metrics::param_mse;
 use crate::numeric::model::Moe;
 use crate::numeric::range::{MAX_COMPONENTS, within};
 use crate::numeric::rng;
@@ -23,6 +24,9 @@ use crate::reduce::{self, Init, OutlierPolicy, ReductionSettings, baselines};
 /// Supporting points in all: fewer than `reduce::START_POINTS`, so that the reduction is a single MM
 /// run on one set of points, which the lesson replays iteration by iteration.
 pub const SUPPORT: usize = 200;
+
+/// MM iterations drawn one by one; after them, about as many more, evenly spaced, and the last.
+pub const SHOWN_FIRST: usize = 10;
 
 /// The most machines a lesson draws (one panel each).
 pub const MAX_MACHINES: usize = 16;
@@ -46,6 +50,8 @@ impl Default for TeachSettings {
 /// expert that takes most of its mass.
 #[derive(Debug, Clone)]
 pub struct MmStep {
+    /// Its iteration (0: the start).
+    pub iteration: usize,
     pub coef: Array2<f64>,
     pub variances: Array1<f64>,
     pub absorbs: Vec<usize>,
@@ -70,6 +76,8 @@ pub struct Lesson {
     /// How the winning MM run started.
     pub init: Init,
     pub steps: Vec<MmStep>,
+    /// Whether MM stopped on its tolerance (not on its iteration cap).
+    pub converged: bool,
     /// The reduced model, gate included (the library's reduction of the same reports).
     pub reduced: Moe,
     /// The naive average of the local models (labels not matched).
@@ -82,7 +90,9 @@ pub fn check(s: &TeachSettings) -> Result<(), String> {
     within(s.machines, 1, MAX_MACHINES).map_err(|e| format!("--machines: {e}"))?;
     // 20 rows per free parameter (5K - 2 on one covariate) on every machine.
     let need = 20 * crate::numeric::model::n_free_params(s.k, 1) * s.machines;
-    within(s.n, need, 200_000).map_err(|e| format!("--n: {e} (20 rows per free parameter on each machine)"))?;
+    within(s.n, need, 200_000).map_err(|e| {
+        format!("--n: {e} (20 rows per free parameter on each of the {} machines, with K = {})", s.machines, s.k)
+    })?;
     Ok(())
 }
 
@@ -116,14 +126,19 @@ pub fn lesson(s: &TeachSettings) -> Result<Lesson, String> {
         .ok_or("the winning start does not apply")?;
     let mut steps = Vec::new();
     let points = large.n_support() as f64;
-    reduce::mm_observed(&large, coef, var, settings.max_iter, settings.tol, &mut |coef, variances, plan| {
+    let run = reduce::mm_observed(&large, coef, var, settings.max_iter, settings.tol, &mut |coef, variances, plan| {
         steps.push(MmStep {
+            iteration: steps.len(),
             coef: coef.clone(),
             variances: variances.clone(),
             absorbs: absorbs(&large, &plan.target, plan.k),
             objective: plan.objective / points,
         });
     });
+    // A long run is shown by its first iterations, then every few, and its last.
+    let last = steps.len() - 1;
+    let every = (last.saturating_sub(SHOWN_FIRST)).div_ceil(SHOWN_FIRST).max(1);
+    steps.retain(|s| s.iteration <= SHOWN_FIRST || s.iteration == last || s.iteration % every == 0);
     Ok(Lesson {
         settings: s.clone(),
         truth: sim.truth.clone(),
@@ -136,6 +151,7 @@ pub fn lesson(s: &TeachSettings) -> Result<Lesson, String> {
         large,
         init: reduction.init,
         steps,
+        converged: run.converged,
         reduced: reduction.model,
     })
 }
@@ -180,8 +196,10 @@ pub fn steps(l: &Lesson) -> Vec<Step> {
             stem: "step-02-local-fits".into(),
             title: "Each machine fits its own shard".into(),
             text: format!(
-                "The rows are split over {m} machines. Each fits a {k}-expert model by EM on its own rows only, and \
-                 numbers its experts as it pleases: expert 1 of one machine need not be expert 1 of another."
+                "The rows are split over {m} machine{}. Each fits a {k}-expert model by EM on its own rows only, and \
+                 numbers its experts as it pleases (the numbers at the right end of its lines): expert 1 of one machine \
+                 need not be expert 1 of another.",
+                if m == 1 { "" } else { "s" }
             ),
         },
         Step {
@@ -190,15 +208,21 @@ pub fn steps(l: &Lesson) -> Vec<Step> {
             text: format!(
                 "The server receives the {m} local models and a few covariate rows from each ({} supporting points). \
                  Weighting each machine by its share of the rows gives one large mixture of {} experts, each drawn in \
-                 its machine's colour. It is a good model but far too big: the task is to reduce it to {k} experts.",
+                 its machine's colour.{}",
                 l.large.n_support(),
-                m * k
+                m * k,
+                if m > 1 {
+                    format!(" It is a good model but too big: the task is to reduce it to {k} experts.")
+                } else {
+                    " With one machine it already has K experts: the reduction has nothing to merge.".into()
+                }
             ),
         },
     ];
-    let last = l.steps.len() - 1;
-    for (t, s) in l.steps.iter().enumerate() {
-        let text = match t {
+    let last = l.steps.last().map_or(0, |s| s.iteration);
+    for (i, s) in l.steps.iter().enumerate() {
+        let t = s.iteration;
+        let text = match i {
             0 => format!(
                 "The reduction starts from {} (the start with the smallest transport cost among those tried). Each \
                  pooled expert is coloured by the reduced expert (thick line, band: mean +- 2 sd) that takes most of its \
@@ -206,17 +230,31 @@ pub fn steps(l: &Lesson) -> Vec<Step> {
                 init_words(l.init),
                 s.objective
             ),
-            _ => format!(
-                "MM iteration {t}: each reduced expert is refitted to the pooled experts assigned to it (a weighted least \
-                 squares and an exact variance), then every pooled expert moves to the reduced expert that is now closest \
-                 in Kullback-Leibler divergence. J = {:.5} per point ({:.2e} lower than before; it never rises).{}",
-                s.objective,
-                l.steps[t - 1].objective - s.objective,
-                if t == last { " No further improvement: MM has converged." } else { "" }
-            ),
+            _ => {
+                let before = &l.steps[i - 1];
+                let drop = before.objective - s.objective;
+                let than = if before.iteration + 1 == t {
+                    "before".to_string()
+                } else {
+                    format!("at iteration {}", before.iteration)
+                };
+                let change =
+                    if drop > 0.0 { format!("{drop:.2e} lower than {than}") } else { format!("no lower than {than}") };
+                let end = match (t == last, l.converged) {
+                    (true, true) => " J no longer changes: MM has converged.",
+                    (true, false) => " MM stopped at its iteration cap (reduction.max_iter) before converging.",
+                    _ => "",
+                };
+                format!(
+                    "MM iteration {t}: each reduced expert is refitted to the pooled experts assigned to it (a weighted \
+                     least squares and an exact variance), then every pooled expert moves to the reduced expert that is now \
+                     closest in Kullback-Leibler divergence. J = {:.5} per point ({change}; MM never lets it rise).{end}",
+                    s.objective
+                )
+            }
         };
         out.push(Step {
-            stem: format!("step-{:02}-mm-{t:02}", t + 4),
+            stem: format!("step-{:02}-mm-{t:03}", i + 4),
             title: format!("MM iteration {t} of {last}"),
             text,
         });
@@ -224,13 +262,35 @@ pub fn steps(l: &Lesson) -> Vec<Step> {
     out.push(Step {
         stem: format!("step-{:02}-result", l.steps.len() + 4),
         title: "The reduced model against the truth".into(),
-        text:
-            "The reduced model (solid blue) lies on the true experts (dashed black), with a gate fitted to the plan. \
-               The naive average of the local models (vermillion), which averages expert 1 with expert 1 although \
-               the machines numbered their experts differently, mixes unrelated experts and misses the truth."
-                .into(),
+        text: result_words(l),
     });
     out
+}
+
+/// What the last step says: the reduced model's and the naive average's parameter errors against
+/// the truth, in words that hold whatever they are.
+fn result_words(l: &Lesson) -> String {
+    let reduced = param_mse(&l.reduced, &l.truth);
+    let mut text = format!(
+        "The reduced model (solid blue, with a gate fitted to the plan) against the true experts (dashed black): \
+         parameter error {reduced:.3} after matching labels."
+    );
+    match &l.naive {
+        Some(naive) if l.settings.k > 1 && l.settings.machines > 1 => {
+            let naive_mse = param_mse(naive, &l.truth);
+            let _ = write!(
+                text,
+                " The naive average of the local models (vermillion) averages expert 1 with expert 1 although the \
+                 machines numbered their experts independently: parameter error {naive_mse:.3}, {} the reduction's.",
+                if naive_mse > 2.0 * reduced { "far above" } else { "close to" }
+            );
+        }
+        Some(_) => text.push_str(
+            " With one expert or one machine there are no labels to mix up: the naive average (vermillion) is as good.",
+        ),
+        None => text.push_str(" The naive average cannot be formed here."),
+    }
+    text
 }
 
 /// A start in words.
@@ -280,8 +340,8 @@ fn page(l: &Lesson, steps: &[Step], figures: &Path) -> Result<String, String> {
             i + 1,
             i + 1,
             steps.len(),
-            step.title,
-            step.text.replace('&', "&amp;").replace('<', "&lt;"),
+            super::page::escape(&step.title),
+            super::page::escape(&step.text),
             svg.trim()
         );
     }

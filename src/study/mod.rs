@@ -14,5 +14,5 @@ pub mod warnings;
 
 pub use plan::{Cell, DataPlan, Estimator, Network, Plan, Setting, Swept};
 pub use problems::{MAX_REPORTED, Problem, ScenarioError};
-pub use resolve::{load, parse};
+pub use resolve::{load, parse_recorded};
 pub use run::{CellRun, Progress, ResultRow, Silent, StudyError, StudyOptions, StudyOutput, run};

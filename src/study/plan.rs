@@ -117,7 +117,7 @@ impl Swept {
 }
 
 /// One cell of the sweep.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cell {
     /// Index, in sweep order.
     pub index: usize,

@@ -19,29 +19,34 @@ use crate::numeric::em::{EmSettings, check_subset_rows};
 use crate::numeric::range::{MAX_COMPONENTS, MAX_ITERATIONS, MAX_REPETITIONS, MAX_RESTARTS, MAX_THREADS, Range};
 use crate::reduce::{OutlierPolicy, ReductionSettings};
 
-/// Reads, resolves and checks the scenario `file` with `overrides` (`key=value`).
+/// Reads, resolves and checks the scenario `file` with `overrides` (`key=value`). A model-clock
+/// scenario starts from this machine's saved constants (`calibration`), if any.
 pub fn load(file: &Path, overrides: &[String]) -> Result<Plan, ScenarioError> {
-    plan_of(&Source::load(file, overrides)?)
-}
-
-/// The plan of scenario `text`, read as if it were the file `file` (for `dmoe report`, which has
-/// the text a run recorded), with overrides, or every problem found.
-pub fn parse(file: &Path, text: &str, overrides: &[String]) -> Result<Plan, ScenarioError> {
-    plan_of(&Source::parse(file, text, overrides)?)
-}
-
-/// The plan of a parsed scenario, or every problem found. A model-clock scenario starts from this
-/// machine's saved constants (`calibration`), if any.
-fn plan_of(source: &Source) -> Result<Plan, ScenarioError> {
+    let source = Source::load(file, overrides)?;
     let model_clock = source.doc.get("clock").and_then(toml::Value::as_str) == Some("model");
     let constants = match calibration::constants() {
         Ok(c) => c,
         Err((file, e)) if model_clock => return Err(ScenarioError::single(&file, None, e)),
         Err(_) => Constants { cost_model: CostModel::default(), source: String::new() },
     };
+    plan_of(&source, &constants, true)
+}
+
+/// The plan of the scenario `text` a run recorded, read as if it were the file `file`, with its
+/// overrides, for `dmoe report`: resolved but not checked against the data, which is not read (no
+/// d, features, target or cells; the caller takes them from the run's record), and with the
+/// built-in model-clock constants (the record has the ones used).
+pub fn parse_recorded(file: &Path, text: &str, overrides: &[String]) -> Result<Plan, ScenarioError> {
+    let constants = Constants { cost_model: CostModel::default(), source: String::new() };
+    plan_of(&Source::parse(file, text, overrides)?, &constants, false)
+}
+
+/// The plan of a parsed scenario starting from the model-clock `constants`, checked against the
+/// data when `check_data`, or every problem found.
+fn plan_of(source: &Source, constants: &Constants, check_data: bool) -> Result<Plan, ScenarioError> {
     let problems = source.problems();
-    let (mut plan, pending) = resolve(source, &problems, &constants);
-    if !problems.any() {
+    let (mut plan, pending) = resolve(source, &problems, constants);
+    if check_data && !problems.any() {
         data_checks(&mut plan, pending, &problems);
     }
     problems.finish(plan)
@@ -329,6 +334,12 @@ fn resolve_machines(t: &Section) -> Vec<MachineModel> {
     };
     s.finish();
     let failures = t.opt_numbers("failure_probability", Range::Probability).unwrap_or_else(|| vec![0.0]);
+    if failures.contains(&1.0) {
+        t.problem(
+            "failure_probability",
+            "1 means that every machine fails and no model is ever made: give a probability below 1",
+        );
+    }
     t.finish();
     let mut models = Vec::new();
     for speed in &speeds {
@@ -406,7 +417,15 @@ mod tests {
     /// The plan of a scenario text (synthetic data, so no file is read), or its problems as lines.
     fn plan(text: &str) -> Result<Plan, Vec<String>> {
         let source = Source::parse(Path::new("t.toml"), text, &[]).map_err(|e| vec![e.to_string()])?;
-        plan_of(&source).map_err(|e| e.problems.iter().map(|p| p.to_string()).collect())
+        plan_of(&source, &test_constants(), true).map_err(|e| e.problems.iter().map(|p| p.to_string()).collect())
+    }
+
+    /// Model-clock constants as a machine's saved calibration would give them.
+    fn test_constants() -> Constants {
+        Constants {
+            cost_model: CostModel { em_per_component: 1e-7, em_per_coefficient_pair: 1e-9, mm_per_unit: 1e-8 },
+            source: "a test calibration".into(),
+        }
     }
 
     const DATA: &str = "[data]\nkind = \"synthetic\"\nk = 2\nd = 2\nn = 4000\n[cluster]\nmachines = [1, 4]\n";
@@ -441,6 +460,8 @@ mod tests {
         assert!(err[0].contains("`machines.failure_probability`") && err[0].contains("1.5"), "{err:?}");
         let err = plan(&format!("{DATA}[machines]\nfailure_probability = [\"a\"]\n")).unwrap_err();
         assert!(err[0].contains("or a list of them"), "{err:?}");
+        let err = plan(&format!("{DATA}[machines]\nfailure_probability = [0, 1]\n")).unwrap_err();
+        assert!(err[0].contains("every machine fails and no model is ever made"), "{err:?}");
     }
 
     #[test]
@@ -493,10 +514,9 @@ mod tests {
         );
         let p = plan(&text).unwrap();
         assert_eq!(p.settings[0].machines.speed, Speed::Stragglers { fraction: 0.25, slowdown: 4.0 });
-        // The scenario's key wins; the others come from this machine's saved calibration, if any.
-        let base = calibration::constants().unwrap();
-        assert_eq!(p.clock, Clock::Model(CostModel { mm_per_unit: 1e-9, ..base.cost_model }));
+        // The scenario's key wins; the others come from the machine's constants.
+        assert_eq!(p.clock, Clock::Model(CostModel { mm_per_unit: 1e-9, ..test_constants().cost_model }));
         let source = p.cost_source.unwrap();
-        assert!(source.starts_with("the scenario's [cost_model] for mm_per_unit; the others: "), "{source}");
+        assert_eq!(source, "the scenario's [cost_model] for mm_per_unit; the others: a test calibration");
     }
 }

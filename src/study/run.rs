@@ -472,8 +472,12 @@ fn group_task(
         opts.progress.finished(
             task,
             &format!(
-                "{label}: makespan {:.3} s (compute {:.3}, network {:.3}, reduce {:.3})",
-                r.makespan_s, r.local_compute_max_s, r.network_s, r.reduce_s
+                "{label}: makespan {:.3} s (compute {:.3}, network {:.3}{}, reduce {:.3})",
+                r.makespan_s,
+                r.local_compute_max_s,
+                r.network_s,
+                if r.wait_s > 0.0 { format!(", wait {:.3}", r.wait_s) } else { String::new() },
+                r.reduce_s
             ),
         );
         // The simulation's real-time facts belong to the first cell; the others replay its fits.

@@ -20,15 +20,48 @@ pub const LOGLIK_GAP_WARNING: f64 = 0.05;
 /// per row) and almost no RPE.
 pub const PARAM_MSE_RATIO_WARNING: f64 = 100.0;
 
+/// A reduced expert's variance may be this many times the largest of the global fit's before a
+/// warning: the check of a collapse that needs no truth (real data).
+pub const VARIANCE_RATIO_WARNING: f64 = 10.0;
+
 /// Training rows per machine over free parameters, for a data set of `n` rows on `m` machines
 /// fitting `k` components (shards of equal size; unequal shards make some machines smaller).
 pub fn rows_per_parameter(plan: &Plan, n: usize, m: usize, k: usize) -> f64 {
     (n - plan.n_test(n)) as f64 / m as f64 / n_free_params(k, plan.d) as f64
 }
 
+/// A study stops when every machine of one run fails; above this chance over all its runs, a
+/// warning says so before it starts.
+pub const ALL_FAIL_WARNING: f64 = 1e-3;
+
 /// Warnings known before the run: every (n, M, K) whose machines get fewer than
-/// [`MIN_ROWS_PER_PARAMETER`] training rows per free parameter.
+/// [`MIN_ROWS_PER_PARAMETER`] training rows per free parameter, and every (M, failure probability)
+/// whose runs lose all their machines with a chance of [`ALL_FAIL_WARNING`] or more.
 pub fn before_run(plan: &Plan) -> Vec<String> {
+    let mut warnings = few_rows(plan);
+    let mut seen: Vec<(usize, u64)> = Vec::new();
+    for c in &plan.cells {
+        let p = plan.setting(c).machines.failure_probability;
+        if seen.contains(&(c.machines, p.to_bits())) {
+            continue;
+        }
+        seen.push((c.machines, p.to_bits()));
+        // Each repetition's machines fail independently: 1 - (1 - p^M)^repetitions.
+        let all_fail = p.powi(c.machines as i32);
+        let chance = 1.0 - (1.0 - all_fail).powi(plan.repetitions as i32);
+        if chance >= ALL_FAIL_WARNING {
+            warnings.push(format!(
+                "M = {} with failure probability {p}: every machine fails with probability {all_fail:.2e} per run ({chance:.2e} over the {} repetitions), and then no model is made and the study stops; use more machines or a lower probability",
+                c.machines, plan.repetitions
+            ));
+        }
+    }
+    warnings
+}
+
+/// Every (n, M, K) whose machines get fewer than [`MIN_ROWS_PER_PARAMETER`] training rows per free
+/// parameter.
+fn few_rows(plan: &Plan) -> Vec<String> {
     let mut seen: Vec<(usize, usize, usize)> =
         plan.cells.iter().map(|c| (c.n, c.machines, plan.setting(c).k)).collect();
     seen.sort_unstable();
@@ -84,6 +117,31 @@ impl<'a> LoglikLoss<'a> {
 /// global fit's.
 pub fn after_run(plan: &Plan, out: &StudyOutput) -> Vec<String> {
     let mut warnings = Vec::new();
+    // The global fit is the reference of every comparison: it must have converged.
+    let mut unfinished: Vec<(usize, usize, usize)> = Vec::new();
+    for run in &out.runs {
+        let global = run.record.estimator("global").and_then(|g| g.fit.as_ref());
+        let key = (run.cell.n, plan.setting(&run.cell).k, run.rep);
+        if global.is_some_and(|f| !f.converged) && !unfinished.contains(&key) {
+            unfinished.push(key);
+            warnings.push(format!(
+                "the global fit (n = {}, K = {}, repetition {}) stopped at em.max_iter before converging: every comparison with it is against an unfinished fit; raise em.max_iter",
+                key.0, key.1, key.2
+            ));
+        }
+    }
+    // Unequal shards (lognormal sizes, a column partition): the smallest can be short of rows when
+    // the average is not (the average case is warned about before the run).
+    let smallest = cell_means(out, "reduction", |r| r.rows_per_parameter);
+    for (&cell, &(m, rows)) in &smallest {
+        let c = &plan.cells[cell];
+        let average = rows_per_parameter(plan, c.n, c.machines, plan.setting(c).k);
+        if rows < MIN_ROWS_PER_PARAMETER && average >= MIN_ROWS_PER_PARAMETER {
+            warnings.push(format!(
+                "cell {cell} (M = {m}): the smallest shard has {rows:.1} training rows per free parameter (mean over the repetitions), below {MIN_ROWS_PER_PARAMETER}: its local fit is unreliable"
+            ));
+        }
+    }
     let mut fits: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
     for run in &out.runs {
         let e = fits.entry(run.cell.index).or_default();
@@ -110,16 +168,40 @@ pub fn after_run(plan: &Plan, out: &StudyOutput) -> Vec<String> {
             ));
         }
     }
+    let variance_ratio = |r: &crate::cluster::record::RunRecord| {
+        let largest = |name: &str| r.estimator(name).map(|m| m.variances.iter().copied().fold(0.0, f64::max));
+        Some(largest("reduction")? / largest("global")?)
+    };
+    let mut ratios: BTreeMap<usize, (usize, Vec<f64>)> = BTreeMap::new();
+    for run in &out.runs {
+        if let Some(v) = variance_ratio(&run.record) {
+            ratios.entry(run.cell.index).or_insert((run.record.machines.len(), Vec::new())).1.push(v);
+        }
+    }
+    for (cell, (m, v)) in ratios {
+        let ratio = v.iter().copied().fold(0.0, f64::max);
+        if ratio > VARIANCE_RATIO_WARNING {
+            warnings.push(format!(
+                "cell {cell} (M = {m}): a reduced expert's variance is {} times the largest of the global fit's (warning level {VARIANCE_RATIO_WARNING}x): an expert that explains next to nothing, whatever the RPE says",
+                times(ratio)
+            ));
+        }
+    }
     for (&cell, &(m, reduced)) in &mse {
         let Some(&(_, global)) = global_mse.get(&cell) else { continue };
         if reduced > PARAM_MSE_RATIO_WARNING * global {
             warnings.push(format!(
-                "cell {cell} (M = {m}): the reduction's parameter MSE against the truth is {:.0} times the global fit's ({reduced:.3e} vs {global:.3e}; warning level {PARAM_MSE_RATIO_WARNING}x): some reduced expert is far off, whatever its RPE and log-likelihood say",
-                reduced / global
+                "cell {cell} (M = {m}): the reduction's parameter MSE against the truth is {} times the global fit's ({reduced:.3e} vs {global:.3e}; warning level {PARAM_MSE_RATIO_WARNING}x): some reduced expert is far off, whatever its RPE and log-likelihood say",
+                times(reduced / global)
             ));
         }
     }
     warnings
+}
+
+/// A ratio in words: `474` or `4.7e5`.
+fn times(ratio: f64) -> String {
+    if ratio < 1e4 { format!("{ratio:.0}") } else { format!("{ratio:.1e}") }
 }
 
 /// Per cell, its M and the mean of `f` over the rows of `estimator` that have a value.

@@ -229,19 +229,21 @@ where
 }
 
 /// A series of values by M (one per repetition), drawn as its mean's line with a marker at every
-/// value, in `look`.
+/// value, in `look`; means and values below `floor` drawn at it.
 fn draw_series<'a, DB: DrawingBackend + 'a, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     g: &BTreeMap<usize, Vec<f64>>,
     look: Look,
+    floor: Option<f64>,
 ) -> Result<(), String>
 where
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
-    draw_line(chart, g.iter().map(|(&m, v)| (m as f64, mean(v))).collect(), look)?;
+    let floor = floor.unwrap_or(f64::NEG_INFINITY);
+    draw_line(chart, g.iter().map(|(&m, v)| (m as f64, mean(v).max(floor))).collect(), look)?;
     chart
-        .draw_series(g.iter().flat_map(|(&m, v)| v.iter().map(move |&y| marker_at((m as f64, y), look))))
+        .draw_series(g.iter().flat_map(|(&m, v)| v.iter().map(move |&y| marker_at((m as f64, y.max(floor)), look))))
         .map_err(err)?;
     Ok(())
 }
@@ -300,7 +302,7 @@ impl Figure for Speedup {
         let mut entries = vec![Entry::line("ideal: speedup = M", GUIDE)];
         for (i, (label, g)) in self.groups.iter().enumerate() {
             let look = self.look(i);
-            draw_series(&mut chart, g, look)?;
+            draw_series(&mut chart, g, look, None)?;
             chart.draw_series(g.iter().map(|(&m, v)| whiskers(m as f64, v, look.color, 10))).map_err(err)?;
             entries.push(Entry::line(label.clone(), look));
         }
@@ -476,6 +478,8 @@ pub(super) struct Accuracy {
     pub(super) title: String,
     pub(super) y_desc: String,
     pub(super) log_y: bool,
+    /// Values and means below it are drawn at it (after the mean is taken).
+    pub(super) floor: Option<f64>,
     /// Per estimator: M -> values over repetitions, in legend order.
     pub(super) series: Vec<(String, BTreeMap<usize, Vec<f64>>)>,
     /// The reference line: its legend label, its value and its look.
@@ -484,7 +488,12 @@ pub(super) struct Accuracy {
 
 impl Accuracy {
     fn points(&self) -> impl Iterator<Item = f64> + '_ {
-        self.series.iter().flat_map(|(_, g)| g.values().flatten().copied()).chain(self.reference.as_ref().map(|r| r.1))
+        let floor = self.floor.unwrap_or(f64::NEG_INFINITY);
+        self.series
+            .iter()
+            .flat_map(|(_, g)| g.values().flatten().copied())
+            .chain(self.reference.as_ref().map(|r| r.1))
+            .map(move |v| v.max(floor))
     }
 }
 
@@ -526,7 +535,7 @@ impl Accuracy {
             entries.push(Entry::line(label.clone(), *look));
         }
         for (name, g) in self.series.iter().rev() {
-            draw_series(&mut chart, g, estimator_look(name))?;
+            draw_series(&mut chart, g, estimator_look(name), self.floor)?;
         }
         Ok(entries)
     }
@@ -549,8 +558,9 @@ impl Figure for Gantt<'_> {
         let end = headroom(r.machines.iter().filter_map(|x| x.arrival_s).chain([r.makespan_s]), 1.05);
         // A little room left of 0, so that a failed machine's cross is not cut by the axis.
         let (x, step) = linear_axis(-0.015 * end..end);
-        let mut chart =
-            chart_builder(area, &self.title, X_AREA).build_cartesian_2d(x, -0.7..(m as f64 + 0.7)).map_err(err)?;
+        let (bottom, top) = (-(self.server_half() + 0.32), self.row(0) + 0.7);
+        let mut chart = chart_builder(area, &self.title, X_AREA).build_cartesian_2d(x, bottom..top).map_err(err)?;
+        let offset = self.offset();
         chart
             .configure_mesh()
             .disable_y_mesh()
@@ -559,12 +569,12 @@ impl Figure for Gantt<'_> {
             .y_labels((m + 1).min(25))
             .y_label_formatter(&|v| {
                 let i = v.round();
-                if (v - i).abs() > 1e-6 || i < 0.0 || i > m as f64 {
+                if (v - i).abs() > 1e-6 || i < 0.0 || i > m as f64 + offset || (i > 0.0 && i <= offset) {
                     String::new()
                 } else if i == 0.0 {
                     "server".into()
                 } else {
-                    format!("machine {}", m - i as usize)
+                    format!("machine {}", m - (i - offset) as usize)
                 }
             })
             .x_label_formatter(&|v| linear_label(*v, step))
@@ -580,9 +590,21 @@ impl Figure for Gantt<'_> {
 }
 
 impl Gantt<'_> {
-    /// The y position of machine `machine`: machine 0 on top, the server at 0.
+    /// The y position of machine `machine`: machine 0 on top, the server at 0 (below the last machine
+    /// by [`Self::offset`] rows more).
     fn row(&self, machine: usize) -> f64 {
-        (self.run.record.machines.len() - machine) as f64
+        (self.run.record.machines.len() - machine) as f64 + self.offset()
+    }
+
+    /// Half the height of the server's bar: a machine's, or a 80th of the machines, whichever is more,
+    /// so that the reduction stays visible among hundreds of machine rows.
+    fn server_half(&self) -> f64 {
+        GANTT_HALF_HEIGHT.max(self.run.record.machines.len() as f64 / 80.0)
+    }
+
+    /// Whole rows left empty above the server for its taller bar.
+    fn offset(&self) -> f64 {
+        (self.server_half() - GANTT_HALF_HEIGHT).ceil()
     }
 
     /// Every machine's local fit, its report in flight (grey when late), and a cross for a failure.
@@ -628,7 +650,7 @@ impl Gantt<'_> {
     /// The server's reduction, and the deadline when the server stopped waiting at it.
     fn draw_server<'a, DB: DrawingBackend + 'a>(&self, chart: &mut GanttChart<'a, DB>) -> Result<Vec<Entry>, String> {
         let r = &self.run.record;
-        let (m, h) = (r.machines.len(), GANTT_HALF_HEIGHT);
+        let h = self.server_half();
         let mut entries = Vec::new();
         if r.wait_s > 0.0 {
             let waited = r.reduce_start_s - r.wait_s;
@@ -642,7 +664,7 @@ impl Gantt<'_> {
         if r.events.iter().any(|e| e.kind == crate::cluster::record::EventKind::Deadline) {
             let d = r.reduce_start_s;
             let deadline = Look { color: FAILURE, ..GUIDE };
-            draw_line(chart, vec![(d, -0.7), (d, m as f64 + 0.7)], deadline)?;
+            draw_line(chart, vec![(d, -(h + 0.32)), (d, self.row(0) + 0.7)], deadline)?;
             entries.push(Entry::line("deadline", deadline));
         }
         Ok(entries)
@@ -680,7 +702,7 @@ impl Figure for Objective {
         for (i, (label, t)) in self.traces.iter().enumerate() {
             let look = sequence_look(i, self.traces.len());
             let by_iteration: BTreeMap<usize, Vec<f64>> = t.iter().enumerate().map(|(j, &v)| (j, vec![v])).collect();
-            draw_series(&mut chart, &by_iteration, look)?;
+            draw_series(&mut chart, &by_iteration, look, None)?;
             entries.push(Entry::line(label.clone(), look));
         }
         entries.push(Entry::note("repetition 0"));
@@ -694,6 +716,8 @@ pub(super) struct ExpertLine {
     pub(super) b: f64,
     pub(super) sd: Option<f64>,
     pub(super) look: Look,
+    /// Written at the line's right end (an expert's number), when given.
+    pub(super) label: Option<String>,
 }
 
 /// Data points and expert lines on one covariate (`dmoe teach`): points in their colours, bands
@@ -730,6 +754,15 @@ impl Scene {
         }
         for l in &self.lines {
             draw_line(&mut chart, vec![(x0, l.a + l.b * x0), (x1, l.a + l.b * x1)], l.look)?;
+        }
+        // Numbers just inside the right edge, a little above their line (kept within the y range).
+        let at = x1 - 0.03 * (x1 - x0);
+        let (lift, (y0, y1)) = (0.045 * (self.y.end - self.y.start), (self.y.start, self.y.end));
+        let style = TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+        for l in self.lines.iter().filter(|l| l.label.is_some()) {
+            let y = (l.a + l.b * at + lift).clamp(y0 + lift, y1 - lift);
+            let text = Text::new(l.label.clone().unwrap_or_default(), (at, y), style.color(&l.look.color));
+            chart.draw_series([text]).map_err(err)?;
         }
         Ok(())
     }
@@ -783,6 +816,7 @@ mod tests {
                 title: "t".into(),
                 y_desc: "y".into(),
                 log_y,
+                floor: log_y.then_some(1e-6),
                 series: vec![("reduction".into(), g.clone())],
                 reference: Some(("global".into(), f64::MAX, estimator_look("global"))),
             };

@@ -16,9 +16,37 @@ use crate::report::teach::{Lesson, Step};
 /// Grey of data points that belong to no particular colour.
 const POINT: RGBColor = RGBColor(150, 150, 150);
 
+/// Data points drawn per figure at most (every k-th row beyond): enough to see the data's shape, few
+/// enough for a page of many figures.
+const MAX_POINTS: usize = 2500;
+
+/// Colours of the reduced experts, unlike the true components' (the sequential scale), so that a
+/// reduced expert is not read as the true expert of the same colour.
+const REDUCED: [RGBColor; 8] = [
+    RGBColor(230, 85, 13),
+    RGBColor(117, 107, 177),
+    RGBColor(49, 163, 84),
+    RGBColor(231, 41, 138),
+    RGBColor(140, 81, 10),
+    RGBColor(49, 130, 189),
+    RGBColor(99, 99, 99),
+    RGBColor(188, 189, 34),
+];
+
 /// The colour of component (or machine) `i` of `count`.
 fn colour(i: usize, count: usize) -> RGBColor {
     sequence_look(i, count).color
+}
+
+/// The colour of reduced expert `k`.
+fn reduced(k: usize) -> RGBColor {
+    REDUCED[k % REDUCED.len()]
+}
+
+/// Every k-th of `rows`, at most [`MAX_POINTS`] of them.
+fn thinned(rows: std::ops::Range<usize>) -> impl Iterator<Item = usize> {
+    let every = rows.len().div_ceil(MAX_POINTS).max(1);
+    rows.step_by(every)
 }
 
 /// A thin solid line in `color`.
@@ -34,6 +62,7 @@ fn expert_lines(model: &Moe, look: impl Fn(usize) -> Look, bands: bool) -> Vec<E
             b: model.experts[[k, 1]],
             sd: bands.then(|| model.variances[k].sqrt()),
             look: look(k),
+            label: None,
         })
         .collect()
 }
@@ -60,11 +89,11 @@ pub fn draw_all(dir: &Path, l: &Lesson, steps: &[Step]) -> Result<(), String> {
         lines,
         legend,
     };
-    let grey: Vec<(f64, f64, RGBColor)> = l.x.iter().zip(&l.y).map(|(&a, &b)| (a, b, POINT)).collect();
+    let grey: Vec<(f64, f64, RGBColor)> = thinned(0..l.x.len()).map(|r| (l.x[r], l.y[r], POINT)).collect();
     let truth_look = |c: usize| Look { width: 2, dashed: true, ..thin(colour(c, k)) };
     let title = |i: usize| format!("{}: {}", i + 1, steps[i].title);
     // 1: the data by true component, with the true experts.
-    let coloured = l.x.iter().zip(&l.y).zip(&l.z).map(|((&a, &b), &z)| (a, b, colour(z, k))).collect();
+    let coloured = thinned(0..l.x.len()).map(|r| (l.x[r], l.y[r], colour(l.z[r], k))).collect();
     let legend = (0..k).map(|c| Entry::line(format!("true expert {}", c + 1), truth_look(c))).collect();
     render(dir, &steps[0].stem, &scene(&title(0), coloured, expert_lines(&l.truth, truth_look, false), legend))?;
     // 2: every machine's shard and its local fit.
@@ -74,14 +103,14 @@ pub fn draw_all(dir: &Path, l: &Lesson, steps: &[Step]) -> Result<(), String> {
         .zip(&l.locals)
         .enumerate()
         .map(|(i, (rows, local))| {
-            let points = rows.clone().map(|r| (l.x[r], l.y[r], colour(i, m))).collect();
+            let points = thinned(rows.clone()).map(|r| (l.x[r], l.y[r], colour(i, m))).collect();
             let look = |_| Look { width: 2, ..thin(colour(i, m)) };
-            scene(
-                &format!("machine {} ({} rows)", i + 1, rows.len()),
-                points,
-                expert_lines(local, look, true),
-                Vec::new(),
-            )
+            // Each expert numbered as its machine numbered it.
+            let mut lines = expert_lines(local, look, true);
+            for (j, line) in lines.iter_mut().enumerate() {
+                line.label = Some((j + 1).to_string());
+            }
+            scene(&format!("machine {} ({} rows)", i + 1, rows.len()), points, lines, Vec::new())
         })
         .collect();
     let legend = vec![
@@ -92,7 +121,13 @@ pub fn draw_all(dir: &Path, l: &Lesson, steps: &[Step]) -> Result<(), String> {
     // 3: the pooled experts in their machine's colour.
     let pooled = |look: &dyn Fn(usize) -> Look| -> Vec<ExpertLine> {
         (0..l.large.n_experts())
-            .map(|e| ExpertLine { a: l.large.experts[[e, 0]], b: l.large.experts[[e, 1]], sd: None, look: look(e) })
+            .map(|e| ExpertLine {
+                a: l.large.experts[[e, 0]],
+                b: l.large.experts[[e, 1]],
+                sd: None,
+                look: look(e),
+                label: None,
+            })
             .collect()
     };
     let by_machine = |e: usize| thin(colour(l.large.machine_of[e], m));
@@ -100,15 +135,16 @@ pub fn draw_all(dir: &Path, l: &Lesson, steps: &[Step]) -> Result<(), String> {
     render(dir, &steps[2].stem, &scene(&title(2), grey.clone(), pooled(&by_machine), legend))?;
     // Then every MM iteration.
     for (t, step) in l.steps.iter().enumerate() {
-        let by_target = |e: usize| thin(colour(step.absorbs[e], k));
+        let by_target = |e: usize| thin(reduced(step.absorbs[e]));
         let mut lines = pooled(&by_target);
         for c in 0..k {
             let sd = step.variances[c].sqrt();
-            let look = Look { width: 4, ..thin(colour(c, k)) };
-            lines.push(ExpertLine { a: step.coef[[c, 0]], b: step.coef[[c, 1]], sd: Some(sd), look });
+            let look = Look { width: 4, ..thin(reduced(c)) };
+            let label = Some((c + 1).to_string());
+            lines.push(ExpertLine { a: step.coef[[c, 0]], b: step.coef[[c, 1]], sd: Some(sd), look, label });
         }
         let mut legend: Vec<Entry> = (0..k)
-            .map(|c| Entry::line(format!("reduced expert {}", c + 1), Look { width: 4, ..thin(colour(c, k)) }))
+            .map(|c| Entry::line(format!("reduced expert {}", c + 1), Look { width: 4, ..thin(reduced(c)) }))
             .collect();
         legend
             .push(Entry::note("thin lines: the pooled experts, in the colour of the reduced expert that absorbs them"));
