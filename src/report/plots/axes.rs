@@ -41,7 +41,7 @@ pub(super) fn machine_ticks(ms: &[usize], lo: f64, hi: f64, width: f64, size: f6
 }
 
 /// Ticks of a log axis from `lo` to `hi` (0 < lo < hi): 1, 2 and 5 times the powers of ten inside
-/// the range when they are at most `max` ticks, else the powers of ten alone (every second, third,
+/// the range when they are at most `max` ticks (and 3 times them too when 1-2-5 gives fewer than 4), else the powers of ten alone (every second, third,
 /// ... power when even those are too many). Never empty: a range holding one 1-2-5 value gets it
 /// alone, a range inside one 1-2-5 step its two ends.
 pub(super) fn log_ticks(lo: f64, hi: f64, max: usize) -> Vec<f64> {
@@ -49,6 +49,13 @@ pub(super) fn log_ticks(lo: f64, hi: f64, max: usize) -> Vec<f64> {
     let within = |v: &f64| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9);
     let decade = |e: i32| 10f64.powi(e);
     let all: Vec<f64> = (e_lo..=e_hi).flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * decade(e))).filter(within).collect();
+    // A short range (little more than a decade) also gets 3 times the powers of ten, so that data
+    // between 2 and 5 (speedups of 3.2-3.5) have a tick near them.
+    let finer: Vec<f64> =
+        (e_lo..=e_hi).flat_map(|e| [1.0, 2.0, 3.0, 5.0].map(|m| m * decade(e))).filter(within).collect();
+    if all.len() < 4 && finer.len() > all.len().max(1) && finer.len() <= max {
+        return finer;
+    }
     if all.len() >= 2 && all.len() <= max {
         return all;
     }
@@ -146,6 +153,8 @@ mod tests {
         assert!(wide.len() <= 12 && wide.len() >= 2, "{wide:?}");
         assert!(wide.iter().all(|v| (v.log10() - v.log10().round()).abs() < 1e-9));
         assert_eq!(log_ticks(3.0, 4.0, 12), vec![3.0, 4.0]);
+        // Speedups of 3.2-3.5 under an ideal line to 32: 3 joins 1-2-5.
+        assert_eq!(log_ticks(2.1, 48.0, 12), vec![3.0, 5.0, 10.0, 20.0, 30.0]);
         assert_eq!(log_ticks(6.67e-13, 1.5e-12, 12), vec![1e-12]);
     }
 
