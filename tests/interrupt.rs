@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{listing, workdir};
+use common::{listing, snapshot, workdir};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,23 +20,6 @@ fn start_run(out: &Path, seed: u64) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("dmoe starts")
-}
-
-/// Every file under `dir` with its content.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    files
 }
 
 /// When to send the signal.

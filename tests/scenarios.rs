@@ -568,41 +568,24 @@ fn plots_of_a_sweep_over_n_networks_and_m_stay_readable() {
     }
 }
 
-/// Every file under `dir` (hidden ones included) with its bytes.
-fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn report_redraws_the_same_views_and_takes_a_metric_and_a_timeline() {
     let dir = workdir("report");
     let out_dir = dir.join("r");
     let out = run_quickstart(&out_dir, &["--clock", "model", "--set", "cluster.machines=[1,4,8]"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let before = tree(&out_dir);
+    let before = common::snapshot(&out_dir);
     assert!(before.contains_key(Path::new("index.html")));
     // Without options: every file as it was, byte for byte (the figures come from results.csv and
     // the records, which read back exactly).
     let out = dmoe(&["report", out_dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("8 figures and index.html redrawn"));
-    assert!(tree(&out_dir) == before, "report without options changed the folder");
+    assert!(common::snapshot(&out_dir) == before, "report without options changed the folder");
     // Another metric and another run's timeline.
     let out = dmoe(&["report", out_dir.to_str().unwrap(), "--metric", "ari", "--timeline", "1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let after = tree(&out_dir);
+    let after = common::snapshot(&out_dir);
     assert!(after.contains_key(Path::new("plots/accuracy-ari.svg")), "the metric asked for");
     assert!(after.contains_key(Path::new("plots/accuracy-rpe.svg")), "besides the default ones");
     assert_eq!(after[Path::new("results.csv")], before[Path::new("results.csv")]);
@@ -621,7 +604,7 @@ fn report_redraws_the_same_views_and_takes_a_metric_and_a_timeline() {
         strict.contains("<li><b>lan</b>: stay on one machine: the fastest M within the budget (M = 1,"),
         "{strict}"
     );
-    let after = tree(&out_dir);
+    let after = common::snapshot(&out_dir);
     // Errors: exit 2, one message, the folder untouched, nothing left beside it.
     for (args, needle) in [
         (vec!["--budget=-1"], "`--budget`: "),
@@ -634,7 +617,7 @@ fn report_redraws_the_same_views_and_takes_a_metric_and_a_timeline() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(needle), "{stderr}");
-        assert!(tree(&out_dir) == after);
+        assert!(common::snapshot(&out_dir) == after);
     }
     assert_eq!(common::listing(&dir), ["r"]);
     let out = dmoe(&["report", dir.to_str().unwrap()]);
