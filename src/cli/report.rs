@@ -45,8 +45,9 @@ pub fn report(a: ReportArgs) -> Result<(), String> {
             opts.metrics.push(m.clone());
         }
     }
-    let figures = report::redraw(&dest, &opts, a.budget, &a.metrics)?;
+    let (figures, budget, recommendations) = report::redraw(&dest, &opts, a.budget, &a.metrics)?;
     drop(dest);
     say!("{figures} figures and index.html redrawn in {}/ ({:.1} s)", a.dir.display(), started.elapsed().as_secs_f64());
+    super::run::print_recommendations(&recommendations, budget);
     Ok(())
 }

@@ -119,16 +119,21 @@ pub fn run(a: RunArgs) -> Result<(), String> {
         for line in report::summary::text(&cells, &report::summary::baselines(&checked, &out.rows)) {
             say!("{line}");
         }
-        say!("recommended M (the fastest whose reduction loses at most {} nats per test row; --budget):", a.budget);
-        for r in report::recommend::recommend(&cells, a.budget) {
-            // Two spaces before the first line and four before the others: 100 columns at most.
-            for (i, line) in report::summary::wrap(&format!("{}: {}", r.group, r.reason), 96).iter().enumerate() {
-                say!("{}{line}", if i == 0 { "  " } else { "    " });
-            }
-        }
+        print_recommendations(&report::recommend::recommend(&cells, a.budget), a.budget);
         say!("results, plots and traces in {}/ ({:.1} s)", dest.display(), out.wall_seconds);
     }
     Ok(())
+}
+
+/// Prints the recommended M of every sweep group under `budget`, wrapped to 100 columns.
+pub(super) fn print_recommendations(list: &[report::recommend::Recommendation], budget: f64) {
+    say!("recommended M (the fastest whose reduction loses at most {budget} nats per test row; --budget):");
+    for r in list {
+        // Two spaces before the first line and four before the others: 100 columns at most.
+        for (i, line) in report::summary::wrap(&format!("{}: {}", r.group, r.reason), 96).iter().enumerate() {
+            say!("{}{line}", if i == 0 { "  " } else { "    " });
+        }
+    }
 }
 
 /// Prints each warning on stderr.

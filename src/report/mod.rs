@@ -276,8 +276,13 @@ pub fn write_views(
 /// run.json, records/) with `opts`, without running anything; the recommendation's budget is
 /// `budget`, or the run's own; an error when a metric in `asked` has nothing to plot. The folder is
 /// staged and swapped in whole, like a run's: its other files are hard links (or copies) of the old
-/// ones. Returns the figures' count.
-pub fn redraw(dest: &Destination, opts: &ViewOptions, budget: Option<f64>, asked: &[String]) -> Result<usize, String> {
+/// ones. Returns the figures' count, the budget used and the recommendation under it.
+pub fn redraw(
+    dest: &Destination,
+    opts: &ViewOptions,
+    budget: Option<f64>,
+    asked: &[String],
+) -> Result<(usize, f64, Vec<recommend::Recommendation>), String> {
     let loaded = reload::reload(dest.path())?;
     let recorded = loaded.run["budget"].as_f64().unwrap_or(recommend::DEFAULT_BUDGET);
     let opts = &ViewOptions { budget: budget.unwrap_or(recorded), ..opts.clone() };
@@ -308,7 +313,8 @@ pub fn redraw(dest: &Destination, opts: &ViewOptions, budget: Option<f64>, asked
     }
     let figures = drawn.len();
     destination::commit(vec![staged]).map_err(|e| e.to_string())?;
-    Ok(figures)
+    let cells = summary::cells(&loaded.plan, &loaded.out.rows);
+    Ok((figures, opts.budget, recommend::recommend(&cells, opts.budget)))
 }
 
 /// Hard-links (or, across file systems, copies) every file under `from` into `to`, folders made
