@@ -479,7 +479,9 @@ fn small_shards_and_unconverged_fits_are_warned_about() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("warning: M = 1 with failure probability 0.5: every machine fails with probability 5.00e-1"),
+        stderr.contains(
+            "warning: M = 1 with failure probability 0.5: every machine of a run fails with probability 5.00e-1"
+        ),
         "{stderr}"
     );
     assert!(!stderr.contains("M = 16 with failure"), "0.5^16 = 1.5e-5 per run: {stderr}");

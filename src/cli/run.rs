@@ -84,6 +84,13 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     let dest = a.out.clone().unwrap_or_else(|| PathBuf::from("output").join(&checked.name));
     let dest = Destination::folder(&dest, "--out").map_err(|e| e.to_string())?;
     inputs_outside(&checked, &dest)?;
+    // A lesson of `dmoe teach` is not a study's to replace.
+    if dest.path().join("steps").is_dir() && !dest.path().join("run.json").exists() {
+        return Err(format!(
+            "--out {}: holds a lesson of `dmoe teach`; give the study a folder of its own",
+            dest.path().display()
+        ));
+    }
     if !a.quiet {
         tell_constants(&checked);
     }

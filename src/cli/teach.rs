@@ -16,7 +16,7 @@ pub struct TeachArgs {
     /// Experts K (1 to 8).
     #[arg(long, default_value_t = TeachSettings::default().k)]
     k: usize,
-    /// Machines M (1 to 16).
+    /// Machines M (1 to 9, one panel each).
     #[arg(long, default_value_t = TeachSettings::default().machines)]
     machines: usize,
     /// Rows n, split evenly over the machines.

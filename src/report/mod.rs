@@ -308,7 +308,7 @@ pub fn redraw(
         .find(|m| !drawn.iter().any(|d| d == &format!("accuracy-{m}") || d.starts_with(&format!("accuracy-{m}-"))))
     {
         return Err(format!(
-            "--metric {m}: this run has no values to plot for it (param-mse, transport, ari and clustering-error need a true model; loglik without a global fit shows the log-likelihood itself)"
+            "--metric {m}: this run has no values to plot for it (param-mse and transport need a true model, ari and clustering-error true labels: synthetic data or a `z` column)"
         ));
     }
     let figures = drawn.len();

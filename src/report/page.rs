@@ -70,7 +70,8 @@ pub fn index_html(
         plan.d,
         plan.clock.name()
     );
-    warnings(&mut h, run, out.rows.iter().any(|r| r.estimator == "global"));
+    let has_truth = out.rows.iter().any(|r| r.scores.param_mse.is_some());
+    warnings(&mut h, run, out.rows.iter().any(|r| r.estimator == "global"), has_truth);
     let cells = summary::cells(plan, &out.rows);
     recommendations(&mut h, &recommend::recommend(&cells, budget), budget);
     summary_table(&mut h, &cells);
@@ -83,17 +84,20 @@ pub fn index_html(
 }
 
 /// The run's warnings, or what was checked when there are none (`has_global`: whether a global fit
-/// ran to compare the reduction with).
-fn warnings(h: &mut String, run: &Value, has_global: bool) {
+/// ran to compare the reduction with; `has_truth`: whether parameter errors could be measured).
+fn warnings(h: &mut String, run: &Value, has_global: bool, has_truth: bool) {
     let list: Vec<&str> =
         run["warnings"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     h.push_str("<h2 id=\"warnings\">Warnings</h2>\n");
     if list.is_empty() {
-        let compared = match has_global {
-            true => {
-                ", and no reduction fell more than 0.05 nats per test row below the global fit or had a parameter error over 100 times the global fit's"
+        let compared = match (has_global, has_truth) {
+            (true, true) => {
+                ", and no reduction fell more than 0.05 nats per test row below the global fit, had a parameter error over 100 times the global fit's or a variance over 10 times its largest"
             }
-            false => "; without a global fit in the scenario, the reduction could not be compared with one",
+            (true, false) => {
+                ", and no reduction fell more than 0.05 nats per test row below the global fit or had a variance over 10 times its largest (without a true model, no parameter error)"
+            }
+            (false, _) => "; without a global fit in the scenario, the reduction could not be compared with one",
         };
         let _ =
             writeln!(h, "<p class=\"ok\">None: every shard had enough rows, every local fit converged{compared}.</p>");
@@ -127,7 +131,7 @@ fn summary_table(h: &mut String, cells: &[CellSummary]) {
         h,
         "<h2 id=\"summary\">Summary</h2>\n<p>Per cell, means over the repetitions. The log-likelihood gap is the test \
          log-likelihood per row the reduction loses against the global fit (0.05 and more: a warning); the parameter \
-         error is against the true model. Machines included: those whose local models entered the reduced model \
+         error is against the true model (when the data have one). Machines included: those whose local models entered the reduced model \
          (not the failed, the late, nor those the screening dropped); local fits converged: among the machines \
          that did not fail.</p>\n<table id=\"summary-table\">\n<thead>\n<tr><th>cell</th><th>M</th>\
          <th>n</th>{setting_head}<th class=\"text\">network</th><th>makespan (s)</th><th>speedup</th><th>test RPE<br>reduction</th>\
@@ -168,7 +172,7 @@ fn baselines_table(h: &mut String, baselines: &[BaselineSummary]) {
         return;
     }
     h.push_str(
-        "<h2 id=\"baselines\">Baselines</h2>\n<p>Other ways to combine the same local models, means over all cells and repetitions.</p>\n\
+        "<h2 id=\"baselines\">Baselines</h2>\n<p>Other ways to combine the same local models, at the largest M (means over its cells and repetitions).</p>\n\
          <table id=\"baselines-table\">\n<thead><tr><th class=\"text\">estimator</th><th>test RPE</th>\
          <th>loglik gap<br>nats/row</th><th>param MSE</th></tr></thead>\n<tbody>\n",
     );

@@ -82,11 +82,24 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
             ),
         );
     };
+    let (top, top_makespan, top_gap) = fastest(&timed).expect("not empty");
+    // Why the fastest M of all did not qualify, when it is not the recommended one.
+    let why_not = match (top.param_mse, top.param_mse_global) {
+        _ if top.machines == best.machines => String::new(),
+        (Some(r), Some(g)) if top_gap <= budget => {
+            format!("its parameter error is {} times the global fit's", short(Some(r / g)))
+        }
+        _ => format!("loses {} nats per row", short(Some(top_gap))),
+    };
     if best.speedup.is_some_and(|s| s < 1.0) {
+        let faster = match why_not.is_empty() {
+            true => String::new(),
+            false => format!("; M = {} is faster ({} s) but {why_not}", top.machines, short(Some(top_makespan))),
+        };
         return (
             None,
             format!(
-                "stay on one machine: the fastest M within the budget (M = {}, {} s) is slower than the global fit on one machine (speedup {})",
+                "stay on one machine: the fastest M within the budget (M = {}, {} s) is slower than the global fit on one machine (speedup {}){faster}",
                 best.machines,
                 short(Some(makespan)),
                 short(best.speedup)
@@ -94,7 +107,6 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
         );
     }
     let speedup = best.speedup.map_or(String::new(), |s| format!(", speedup {}", short(Some(s))));
-    let (top, top_makespan, top_gap) = fastest(&timed).expect("not empty");
     let reason = if timed.len() == 1 {
         format!(
             "M = {} ({} s{speedup}) is the only M swept; its reduction {}, within the budget of {budget}: sweep cluster.machines to compare",
@@ -110,14 +122,8 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
             loses(gap)
         )
     } else {
-        let why = match (top.param_mse, top.param_mse_global) {
-            (Some(r), Some(g)) if top_gap <= budget => {
-                format!("its parameter error is {} times the global fit's", short(Some(r / g)))
-            }
-            _ => format!("loses {} nats per row", short(Some(top_gap))),
-        };
         format!(
-            "M = {}: the fastest ({} s{speedup}) of the M whose reduction stays within {budget} nats per test row of the global fit; M = {} is faster ({} s) but {why}",
+            "M = {}: the fastest ({} s{speedup}) of the M whose reduction stays within {budget} nats per test row of the global fit; M = {} is faster ({} s) but {why_not}",
             best.machines,
             short(Some(makespan)),
             top.machines,

@@ -33,10 +33,12 @@ pub struct CellSummary {
     pub local_converged: Option<f64>,
 }
 
-/// A baseline estimator over every cell and repetition.
+/// A baseline estimator at the largest M of the study, means over its cells and repetitions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BaselineSummary {
     pub name: &'static str,
+    /// The largest M.
+    pub machines: usize,
     pub rpe: Option<f64>,
     pub loglik_gap: Option<f64>,
     pub param_mse: Option<f64>,
@@ -69,7 +71,8 @@ pub fn cells(plan: &Plan, rows: &[ResultRow]) -> Vec<CellSummary> {
                 speedup: mean_of(of("reduction"), |r| r.speedup),
                 rpe: mean_of(of("reduction"), |r| Some(r.scores.rpe)),
                 rpe_global: mean_of(of("global"), |r| Some(r.scores.rpe)),
-                loglik_gap: mean_of(of("reduction"), |r| loss.of(r)),
+                // Below 1e-12 nats per row a gap is round-off (M = 1 is the global fit itself).
+                loglik_gap: mean_of(of("reduction"), |r| loss.of(r)).map(|g| if g.abs() < 1e-12 { 0.0 } else { g }),
                 param_mse: mean_of(of("reduction"), |r| r.scores.param_mse),
                 param_mse_global: mean_of(of("global"), |r| r.scores.param_mse),
                 machines_included: count(|r| r.machines_included),
@@ -80,9 +83,14 @@ pub fn cells(plan: &Plan, rows: &[ResultRow]) -> Vec<CellSummary> {
         .collect()
 }
 
-/// Every estimator other than the reduction and the global fit, in the scenario's order.
+/// Every estimator other than the reduction and the global fit, in the scenario's order, at the
+/// largest M.
 pub fn baselines(plan: &Plan, rows: &[ResultRow]) -> Vec<BaselineSummary> {
     let loss = LoglikLoss::new(plan, rows);
+    // At the largest M, where the baselines differ most: a mean over every M would let the largest
+    // swamp the others.
+    let machines = rows.iter().map(|r| r.machines).max().unwrap_or(0);
+    let rows: Vec<&ResultRow> = rows.iter().filter(|r| r.machines == machines).collect();
     let mut names: Vec<&'static str> = Vec::new();
     for r in rows.iter().filter(|r| !matches!(r.estimator, "reduction" | "global")) {
         if !names.contains(&r.estimator) {
@@ -92,9 +100,10 @@ pub fn baselines(plan: &Plan, rows: &[ResultRow]) -> Vec<BaselineSummary> {
     names
         .into_iter()
         .map(|name| {
-            let of = || rows.iter().filter(move |r| r.estimator == name);
+            let of = || rows.iter().copied().filter(move |r| r.estimator == name);
             BaselineSummary {
                 name,
+                machines,
                 rpe: mean_of(of(), |r| Some(r.scores.rpe)),
                 loglik_gap: mean_of(of(), |r| loss.of(r)),
                 param_mse: mean_of(of(), |r| r.scores.param_mse),
@@ -178,7 +187,10 @@ pub fn text(cells: &[CellSummary], baselines: &[BaselineSummary]) -> Vec<String>
         ]));
     }
     if !baselines.is_empty() {
-        lines.push("baselines, means over all cells (test RPE, loglik gap in nats/row, param MSE):".into());
+        lines.push(format!(
+            "baselines at M = {} (means over its cells; test RPE, loglik gap in nats/row, param MSE):",
+            baselines[0].machines
+        ));
         for b in baselines {
             lines.push(format!(
                 "  {:<16} RPE {:>9}   loglik gap {:>9}   param MSE {:>9}",
@@ -263,8 +275,13 @@ mod tests {
             machines_flagged: None,
             local_converged: Some(16.0),
         };
-        let b =
-            BaselineSummary { name: "aligned-average", rpe: Some(0.2), loglik_gap: Some(-1.234e-15), param_mse: None };
+        let b = BaselineSummary {
+            name: "aligned-average",
+            machines: 512,
+            rpe: Some(0.2),
+            loglik_gap: Some(-1.234e-15),
+            param_mse: None,
+        };
         for line in text(&[c], &[b]) {
             assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
         }

@@ -28,8 +28,8 @@ pub const SUPPORT: usize = 200;
 /// MM iterations drawn one by one; after them, about as many more, evenly spaced, and the last.
 pub const SHOWN_FIRST: usize = 10;
 
-/// The most machines a lesson draws (one panel each).
-pub const MAX_MACHINES: usize = 16;
+/// The most machines a lesson draws (one panel each, in a grid of at most 3 x 3 that stays legible).
+pub const MAX_MACHINES: usize = 9;
 
 /// What the lesson is about.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,33 +186,45 @@ pub fn steps(l: &Lesson) -> Vec<Step> {
             stem: "step-01-data".into(),
             title: "The data".into(),
             text: format!(
-                "{} rows drawn from a mixture of {k} linear experts on one covariate. Each colour is the expert that \
-                 produced the row (the true component, which no estimator sees); the dashed lines are the true experts. \
-                 The gate decides which expert is likely at each x.",
-                l.settings.n
+                "{} rows drawn from a mixture of {k} linear expert{} on one covariate. Each colour is the expert that \
+                 produced the row (the true component, which no estimator sees); the dashed lines are the true experts.{}",
+                l.settings.n,
+                plural(k),
+                if k > 1 { " The gate decides which expert is likely at each x." } else { "" }
             ),
         },
         Step {
             stem: "step-02-local-fits".into(),
-            title: "Each machine fits its own shard".into(),
+            title: if m > 1 { "Each machine fits its own shard".into() } else { "The machine fits its rows".into() },
             text: format!(
-                "The rows are split over {m} machine{}. Each fits a {k}-expert model by EM on its own rows only, and \
-                 numbers its experts as it pleases (the numbers at the right end of its lines): expert 1 of one machine \
-                 need not be expert 1 of another.",
-                if m == 1 { "" } else { "s" }
+                "{} a {k}-expert model by EM{}",
+                if m > 1 {
+                    format!("The rows are split over {m} machines. Each fits")
+                } else {
+                    "One machine fits".into()
+                },
+                match (m > 1, k > 1) {
+                    (true, true) =>
+                        " on its own rows only, and numbers its experts as it pleases (the numbers near the right \
+                                     end of its lines): expert 1 of one machine need not be expert 1 of another."
+                            .to_string(),
+                    (true, false) => " on its own rows only.".to_string(),
+                    (false, _) => " on all the rows.".to_string(),
+                }
             ),
         },
         Step {
             stem: "step-03-pooled".into(),
             title: "The server pools the M x K experts".into(),
             text: format!(
-                "The server receives the {m} local models and a few covariate rows from each ({} supporting points). \
+                "The server receives the {m} local model{} and a few covariate rows ({} supporting points). \
                  Weighting each machine by its share of the rows gives one large mixture of {} experts, each drawn in \
                  its machine's colour.{}",
+                plural(m),
                 l.large.n_support(),
                 m * k,
                 if m > 1 {
-                    format!(" It is a good model but too big: the task is to reduce it to {k} experts.")
+                    format!(" It is a good model but too big: the task is to reduce it to {k} expert{}.", plural(k))
                 } else {
                     " With one machine it already has K experts: the reduction has nothing to merge.".into()
                 }
@@ -291,6 +303,11 @@ fn result_words(l: &Lesson) -> String {
         None => text.push_str(" The naive average cannot be formed here."),
     }
     text
+}
+
+/// `s` for a count other than 1.
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// A start in words.

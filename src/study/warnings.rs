@@ -51,7 +51,7 @@ pub fn before_run(plan: &Plan) -> Vec<String> {
         let chance = 1.0 - (1.0 - all_fail).powi(plan.repetitions as i32);
         if chance >= ALL_FAIL_WARNING {
             warnings.push(format!(
-                "M = {} with failure probability {p}: every machine fails with probability {all_fail:.2e} per run ({chance:.2e} over the {} repetitions), and then no model is made and the study stops; use more machines or a lower probability",
+                "M = {} with failure probability {p}: every machine of a run fails with probability {all_fail:.2e} ({chance:.2e} that it happens in one of the {} repetitions); such a run makes no model and stops the study: use more machines or a lower probability",
                 c.machines, plan.repetitions
             ));
         }

@@ -755,11 +755,12 @@ impl Scene {
         for l in &self.lines {
             draw_line(&mut chart, vec![(x0, l.a + l.b * x0), (x1, l.a + l.b * x1)], l.look)?;
         }
-        // Numbers just inside the right edge, a little above their line (kept within the y range).
-        let at = x1 - 0.03 * (x1 - x0);
+        // Numbers near the right edge, a little above their line (kept within the y range), each a
+        // step further left than the one before, so that lines meeting at the edge keep apart.
         let (lift, (y0, y1)) = (0.045 * (self.y.end - self.y.start), (self.y.start, self.y.end));
         let style = TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
-        for l in self.lines.iter().filter(|l| l.label.is_some()) {
+        for (j, l) in self.lines.iter().filter(|l| l.label.is_some()).enumerate() {
+            let at = x1 - (0.03 + 0.07 * j as f64) * (x1 - x0);
             let y = (l.a + l.b * at + lift).clamp(y0 + lift, y1 - lift);
             let text = Text::new(l.label.clone().unwrap_or_default(), (at, y), style.color(&l.look.color));
             chart.draw_series([text]).map_err(err)?;

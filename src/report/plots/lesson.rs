@@ -155,13 +155,15 @@ pub fn draw_all(dir: &Path, l: &Lesson, steps: &[Step]) -> Result<(), String> {
     let last = steps.len() - 1;
     let look = |name: &str| Look { marker: Marker::None, ..estimator_look(name) };
     let truth = Look { width: 2, dashed: true, ..thin(RGBColor(0, 0, 0)) };
-    // Drawn in this order, so that the dashed truth stays visible on top.
-    let mut lines = expert_lines(&l.reduced, |_| look("reduction"), true);
+    // Drawn in this order: the naive average under the reduction (they coincide with one machine or
+    // one expert), the dashed truth on top of both.
+    let mut lines = Vec::new();
     let mut legend = vec![Entry::line("reduced model (band: +- 2 sd)", look("reduction"))];
     if let Some(naive) = &l.naive {
         lines.extend(expert_lines(naive, |_| look("naive-average"), false));
         legend.push(Entry::line("naive average", look("naive-average")));
     }
+    lines.extend(expert_lines(&l.reduced, |_| look("reduction"), true));
     lines.extend(expert_lines(&l.truth, |_| truth, false));
     legend.push(Entry::line("truth", truth));
     render(dir, &steps[last].stem, &scene(&title(last), grey, lines, legend))?;
