@@ -372,6 +372,15 @@ mod tests {
 
     #[test]
     fn the_replayed_mm_ends_where_the_reduction_ended_and_never_rises() {
+        // The default lesson and others of other K, M and seeds (K = 1 and M = 1 among them).
+        for (k, machines, n, seed) in
+            [(2, 3, 1500, 2), (1, 2, 600, 3), (4, 5, 5000, 4), (3, 1, 800, 5), (5, 6, 6000, 3)]
+        {
+            let l = lesson(&TeachSettings { k, machines, n, seed }).unwrap();
+            let last = l.steps.last().unwrap();
+            assert_eq!(last.coef, l.reduced.experts, "K = {k}, M = {machines}, seed {seed}");
+            assert_eq!(last.variances, l.reduced.variances, "K = {k}, M = {machines}, seed {seed}");
+        }
         let l = lesson(&TeachSettings::default()).unwrap();
         let last = l.steps.last().unwrap();
         assert_eq!(last.coef, l.reduced.experts, "the replay is the library's own MM run");
