@@ -212,6 +212,35 @@ fn every_network_replays_the_same_fits_and_draws() {
 }
 
 #[test]
+fn replays_under_other_straggler_fractions_share_the_fits_and_failures() {
+    // Three replays on one network, with 0, 2 and 4 of 8 machines 4 times slower: the same fits and
+    // failures, so the same estimates; the slow machines are nested and their compute is 4x.
+    let data = sharded(8_000, 8, 9);
+    let mut c = config(9);
+    c.machines.failure_probability = 0.1;
+    c.networks = vec![c.networks[0].clone(); 3];
+    c.replay_speeds = [0.0, 0.25, 0.5].map(|fraction| Speed::Stragglers { fraction, slowdown: 4.0 }).to_vec();
+    let out = run(&data, &c).unwrap();
+    let models = |r: &RunRecord| serde_json::to_string(&r.estimators).unwrap();
+    let slow = |r: &RunRecord| r.machines.iter().filter(|m| m.speed == 4.0).map(|m| m.machine).collect::<Vec<_>>();
+    let (r0, r1, r2) = (&out.records[0], &out.records[1], &out.records[2]);
+    assert_eq!((slow(r0).len(), slow(r1).len(), slow(r2).len()), (0, 2, 4));
+    assert!(slow(r1).iter().all(|m| slow(r2).contains(m)), "nested straggler sets");
+    for r in [r1, r2] {
+        assert_eq!(models(r), models(r0), "the same fits");
+        for (a, b) in r.machines.iter().zip(&r0.machines) {
+            assert_eq!(a.failed, b.failed, "the same failures");
+            if let (Some(x), Some(y)) = (a.compute_s, b.compute_s) {
+                assert!((x - a.speed * y).abs() <= 1e-12 * x, "machine {}: {x} vs {} x {y}", a.machine, a.speed);
+            }
+        }
+    }
+    c.replay_speeds.pop();
+    let e = run(&data, &c).unwrap_err().to_string();
+    assert!(e.contains("2 replay speed models for 3 networks"), "{e}");
+}
+
+#[test]
 fn simulated_machines_fit_on_one_thread() {
     // A machine's compute time is its fit's own thread CPU time; a multi-threaded fit would be
     // charged the whole process's CPU. The configuration refuses it.

@@ -713,6 +713,13 @@ fn a_sweep_over_k_stragglers_and_failures_shares_every_random_number() {
         // Without failures every machine enters the reduction.
         assert_eq!(&find(k, "4", "0", "0", "reduction")[col("machines_included")], "4");
     }
+    // The straggler cells replay the fraction-0 cell's fits (run.json: fits_from_cell).
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("run.json")).unwrap()).unwrap();
+    let cell_of =
+        |k: &str, fraction: &str| find(k, "4", fraction, "0", "reduction")[col("cell")].parse::<u64>().unwrap();
+    let slow_cell = cell_of("3", "0.5");
+    let replayed = run["runs"].as_array().unwrap().iter().find(|r| r["cell"] == slow_cell).unwrap();
+    assert_eq!(replayed["fits_from_cell"], cell_of("3", "0"), "{replayed}");
     // Each K has its own global fit, and the reduction is compared with the fit of its own K.
     let (g2, g3) = (find("2", "2", "0", "0", "global"), find("3", "2", "0", "0", "global"));
     assert!(num(g3, "test_loglik") > num(g2, "test_loglik"), "the true K fits the test rows better");

@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 use self::actors::{FitInputs, FitWorker, Machine, Server, StartFit};
 use self::clock::Clock;
-use self::machines::MachineModel;
+use self::machines::{MachineModel, Speed};
 use self::network::NetworkModel;
 use self::record::RunRecord;
 use crate::data::sharding::ShardedData;
@@ -45,6 +45,10 @@ pub struct ClusterConfig {
     /// work (timeline, reduction, baselines) is done once per network, with the same fits, speeds,
     /// failures and random draws, so the records differ only by the network (common random numbers).
     pub networks: Vec<NetworkModel>,
+    /// The speed model of each replay, parallel to `networks` (empty: `machines.speed` for every
+    /// one). Replays that differ only in speed share the fits and failures too: a straggler sweep
+    /// then differs only by its stragglers.
+    pub replay_speeds: Vec<Speed>,
     /// Machine speeds and failures.
     pub machines: MachineModel,
     /// The server stops waiting at this virtual time (seconds), if set.
@@ -73,6 +77,7 @@ impl ClusterConfig {
             reduction,
             support,
             networks: vec![NetworkModel::default()],
+            replay_speeds: Vec::new(),
             machines: MachineModel::default(),
             deadline: None,
             clock: Clock::Measured,
@@ -105,6 +110,17 @@ impl ClusterConfig {
             net.validate().map_err(|e| ClusterError::Setting(format!("network: {e}")))?;
         }
         self.machines.validate().map_err(|e| ClusterError::Setting(format!("machines: {e}")))?;
+        if !self.replay_speeds.is_empty() && self.replay_speeds.len() != self.networks.len() {
+            return Err(ClusterError::Setting(format!(
+                "{} replay speed models for {} networks: give one per network, or none",
+                self.replay_speeds.len(),
+                self.networks.len()
+            )));
+        }
+        for speed in &self.replay_speeds {
+            let model = MachineModel { speed: speed.clone(), ..self.machines.clone() };
+            model.validate().map_err(|e| ClusterError::Setting(format!("replay speed: {e}")))?;
+        }
         if let Clock::Model(c) = &self.clock {
             c.validate().map_err(|e| ClusterError::Setting(format!("clock: {e}")))?;
         }
@@ -184,7 +200,18 @@ pub fn run(
     let supports: Vec<usize> =
         data.shards.iter().map(|r| distributed::support_count(config.support, r.len(), n)).collect();
     let finish_config = config.clone();
-    let speeds: Vec<f64> = draws.iter().map(|d| d.0).collect();
+    // Each replay's speed factors; the failures are `draws`' (failure draws do not depend on speed).
+    let speeds: Vec<Vec<f64>> = match config.replay_speeds.is_empty() {
+        true => vec![draws.iter().map(|d| d.0).collect(); config.networks.len()],
+        false => config
+            .replay_speeds
+            .iter()
+            .map(|s| {
+                let model = MachineModel { speed: s.clone(), ..config.machines.clone() };
+                model.draw(m, config.seed, &config.stream).iter().map(|d| d.0).collect()
+            })
+            .collect(),
+    };
     let rows: Vec<usize> = data.shards.iter().map(|r| r.len()).collect();
     let finish: actors::Finish =
         Box::new(move |reports| server::serve(reports, &speeds, &rows, &finish_config, global.as_ref()));

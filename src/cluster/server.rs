@@ -12,12 +12,12 @@ use crate::numeric::cputime::thread_cpu_seconds;
 use crate::reduce::Reduction;
 
 /// The server's work on the reports of one run (`None` for a machine that failed), once per network
-/// of `config`; machine m has `rows[m]` rows and speed factor `speeds[m]`. `global` adds the global
+/// of `config`; machine m has `rows[m]` rows and, under network i, speed factor `speeds[i][m]`. `global` adds the global
 /// baseline to the records. A reduction is computed once per distinct set of machines that arrived in
 /// time, so networks under which the same reports arrive share it (and its measured time).
 pub(super) fn serve(
     mut reports: Vec<Option<LocalReport>>,
-    speeds: &[f64],
+    speeds: &[Vec<f64>],
     rows: &[usize],
     config: &ClusterConfig,
     global: Option<&GlobalFit>,
@@ -32,6 +32,7 @@ pub(super) fn serve(
         .iter()
         .enumerate()
         .map(|(i, network)| {
+            let speeds = &speeds[i];
             let timings = schedule::timings(
                 &reports,
                 speeds,

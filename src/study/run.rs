@@ -296,12 +296,17 @@ enum TaskResult {
     Cells(Vec<CellRun>),
 }
 
-/// The cells of a data set that share their machines (same setting and M), in sweep order: they
-/// differ only by the network, so their machines fit once and every network replays those fits.
-fn fit_groups<'a>(cells: &[&'a Cell]) -> Vec<Vec<&'a Cell>> {
+/// The cells of a data set that share their machines (same M, K, S and failure probability), in
+/// sweep order: they differ only by the network and the straggler fraction, which change the
+/// timing alone, so their machines fit once and every cell replays those fits.
+fn fit_groups<'a>(plan: &Plan, cells: &[&'a Cell]) -> Vec<Vec<&'a Cell>> {
+    let key = |c: &Cell| {
+        let s = plan.setting(c);
+        (c.machines, s.k, s.support, s.machines.failure_probability.to_bits())
+    };
     let mut groups: Vec<Vec<&Cell>> = Vec::new();
     for &cell in cells {
-        match groups.iter_mut().find(|g| (g[0].setting, g[0].machines) == (cell.setting, cell.machines)) {
+        match groups.iter_mut().find(|g| key(g[0]) == key(cell)) {
             Some(g) => g.push(cell),
             None => groups.push(vec![cell]),
         }
@@ -320,7 +325,7 @@ fn run_data_set(
     opts: &StudyOptions,
 ) -> Result<(Vec<CellRun>, Vec<ResultRow>), StudyError> {
     let ks = if plan.reports(Estimator::Global) { plan.k_values() } else { Vec::new() };
-    let groups = fit_groups(cells);
+    let groups = fit_groups(plan, cells);
     let n_tasks = ks.len() + groups.len();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -421,19 +426,20 @@ fn group_task(
         None => plan.shard_blocks(ds.train.n(), first.machines, first.n_index, rep),
     };
     let machines = shards.len();
-    let swept = plan.setting_label(setting);
-    let swept = if swept.is_empty() { swept } else { format!(", {swept}") };
+    let swept = |settings: &[&crate::study::Setting]| {
+        let label = plan.settings_label(settings);
+        if label.is_empty() { label } else { format!(", {label}") }
+    };
     let labels: Vec<String> = group
         .iter()
         .map(|c| {
-            format!(
-                "cell {} rep {rep}: M = {machines}, n = {}{swept}, {}",
-                c.index, c.n, plan.networks[c.network].label
-            )
+            let own = swept(&[plan.setting(c)]);
+            format!("cell {} rep {rep}: M = {machines}, n = {}{own}, {}", c.index, c.n, plan.networks[c.network].label)
         })
         .collect();
     let indices: Vec<String> = group.iter().map(|c| c.index.to_string()).collect();
-    let started = format!("cells {} rep {rep}: M = {machines}, n = {}{swept}", indices.join(", "), first.n);
+    let all: Vec<&crate::study::Setting> = group.iter().map(|c| plan.setting(c)).collect();
+    let started = format!("cells {} rep {rep}: M = {machines}, n = {}{}", indices.join(", "), first.n, swept(&all));
     opts.progress.started(task, if group.len() == 1 { &labels[0] } else { &started }, machines);
     let data = Arc::new(ds.train.with_shards(shards));
     let config = ClusterConfig {
@@ -441,6 +447,7 @@ fn group_task(
         reduction: plan.reduction_for(setting),
         support: setting.support,
         networks: group.iter().map(|c| plan.networks[c.network].model.clone()).collect(),
+        replay_speeds: group.iter().map(|c| plan.setting(c).machines.speed.clone()).collect(),
         machines: setting.machines.clone(),
         deadline: plan.deadline,
         clock: plan.clock.clone(),
