@@ -178,9 +178,16 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
     if let Some(run) = timeline {
         let m = run.record.machines.len();
         let network = short_network(&checked.networks[run.cell.network].label);
-        let data = format!("M = {m}, n = {}, {network}", thousands(run.cell.n));
+        let setting = checked.setting(&run.cell);
+        // The swept settings other than K (which the title gives anyway), e.g. the failures that
+        // explain the crosses.
+        let swept = checked.setting_label(setting);
+        let swept =
+            swept.split(", ").filter(|p| !p.is_empty() && !p.starts_with("K = ")).collect::<Vec<_>>().join(", ");
+        let swept = if swept.is_empty() { swept } else { format!(", {swept}") };
+        let data = format!("M = {m}, n = {}, {network}{swept}", thousands(run.cell.n));
         let title = format!("Virtual timeline of cell {}, repetition {}: {data}", run.cell.index, run.rep);
-        let title = format!("{title}, K = {}, d = {}", checked.setting(&run.cell).k, checked.d);
+        let title = format!("{title}, K = {}, d = {}", setting.k, checked.d);
         drawn.push(render(dir, "timeline", &Gantt { title, run })?);
     }
     if !first_rep.is_empty() {
@@ -209,9 +216,13 @@ fn objective_excess(checked: &Plan, runs: &[&CellRun]) -> Vec<(String, Vec<f64>)
             let last = t.last().copied().unwrap_or(0.0);
             let excess = t.iter().map(|&j| ((j - last) / s).max(EXCESS_FLOOR)).collect();
             let names: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
+            // The swept settings of the cells, when a sweep varies them (K, S, stragglers, failures).
+            let settings: Vec<&Setting> = cells.iter().map(|&c| checked.setting(&checked.cells[c])).collect();
+            let swept = checked.settings_label(&settings);
+            let swept = if swept.is_empty() { swept } else { format!(", {swept}") };
             let label = match cells.len() {
-                1 => format!("cell {}: M = {m}", names[0]),
-                _ => format!("cells {}: M = {m}", names.join(", ")),
+                1 => format!("cell {}: M = {m}{swept}", names[0]),
+                _ => format!("cells {}: M = {m}{swept}", names.join(", ")),
             };
             (label, excess)
         })
