@@ -66,7 +66,8 @@ enum Command {
     /// (data, local fits, pooled experts, every MM iteration, the result).
     Teach(TeachArgs),
     /// Validate a scenario file (keys, types, ranges, data files, shard sizes) without running it,
-    /// warning about machines with fewer than 10 training rows per free parameter.
+    /// warning about machines with fewer than 10 training rows per free parameter and about runs
+    /// whose machines may all fail.
     Check(CheckArgs),
     /// Measure the model clock's constants on this machine and print them as a [cost_model] table;
     /// --save keeps them for later model-clock runs on this machine.
