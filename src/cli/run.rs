@@ -94,7 +94,8 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     if !a.quiet {
         tell_constants(&checked);
     }
-    warn_all(&study::warnings::before_run(&checked));
+    let before = study::warnings::before_run(&checked);
+    warn_all(&before);
     let with_global = usize::from(checked.reports(study::Estimator::Global));
     let data_sets = checked.cells.iter().map(|c| c.n_index).max().map_or(0, |m| m + 1) * checked.repetitions;
     // One global fit per data set, repetition and K.
@@ -108,19 +109,21 @@ pub fn run(a: RunArgs) -> Result<(), String> {
     };
     let out = study::run(&checked, &study::StudyOptions { jobs: a.jobs, progress })
         .map_err(|e| format!("{}: {e}", a.file.display()))?;
-    report::write_study(
-        &dest,
-        &checked,
-        &out,
-        &report::RunMeta { jobs: a.jobs, overrides: overrides(&a.set, a.clock.as_deref()), views: views.clone() },
-    )?;
+    let after = study::warnings::after_run(&checked, &out);
+    let meta = report::RunMeta {
+        jobs: a.jobs,
+        overrides: overrides(&a.set, a.clock.as_deref()),
+        views: views.clone(),
+        warnings: before.into_iter().chain(after.iter().cloned()).collect(),
+    };
+    report::write_study(&dest, &checked, &out, &meta)?;
     // The lock goes before anything is printed: a closed stdout (`| head`) must not leave it.
     let dest = {
         let path = dest.path().to_path_buf();
         drop(dest);
         path
     };
-    warn_all(&study::warnings::after_run(&checked, &out));
+    warn_all(&after);
     if !a.quiet {
         let cells = report::summary::cells(&checked, &out.rows);
         for line in report::summary::text(&cells, &report::summary::baselines(&checked, &out.rows)) {

@@ -171,6 +171,8 @@ pub struct RunMeta {
     pub overrides: Vec<String>,
     /// What the plots and the page show.
     pub views: ViewOptions,
+    /// The run's warnings (`study::warnings`: before the run, then after it).
+    pub warnings: Vec<String>,
 }
 
 /// run.json: the scenario as run, the crate version, the seed, the machine, and the measured
@@ -206,7 +208,7 @@ pub fn run_json(checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> serde_json
         "wall_seconds": out.wall_seconds,
         "finished_unix_seconds": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         "runs": runs,
-        "warnings": crate::study::warnings::before_run(checked).into_iter().chain(crate::study::warnings::after_run(checked, out)).collect::<Vec<_>>(),
+        "warnings": meta.warnings,
     })
 }
 

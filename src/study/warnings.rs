@@ -111,29 +111,47 @@ impl<'a> LoglikLoss<'a> {
     }
 }
 
-/// Warnings about what the run produced: per cell, local fits that stopped at the iteration cap, a
-/// reduction whose mean test log-likelihood per row is more than [`LOGLIK_GAP_WARNING`] below the
-/// global fit's, and one whose parameter MSE is more than [`PARAM_MSE_RATIO_WARNING`] times the
-/// global fit's.
+/// Warnings about what the run produced, in this order: global fits that did not converge, the
+/// smallest of unequal shards short of rows, local fits stopped at the iteration cap, and the
+/// reductions that collapsed by one measure or another (log-likelihood gap, variance ratio,
+/// parameter error).
 pub fn after_run(plan: &Plan, out: &StudyOutput) -> Vec<String> {
-    let mut warnings = Vec::new();
-    // The global fit is the reference of every comparison: it must have converged.
-    let mut unfinished: Vec<(usize, usize, usize)> = Vec::new();
+    [
+        unfinished_global_fits,
+        short_smallest_shards,
+        unconverged_local_fits,
+        loglik_gaps,
+        inflated_variances,
+        parameter_errors,
+    ]
+    .iter()
+    .flat_map(|check| check(plan, out))
+    .collect()
+}
+
+/// Every (n, K, repetition) whose global fit stopped at `em.max_iter`: the reference of every
+/// comparison is then unfinished.
+fn unfinished_global_fits(plan: &Plan, out: &StudyOutput) -> Vec<String> {
+    let mut seen: Vec<(usize, usize, usize)> = Vec::new();
     for run in &out.runs {
         let global = run.record.estimator("global").and_then(|g| g.fit.as_ref());
         let key = (run.cell.n, plan.setting(&run.cell).k, run.rep);
-        if global.is_some_and(|f| !f.converged) && !unfinished.contains(&key) {
-            unfinished.push(key);
-            warnings.push(format!(
-                "the global fit (n = {}, K = {}, repetition {}) stopped at em.max_iter before converging: every comparison with it is against an unfinished fit; raise em.max_iter",
-                key.0, key.1, key.2
-            ));
+        if global.is_some_and(|f| !f.converged) && !seen.contains(&key) {
+            seen.push(key);
         }
     }
-    // Unequal shards (lognormal sizes, a column partition): the smallest can be short of rows when
-    // the average is not (the average case is warned about before the run).
-    let smallest = cell_means(out, "reduction", |r| r.rows_per_parameter);
-    for (&cell, &(m, rows)) in &smallest {
+    seen.into_iter()
+        .map(|(n, k, rep)| format!(
+            "the global fit (n = {n}, K = {k}, repetition {rep}) stopped at em.max_iter before converging: every comparison with it is against an unfinished fit; raise em.max_iter"
+        ))
+        .collect()
+}
+
+/// Cells whose smallest shard is short of rows although the average is not (unequal shards: lognormal
+/// sizes, a column partition; the average case is warned about before the run).
+fn short_smallest_shards(plan: &Plan, out: &StudyOutput) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (cell, (m, rows)) in cell_means(out, "reduction", |r| r.rows_per_parameter) {
         let c = &plan.cells[cell];
         let average = rows_per_parameter(plan, c.n, c.machines, plan.setting(c).k);
         if rows < MIN_ROWS_PER_PARAMETER && average >= MIN_ROWS_PER_PARAMETER {
@@ -142,6 +160,11 @@ pub fn after_run(plan: &Plan, out: &StudyOutput) -> Vec<String> {
             ));
         }
     }
+    warnings
+}
+
+/// Cells with local fits stopped at `em.max_iter`, counted over the repetitions.
+fn unconverged_local_fits(_: &Plan, out: &StudyOutput) -> Vec<String> {
     let mut fits: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
     for run in &out.runs {
         let e = fits.entry(run.cell.index).or_default();
@@ -150,53 +173,65 @@ pub fn after_run(plan: &Plan, out: &StudyOutput) -> Vec<String> {
             e.1 += 1;
         }
     }
-    for (cell, (stopped, all)) in fits {
-        if stopped > 0 {
-            warnings.push(format!(
-                "cell {cell}: {stopped} of {all} local fits stopped at em.max_iter before converging; raise em.max_iter or loosen em.tol"
-            ));
-        }
-    }
+    fits.into_iter()
+        .filter(|(_, (stopped, _))| *stopped > 0)
+        .map(|(cell, (stopped, all))| format!(
+            "cell {cell}: {stopped} of {all} local fits stopped at em.max_iter before converging; raise em.max_iter or loosen em.tol"
+        ))
+        .collect()
+}
+
+/// Cells whose reduction loses more than [`LOGLIK_GAP_WARNING`] nats per test row against the
+/// global fit (mean over the repetitions).
+fn loglik_gaps(plan: &Plan, out: &StudyOutput) -> Vec<String> {
     let loss = LoglikLoss::new(plan, &out.rows);
-    let gaps = cell_means(out, "reduction", |r| loss.of(r));
-    let mse = cell_means(out, "reduction", |r| r.scores.param_mse);
-    let global_mse = cell_means(out, "global", |r| r.scores.param_mse);
-    for (&cell, &(m, gap)) in &gaps {
-        if gap > LOGLIK_GAP_WARNING {
-            warnings.push(format!(
-                "cell {cell} (M = {m}): the reduction's test log-likelihood is {gap:.3} nats per row below the global fit's (warning level {LOGLIK_GAP_WARNING}), whatever its RPE says"
-            ));
-        }
-    }
-    let variance_ratio = |r: &crate::cluster::record::RunRecord| {
-        let largest = |name: &str| r.estimator(name).map(|m| m.variances.iter().copied().fold(0.0, f64::max));
-        Some(largest("reduction")? / largest("global")?)
+    cell_means(out, "reduction", |r| loss.of(r))
+        .into_iter()
+        .filter(|(_, (_, gap))| *gap > LOGLIK_GAP_WARNING)
+        .map(|(cell, (m, gap))| format!(
+            "cell {cell} (M = {m}): the reduction's test log-likelihood is {gap:.3} nats per row below the global fit's (warning level {LOGLIK_GAP_WARNING}), whatever its RPE says"
+        ))
+        .collect()
+}
+
+/// Cells where, in some repetition, the reduction's largest variance is more than
+/// [`VARIANCE_RATIO_WARNING`] times the global fit's largest: the check that needs no truth.
+fn inflated_variances(_: &Plan, out: &StudyOutput) -> Vec<String> {
+    let largest = |r: &crate::cluster::record::RunRecord, name: &str| {
+        r.estimator(name).map(|m| m.variances.iter().copied().fold(0.0, f64::max))
     };
-    let mut ratios: BTreeMap<usize, (usize, Vec<f64>)> = BTreeMap::new();
+    let mut ratios: BTreeMap<usize, (usize, f64)> = BTreeMap::new();
     for run in &out.runs {
-        if let Some(v) = variance_ratio(&run.record) {
-            ratios.entry(run.cell.index).or_insert((run.record.machines.len(), Vec::new())).1.push(v);
+        let r = &run.record;
+        if let (Some(reduced), Some(global)) = (largest(r, "reduction"), largest(r, "global")) {
+            let e = ratios.entry(run.cell.index).or_insert((r.machines.len(), 0.0));
+            e.1 = e.1.max(reduced / global);
         }
     }
-    for (cell, (m, v)) in ratios {
-        let ratio = v.iter().copied().fold(0.0, f64::max);
-        if ratio > VARIANCE_RATIO_WARNING {
-            warnings.push(format!(
-                "cell {cell} (M = {m}): a reduced expert's variance is {} times the largest of the global fit's (warning level {VARIANCE_RATIO_WARNING}x): an expert that explains next to nothing, whatever the RPE says",
-                times(ratio)
-            ));
-        }
-    }
-    for (&cell, &(m, reduced)) in &mse {
-        let Some(&(_, global)) = global_mse.get(&cell) else { continue };
-        if reduced > PARAM_MSE_RATIO_WARNING * global {
-            warnings.push(format!(
+    ratios
+        .into_iter()
+        .filter(|(_, (_, ratio))| *ratio > VARIANCE_RATIO_WARNING)
+        .map(|(cell, (m, ratio))| format!(
+            "cell {cell} (M = {m}): a reduced expert's variance is {} times the largest of the global fit's (warning level {VARIANCE_RATIO_WARNING}x): an expert that explains next to nothing, whatever the RPE says",
+            times(ratio)
+        ))
+        .collect()
+}
+
+/// Cells whose reduction's parameter MSE against the truth is more than
+/// [`PARAM_MSE_RATIO_WARNING`] times the global fit's (means over the repetitions).
+fn parameter_errors(_: &Plan, out: &StudyOutput) -> Vec<String> {
+    let global = cell_means(out, "global", |r| r.scores.param_mse);
+    cell_means(out, "reduction", |r| r.scores.param_mse)
+        .into_iter()
+        .filter_map(|(cell, (m, reduced))| {
+            let &(_, global) = global.get(&cell)?;
+            (reduced > PARAM_MSE_RATIO_WARNING * global).then(|| format!(
                 "cell {cell} (M = {m}): the reduction's parameter MSE against the truth is {} times the global fit's ({reduced:.3e} vs {global:.3e}; warning level {PARAM_MSE_RATIO_WARNING}x): some reduced expert is far off, whatever its RPE and log-likelihood say",
                 times(reduced / global)
-            ));
-        }
-    }
-    warnings
+            ))
+        })
+        .collect()
 }
 
 /// A ratio in words: `474` or `4.7e5`.
