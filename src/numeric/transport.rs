@@ -8,8 +8,8 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
-use crate::numeric::linalg::with_intercept;
-use crate::numeric::model::Moe;
+use crate::numeric::linalg::{log_sum_exp, with_intercept};
+use crate::numeric::model::{Moe, affine};
 
 /// Why a set of local models cannot be pooled.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -37,6 +37,8 @@ pub struct LargeModel {
     pub xt: Array2<f64>,
     /// Expert weights at the support points, S x L.
     pub weights: Array2<f64>,
+    /// Log gate probabilities `log pi^(m)_k(x_s)` of each expert's own local model, S x L.
+    pub log_gates: Array2<f64>,
     /// Expert means at the support points, S x L.
     pub means: Array2<f64>,
     /// Expert coefficients, L x (d+1).
@@ -76,22 +78,37 @@ impl LargeModel {
         let l: usize = locals.iter().map(|m| m.k()).sum();
         let p = first.d() + 1;
         let mut experts = Array2::<f64>::zeros((l, p));
+        let mut gates = Array2::<f64>::zeros((l, p));
         let mut variances = Array1::<f64>::zeros(l);
-        let mut weights = Array2::<f64>::zeros((support.nrows(), l));
         let mut machine_of = Vec::with_capacity(l);
+        let mut columns = Vec::with_capacity(locals.len());
         let mut at = 0;
         for (m, model) in locals.iter().enumerate() {
             let k = model.k();
             experts.slice_mut(ndarray::s![at..at + k, ..]).assign(&model.experts);
+            gates.slice_mut(ndarray::s![at..at + k, ..]).assign(&model.gate);
             variances.slice_mut(ndarray::s![at..at + k]).assign(&model.variances);
-            let pi = model.log_gate(support).mapv_into(|v| lambdas[m] * v.exp());
-            weights.slice_mut(ndarray::s![.., at..at + k]).assign(&pi);
             machine_of.extend(std::iter::repeat_n(m, k));
+            columns.push(at..at + k);
             at += k;
+        }
+        // Every local gate's logits in one product, then a log-softmax over each model's columns.
+        let mut log_gates = affine(support, &gates);
+        let mut weights = Array2::<f64>::zeros((support.nrows(), l));
+        for (mut row, mut w_row) in log_gates.outer_iter_mut().zip(weights.outer_iter_mut()) {
+            let (row, w_row) = (row.as_slice_mut().expect("standard"), w_row.as_slice_mut().expect("standard"));
+            for (range, &lambda) in columns.iter().zip(&lambdas) {
+                let own = &mut row[range.clone()];
+                let total = log_sum_exp(ArrayView1::from(&*own));
+                for (v, w) in own.iter_mut().zip(&mut w_row[range.clone()]) {
+                    *v -= total;
+                    *w = v.exp() * lambda;
+                }
+            }
         }
         let xt = with_intercept(support);
         let means = xt.dot(&experts.t());
-        Ok(LargeModel { xt, weights, means, experts, variances, machine_of, lambdas })
+        Ok(LargeModel { xt, weights, log_gates, means, experts, variances, machine_of, lambdas })
     }
 
     /// The same large model at some of its supporting points (indices into them).
@@ -99,6 +116,7 @@ impl LargeModel {
         LargeModel {
             xt: self.xt.select(Axis(0), points),
             weights: self.weights.select(Axis(0), points),
+            log_gates: self.log_gates.select(Axis(0), points),
             means: self.means.select(Axis(0), points),
             experts: self.experts.clone(),
             variances: self.variances.clone(),
@@ -116,8 +134,9 @@ impl LargeModel {
         let columns: Vec<usize> = (0..self.n_experts()).filter(|l| keep.contains(&self.machine_of[*l])).collect();
         LargeModel {
             xt: self.xt.clone(),
-            weights: (self.weights.select(Axis(1), &columns) / kept_total).as_standard_layout().into_owned(),
-            means: self.means.select(Axis(1), &columns).as_standard_layout().into_owned(),
+            weights: select_columns(&self.weights, &columns).mapv_into(|w| w / kept_total),
+            log_gates: select_columns(&self.log_gates, &columns),
+            means: select_columns(&self.means, &columns),
             experts: self.experts.select(Axis(0), &columns),
             variances: self.variances.select(Axis(0), &columns),
             machine_of: columns
@@ -126,6 +145,13 @@ impl LargeModel {
                 .collect(),
             lambdas: keep.iter().map(|&m| self.lambdas[m] / kept_total).collect(),
         }
+    }
+
+    /// Local model `m` (which is `model`) at the supporting points, from what pooling computed.
+    pub fn local_at_points<'a>(&self, m: usize, model: &'a Moe) -> AtPoints<'a> {
+        let columns: Vec<usize> = (0..self.n_experts()).filter(|&l| self.machine_of[l] == m).collect();
+        assert_eq!(columns.len(), model.k(), "model {m} of the pool");
+        AtPoints { model, log_pi: select_columns(&self.log_gates, &columns), mu: select_columns(&self.means, &columns) }
     }
 
     /// Number of supporting points S.
@@ -139,63 +165,213 @@ impl LargeModel {
     }
 
     /// The optimal plan onto candidate experts (`coef` K x (d+1), `variances` K): each (s, l) goes to
-    /// `argmin_k c_lk(x_s)`.
+    /// `argmin_k c_lk(x_s)` (the first such k on ties).
     pub fn plan(&self, coef: &Array2<f64>, variances: ArrayView1<f64>) -> Plan {
         let (s_n, l_n, k_n) = (self.n_support(), self.n_experts(), variances.len());
-        let mu_k = self.xt.dot(&coef.t()); // S x K
-        // c_lk = const_lk + (mu_l - mu_k)^2 / (2 s2_k), const_lk = (ln(s2_k/s2_l) + s2_l/s2_k - 1) / 2.
-        let half_prec: Vec<f64> = variances.iter().map(|v| 0.5 / v).collect();
-        let constant: Vec<f64> = (0..l_n)
-            .flat_map(|l| {
-                let s2l = self.variances[l];
-                variances.iter().map(move |&s2k| 0.5 * ((s2k / s2l).ln() + s2l / s2k - 1.0))
-            })
-            .collect();
-        let mut target = vec![0u32; s_n * l_n];
-        let mut cost_by_expert = vec![0.0; l_n];
-        let mut objective = 0.0;
-        let (weights, means) =
-            (self.weights.as_slice().expect("standard layout"), self.means.as_slice().expect("standard layout"));
-        for s in 0..s_n {
-            let mus = mu_k.row(s);
-            let mus = mus.as_slice().expect("standard layout");
-            let row = s * l_n..(s + 1) * l_n;
-            let (wrow, mrow, trow) = (&weights[row.clone()], &means[row.clone()], &mut target[row]);
-            for (l, ((&w, &mu), t)) in wrow.iter().zip(mrow).zip(trow.iter_mut()).enumerate() {
-                let cl = &constant[l * k_n..(l + 1) * k_n];
-                let mut best = (0usize, f64::INFINITY);
-                for (k, ((&c0, &hp), &m)) in cl.iter().zip(&half_prec).zip(mus).enumerate() {
-                    let r = mu - m;
-                    let c = c0 + hp * r * r;
-                    if c < best.1 {
-                        best = (k, c);
-                    }
-                }
-                *t = best.0 as u32;
-                let contribution = w * best.1;
-                cost_by_expert[l] += contribution;
-                objective += contribution;
-            }
-        }
-        Plan { target, k: k_n, cost_by_expert, objective }
+        let mut plan = Plan {
+            target: vec![0u32; s_n * l_n],
+            k: k_n,
+            mass: Array2::zeros((s_n, k_n)),
+            mean_mass: Array2::zeros((s_n, k_n)),
+            cost_by_expert: vec![0.0; l_n],
+            objective: 0.0,
+        };
+        self.replan(coef, variances, &mut plan);
+        plan
     }
 
-    /// Column sums of a plan at every support point: `tau_sk = sum_l P_lks`, S x K (rows sum to 1).
-    pub fn plan_targets(&self, plan: &Plan) -> Array2<f64> {
+    /// [`LargeModel::plan`] written into an earlier plan of this large model with as many candidates
+    /// (its buffers reused: an MM run makes one plan per iteration).
+    pub fn replan(&self, coef: &Array2<f64>, variances: ArrayView1<f64>, plan: &mut Plan) {
         let l_n = self.n_experts();
-        let mut t = Array2::<f64>::zeros((self.n_support(), plan.k));
-        for (s, mut row) in t.outer_iter_mut().enumerate() {
-            for l in 0..l_n {
-                row[plan.target[s * l_n + l] as usize] += self.weights[[s, l]];
-            }
-        }
-        t
+        assert_eq!((plan.target.len(), plan.k), (self.n_support() * l_n, variances.len()), "a plan of this model");
+        let mu_k = self.xt.dot(&coef.t()); // S x K
+        // c_lk = const_lk + (mu_l - mu_k)^2 / (2 s2_k), const_lk = (ln(s2_k/s2_l) + s2_l/s2_k - 1) / 2,
+        // stored K x L so that the large experts are contiguous for each candidate.
+        let half_prec: Vec<f64> = variances.iter().map(|v| 0.5 / v).collect();
+        let constant: Vec<f64> = variances
+            .iter()
+            .flat_map(|&s2k| self.variances.iter().map(move |&s2l| 0.5 * ((s2k / s2l).ln() + s2l / s2k - 1.0)))
+            .collect();
+        plan.cost_by_expert.fill(0.0);
+        let costs = Costs { half_prec: &half_prec, constant: &constant, l_n };
+        assign(
+            &costs,
+            self.weights.as_slice().expect("standard layout"),
+            self.means.as_slice().expect("standard layout"),
+            mu_k.as_slice().expect("standard layout"),
+            plan,
+        );
+        plan.objective = plan.cost_by_expert.iter().sum();
     }
 
     /// Transport objective of a candidate model's experts, divided by S: the expected transport
     /// divergence `R(f_W, g)` estimated on the supporting points (g's gate plays no part).
     pub fn divergence_to(&self, candidate: &Moe) -> f64 {
         self.plan(&candidate.experts, candidate.variances.view()).objective / self.n_support() as f64
+    }
+}
+
+/// The columns `columns` of a row-major matrix, in that order.
+fn select_columns(a: &Array2<f64>, columns: &[usize]) -> Array2<f64> {
+    let mut out = Array2::<f64>::zeros((a.nrows(), columns.len()));
+    for (mut to, from) in out.outer_iter_mut().zip(a.outer_iter()) {
+        let (to, from) = (to.as_slice_mut().expect("standard layout"), from.as_slice().expect("standard layout"));
+        for (t, &c) in to.iter_mut().zip(columns) {
+            *t = from[c];
+        }
+    }
+    out
+}
+
+/// The terms of the cost `c_lk(x) = constant[k L + l] + half_prec[k] (mu_l(x) - mu_k(x))^2`.
+struct Costs<'a> {
+    half_prec: &'a [f64],
+    constant: &'a [f64],
+    l_n: usize,
+}
+
+/// Large experts assigned together: the compiler keeps them in vector registers.
+const LANES: usize = 8;
+
+/// Fills `plan.target`, `plan.mass`, `plan.mean_mass` and `plan.cost_by_expert` from the weights and
+/// means (S x L) and the candidates' means (S x K), with the widest vector instructions the processor has. Every path does
+/// the same IEEE operations in the same order (no fused multiply-add), so the plan is the same bits
+/// on every machine.
+fn assign(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the processor supports AVX-512F, checked just above.
+        return unsafe { assign_avx512(costs, weights, means, mu_k, plan) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2, checked just above.
+        return unsafe { assign_avx2(costs, weights, means, mu_k, plan) };
+    }
+    assign_portable(costs, weights, means, mu_k, plan);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn assign_avx2(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
+    assign_portable(costs, weights, means, mu_k, plan);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn assign_avx512(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
+    assign_portable(costs, weights, means, mu_k, plan);
+}
+
+/// [`assign`]'s work, compiled for whichever instruction set its caller enables.
+#[inline(always)]
+fn assign_portable(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
+    let (l_n, k_n) = (costs.l_n, plan.k);
+    let full = l_n - l_n % LANES;
+    let mass = plan.mass.as_slice_mut().expect("standard layout");
+    let mean_mass = plan.mean_mass.as_slice_mut().expect("standard layout");
+    let mut sums = BySlot::new(k_n);
+    for (s, mus) in mu_k.chunks_exact(k_n).enumerate() {
+        let row = s * l_n..(s + 1) * l_n;
+        let mut point = Point { mus, w: &weights[row.clone()], mu: &means[row.clone()], target: &mut plan.target[row] };
+        for at in (0..full).step_by(LANES) {
+            assign_lanes::<LANES>(costs, &mut point, at, &mut plan.cost_by_expert);
+        }
+        for at in full..l_n {
+            assign_lanes::<1>(costs, &mut point, at, &mut plan.cost_by_expert);
+        }
+        sums.add_row(point.target, point.w.iter().zip(point.mu).map(|(&w, &mu)| [w, w * mu]));
+        for (k, [m, wm]) in sums.take().into_iter().enumerate() {
+            mass[s * k_n + k] = m;
+            mean_mass[s * k_n + k] = wm;
+        }
+    }
+}
+
+/// One supporting point: the candidates' means at it, the large experts' weights and means at it,
+/// and its row of the plan's targets.
+struct Point<'a> {
+    mus: &'a [f64],
+    w: &'a [f64],
+    mu: &'a [f64],
+    target: &'a mut [u32],
+}
+
+/// 2^52: for an integer 0 <= k < 2^32 held in an f64, the low 32 bits of `k + 2^52` are k, which
+/// converts lanes to integers without the checks of an `as` cast.
+const INTEGER_BIAS: f64 = 4_503_599_627_370_496.0;
+
+/// Assigns the large experts `at..at + W` at one point: the cheapest candidate, the first on ties,
+/// and its weighted cost.
+#[inline(always)]
+fn assign_lanes<const W: usize>(costs: &Costs, point: &mut Point, at: usize, cost_by_expert: &mut [f64]) {
+    let w: &[f64; W] = point.w[at..at + W].try_into().expect("W lanes");
+    let mu: &[f64; W] = point.mu[at..at + W].try_into().expect("W lanes");
+    // The candidate's index is held as f64, like the costs, so that one vector blend selects both.
+    let mut best = [f64::INFINITY; W];
+    let mut arg = [0.0f64; W];
+    for (k, (&mk, &hp)) in point.mus.iter().zip(costs.half_prec).enumerate() {
+        let c0: &[f64; W] = costs.constant[k * costs.l_n + at..][..W].try_into().expect("W lanes");
+        for j in 0..W {
+            let r = mu[j] - mk;
+            let c = c0[j] + hp * r * r;
+            let better = c < best[j];
+            best[j] = if better { c } else { best[j] };
+            arg[j] = if better { k as f64 } else { arg[j] };
+        }
+    }
+    for j in 0..W {
+        point.target[at + j] = (arg[j] + INTEGER_BIAS).to_bits() as u32;
+        cost_by_expert[at + j] += w[j] * best[j];
+    }
+}
+
+/// Sums of N values into K slots (the candidate experts), kept as [`PARTS`] partial sums (by the
+/// large expert's index mod `PARTS`) so that consecutive additions to one slot do not wait for each
+/// other; [`BySlot::take`] adds the parts in a fixed order.
+pub struct BySlot<const N: usize> {
+    parts: Vec<[f64; N]>,
+    k: usize,
+}
+
+/// Partial sums per slot in [`BySlot`].
+const PARTS: usize = 4;
+
+impl<const N: usize> BySlot<N> {
+    /// Empty sums for `k` slots.
+    pub fn new(k: usize) -> BySlot<N> {
+        BySlot { parts: vec![[0.0; N]; PARTS * k], k }
+    }
+
+    /// Adds the values of every large expert l of one point to slot `slots[l]`.
+    #[inline(always)]
+    pub fn add_row(&mut self, slots: &[u32], values: impl Iterator<Item = [f64; N]>) {
+        let k = self.k;
+        for (l, (&slot, value)) in slots.iter().zip(values).enumerate() {
+            let part = &mut self.parts[(l % PARTS) * k + slot as usize];
+            for (p, v) in part.iter_mut().zip(value) {
+                *p += v;
+            }
+        }
+    }
+
+    /// The sums of every slot, leaving them empty.
+    pub fn take(&mut self) -> Vec<[f64; N]> {
+        let k = self.k;
+        let sums = (0..k)
+            .map(|slot| {
+                let mut total = [0.0; N];
+                for part in 0..PARTS {
+                    for (t, v) in total.iter_mut().zip(self.parts[part * k + slot]) {
+                        *t += v;
+                    }
+                }
+                total
+            })
+            .collect();
+        self.parts.fill([0.0; N]);
+        sums
     }
 }
 
@@ -206,6 +382,11 @@ pub struct Plan {
     pub target: Vec<u32>,
     /// Number of candidate experts K.
     pub k: usize,
+    /// Mass each candidate receives at every point, `tau_sk = sum_l P_lks`, S x K (rows sum to 1).
+    pub mass: Array2<f64>,
+    /// The large experts' means weighted by what each candidate receives, `sum_l P_lks mu_l(x_s)`,
+    /// S x K.
+    pub mean_mass: Array2<f64>,
     /// Each large expert's share of the objective, `sum_s w_l(x_s) c_{l,k*}(x_s)`.
     pub cost_by_expert: Vec<f64>,
     /// `J = sum_{s,l} w_l(x_s) c_{l,k*}(x_s)`.
@@ -262,20 +443,27 @@ pub fn joint_divergence_at(m: &AtPoints, r: &AtPoints) -> f64 {
     let pi = log_pi.mapv(f64::exp);
     let points = log_pi.nrows();
     // KL(N_k || N'_j) = c_kj + (mu_k - mu'_j)^2 / (2 s2'_j): the log of the variances once per pair.
-    let cost = Array2::from_shape_fn((k_m, k_r), |(k, j)| {
+    let pair = |k: usize, j: usize| {
         let (s2k, s2j) = (model.variances[k], reference.variances[j]);
-        let c = 0.5 * ((s2j / s2k).ln() + s2k / s2j - 1.0);
-        let half_prec = 0.5 / s2j;
-        let mut acc = 0.0;
-        for s in 0..points {
-            let p = pi[[s, k]];
+        (0.5 * ((s2j / s2k).ln() + s2k / s2j - 1.0), 0.5 / s2j)
+    };
+    let pairs: Vec<(f64, f64)> = (0..k_m).flat_map(|k| (0..k_r).map(move |j| pair(k, j))).collect();
+    let mut cost = Array2::<f64>::zeros((k_m, k_r));
+    let cost_flat = cost.as_slice_mut().expect("standard layout");
+    // Row by row (the arrays are row-major); each pair's sum still runs over the points in order.
+    for s in 0..points {
+        let (pi_s, lp_s, lr_s, mm_s, mr_s) = (pi.row(s), log_pi.row(s), log_rho.row(s), mu_m.row(s), mu_r.row(s));
+        for k in 0..k_m {
+            let p = pi_s[k];
             if p > 0.0 {
-                let r = mu_m[[s, k]] - mu_r[[s, j]];
-                acc += p * (log_pi[[s, k]] - log_rho[[s, j]] + c + half_prec * r * r);
+                for j in 0..k_r {
+                    let (c, half_prec) = pairs[k * k_r + j];
+                    let r = mm_s[k] - mr_s[j];
+                    cost_flat[k * k_r + j] += p * (lp_s[k] - lr_s[j] + c + half_prec * r * r);
+                }
             }
         }
-        acc
-    });
+    }
     let square =
         Array2::from_shape_fn(
             (k_m.max(k_r), k_m.max(k_r)),
@@ -286,4 +474,116 @@ pub fn joint_divergence_at(m: &AtPoints, r: &AtPoints) -> f64 {
     let assignment = crate::numeric::matching::min_cost_assignment(&square);
     let total: f64 = (0..k_m).map(|k| if assignment[k] < k_r { cost[[k, assignment[k]]] } else { 0.0 }).sum();
     total / points as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numeric::rng;
+    use ndarray::Array2;
+    use rand::RngExt;
+
+    /// `count` local models with K = 3 on d = 2, with random gates, experts and variances, and 50
+    /// supporting points: L = 3 count large experts.
+    fn pool(count: usize) -> (Vec<Moe>, Array2<f64>) {
+        let mut r = rng::stream(11, &[]);
+        let mut draw = |rows: usize, cols: usize, scale: f64| {
+            Array2::from_shape_fn((rows, cols), |_| scale * (r.random::<f64>() - 0.5))
+        };
+        let features = vec!["x1".to_string(), "x2".to_string()];
+        let models = (0..count)
+            .map(|_| {
+                let variances = draw(3, 1, 1.0).column(0).mapv(|v| 0.3 + v * v);
+                Moe::new(features.clone(), draw(3, 3, 4.0), draw(3, 3, 10.0), variances).expect("a valid model")
+            })
+            .collect();
+        (models, draw(50, 2, 6.0))
+    }
+
+    /// The cost of sending large expert l to candidate k at point s, from the formula.
+    fn cost(large: &LargeModel, coef: &Array2<f64>, var: &Array1<f64>, s: usize, l: usize, k: usize) -> f64 {
+        let (s2l, s2k) = (large.variances[l], var[k]);
+        let mu_k = large.xt.row(s).dot(&coef.row(k));
+        let r = large.means[[s, l]] - mu_k;
+        0.5 * ((s2k / s2l).ln() + s2l / s2k - 1.0 + r * r / s2k)
+    }
+
+    #[test]
+    fn the_plan_sends_every_expert_to_its_cheapest_candidate_and_sums_what_each_receives() {
+        // 13 models: L = 39, not a multiple of the lanes, so the remainder path runs too.
+        let (models, support) = pool(13);
+        let refs: Vec<&Moe> = models.iter().collect();
+        let large = LargeModel::new(&refs, &[100; 13], support.view()).unwrap();
+        let (coef, var) = (models[4].experts.clone(), models[7].variances.clone());
+        let plan = large.plan(&coef, var.view());
+        let (s_n, l_n) = (large.n_support(), large.n_experts());
+        let mut objective = 0.0;
+        for s in 0..s_n {
+            let (mut mass, mut mean_mass) = ([0.0; 3], [0.0; 3]);
+            for l in 0..l_n {
+                let costs: Vec<f64> = (0..3).map(|k| cost(&large, &coef, &var, s, l, k)).collect();
+                let k = plan.target[s * l_n + l] as usize;
+                assert!(costs.iter().all(|&c| costs[k] <= c), "point {s}, expert {l}: {costs:?} -> {k}");
+                let w = large.weights[[s, l]];
+                mass[k] += w;
+                mean_mass[k] += w * large.means[[s, l]];
+                objective += w * costs[k];
+            }
+            for k in 0..3 {
+                assert!((plan.mass[[s, k]] - mass[k]).abs() <= 1e-14, "mass at {s}, {k}");
+                assert!((plan.mean_mass[[s, k]] - mean_mass[k]).abs() <= 1e-12 * (1.0 + mean_mass[k].abs()));
+            }
+        }
+        assert!((plan.objective - objective).abs() <= 1e-12 * objective, "{} vs {objective}", plan.objective);
+        assert!((plan.mass.sum() - s_n as f64).abs() < 1e-10, "the weights sum to 1 at every point");
+    }
+
+    #[test]
+    fn the_plan_is_the_same_bits_with_and_without_vector_instructions() {
+        let (models, support) = pool(21);
+        let refs: Vec<&Moe> = models.iter().collect();
+        let large = LargeModel::new(&refs, &[50; 21], support.view()).unwrap();
+        let fast = large.plan(&models[2].experts, models[3].variances.view());
+        let mut plain = large.plan(&models[5].experts, models[6].variances.view());
+        plain.cost_by_expert.fill(0.0);
+        // Rebuild `plain` for the same candidates through the portable path alone.
+        let mu_k = large.xt.dot(&models[2].experts.t());
+        let var = &models[3].variances;
+        let half_prec: Vec<f64> = var.iter().map(|v| 0.5 / v).collect();
+        let constant: Vec<f64> = var
+            .iter()
+            .flat_map(|&s2k| large.variances.iter().map(move |&s2l| 0.5 * ((s2k / s2l).ln() + s2l / s2k - 1.0)))
+            .collect();
+        let costs = Costs { half_prec: &half_prec, constant: &constant, l_n: large.n_experts() };
+        let (w, mu) = (large.weights.as_slice().unwrap(), large.means.as_slice().unwrap());
+        assign_portable(&costs, w, mu, mu_k.as_slice().unwrap(), &mut plain);
+        assert_eq!(plain.target, fast.target);
+        assert_eq!(plain.mass, fast.mass);
+        assert_eq!(plain.mean_mass, fast.mean_mass);
+        assert_eq!(plain.cost_by_expert, fast.cost_by_expert);
+    }
+
+    #[test]
+    fn pooling_keeps_each_local_gate_and_reuses_it_for_screening() {
+        let (models, support) = pool(5);
+        let refs: Vec<&Moe> = models.iter().collect();
+        let large = LargeModel::new(&refs, &[10, 20, 30, 40, 50], support.view()).unwrap();
+        for (m, model) in models.iter().enumerate() {
+            let fresh = AtPoints::new(model, support.view());
+            let pooled = large.local_at_points(m, model);
+            for (a, b) in fresh.log_pi.iter().zip(&pooled.log_pi) {
+                assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "log gate of model {m}: {a} vs {b}");
+            }
+            for (a, b) in fresh.mu.iter().zip(&pooled.mu) {
+                assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "mean of model {m}: {a} vs {b}");
+            }
+            let lambda = large.lambdas[m];
+            for (s, row) in pooled.log_pi.outer_iter().enumerate() {
+                for (k, lp) in row.iter().enumerate() {
+                    let w = large.weights[[s, 3 * m + k]];
+                    assert!((w - lambda * lp.exp()).abs() <= 1e-15, "weight of model {m} at {s}");
+                }
+            }
+        }
+    }
 }

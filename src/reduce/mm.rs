@@ -26,7 +26,7 @@ use crate::numeric::model::Moe;
 use crate::numeric::range::{MAX_ITERATIONS, Range, RangeError, at_least, within};
 use crate::numeric::rng;
 use crate::numeric::scaling::ColumnScaling;
-use crate::numeric::transport::{AtPoints, LargeModel, Plan, PoolError, joint_divergence_at};
+use crate::numeric::transport::{AtPoints, BySlot, LargeModel, Plan, PoolError, joint_divergence_at};
 use crate::reduce::baselines;
 
 /// Relative ridge of the reduced experts' least-squares systems.
@@ -103,7 +103,7 @@ impl Default for ReductionSettings {
         ReductionSettings {
             k: 3,
             max_iter: 500,
-            tol: 1e-10,
+            tol: 1e-6,
             inits: vec![Init::Kmeans, Init::AlignedAverage, Init::BestLocal],
             best_local_candidates: 8,
             gate_max_steps: 100,
@@ -252,8 +252,9 @@ pub fn reduce(
     let (screened, scores, flagged) = if screening {
         let screened = finish(&pool.full, first.clone(), locals, settings)?;
         let reference = AtPoints::new(&screened.0, support);
-        let scores: Vec<f64> =
-            locals.iter().map(|m| joint_divergence_at(&AtPoints::new(m, support), &reference)).collect();
+        let scores: Vec<f64> = (locals.iter().enumerate())
+            .map(|(m, model)| joint_divergence_at(&pool.full.local_at_points(m, model), &reference))
+            .collect();
         let flagged = flag_outliers(&scores, settings.outlier_threshold);
         (Some(screened), scores, flagged)
     } else {
@@ -431,9 +432,8 @@ pub fn start_experts(
             let mut order: Vec<usize> = (0..locals.len()).filter(|&m| locals[m].k() == k).collect();
             order.sort_by_key(|&m| std::cmp::Reverse(sizes[m]));
             order.truncate(settings.best_local_candidates.max(1));
-            let best = order
-                .into_iter()
-                .min_by(|&a, &b| large.divergence_to(locals[a]).total_cmp(&large.divergence_to(locals[b])))?;
+            let scored: Vec<(usize, f64)> = order.into_iter().map(|m| (m, large.divergence_to(locals[m]))).collect();
+            let (best, _) = scored.into_iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
             Some((locals[best].experts.clone(), locals[best].variances.clone()))
         }
     }
@@ -512,7 +512,7 @@ pub fn mm_observed(
     let mut trace = vec![plan.objective];
     for _ in 0..max_iter {
         update(large, &plan, &mut coef, &mut var);
-        plan = large.plan(&coef, var.view());
+        large.replan(&coef, var.view(), &mut plan);
         observe(&coef, &var, &plan);
         let (prev, j) = (trace[trace.len() - 1], plan.objective);
         trace.push(j);
@@ -528,20 +528,11 @@ pub fn mm_observed(
 /// reduced expert with mass; re-seeding for those without.
 fn update(large: &LargeModel, plan: &Plan, coef: &mut Array2<f64>, var: &mut Array1<f64>) {
     let (s_n, l_n, k_n) = (large.n_support(), large.n_experts(), plan.k);
-    let mut mass = Array2::<f64>::zeros((s_n, k_n));
-    let mut wmu = Array2::<f64>::zeros((s_n, k_n));
+    let (mass, wmu) = (&plan.mass, &plan.mean_mass);
     let (weights, means) =
         (large.weights.as_slice().expect("standard layout"), large.means.as_slice().expect("standard layout"));
-    for s in 0..s_n {
-        let row = s * l_n..(s + 1) * l_n;
-        let (mut m_row, mut w_row) = (mass.row_mut(s), wmu.row_mut(s));
-        for ((&k, &w), &mu) in plan.target[row.clone()].iter().zip(&weights[row.clone()]).zip(&means[row]) {
-            m_row[k as usize] += w;
-            w_row[k as usize] += w * mu;
-        }
-    }
     let grams = weighted_grams(large.xt.view(), mass.view());
-    let rhs = large.xt.t().dot(&wmu);
+    let rhs = large.xt.t().dot(wmu);
     let totals = mass.sum_axis(Axis(0));
     for k in 0..k_n {
         if totals[k] > 0.0
@@ -551,18 +542,20 @@ fn update(large: &LargeModel, plan: &Plan, coef: &mut Array2<f64>, var: &mut Arr
         }
     }
     let mu_k = large.xt.dot(&coef.t());
-    let mut num = vec![0.0; k_n];
     let variances = large.variances.as_slice().expect("contiguous");
+    let mut sums = BySlot::<1>::new(k_n);
     for s in 0..s_n {
         let row = s * l_n..(s + 1) * l_n;
         let mus = mu_k.row(s);
-        for (((&k, &w), &mu), &v) in
-            plan.target[row.clone()].iter().zip(&weights[row.clone()]).zip(&means[row]).zip(variances)
-        {
-            let r = mu - mus[k as usize];
-            num[k as usize] += w * (v + r * r);
-        }
+        let target = &plan.target[row.clone()];
+        let values =
+            target.iter().zip(&weights[row.clone()]).zip(&means[row]).zip(variances).map(|(((&k, &w), &mu), &v)| {
+                let r = mu - mus[k as usize];
+                [w * (v + r * r)]
+            });
+        sums.add_row(target, values);
     }
+    let num: Vec<f64> = sums.take().into_iter().map(|[n]| n).collect();
     let mut costly: Vec<usize> = (0..l_n).collect();
     costly.sort_by(|&a, &b| plan.cost_by_expert[b].total_cmp(&plan.cost_by_expert[a]));
     let mut reseeded = 0;
@@ -581,10 +574,9 @@ fn update(large: &LargeModel, plan: &Plan, coef: &mut Array2<f64>, var: &mut Arr
 /// The reduced gate: a soft-label multinomial logistic regression of the plan's column sums
 /// `tau_sk = sum_l P_lks` on the supporting points (standardised for conditioning, mapped back).
 pub fn fit_gate(large: &LargeModel, plan: &Plan, max_steps: usize) -> Array2<f64> {
-    let targets = large.plan_targets(plan);
     let x = large.xt.slice(s![.., 1..]);
     let scaling = ColumnScaling::fit_safe(x);
     let xt = with_intercept(scaling.apply(x).view());
-    let (g, _) = gate::fit(xt.view(), targets.view(), &Array2::zeros((plan.k, xt.ncols())), max_steps, 1e-14);
+    let (g, _) = gate::fit(xt.view(), plan.mass.view(), &Array2::zeros((plan.k, xt.ncols())), max_steps, 1e-14);
     scaling.coefficients_to_raw(&g, 1.0, 0.0)
 }
