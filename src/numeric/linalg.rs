@@ -92,17 +92,13 @@ pub fn with_intercept(x: ArrayView2<f64>) -> Array2<f64> {
 
 /// Row-wise log-sum-exp of an n x k matrix, stable for very negative entries.
 pub fn log_sum_exp_rows(a: ArrayView2<f64>) -> Array1<f64> {
-    a.map_axis(Axis(1), log_sum_exp)
-}
-
-/// `log sum_j exp(v_j) = m + log sum_j exp(v_j - m)`, `m = max_j v_j`, stable for very negative
-/// entries.
-pub fn log_sum_exp(v: ArrayView1<f64>) -> f64 {
-    let m = v.fold(f64::NEG_INFINITY, |acc, &x| acc.max(x));
-    if !m.is_finite() {
-        return m;
-    }
-    m + v.iter().map(|&x| (x - m).exp()).sum::<f64>().ln()
+    a.map_axis(Axis(1), |row| {
+        let m = row.fold(f64::NEG_INFINITY, |acc, &v| acc.max(v));
+        if !m.is_finite() {
+            return m;
+        }
+        m + row.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
+    })
 }
 
 #[cfg(test)]

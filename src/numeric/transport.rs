@@ -8,7 +8,7 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
-use crate::numeric::linalg::{log_sum_exp, with_intercept};
+use crate::numeric::linalg::with_intercept;
 use crate::numeric::model::{Moe, affine};
 
 /// Why a set of local models cannot be pooled.
@@ -92,17 +92,24 @@ impl LargeModel {
             columns.push(at..at + k);
             at += k;
         }
-        // Every local gate's logits in one product, then a log-softmax over each model's columns.
+        // Every local gate's logits in one product, then a softmax over each model's columns:
+        // with a = max_k v_k and e_k = exp(v_k - a), `log pi_k = v_k - a - log sum e` and
+        // `w_k = lambda_m e_k / sum e` (one exponential per entry).
         let mut log_gates = affine(support, &gates);
         let mut weights = Array2::<f64>::zeros((support.nrows(), l));
         for (mut row, mut w_row) in log_gates.outer_iter_mut().zip(weights.outer_iter_mut()) {
             let (row, w_row) = (row.as_slice_mut().expect("standard"), w_row.as_slice_mut().expect("standard"));
             for (range, &lambda) in columns.iter().zip(&lambdas) {
-                let own = &mut row[range.clone()];
-                let total = log_sum_exp(ArrayView1::from(&*own));
-                for (v, w) in own.iter_mut().zip(&mut w_row[range.clone()]) {
-                    *v -= total;
-                    *w = v.exp() * lambda;
+                let (own, w) = (&mut row[range.clone()], &mut w_row[range.clone()]);
+                let top = own.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
+                for (e, &v) in w.iter_mut().zip(own.iter()) {
+                    *e = (v - top).exp();
+                }
+                let total: f64 = w.iter().sum();
+                let shift = top + total.ln();
+                for (v, e) in own.iter_mut().zip(w.iter_mut()) {
+                    *v -= shift;
+                    *e *= lambda / total;
                 }
             }
         }
@@ -151,7 +158,13 @@ impl LargeModel {
     pub fn local_at_points<'a>(&self, m: usize, model: &'a Moe) -> AtPoints<'a> {
         let columns: Vec<usize> = (0..self.n_experts()).filter(|&l| self.machine_of[l] == m).collect();
         assert_eq!(columns.len(), model.k(), "model {m} of the pool");
-        AtPoints { model, log_pi: select_columns(&self.log_gates, &columns), mu: select_columns(&self.means, &columns) }
+        let pi = select_columns(&self.weights, &columns).mapv_into(|w| w / self.lambdas[m]);
+        AtPoints {
+            model,
+            log_pi: select_columns(&self.log_gates, &columns),
+            pi,
+            mu: select_columns(&self.means, &columns),
+        }
     }
 
     /// Number of supporting points S.
@@ -214,14 +227,12 @@ impl LargeModel {
 
 /// The columns `columns` of a row-major matrix, in that order.
 fn select_columns(a: &Array2<f64>, columns: &[usize]) -> Array2<f64> {
-    let mut out = Array2::<f64>::zeros((a.nrows(), columns.len()));
-    for (mut to, from) in out.outer_iter_mut().zip(a.outer_iter()) {
-        let (to, from) = (to.as_slice_mut().expect("standard layout"), from.as_slice().expect("standard layout"));
-        for (t, &c) in to.iter_mut().zip(columns) {
-            *t = from[c];
-        }
+    let mut out = Vec::with_capacity(a.nrows() * columns.len());
+    for from in a.outer_iter() {
+        let from = from.as_slice().expect("standard layout");
+        out.extend(columns.iter().map(|&c| from[c]));
     }
-    out
+    Array2::from_shape_vec((a.nrows(), columns.len()), out).expect("rows x columns")
 }
 
 /// The terms of the cost `c_lk(x) = constant[k L + l] + half_prec[k] (mu_l(x) - mu_k(x))^2`.
@@ -424,13 +435,15 @@ pub fn joint_divergence(model: &Moe, reference: &Moe, x: ArrayView2<f64>) -> f64
 pub struct AtPoints<'a> {
     model: &'a Moe,
     log_pi: Array2<f64>,
+    pi: Array2<f64>,
     mu: Array2<f64>,
 }
 
 impl<'a> AtPoints<'a> {
     /// `model` evaluated at the points `x` (S x d).
     pub fn new(model: &'a Moe, x: ArrayView2<f64>) -> AtPoints<'a> {
-        AtPoints { model, log_pi: model.log_gate(x), mu: model.expert_means(x) }
+        let log_pi = model.log_gate(x);
+        AtPoints { model, pi: log_pi.mapv(f64::exp), log_pi, mu: model.expert_means(x) }
     }
 }
 
@@ -440,7 +453,7 @@ pub fn joint_divergence_at(m: &AtPoints, r: &AtPoints) -> f64 {
     let (k_m, k_r) = (model.k(), reference.k());
     let (log_pi, log_rho) = (&m.log_pi, &r.log_pi);
     let (mu_m, mu_r) = (&m.mu, &r.mu);
-    let pi = log_pi.mapv(f64::exp);
+    let pi = &m.pi;
     let points = log_pi.nrows();
     // KL(N_k || N'_j) = c_kj + (mu_k - mu'_j)^2 / (2 s2'_j): the log of the variances once per pair.
     let pair = |k: usize, j: usize| {
