@@ -154,17 +154,28 @@ impl LargeModel {
         }
     }
 
-    /// Local model `m` (which is `model`) at the supporting points, from what pooling computed.
-    pub fn local_at_points<'a>(&self, m: usize, model: &'a Moe) -> AtPoints<'a> {
-        let columns: Vec<usize> = (0..self.n_experts()).filter(|&l| self.machine_of[l] == m).collect();
-        assert_eq!(columns.len(), model.k(), "model {m} of the pool");
-        let pi = select_columns(&self.weights, &columns).mapv_into(|w| w / self.lambdas[m]);
-        AtPoints {
-            model,
-            log_pi: select_columns(&self.log_gates, &columns),
-            pi,
-            mu: select_columns(&self.means, &columns),
+    /// [`joint_divergence`] of every local model of the pool (`locals[m]` is machine m) from
+    /// `reference` (evaluated at the same supporting points), from the pooled gates and means: the
+    /// pooled arrays are read row by row, once for all models (a model's gate probabilities are its
+    /// weights over `lambda_m`).
+    pub fn joint_divergences(&self, locals: &[&Moe], reference: &AtPoints) -> Vec<f64> {
+        let mut costs: Vec<PairCosts> = locals.iter().map(|m| PairCosts::new(m, reference.model)).collect();
+        let own: Vec<std::ops::Range<usize>> = (0..locals.len())
+            .map(|m| {
+                let first = self.machine_of.iter().position(|&o| o == m).expect("a machine of the pool");
+                first..first + locals[m].k()
+            })
+            .collect();
+        let scale: Vec<f64> = self.lambdas.iter().map(|l| 1.0 / l).collect();
+        for s in 0..self.n_support() {
+            let (w, lg, mu) = (row_of(&self.weights, s), row_of(&self.log_gates, s), row_of(&self.means, s));
+            let (lr, mr) = (row_of(&reference.log_pi, s), row_of(&reference.mu, s));
+            for ((cost, own), &scale) in costs.iter_mut().zip(&own).zip(&scale) {
+                let own = own.clone();
+                cost.add_point(&w[own.clone()], scale, &lg[own.clone()], &mu[own], lr, mr);
+            }
         }
+        costs.iter().map(|c| c.divergence(self.n_support())).collect()
     }
 
     /// Number of supporting points S.
@@ -226,11 +237,21 @@ impl LargeModel {
 }
 
 /// The columns `columns` of a row-major matrix, in that order.
+/// Runs of consecutive columns (a machine's experts) are copied whole.
 fn select_columns(a: &Array2<f64>, columns: &[usize]) -> Array2<f64> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for &c in columns {
+        match runs.last_mut() {
+            Some(run) if run.end == c => run.end += 1,
+            _ => runs.push(c..c + 1),
+        }
+    }
     let mut out = Vec::with_capacity(a.nrows() * columns.len());
     for from in a.outer_iter() {
         let from = from.as_slice().expect("standard layout");
-        out.extend(columns.iter().map(|&c| from[c]));
+        for run in &runs {
+            out.extend_from_slice(&from[run.clone()]);
+        }
     }
     Array2::from_shape_vec((a.nrows(), columns.len()), out).expect("rows x columns")
 }
@@ -430,8 +451,9 @@ pub fn joint_divergence(model: &Moe, reference: &Moe, x: ArrayView2<f64>) -> f64
     joint_divergence_at(&AtPoints::new(model, x), &AtPoints::new(reference, x))
 }
 
-/// A model's gate log-probabilities and expert means at a set of points: what [`joint_divergence`]
-/// needs of each model, computed once for a reference that many models are compared with.
+/// A model's gate log-probabilities and probabilities and its expert means at a set of points (S x K
+/// each): what [`joint_divergence`] needs of each model, computed once for a reference that many
+/// models are compared with.
 pub struct AtPoints<'a> {
     model: &'a Moe,
     log_pi: Array2<f64>,
@@ -447,46 +469,78 @@ impl<'a> AtPoints<'a> {
     }
 }
 
+/// Row `s` of a row-major matrix, as a slice.
+fn row_of(a: &Array2<f64>, s: usize) -> &[f64] {
+    a.row(s).to_slice().expect("standard layout")
+}
+
 /// [`joint_divergence`] of two models evaluated at the same points.
 pub fn joint_divergence_at(m: &AtPoints, r: &AtPoints) -> f64 {
-    let (model, reference) = (m.model, r.model);
-    let (k_m, k_r) = (model.k(), reference.k());
-    let (log_pi, log_rho) = (&m.log_pi, &r.log_pi);
-    let (mu_m, mu_r) = (&m.mu, &r.mu);
-    let pi = &m.pi;
-    let points = log_pi.nrows();
-    // KL(N_k || N'_j) = c_kj + (mu_k - mu'_j)^2 / (2 s2'_j): the log of the variances once per pair.
-    let pair = |k: usize, j: usize| {
-        let (s2k, s2j) = (model.variances[k], reference.variances[j]);
-        (0.5 * ((s2j / s2k).ln() + s2k / s2j - 1.0), 0.5 / s2j)
-    };
-    let pairs: Vec<(f64, f64)> = (0..k_m).flat_map(|k| (0..k_r).map(move |j| pair(k, j))).collect();
-    let mut cost = Array2::<f64>::zeros((k_m, k_r));
-    let cost_flat = cost.as_slice_mut().expect("standard layout");
-    // Row by row (the arrays are row-major); each pair's sum still runs over the points in order.
+    let mut cost = PairCosts::new(m.model, r.model);
+    let points = m.log_pi.nrows();
     for s in 0..points {
-        let (pi_s, lp_s, lr_s, mm_s, mr_s) = (pi.row(s), log_pi.row(s), log_rho.row(s), mu_m.row(s), mu_r.row(s));
-        for k in 0..k_m {
-            let p = pi_s[k];
+        let (pi, log_pi, mu) = (row_of(&m.pi, s), row_of(&m.log_pi, s), row_of(&m.mu, s));
+        cost.add_point(pi, 1.0, log_pi, mu, row_of(&r.log_pi, s), row_of(&r.mu, s));
+    }
+    cost.divergence(points)
+}
+
+/// The summed cost of [`joint_divergence`] for every pair (k of the model, j of the reference):
+/// `cost_kj = sum_s pi_k(x_s) [log pi_k(x_s) - log rho_j(x_s) + KL(N_k(x_s) || N'_j(x_s))]`, with
+/// `KL(N_k || N'_j) = c_kj + (mu_k - mu'_j)^2 / (2 s2'_j)` (the log of the variances once per pair).
+struct PairCosts {
+    k_r: usize,
+    /// `(c_kj, 1 / (2 s2'_j))`, K_model x K_ref.
+    terms: Vec<(f64, f64)>,
+    /// `cost_kj`, K_model x K_ref.
+    cost: Array2<f64>,
+}
+
+impl PairCosts {
+    fn new(model: &Moe, reference: &Moe) -> PairCosts {
+        let (k_m, k_r) = (model.k(), reference.k());
+        let terms = (0..k_m)
+            .flat_map(|k| {
+                (0..k_r).map(move |j| {
+                    let (s2k, s2j) = (model.variances[k], reference.variances[j]);
+                    (0.5 * ((s2j / s2k).ln() + s2k / s2j - 1.0), 0.5 / s2j)
+                })
+            })
+            .collect();
+        PairCosts { k_r, terms, cost: Array2::zeros((k_m, k_r)) }
+    }
+
+    /// Adds one point: the model's gate probabilities (`weights * scale`), log gate probabilities and
+    /// means at it, and the reference's log gate probabilities and means. Each pair's sum runs over
+    /// the points in order.
+    #[inline]
+    fn add_point(&mut self, weights: &[f64], scale: f64, log_pi: &[f64], mu: &[f64], log_rho: &[f64], mu_r: &[f64]) {
+        let k_r = self.k_r;
+        let cost = self.cost.as_slice_mut().expect("standard layout");
+        for (k, ((&w, &lp), &m)) in weights.iter().zip(log_pi).zip(mu).enumerate() {
+            let p = w * scale;
             if p > 0.0 {
-                for j in 0..k_r {
-                    let (c, half_prec) = pairs[k * k_r + j];
-                    let r = mm_s[k] - mr_s[j];
-                    cost_flat[k * k_r + j] += p * (lp_s[k] - lr_s[j] + c + half_prec * r * r);
+                let row = &mut cost[k * k_r..(k + 1) * k_r];
+                for (((c, &(c0, half_prec)), &lr), &mr) in
+                    row.iter_mut().zip(&self.terms[k * k_r..(k + 1) * k_r]).zip(log_rho).zip(mu_r)
+                {
+                    let r = m - mr;
+                    *c += p * (lp - lr + c0 + half_prec * r * r);
                 }
             }
         }
     }
-    let square =
-        Array2::from_shape_fn(
-            (k_m.max(k_r), k_m.max(k_r)),
-            |(k, j)| {
-                if k < k_m && j < k_r { cost[[k, j]] } else { 0.0 }
-            },
-        );
-    let assignment = crate::numeric::matching::min_cost_assignment(&square);
-    let total: f64 = (0..k_m).map(|k| if assignment[k] < k_r { cost[[k, assignment[k]]] } else { 0.0 }).sum();
-    total / points as f64
+
+    /// The divergence over `points` points: the cost of the best assignment of the model's experts to
+    /// the reference's (Hungarian), divided by the points.
+    fn divergence(&self, points: usize) -> f64 {
+        let (k_m, k_r) = self.cost.dim();
+        let n = k_m.max(k_r);
+        let square = Array2::from_shape_fn((n, n), |(k, j)| if k < k_m && j < k_r { self.cost[[k, j]] } else { 0.0 });
+        let assignment = crate::numeric::matching::min_cost_assignment(&square);
+        let total: f64 = (0..k_m).map(|k| if assignment[k] < k_r { self.cost[[k, assignment[k]]] } else { 0.0 }).sum();
+        total / points as f64
+    }
 }
 
 #[cfg(test)]
@@ -577,26 +631,24 @@ mod tests {
     }
 
     #[test]
-    fn pooling_keeps_each_local_gate_and_reuses_it_for_screening() {
+    fn pooling_keeps_each_local_gate_and_scores_every_model_as_one_at_a_time() {
         let (models, support) = pool(5);
         let refs: Vec<&Moe> = models.iter().collect();
         let large = LargeModel::new(&refs, &[10, 20, 30, 40, 50], support.view()).unwrap();
         for (m, model) in models.iter().enumerate() {
-            let fresh = AtPoints::new(model, support.view());
-            let pooled = large.local_at_points(m, model);
-            for (a, b) in fresh.log_pi.iter().zip(&pooled.log_pi) {
+            let fresh = model.log_gate(support.view());
+            for ((s, k), &a) in fresh.indexed_iter() {
+                let (b, w) = (large.log_gates[[s, 3 * m + k]], large.weights[[s, 3 * m + k]]);
                 assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "log gate of model {m}: {a} vs {b}");
-            }
-            for (a, b) in fresh.mu.iter().zip(&pooled.mu) {
-                assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "mean of model {m}: {a} vs {b}");
-            }
-            let lambda = large.lambdas[m];
-            for (s, row) in pooled.log_pi.outer_iter().enumerate() {
-                for (k, lp) in row.iter().enumerate() {
-                    let w = large.weights[[s, 3 * m + k]];
-                    assert!((w - lambda * lp.exp()).abs() <= 1e-15, "weight of model {m} at {s}");
-                }
+                assert!((w - large.lambdas[m] * a.exp()).abs() <= 1e-15, "weight of model {m} at {s}");
             }
         }
+        let reference = AtPoints::new(&models[1], support.view());
+        let pooled = large.joint_divergences(&refs, &reference);
+        for (m, model) in models.iter().enumerate() {
+            let alone = joint_divergence(model, &models[1], support.view());
+            assert!((pooled[m] - alone).abs() <= 1e-12 * (1.0 + alone), "model {m}: {} vs {alone}", pooled[m]);
+        }
+        assert!(pooled[1].abs() < 1e-12, "a model is at divergence 0 from itself");
     }
 }

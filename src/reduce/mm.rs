@@ -26,7 +26,7 @@ use crate::numeric::model::Moe;
 use crate::numeric::range::{MAX_ITERATIONS, Range, RangeError, at_least, within};
 use crate::numeric::rng;
 use crate::numeric::scaling::ColumnScaling;
-use crate::numeric::transport::{AtPoints, BySlot, LargeModel, Plan, PoolError, joint_divergence_at};
+use crate::numeric::transport::{AtPoints, BySlot, LargeModel, Plan, PoolError};
 use crate::reduce::baselines;
 
 /// Relative ridge of the reduced experts' least-squares systems.
@@ -252,9 +252,7 @@ pub fn reduce(
     let (screened, scores, flagged) = if screening {
         let screened = finish(&pool.full, first.clone(), locals, settings)?;
         let reference = AtPoints::new(&screened.0, support);
-        let scores: Vec<f64> = (locals.iter().enumerate())
-            .map(|(m, model)| joint_divergence_at(&pool.full.local_at_points(m, model), &reference))
-            .collect();
+        let scores = pool.full.joint_divergences(locals, &reference);
         let flagged = flag_outliers(&scores, settings.outlier_threshold);
         (Some(screened), scores, flagged)
     } else {
