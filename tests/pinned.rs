@@ -37,7 +37,10 @@
 //! 2.3e-4 relative, and lowered the model clock's `reduce_s` by up to 43 % (quickstart's speedup at
 //! M = 16 in repetition 1: 7.35 -> 7.73). The thirteenth came with pooling's softmax taking one
 //! exponential per entry and the screening reading the pooled gate probabilities: estimates moved by
-//! at most 1e-13 relative, times not at all.
+//! at most 1e-13 relative, times not at all. The fourteenth came with the model clock's two-term
+//! reduction cost (`mm_per_unit` 8.0e-9 -> 3.4e-9 per MM unit, plus `pool_per_unit` 8.8e-10 per
+//! pooled value, re-measured after the vectorised plan): no estimate moved; `reduce_s` fell by up to
+//! 57 % (quickstart's speedup at M = 16, repetition 0: 8.70 -> 9.08).
 //!
 //! The copies were written on x86-64 with AVX2 and FMA, where ndarray's matrix products take the FMA
 //! kernel. On such a CPU the comparison is byte for byte. Elsewhere the products round differently,

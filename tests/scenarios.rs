@@ -656,7 +656,11 @@ fn calibrate_save_is_used_by_later_model_clock_runs_on_this_host_only() {
     assert!(check(&[]).contains(mm), "the saved {mm} is used");
     // A scenario's own key wins over the saved one.
     let own = check(&["--set", "cost_model.mm_per_unit=1e-9"]);
-    assert!(own.contains("mm_per_unit = 1e-9; constants from the scenario's [cost_model] for mm_per_unit"), "{own}");
+    assert!(own.contains("mm_per_unit = 1e-9, pool_per_unit = "), "{own}");
+    assert!(
+        own.contains("; constants from the scenario's [cost_model] for mm_per_unit; the others: this machine's"),
+        "{own}"
+    );
     // Saved on another host: not used, and said so.
     let host = text.lines().find(|l| l.starts_with("host = ")).unwrap();
     std::fs::write(&saved, text.replace(host, "host = \"another-box\"")).unwrap();

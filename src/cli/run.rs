@@ -201,16 +201,13 @@ pub fn calibrate(a: CalibrateArgs) -> Result<(), String> {
     };
     // The median of three measurements of each constant: one is noisy (about 10 % apart).
     let runs: Vec<crate::cluster::clock::CostModel> = (0..3).map(|_| crate::cluster::clock::calibrate()).collect();
-    let median = |f: fn(&crate::cluster::clock::CostModel) -> f64| {
-        let mut v: Vec<f64> = runs.iter().map(f).collect();
+    let mut medians = [0.0; 4];
+    for (i, m) in medians.iter_mut().enumerate() {
+        let mut v: Vec<f64> = runs.iter().map(|c| c.values()[i]).collect();
         v.sort_by(f64::total_cmp);
-        v[1]
-    };
-    let c = crate::cluster::clock::CostModel {
-        em_per_component: median(|c| c.em_per_component),
-        em_per_coefficient_pair: median(|c| c.em_per_coefficient_pair),
-        mm_per_unit: median(|c| c.mm_per_unit),
-    };
+        *m = v[1];
+    }
+    let c = crate::cluster::clock::CostModel::from_values(medians);
     if let Some(dest) = &target {
         let saved = calibration::Saved {
             host: calibration::host(),
@@ -223,12 +220,10 @@ pub fn calibrate(a: CalibrateArgs) -> Result<(), String> {
         dest.write(|w| w.write_all(calibration::to_toml(&saved).as_bytes())).map_err(|e| e.to_string())?;
     }
     say!("# model-clock constants measured on this machine; paste into a scenario");
-    say!(
-        "[cost_model]\nem_per_component = {:e}\nem_per_coefficient_pair = {:e}\nmm_per_unit = {:e}",
-        c.em_per_component,
-        c.em_per_coefficient_pair,
-        c.mm_per_unit
-    );
+    say!("[cost_model]");
+    for (name, value) in crate::cluster::clock::CostModel::NAMES.iter().zip(c.values()) {
+        say!("{name} = {value:e}");
+    }
     if let Some(dest) = target {
         say!("# saved in {}: model-clock runs on this machine now start from these constants", dest.path().display());
     }
@@ -238,11 +233,6 @@ pub fn calibrate(a: CalibrateArgs) -> Result<(), String> {
 /// Says on stderr which model-clock constants a plan uses and where they came from.
 fn tell_constants(plan: &study::Plan) {
     if let (crate::cluster::clock::Clock::Model(c), Some(source)) = (&plan.clock, &plan.cost_source) {
-        tell!(
-            "model clock: em_per_component = {:e}, em_per_coefficient_pair = {:e}, mm_per_unit = {:e}; constants from {source}",
-            c.em_per_component,
-            c.em_per_coefficient_pair,
-            c.mm_per_unit
-        );
+        tell!("model clock: {}; constants from {source}", c.describe());
     }
 }

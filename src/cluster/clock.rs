@@ -30,22 +30,46 @@ pub struct CostModel {
     pub em_per_coefficient_pair: f64,
     /// Seconds per support point x large expert x reduced expert x MM plan.
     pub mm_per_unit: f64,
+    /// Seconds per support point x large expert x (d+1), once per reduction: pooling the local
+    /// models, screening them and fitting the reduced gate.
+    pub pool_per_unit: f64,
 }
 
 impl Default for CostModel {
     fn default() -> Self {
-        CostModel { em_per_component: 7.5e-8, em_per_coefficient_pair: 3.4e-10, mm_per_unit: 8.0e-9 }
+        CostModel::from_values(DEFAULT_CONSTANTS)
     }
 }
 
+/// The default constants, in the order of [`CostModel::NAMES`]: `dmoe calibrate` on the 2-core x86-64
+/// development machine (median of three runs, November 2026; the reduction's two after the
+/// vectorised plan of issue #12).
+const DEFAULT_CONSTANTS: [f64; 4] = [7.5e-8, 3.4e-10, 3.4e-9, 8.8e-10];
+
 impl CostModel {
+    /// The constants' names (their `[cost_model]` keys), in the order of [`CostModel::values`].
+    pub const NAMES: [&'static str; 4] =
+        ["em_per_component", "em_per_coefficient_pair", "mm_per_unit", "pool_per_unit"];
+
+    /// The constants, in the order of [`CostModel::NAMES`].
+    pub fn values(&self) -> [f64; 4] {
+        [self.em_per_component, self.em_per_coefficient_pair, self.mm_per_unit, self.pool_per_unit]
+    }
+
+    /// The constants given in the order of [`CostModel::NAMES`].
+    pub fn from_values([em_per_component, em_per_coefficient_pair, mm_per_unit, pool_per_unit]: [f64; 4]) -> CostModel {
+        CostModel { em_per_component, em_per_coefficient_pair, mm_per_unit, pool_per_unit }
+    }
+
+    /// `name = value` for every constant, comma-separated.
+    pub fn describe(&self) -> String {
+        let pairs: Vec<String> = Self::NAMES.iter().zip(self.values()).map(|(n, v)| format!("{n} = {v:e}")).collect();
+        pairs.join(", ")
+    }
+
     /// Checks that every constant is a positive number.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("em_per_component", self.em_per_component),
-            ("em_per_coefficient_pair", self.em_per_coefficient_pair),
-            ("mm_per_unit", self.mm_per_unit),
-        ] {
+        for (name, v) in Self::NAMES.iter().zip(self.values()) {
             field(name, Range::UNIT_COST, v)?;
         }
         Ok(())
@@ -57,9 +81,9 @@ impl CostModel {
         row_iterations as f64 * k as f64 * (self.em_per_component + self.em_per_coefficient_pair * p2)
     }
 
-    /// Modelled seconds of a reduction.
-    pub fn reduction_seconds(&self, work: u64, k: usize) -> f64 {
-        work as f64 * k as f64 * self.mm_per_unit
+    /// Modelled seconds of a reduction: `W K mm_per_unit + P pool_per_unit`.
+    pub fn reduction_seconds(&self, work: u64, pooled: u64, k: usize) -> f64 {
+        work as f64 * k as f64 * self.mm_per_unit + pooled as f64 * self.pool_per_unit
     }
 }
 
@@ -92,12 +116,13 @@ impl Clock {
     }
 
     /// Seconds of a reduction to K experts on this clock. Measured: `measured_cpu`, its thread CPU
-    /// seconds. Model: `W * K * mm_per_unit`, with `W` the reduction's work: supporting points x large
-    /// experts x MM iterations, summed over every MM run (`Reduction::work`).
+    /// seconds. Model: `W * K * mm_per_unit + P * pool_per_unit`, with `W` the reduction's MM work
+    /// (supporting points x large experts x MM plans, summed over every MM run: `Reduction::work`)
+    /// and `P` the pool's size (supporting points x large experts x (d+1): `Reduction::pooled`).
     pub fn reduction_seconds(&self, measured_cpu: f64, reduction: &Reduction, k: usize) -> f64 {
         match self {
             Clock::Measured => measured_cpu,
-            Clock::Model(c) => c.reduction_seconds(reduction.work, k),
+            Clock::Model(c) => c.reduction_seconds(reduction.work, reduction.pooled, k),
         }
     }
 }
@@ -128,8 +153,19 @@ pub fn calibrate() -> CostModel {
     let b = ((large - small) / (441.0 - 9.0)).max(1e-15);
     let a = (small - 9.0 * b).max(1e-12);
 
-    let (k, m, s) = (5, 32, 1000);
-    let sim = Simulator::random(&TruthSpec { k, d: 5, separation: 1.0, seed: 2 }).expect("valid shape");
+    // Two reductions whose MM work and pool size differ in proportion (W / P = plans / (d+1)):
+    // t = W K mm + P pool, solved for both constants.
+    let (small, large) = (reduction_time(5, 5, 32, 1000), reduction_time(5, 20, 128, 2000));
+    let det = small.0 * large.1 - small.1 * large.0;
+    let mm = ((small.2 * large.1 - large.2 * small.1) / det).max(1e-15);
+    let pool = ((small.0 * large.2 - large.0 * small.2) / det).max(1e-15);
+    CostModel { em_per_component: a, em_per_coefficient_pair: b, mm_per_unit: mm, pool_per_unit: pool }
+}
+
+/// Reduces `m` relabelled copies of a true model (K = `k`, d = `d`) on `s` supporting points:
+/// `(W K, P, thread CPU seconds)`.
+fn reduction_time(k: usize, d: usize, m: usize, s: usize) -> (f64, f64, f64) {
+    let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 2 }).expect("valid shape");
     let locals: Vec<Moe> = (0..m).map(|i| sim.truth.permuted(&rotation(k, i))).collect();
     let refs: Vec<&Moe> = locals.iter().collect();
     let support = sim.covariates.sample(s, &mut rng::stream(3, &[]));
@@ -137,8 +173,7 @@ pub fn calibrate() -> CostModel {
     let r = reduce::reduce(&refs, &vec![1; m], support.view(), &ReductionSettings { k, ..Default::default() })
         .expect("valid reduction");
     let secs = thread_cpu_seconds() - t0;
-    let mm = secs / (r.work.max(1) as f64 * k as f64);
-    CostModel { em_per_component: a, em_per_coefficient_pair: b, mm_per_unit: mm }
+    (r.work as f64 * k as f64, r.pooled as f64, secs)
 }
 
 fn rotation(k: usize, by: usize) -> Vec<usize> {

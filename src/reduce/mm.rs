@@ -161,9 +161,11 @@ pub struct Reduction {
     /// same again when screening drops machines.
     pub runs: Vec<(Init, Vec<f64>)>,
     /// Work of every MM run: supporting points x large experts x plans (one per iteration and one
-    /// for its start), summed: the unit of the model clock. Pooling, screening and the gate fit are
-    /// not counted.
+    /// for its start), summed: the model clock's unit for MM.
     pub work: u64,
+    /// Size of the pool: supporting points x large experts x (d + 1), the model clock's unit for
+    /// what scales with it once per reduction (pooling, screening, the gate fits).
+    pub pooled: u64,
     /// The large model of every local model at the supporting points (for diagnostics and
     /// baselines, which use every report).
     pub large: LargeModel,
@@ -277,7 +279,8 @@ pub fn reduce(
         (model, init)
     };
     let RunLog { runs, work } = log;
-    Ok(Reduction { model, objective_trace, init, runs, work, large: pool.full, scores, flagged, dropped })
+    let pooled = (pool.full.n_support() * pool.full.n_experts() * pool.full.xt.ncols()) as u64;
+    Ok(Reduction { model, objective_trace, init, runs, work, pooled, large: pool.full, scores, flagged, dropped })
 }
 
 /// MM iterations on every supporting point before the screening scores the local models: enough

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use crate::cluster::clock::CostModel;
 use crate::cluster::record::{EventKind, RunRecord};
 use crate::destination::{self, Destination};
 use crate::study::Plan;
@@ -215,12 +216,12 @@ pub fn run_json(checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> serde_json
 /// The model clock's constants and where they came from; `null` with the measured clock.
 fn cost_model(checked: &Plan) -> serde_json::Value {
     match (&checked.clock, &checked.cost_source) {
-        (crate::cluster::clock::Clock::Model(c), Some(source)) => json!({
-            "em_per_component": c.em_per_component,
-            "em_per_coefficient_pair": c.em_per_coefficient_pair,
-            "mm_per_unit": c.mm_per_unit,
-            "source": source,
-        }),
+        (crate::cluster::clock::Clock::Model(c), Some(source)) => {
+            let mut constants: serde_json::Map<String, serde_json::Value> =
+                CostModel::NAMES.iter().zip(c.values()).map(|(n, v)| (n.to_string(), json!(v))).collect();
+            constants.insert("source".into(), json!(source));
+            serde_json::Value::Object(constants)
+        }
         _ => serde_json::Value::Null,
     }
 }

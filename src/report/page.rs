@@ -231,10 +231,8 @@ fn facts(h: &mut String, run: &Value) {
     fact("seed", text(&run["seed"]));
     fact("clock", text(&run["clock"]));
     if let Some(c) = run["cost_model"].as_object() {
-        let constants: Vec<String> = ["em_per_component", "em_per_coefficient_pair", "mm_per_unit"]
-            .iter()
-            .map(|k| format!("{k} = {}", text(&c[*k])))
-            .collect();
+        let constants: Vec<String> =
+            crate::cluster::clock::CostModel::NAMES.iter().map(|k| format!("{k} = {}", text(&c[*k]))).collect();
         fact("model-clock constants", format!("{}; from {}", constants.join(", "), text(&c["source"])));
     }
     fact("cores, --jobs", format!("{}, {}", text(&run["cores"]), text(&run["jobs"])));

@@ -61,11 +61,11 @@ fn plan_of(run: &Value, run_path: &Path) -> Result<Plan, String> {
     }
     if let (Clock::Model(_), Some(c)) = (&plan.clock, run["cost_model"].as_object()) {
         let constant = |k: &str| c.get(k).and_then(Value::as_f64).ok_or_else(|| missing(&format!("cost_model.{k}")));
-        plan.clock = Clock::Model(CostModel {
-            em_per_component: constant("em_per_component")?,
-            em_per_coefficient_pair: constant("em_per_coefficient_pair")?,
-            mm_per_unit: constant("mm_per_unit")?,
-        });
+        let mut values = [0.0; 4];
+        for (v, name) in values.iter_mut().zip(CostModel::NAMES) {
+            *v = constant(name)?;
+        }
+        plan.clock = Clock::Model(CostModel::from_values(values));
         plan.cost_source = c.get("source").and_then(Value::as_str).map(String::from);
     }
     Ok(plan)

@@ -114,7 +114,7 @@ mod tests {
             host: "box".into(),
             calibrated_unix_seconds: 1,
             dmoe_version: "0.1.0".into(),
-            cost_model: CostModel { em_per_component: 1e-7, em_per_coefficient_pair: 2e-10, mm_per_unit: 3e-9 },
+            cost_model: CostModel::from_values([1e-7, 2e-10, 3e-9, 4e-10]),
         };
         let text = to_toml(&saved);
         assert_eq!(toml::from_str::<Saved>(&text).unwrap(), saved);

@@ -392,15 +392,14 @@ fn resolve_reduction(t: &Section, k: usize, seed: u64) -> ReductionSettings {
 /// `[cost_model]`: the model clock's constants, each key given overriding `base` (this machine's
 /// saved calibration or the built-in defaults), and where they came from in words.
 fn resolve_cost_model(t: &Section, base: &Constants) -> (CostModel, String) {
-    let keys = ["em_per_component", "em_per_coefficient_pair", "mm_per_unit"];
+    let keys = CostModel::NAMES;
     let given: Vec<Option<f64>> = keys.iter().map(|k| t.opt_number(k, Range::UNIT_COST)).collect();
     t.finish();
-    let b = &base.cost_model;
-    let c = CostModel {
-        em_per_component: given[0].unwrap_or(b.em_per_component),
-        em_per_coefficient_pair: given[1].unwrap_or(b.em_per_coefficient_pair),
-        mm_per_unit: given[2].unwrap_or(b.mm_per_unit),
-    };
+    let mut values = base.cost_model.values();
+    for (v, g) in values.iter_mut().zip(&given) {
+        *v = g.unwrap_or(*v);
+    }
+    let c = CostModel::from_values(values);
     let named: Vec<&str> = keys.iter().zip(&given).filter(|(_, g)| g.is_some()).map(|(k, _)| *k).collect();
     let source = match named.len() {
         0 => base.source.clone(),
@@ -422,10 +421,7 @@ mod tests {
 
     /// Model-clock constants as a machine's saved calibration would give them.
     fn test_constants() -> Constants {
-        Constants {
-            cost_model: CostModel { em_per_component: 1e-7, em_per_coefficient_pair: 1e-9, mm_per_unit: 1e-8 },
-            source: "a test calibration".into(),
-        }
+        Constants { cost_model: CostModel::from_values([1e-7, 1e-9, 1e-8, 1e-9]), source: "a test calibration".into() }
     }
 
     const DATA: &str = "[data]\nkind = \"synthetic\"\nk = 2\nd = 2\nn = 4000\n[cluster]\nmachines = [1, 4]\n";
