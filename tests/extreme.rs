@@ -44,11 +44,11 @@ impl Draws {
     /// A float of random sign and magnitude 10^e, e uniform in [-320, 308], or a random integer.
     fn value(&mut self) -> String {
         let r = self.next();
-        if r % 3 == 0 {
+        if r.is_multiple_of(3) {
             return (self.next() >> (r % 63)).to_string();
         }
         let e = (self.next() % 629) as i32 - 320;
-        let sign = if r % 2 == 0 { "" } else { "-" };
+        let sign = if r.is_multiple_of(2) { "" } else { "-" };
         format!("{sign}{}e{e}", 1 + self.next() % 9)
     }
 }
@@ -133,7 +133,7 @@ latency = { kind = "constant", seconds = 0.001 }
 "#;
 
 /// Every numeric scenario key, as a `--set` template with `V` for the value.
-const KEYS: [&str; 40] = [
+const KEYS: [&str; 41] = [
     "seed=V",
     "repetitions=V",
     "threads=V",
@@ -173,6 +173,7 @@ const KEYS: [&str; 40] = [
     "cost_model.em_per_component=V",
     "cost_model.em_per_coefficient_pair=V",
     "cost_model.mm_per_unit=V",
+    "cost_model.pool_per_unit=V",
     "data.n=[800, V]",
 ];
 

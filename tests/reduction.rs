@@ -241,6 +241,7 @@ fn the_work_of_a_reduction_counts_every_plan_of_every_run() {
     let r = reduce_checked(&models, &sizes, few, &settings);
     let plans: usize = r.runs.iter().map(|(_, t)| t.len()).sum();
     assert_eq!(r.work, (few.nrows() * l * plans) as u64);
+    assert_eq!(r.pooled, (few.nrows() * l * (few.ncols() + 1)) as u64, "the pool's size: S x L x (d+1)");
     let r = reduce_checked(&models, &sizes, all.view(), &settings);
     let (last, starts) = r.runs.split_last().unwrap();
     assert_eq!(r.objective_trace, last.1, "the retained trace is the refinement on every point");

@@ -199,15 +199,8 @@ pub fn calibrate(a: CalibrateArgs) -> Result<(), String> {
         }
         false => None,
     };
-    // The median of three measurements of each constant: one is noisy (about 10 % apart).
-    let runs: Vec<crate::cluster::clock::CostModel> = (0..3).map(|_| crate::cluster::clock::calibrate()).collect();
-    let mut medians = [0.0; 4];
-    for (i, m) in medians.iter_mut().enumerate() {
-        let mut v: Vec<f64> = runs.iter().map(|c| c.values()[i]).collect();
-        v.sort_by(f64::total_cmp);
-        *m = v[1];
-    }
-    let c = crate::cluster::clock::CostModel::from_values(medians);
+    // Every timing three times, the median kept: single timings are about 10 % apart.
+    let c = crate::cluster::clock::calibrate(3)?;
     if let Some(dest) = &target {
         let saved = calibration::Saved {
             host: calibration::host(),

@@ -7,8 +7,9 @@
 //! Model costs, in seconds:
 //! - EM with K components on d features, `R` rows x passes summed over every start
 //!   (`FitSummary::row_iterations`): `R * K * (em_per_component + em_per_coefficient_pair * (d+1)^2)`.
-//! - Reduction to K experts with work `W` (supporting points x large experts x plans summed over every
-//!   MM run, `Reduction::work`): `W * K * mm_per_unit`.
+//! - Reduction to K experts with MM work `W` (supporting points x large experts x plans summed over
+//!   every MM run, `Reduction::work`) and pool size `P` (supporting points x large experts x (d+1),
+//!   `Reduction::pooled`): `W * K * mm_per_unit + P * pool_per_unit`.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +45,10 @@ impl Default for CostModel {
 /// The default constants, in the order of [`CostModel::NAMES`]: `dmoe calibrate` on the 2-core x86-64
 /// development machine (median of three runs, November 2026; the reduction's two after the
 /// vectorised plan of issue #12).
-const DEFAULT_CONSTANTS: [f64; 4] = [7.5e-8, 3.4e-10, 3.4e-9, 8.8e-10];
+const DEFAULT_CONSTANTS: Constants = [7.5e-8, 3.4e-10, 3.4e-9, 8.8e-10];
+
+/// The constants of a [`CostModel`] in the order of [`CostModel::NAMES`].
+pub type Constants = [f64; 4];
 
 impl CostModel {
     /// The constants' names (their `[cost_model]` keys), in the order of [`CostModel::values`].
@@ -52,12 +56,14 @@ impl CostModel {
         ["em_per_component", "em_per_coefficient_pair", "mm_per_unit", "pool_per_unit"];
 
     /// The constants, in the order of [`CostModel::NAMES`].
-    pub fn values(&self) -> [f64; 4] {
+    pub fn values(&self) -> Constants {
         [self.em_per_component, self.em_per_coefficient_pair, self.mm_per_unit, self.pool_per_unit]
     }
 
     /// The constants given in the order of [`CostModel::NAMES`].
-    pub fn from_values([em_per_component, em_per_coefficient_pair, mm_per_unit, pool_per_unit]: [f64; 4]) -> CostModel {
+    pub fn from_values(
+        [em_per_component, em_per_coefficient_pair, mm_per_unit, pool_per_unit]: Constants,
+    ) -> CostModel {
         CostModel { em_per_component, em_per_coefficient_pair, mm_per_unit, pool_per_unit }
     }
 
@@ -128,52 +134,81 @@ impl Clock {
 }
 
 /// Measures the model clock's constants on this machine: EM on two model shapes (to separate the
-/// per-component and per-coefficient costs) and one reduction, each timed in thread CPU seconds.
-pub fn calibrate() -> CostModel {
-    let em_rate = |k: usize, d: usize| {
-        let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 }).expect("valid shape");
-        // Plain EM on 20,000 rows: the exact Hessian, as on a machine's shard.
-        let n = 20_000;
-        let data = sim.sample(n, &mut rng::stream(1, &[]));
-        let s = EmSettings {
-            k,
-            restarts: 1,
-            warmup_iter: 0,
-            max_iter: 30,
-            tol: 0.0,
-            accelerate: false,
-            ..EmSettings::default()
-        };
-        let t0 = thread_cpu_seconds();
-        let fit = em::fit(data.x.view(), data.y.view(), &sim.truth.features, "y", &s).expect("synthetic data fits");
-        (thread_cpu_seconds() - t0) / (fit.summary.row_iterations as f64 * k as f64) // per row x iteration x component
-    };
-    let (small, large) = (em_rate(3, 2), em_rate(5, 20));
+/// per-component and per-coefficient costs) and two reductions (to separate the MM and the
+/// once-per-reduction costs), each timed in thread CPU seconds `runs` times; the median of each
+/// timing enters the formulas (single timings are about 10 % apart). An error when the timings give
+/// a constant out of range.
+pub fn calibrate(runs: usize) -> Result<CostModel, String> {
+    let runs = runs.max(1);
+    let (small, large) =
+        (median((0..runs).map(|_| em_rate(3, 2)).collect()), median((0..runs).map(|_| em_rate(5, 20)).collect()));
     // small = a + 9 b, large = a + 441 b
     let b = ((large - small) / (441.0 - 9.0)).max(1e-15);
     let a = (small - 9.0 * b).max(1e-12);
 
     // Two reductions whose MM work and pool size differ in proportion (W / P = plans / (d+1)):
-    // t = W K mm + P pool, solved for both constants.
-    let (small, large) = (reduction_time(5, 5, 32, 1000), reduction_time(5, 20, 128, 2000));
+    // t = W K mm + P pool for both, solved for the two constants.
+    let (small, large) = (reduction_timing(5, 5, 32, 1000, runs), reduction_timing(5, 20, 128, 2000, runs));
     let det = small.0 * large.1 - small.1 * large.0;
+    if det.abs() < 0.05 * (small.0 * large.1).abs().max((small.1 * large.0).abs()) {
+        return Err(format!(
+            "the two calibration reductions did work in nearly the same proportions (W K, P) = ({}, {}) and ({}, {}): \
+             their times cannot separate the two reduction constants",
+            small.0, small.1, large.0, large.1
+        ));
+    }
     let mm = ((small.2 * large.1 - large.2 * small.1) / det).max(1e-15);
     let pool = ((small.0 * large.2 - large.0 * small.2) / det).max(1e-15);
-    CostModel { em_per_component: a, em_per_coefficient_pair: b, mm_per_unit: mm, pool_per_unit: pool }
+    let c = CostModel { em_per_component: a, em_per_coefficient_pair: b, mm_per_unit: mm, pool_per_unit: pool };
+    c.validate().map_err(|e| format!("the measured constants are out of range: {e}"))?;
+    Ok(c)
 }
 
-/// Reduces `m` relabelled copies of a true model (K = `k`, d = `d`) on `s` supporting points:
-/// `(W K, P, thread CPU seconds)`.
-fn reduction_time(k: usize, d: usize, m: usize, s: usize) -> (f64, f64, f64) {
+/// The median of some timings.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Seconds of plain EM per row x pass x component for a K = `k`, d = `d` model: one start and exactly
+/// 30 iterations (tolerance 0) on 20,000 synthetic rows, with the exact Hessian as on a shard.
+fn em_rate(k: usize, d: usize) -> f64 {
+    let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 1 }).expect("valid shape");
+    let data = sim.sample(20_000, &mut rng::stream(1, &[]));
+    let s = EmSettings {
+        k,
+        restarts: 1,
+        warmup_iter: 0,
+        max_iter: 30,
+        tol: 0.0,
+        accelerate: false,
+        ..EmSettings::default()
+    };
+    let t0 = thread_cpu_seconds();
+    let fit = em::fit(data.x.view(), data.y.view(), &sim.truth.features, "y", &s).expect("synthetic data fits");
+    (thread_cpu_seconds() - t0) / (fit.summary.row_iterations as f64 * k as f64)
+}
+
+/// Reduces `m` relabelled copies of a true model (K = `k`, d = `d`) on `s` supporting points, `runs`
+/// times: `(W K, P, median thread CPU seconds)`. The work is the same every time (the reduction is
+/// deterministic).
+fn reduction_timing(k: usize, d: usize, m: usize, s: usize, runs: usize) -> (f64, f64, f64) {
     let sim = Simulator::random(&TruthSpec { k, d, separation: 1.0, seed: 2 }).expect("valid shape");
     let locals: Vec<Moe> = (0..m).map(|i| sim.truth.permuted(&rotation(k, i))).collect();
     let refs: Vec<&Moe> = locals.iter().collect();
     let support = sim.covariates.sample(s, &mut rng::stream(3, &[]));
-    let t0 = thread_cpu_seconds();
-    let r = reduce::reduce(&refs, &vec![1; m], support.view(), &ReductionSettings { k, ..Default::default() })
-        .expect("valid reduction");
-    let secs = thread_cpu_seconds() - t0;
-    (r.work as f64 * k as f64, r.pooled as f64, secs)
+    let settings = ReductionSettings { k, ..Default::default() };
+    let mut work = (0.0, 0.0);
+    let times = (0..runs)
+        .map(|_| {
+            let t0 = thread_cpu_seconds();
+            let r = reduce::reduce(&refs, &vec![1; m], support.view(), &settings).expect("valid reduction");
+            let secs = thread_cpu_seconds() - t0;
+            work = (r.work as f64 * k as f64, r.pooled as f64);
+            secs
+        })
+        .collect();
+    (work.0, work.1, median(times))
 }
 
 fn rotation(k: usize, by: usize) -> Vec<usize> {

@@ -209,14 +209,13 @@ impl LargeModel {
     pub fn replan(&self, coef: &Array2<f64>, variances: ArrayView1<f64>, plan: &mut Plan) {
         let l_n = self.n_experts();
         assert_eq!((plan.target.len(), plan.k), (self.n_support() * l_n, variances.len()), "a plan of this model");
+        assert!(plan.k <= u32::MAX as usize, "a candidate's index fits the plan's u32 targets");
         let mu_k = self.xt.dot(&coef.t()); // S x K
         // c_lk = const_lk + (mu_l - mu_k)^2 / (2 s2_k), const_lk = (ln(s2_k/s2_l) + s2_l/s2_k - 1) / 2,
         // stored K x L so that the large experts are contiguous for each candidate.
         let half_prec: Vec<f64> = variances.iter().map(|v| 0.5 / v).collect();
-        let constant: Vec<f64> = variances
-            .iter()
-            .flat_map(|&s2k| self.variances.iter().map(move |&s2l| 0.5 * ((s2k / s2l).ln() + s2l / s2k - 1.0)))
-            .collect();
+        let constant: Vec<f64> =
+            variances.iter().flat_map(|&s2k| self.variances.iter().map(move |&s2l| kl_constant(s2l, s2k))).collect();
         plan.cost_by_expert.fill(0.0);
         let costs = Costs { half_prec: &half_prec, constant: &constant, l_n };
         assign(
@@ -234,6 +233,12 @@ impl LargeModel {
     pub fn divergence_to(&self, candidate: &Moe) -> f64 {
         self.plan(&candidate.experts, candidate.variances.view()).objective / self.n_support() as f64
     }
+}
+
+/// The part of `KL(N(m, s2_from) || N(m', s2_to))` that does not depend on the means,
+/// `(ln(s2_to / s2_from) + s2_from / s2_to - 1) / 2`; the divergence adds `(m - m')^2 / (2 s2_to)`.
+fn kl_constant(s2_from: f64, s2_to: f64) -> f64 {
+    0.5 * ((s2_to / s2_from).ln() + s2_from / s2_to - 1.0)
 }
 
 /// The columns `columns` of a row-major matrix, in that order.
@@ -268,7 +273,7 @@ const LANES: usize = 8;
 
 /// Fills `plan.target`, `plan.mass`, `plan.mean_mass` and `plan.cost_by_expert` from the weights and
 /// means (S x L) and the candidates' means (S x K), with the widest vector instructions the processor has. Every path does
-/// the same IEEE operations in the same order (no fused multiply-add), so the plan is the same bits
+/// the same IEEE operations in the same order (no fused multiply-add), so on the same inputs the plan is the same bits
 /// on every machine.
 fn assign(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
     #[cfg(target_arch = "x86_64")]
@@ -314,10 +319,10 @@ fn assign_portable(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], 
             assign_lanes::<1>(costs, &mut point, at, &mut plan.cost_by_expert);
         }
         sums.add_row(point.target, point.w.iter().zip(point.mu).map(|(&w, &mu)| [w, w * mu]));
-        for (k, [m, wm]) in sums.take().into_iter().enumerate() {
+        sums.take(|k, [m, wm]| {
             mass[s * k_n + k] = m;
             mean_mass[s * k_n + k] = wm;
-        }
+        });
     }
 }
 
@@ -388,22 +393,19 @@ impl<const N: usize> BySlot<N> {
         }
     }
 
-    /// The sums of every slot, leaving them empty.
-    pub fn take(&mut self) -> Vec<[f64; N]> {
+    /// Gives `use_sum` every slot's sum, then empties the slots.
+    pub fn take(&mut self, mut use_sum: impl FnMut(usize, [f64; N])) {
         let k = self.k;
-        let sums = (0..k)
-            .map(|slot| {
-                let mut total = [0.0; N];
-                for part in 0..PARTS {
-                    for (t, v) in total.iter_mut().zip(self.parts[part * k + slot]) {
-                        *t += v;
-                    }
+        for slot in 0..k {
+            let mut total = [0.0; N];
+            for part in 0..PARTS {
+                for (t, v) in total.iter_mut().zip(self.parts[part * k + slot]) {
+                    *t += v;
                 }
-                total
-            })
-            .collect();
+            }
+            use_sum(slot, total);
+        }
         self.parts.fill([0.0; N]);
-        sums
     }
 }
 
@@ -436,7 +438,7 @@ pub fn summed_kl_cost(model: &Moe, reference: &Moe, xt: ArrayView2<f64>) -> Arra
     Array2::from_shape_fn((reference.k(), model.k()), |(j, k)| {
         let (s2k, s2j) = (model.variances[k], reference.variances[j]);
         let squares: f64 = mu_m.column(k).iter().zip(mu_r.column(j).iter()).map(|(a, b)| (a - b) * (a - b)).sum();
-        0.5 * s * ((s2j / s2k).ln() + s2k / s2j - 1.0) + squares / (2.0 * s2j)
+        s * kl_constant(s2k, s2j) + squares / (2.0 * s2j)
     })
 }
 
@@ -475,7 +477,7 @@ fn row_of(a: &Array2<f64>, s: usize) -> &[f64] {
 }
 
 /// [`joint_divergence`] of two models evaluated at the same points.
-pub fn joint_divergence_at(m: &AtPoints, r: &AtPoints) -> f64 {
+fn joint_divergence_at(m: &AtPoints, r: &AtPoints) -> f64 {
     let mut cost = PairCosts::new(m.model, r.model);
     let points = m.log_pi.nrows();
     for s in 0..points {
@@ -503,7 +505,7 @@ impl PairCosts {
             .flat_map(|k| {
                 (0..k_r).map(move |j| {
                     let (s2k, s2j) = (model.variances[k], reference.variances[j]);
-                    (0.5 * ((s2j / s2k).ln() + s2k / s2j - 1.0), 0.5 / s2j)
+                    (kl_constant(s2k, s2j), 0.5 / s2j)
                 })
             })
             .collect();
@@ -602,7 +604,9 @@ mod tests {
             }
         }
         assert!((plan.objective - objective).abs() <= 1e-12 * objective, "{} vs {objective}", plan.objective);
-        assert!((plan.mass.sum() - s_n as f64).abs() < 1e-10, "the weights sum to 1 at every point");
+        for (s, row) in plan.mass.outer_iter().enumerate() {
+            assert!((row.sum() - 1.0).abs() < 1e-12, "the weights sum to 1 at point {s}");
+        }
     }
 
     #[test]
@@ -610,24 +614,61 @@ mod tests {
         let (models, support) = pool(21);
         let refs: Vec<&Moe> = models.iter().collect();
         let large = LargeModel::new(&refs, &[50; 21], support.view()).unwrap();
-        let fast = large.plan(&models[2].experts, models[3].variances.view());
-        let mut plain = large.plan(&models[5].experts, models[6].variances.view());
-        plain.cost_by_expert.fill(0.0);
-        // Rebuild `plain` for the same candidates through the portable path alone.
-        let mu_k = large.xt.dot(&models[2].experts.t());
-        let var = &models[3].variances;
+        let (coef, var) = (&models[2].experts, &models[3].variances);
+        let mu_k = large.xt.dot(&coef.t());
         let half_prec: Vec<f64> = var.iter().map(|v| 0.5 / v).collect();
-        let constant: Vec<f64> = var
-            .iter()
-            .flat_map(|&s2k| large.variances.iter().map(move |&s2l| 0.5 * ((s2k / s2l).ln() + s2l / s2k - 1.0)))
-            .collect();
+        let constant: Vec<f64> =
+            var.iter().flat_map(|&s2k| large.variances.iter().map(move |&s2l| kl_constant(s2l, s2k))).collect();
         let costs = Costs { half_prec: &half_prec, constant: &constant, l_n: large.n_experts() };
-        let (w, mu) = (large.weights.as_slice().unwrap(), large.means.as_slice().unwrap());
-        assign_portable(&costs, w, mu, mu_k.as_slice().unwrap(), &mut plain);
-        assert_eq!(plain.target, fast.target);
-        assert_eq!(plain.mass, fast.mass);
-        assert_eq!(plain.mean_mass, fast.mean_mass);
-        assert_eq!(plain.cost_by_expert, fast.cost_by_expert);
+        let (w, mu, mu_k) =
+            (large.weights.as_slice().unwrap(), large.means.as_slice().unwrap(), mu_k.as_slice().unwrap());
+        // Each path fills a plan made for other candidates, so that nothing is left over by chance.
+        let run = |path: &dyn Fn(&mut Plan)| {
+            let mut plan = large.plan(&models[5].experts, models[6].variances.view());
+            plan.cost_by_expert.fill(0.0);
+            path(&mut plan);
+            plan
+        };
+        let plain = run(&|p: &mut Plan| assign_portable(&costs, w, mu, mu_k, p));
+        #[cfg(not(target_arch = "x86_64"))]
+        let paths = 0;
+        #[cfg(target_arch = "x86_64")]
+        let paths = {
+            let mut vector: Vec<Plan> = Vec::new();
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the processor supports AVX2.
+                vector.push(run(&|p: &mut Plan| unsafe { assign_avx2(&costs, w, mu, mu_k, p) }));
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the processor supports AVX-512F.
+                vector.push(run(&|p: &mut Plan| unsafe { assign_avx512(&costs, w, mu, mu_k, p) }));
+            }
+            for fast in &vector {
+                assert_eq!(plain.target, fast.target);
+                assert_eq!(plain.mass, fast.mass);
+                assert_eq!(plain.mean_mass, fast.mean_mass);
+                assert_eq!(plain.cost_by_expert, fast.cost_by_expert);
+            }
+            vector.len()
+        };
+        eprintln!("compared the plain plan with {paths} vector path(s) this processor has");
+        let dispatched = large.plan(coef, var.view());
+        assert_eq!(plain.target, dispatched.target, "the dispatched path gives the plain plan");
+    }
+
+    #[test]
+    fn ties_go_to_the_first_candidate() {
+        let (models, support) = pool(3);
+        let refs: Vec<&Moe> = models.iter().collect();
+        let large = LargeModel::new(&refs, &[10; 3], support.view()).unwrap();
+        // Candidates 1 and 2 are the same expert: every cost ties between them, and 2 never wins.
+        let mut coef = models[0].experts.clone();
+        let mut var = models[0].variances.clone();
+        coef.row_mut(2).assign(&models[0].experts.row(1));
+        var[2] = var[1];
+        let plan = large.plan(&coef, var.view());
+        assert!(plan.target.iter().all(|&k| k != 2), "a tie went to the later candidate");
+        assert!(plan.target.contains(&1), "candidate 1 receives something");
     }
 
     #[test]

@@ -556,7 +556,8 @@ fn update(large: &LargeModel, plan: &Plan, coef: &mut Array2<f64>, var: &mut Arr
             });
         sums.add_row(target, values);
     }
-    let num: Vec<f64> = sums.take().into_iter().map(|[n]| n).collect();
+    let mut num = vec![0.0; k_n];
+    sums.take(|k, [n]| num[k] = n);
     let mut costly: Vec<usize> = (0..l_n).collect();
     costly.sort_by(|&a, &b| plan.cost_by_expert[b].total_cmp(&plan.cost_by_expert[a]));
     let mut reseeded = 0;

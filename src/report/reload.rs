@@ -60,8 +60,13 @@ fn plan_of(run: &Value, run_path: &Path) -> Result<Plan, String> {
         return Err(format!("{}: `sweep_cells` do not match the scenario it records", run_path.display()));
     }
     if let (Clock::Model(_), Some(c)) = (&plan.clock, run["cost_model"].as_object()) {
-        let constant = |k: &str| c.get(k).and_then(Value::as_f64).ok_or_else(|| missing(&format!("cost_model.{k}")));
-        let mut values = [0.0; 4];
+        let constant = |k: &str| match c.get(k).and_then(Value::as_f64) {
+            Some(v) => Ok(v),
+            // Written before the reduction's pool term existed: its times were made without it.
+            None if k == "pool_per_unit" => Ok(0.0),
+            None => Err(missing(&format!("cost_model.{k}"))),
+        };
+        let mut values = CostModel::default().values();
         for (v, name) in values.iter_mut().zip(CostModel::NAMES) {
             *v = constant(name)?;
         }

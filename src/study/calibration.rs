@@ -77,6 +77,16 @@ fn read(p: &Path) -> Result<Saved, String> {
         )
     })?;
     saved.cost_model.validate().map_err(|e| format!("{}: {e}; run `dmoe calibrate --save` again", p.display()))?;
+    // A file from before a constant existed would silently take that constant's default, next to
+    // others measured under another formula.
+    let table: toml::Table = toml::from_str(&text).map_err(|e| format!("{}: {}", p.display(), e.message()))?;
+    let given = table.get("cost_model").and_then(toml::Value::as_table);
+    if let Some(absent) = CostModel::NAMES.iter().find(|n| given.is_none_or(|t| !t.contains_key(**n))) {
+        return Err(format!(
+            "{}: has no `{absent}` (written by an older dmoe); run `dmoe calibrate --save` again or delete it",
+            p.display()
+        ));
+    }
     Ok(saved)
 }
 
@@ -124,9 +134,16 @@ mod tests {
         std::fs::write(&p, text.replace("mm_per_unit", "mm_per_units")).unwrap();
         let e = read(&p).unwrap_err();
         assert!(e.contains("c.toml: not a dmoe calibration") && e.contains("mm_per_units"), "{e}");
-        let negative = Saved { cost_model: CostModel { mm_per_unit: -3e-9, ..saved.cost_model.clone() }, ..saved };
+        let negative =
+            Saved { cost_model: CostModel { mm_per_unit: -3e-9, ..saved.cost_model.clone() }, ..saved.clone() };
         std::fs::write(&p, to_toml(&negative)).unwrap();
         assert!(read(&p).unwrap_err().contains("mm_per_unit"));
+        // A file from before `pool_per_unit` existed is refused, not completed with the default.
+        let old: String =
+            to_toml(&saved).lines().filter(|l| !l.starts_with("pool_per_unit")).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&p, old).unwrap();
+        let e = read(&p).unwrap_err();
+        assert!(e.contains("has no `pool_per_unit`") && e.contains("dmoe calibrate --save"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

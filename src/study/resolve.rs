@@ -403,7 +403,7 @@ fn resolve_cost_model(t: &Section, base: &Constants) -> (CostModel, String) {
     let named: Vec<&str> = keys.iter().zip(&given).filter(|(_, g)| g.is_some()).map(|(k, _)| *k).collect();
     let source = match named.len() {
         0 => base.source.clone(),
-        3 => "the scenario's [cost_model]".to_string(),
+        n if n == keys.len() => "the scenario's [cost_model]".to_string(),
         _ => format!("the scenario's [cost_model] for {}; the others: {}", named.join(", "), base.source),
     };
     (c, source)
