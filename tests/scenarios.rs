@@ -669,7 +669,9 @@ fn calibrate_save_is_used_by_later_model_clock_runs_on_this_host_only() {
     std::fs::write(&saved, "host = 3\n").unwrap();
     let out = with_saved(&["check", q.to_str().unwrap(), "--clock", "model"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cost-model.toml: not a dmoe calibration"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cost-model.toml: not a dmoe calibration"), "{err}");
+    assert_eq!(err.matches("cost-model.toml").count(), 1, "the file is named once: {err}");
     assert!(with_saved(&["check", q.to_str().unwrap()]).status.success(), "the measured clock does not read it");
 }
 

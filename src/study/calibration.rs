@@ -66,25 +66,20 @@ pub fn to_toml(saved: &Saved) -> String {
     )
 }
 
-/// Reads the saved file at `p`; an error names the file.
+/// Reads the saved file at `p`; an error says what is wrong with it (the caller names the file).
 fn read(p: &Path) -> Result<Saved, String> {
-    let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let text = std::fs::read_to_string(p).map_err(|e| e.to_string())?;
     let saved: Saved = toml::from_str(&text).map_err(|e| {
-        format!(
-            "{}: not a dmoe calibration ({}); run `dmoe calibrate --save` again or delete it",
-            p.display(),
-            e.message()
-        )
+        format!("not a dmoe calibration ({}); run `dmoe calibrate --save` again or delete it", e.message())
     })?;
-    saved.cost_model.validate().map_err(|e| format!("{}: {e}; run `dmoe calibrate --save` again", p.display()))?;
+    saved.cost_model.validate().map_err(|e| format!("{e}; run `dmoe calibrate --save` again"))?;
     // A file from before a constant existed would silently take that constant's default, next to
     // others measured under another formula.
-    let table: toml::Table = toml::from_str(&text).map_err(|e| format!("{}: {}", p.display(), e.message()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| e.message().to_string())?;
     let given = table.get("cost_model").and_then(toml::Value::as_table);
     if let Some(absent) = CostModel::NAMES.iter().find(|n| given.is_none_or(|t| !t.contains_key(**n))) {
         return Err(format!(
-            "{}: has no `{absent}` (written by an older dmoe); run `dmoe calibrate --save` again or delete it",
-            p.display()
+            "has no `{absent}` (written by an older dmoe); run `dmoe calibrate --save` again or delete it"
         ));
     }
     Ok(saved)
@@ -133,7 +128,7 @@ mod tests {
         let p = dir.join("c.toml");
         std::fs::write(&p, text.replace("mm_per_unit", "mm_per_units")).unwrap();
         let e = read(&p).unwrap_err();
-        assert!(e.contains("c.toml: not a dmoe calibration") && e.contains("mm_per_units"), "{e}");
+        assert!(e.starts_with("not a dmoe calibration") && e.contains("mm_per_units"), "{e}");
         let negative =
             Saved { cost_model: CostModel { mm_per_unit: -3e-9, ..saved.cost_model.clone() }, ..saved.clone() };
         std::fs::write(&p, to_toml(&negative)).unwrap();
