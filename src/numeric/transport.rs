@@ -211,13 +211,8 @@ impl LargeModel {
         assert_eq!((plan.target.len(), plan.k), (self.n_support() * l_n, variances.len()), "a plan of this model");
         assert!(plan.k <= u32::MAX as usize, "a candidate's index fits the plan's u32 targets");
         let mu_k = self.xt.dot(&coef.t()); // S x K
-        // c_lk = const_lk + (mu_l - mu_k)^2 / (2 s2_k), const_lk = (ln(s2_k/s2_l) + s2_l/s2_k - 1) / 2,
-        // stored K x L so that the large experts are contiguous for each candidate.
-        let half_prec: Vec<f64> = variances.iter().map(|v| 0.5 / v).collect();
-        let constant: Vec<f64> =
-            variances.iter().flat_map(|&s2k| self.variances.iter().map(move |&s2l| kl_constant(s2l, s2k))).collect();
         plan.cost_by_expert.fill(0.0);
-        let costs = Costs { half_prec: &half_prec, constant: &constant, l_n };
+        let costs = Costs::new(&self.variances, variances);
         assign(
             &costs,
             self.weights.as_slice().expect("standard layout"),
@@ -261,11 +256,22 @@ fn select_columns(a: &Array2<f64>, columns: &[usize]) -> Array2<f64> {
     Array2::from_shape_vec((a.nrows(), columns.len()), out).expect("rows x columns")
 }
 
-/// The terms of the cost `c_lk(x) = constant[k L + l] + half_prec[k] (mu_l(x) - mu_k(x))^2`.
-struct Costs<'a> {
-    half_prec: &'a [f64],
-    constant: &'a [f64],
+/// The terms of the cost `c_lk(x) = constant[k L + l] + half_prec[k] (mu_l(x) - mu_k(x))^2`, with
+/// `constant[k L + l] = kl_constant(s2_l, s2_k)` and `half_prec[k] = 1 / (2 s2_k)`: stored K x L so
+/// that the large experts are contiguous for each candidate.
+struct Costs {
+    half_prec: Vec<f64>,
+    constant: Vec<f64>,
     l_n: usize,
+}
+
+impl Costs {
+    /// The terms for large experts of variances `large` (L) and candidates of variances `candidates` (K).
+    fn new(large: &Array1<f64>, candidates: ArrayView1<f64>) -> Costs {
+        let half_prec = candidates.iter().map(|v| 0.5 / v).collect();
+        let constant = candidates.iter().flat_map(|&s2k| large.iter().map(move |&s2l| kl_constant(s2l, s2k))).collect();
+        Costs { half_prec, constant, l_n: large.len() }
+    }
 }
 
 /// Large experts assigned together: the compiler keeps them in vector registers.
@@ -348,7 +354,7 @@ fn assign_lanes<const W: usize>(costs: &Costs, point: &mut Point, at: usize, cos
     // The candidate's index is held as f64, like the costs, so that one vector blend selects both.
     let mut best = [f64::INFINITY; W];
     let mut arg = [0.0f64; W];
-    for (k, (&mk, &hp)) in point.mus.iter().zip(costs.half_prec).enumerate() {
+    for (k, (&mk, &hp)) in point.mus.iter().zip(&costs.half_prec).enumerate() {
         let c0: &[f64; W] = costs.constant[k * costs.l_n + at..][..W].try_into().expect("W lanes");
         for j in 0..W {
             let r = mu[j] - mk;
@@ -450,41 +456,35 @@ pub fn summed_kl_cost(model: &Moe, reference: &Moe, xt: ArrayView2<f64>) -> Arra
 /// divergence between the two mixtures from above and is 0 only when they coincide up to labels, so
 /// it catches what the transport objective cannot: experts attached to the wrong gates.
 pub fn joint_divergence(model: &Moe, reference: &Moe, x: ArrayView2<f64>) -> f64 {
-    joint_divergence_at(&AtPoints::new(model, x), &AtPoints::new(reference, x))
+    let (m, r) = (AtPoints::new(model, x), AtPoints::new(reference, x));
+    let pi = m.log_pi.mapv(f64::exp);
+    let mut cost = PairCosts::new(model, reference);
+    for s in 0..x.nrows() {
+        let (pi, log_pi, mu) = (row_of(&pi, s), row_of(&m.log_pi, s), row_of(&m.mu, s));
+        cost.add_point(pi, 1.0, log_pi, mu, row_of(&r.log_pi, s), row_of(&r.mu, s));
+    }
+    cost.divergence(x.nrows())
 }
 
-/// A model's gate log-probabilities and probabilities and its expert means at a set of points (S x K
-/// each): what [`joint_divergence`] needs of each model, computed once for a reference that many
-/// models are compared with.
+/// A model's gate log-probabilities and expert means at a set of points (S x K each): what
+/// [`joint_divergence`] needs of each model, computed once for a reference that many models are
+/// compared with.
 pub struct AtPoints<'a> {
     model: &'a Moe,
     log_pi: Array2<f64>,
-    pi: Array2<f64>,
     mu: Array2<f64>,
 }
 
 impl<'a> AtPoints<'a> {
     /// `model` evaluated at the points `x` (S x d).
     pub fn new(model: &'a Moe, x: ArrayView2<f64>) -> AtPoints<'a> {
-        let log_pi = model.log_gate(x);
-        AtPoints { model, pi: log_pi.mapv(f64::exp), log_pi, mu: model.expert_means(x) }
+        AtPoints { model, log_pi: model.log_gate(x), mu: model.expert_means(x) }
     }
 }
 
 /// Row `s` of a row-major matrix, as a slice.
 fn row_of(a: &Array2<f64>, s: usize) -> &[f64] {
     a.row(s).to_slice().expect("standard layout")
-}
-
-/// [`joint_divergence`] of two models evaluated at the same points.
-fn joint_divergence_at(m: &AtPoints, r: &AtPoints) -> f64 {
-    let mut cost = PairCosts::new(m.model, r.model);
-    let points = m.log_pi.nrows();
-    for s in 0..points {
-        let (pi, log_pi, mu) = (row_of(&m.pi, s), row_of(&m.log_pi, s), row_of(&m.mu, s));
-        cost.add_point(pi, 1.0, log_pi, mu, row_of(&r.log_pi, s), row_of(&r.mu, s));
-    }
-    cost.divergence(points)
 }
 
 /// The summed cost of [`joint_divergence`] for every pair (k of the model, j of the reference):
@@ -616,10 +616,7 @@ mod tests {
         let large = LargeModel::new(&refs, &[50; 21], support.view()).unwrap();
         let (coef, var) = (&models[2].experts, &models[3].variances);
         let mu_k = large.xt.dot(&coef.t());
-        let half_prec: Vec<f64> = var.iter().map(|v| 0.5 / v).collect();
-        let constant: Vec<f64> =
-            var.iter().flat_map(|&s2k| large.variances.iter().map(move |&s2l| kl_constant(s2l, s2k))).collect();
-        let costs = Costs { half_prec: &half_prec, constant: &constant, l_n: large.n_experts() };
+        let costs = Costs::new(&large.variances, var.view());
         let (w, mu, mu_k) =
             (large.weights.as_slice().unwrap(), large.means.as_slice().unwrap(), mu_k.as_slice().unwrap());
         // Each path fills a plan made for other candidates, so that nothing is left over by chance.
