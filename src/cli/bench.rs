@@ -29,7 +29,7 @@ pub struct BenchArgs {
     /// EM iterations per case.
     #[arg(long, default_value_t = 10)]
     iters: usize,
-    /// Time the reduction instead of EM (uses the first --n and --shape).
+    /// Time the reduction instead of EM (median of 5 per M and S) and one transport plan (uses the first --n and --shape).
     #[arg(long)]
     reduction: bool,
     /// Time the cluster simulator instead of EM (uses the first --n and --shape).
