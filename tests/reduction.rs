@@ -252,22 +252,49 @@ fn the_work_of_a_reduction_counts_every_plan_of_every_run() {
 }
 
 #[test]
-fn with_screening_the_refinement_trace_joins_its_two_parts() {
-    // With screening (the default), the refinement takes SCREEN_ITERATIONS iterations, the local
-    // models are scored, and it continues only if it had not converged: the objective trace is then
-    // the two parts joined, never increasing, and a converged first part is not continued.
+fn screening_costs_no_mm_work_and_changes_nothing_when_no_machine_is_dropped() {
+    // The screening scores the local models against the best start's experts, their gate fitted to
+    // their plan on every supporting point, which is the refinement's first plan: with clean
+    // machines nothing is dropped and the reduction is, bit for bit, the one without screening.
     let reports = eight_machines(22);
     let (models, sizes, all) = pooled(&reports);
-    let r = reduce_checked(&models, &sizes, all.view(), &ReductionSettings { k: 3, ..Default::default() });
-    assert!(!r.dropped, "clean local models");
-    assert_non_increasing(&r.objective_trace, "joined refinement");
-    let (last, before) = r.runs.split_last().unwrap();
-    let first_part = &before.last().unwrap().1;
-    if first_part.len() == reduce::SCREEN_ITERATIONS + 1 && last.1[0] == *first_part.last().unwrap() {
-        let joined: Vec<f64> = first_part.iter().chain(&last.1[1..]).copied().collect();
-        assert_eq!(r.objective_trace, joined);
-    } else {
-        assert_eq!(r.objective_trace, last.1, "a refinement that converged within its first part");
-        assert!(last.1.len() <= reduce::SCREEN_ITERATIONS + 1);
-    }
+    let settings = |outliers| ReductionSettings { k: 3, outliers, ..Default::default() };
+    let plain = reduce_checked(&models, &sizes, all.view(), &settings(reduce::OutlierPolicy::Keep));
+    let screened = reduce_checked(&models, &sizes, all.view(), &settings(reduce::OutlierPolicy::Drop));
+    assert!(screened.flagged.is_empty() && !screened.dropped, "clean machines: {:?}", screened.scores);
+    assert_eq!(screened.scores.len(), 8, "every machine is scored");
+    assert_eq!(screened.runs, plain.runs);
+    assert_eq!(screened.model, plain.model);
+    assert_eq!(screened.work, plain.work, "the same plans");
+}
+
+#[test]
+fn after_a_drop_mm_goes_on_from_the_best_start_on_the_kept_machines() {
+    // Machine 3 reports experts far from everyone's: it is dropped, and MM continues from the best
+    // start's experts on the pool of the 7 others (on the start points, then on every point). It
+    // ends where a reduction of the 7 alone ends.
+    let reports = eight_machines(23);
+    let (mut models, sizes, all) = pooled(&reports);
+    let mut wild = models[3].clone();
+    wild.experts.mapv_inplace(|b| -4.0 * b + 3.0);
+    wild.variances.mapv_inplace(|v| 30.0 * v);
+    models[3] = &wild;
+    let settings = ReductionSettings { k: 3, ..Default::default() };
+    let r = reduce_checked(&models, &sizes, all.view(), &settings);
+    assert_eq!((r.flagged.clone(), r.dropped), (vec![3], true), "scores {:?}", r.scores);
+    let (s, start_points) = (all.nrows(), reduce::START_POINTS);
+    let [starts @ .., warm, last] = r.runs.as_slice() else { panic!("starts, then two runs on the kept pool") };
+    assert_eq!(r.objective_trace, last.1, "the retained trace is the refinement on the kept pool");
+    let start_plans: usize = starts.iter().map(|(_, t)| t.len()).sum();
+    let expected = start_points * 24 * start_plans + s * 24 + start_points * 21 * warm.1.len() + s * 21 * last.1.len();
+    assert_eq!(r.work, expected as u64, "starts, the screening plan, then the kept pool's two runs");
+    let seven: Vec<&Moe> = (0..8).filter(|&m| m != 3).map(|m| models[m]).collect();
+    let seven_sizes: Vec<usize> = (0..8).filter(|&m| m != 3).map(|m| sizes[m]).collect();
+    let alone = reduce_checked(
+        &seven,
+        &seven_sizes,
+        all.view(),
+        &ReductionSettings { outliers: reduce::OutlierPolicy::Keep, ..settings },
+    );
+    assert_same_model(&r.model, &alone.model, 1e-6, "dropped vs the 7 alone");
 }

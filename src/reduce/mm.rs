@@ -12,9 +12,9 @@
 //! O(iterations x S x L x K) with L = M K.
 //!
 //! Screening (not in the paper): a local model stuck in a poor optimum, or with labels mixed up, drags
-//! the reduced model. Each local model is scored by its joint divergence from the first reduced model
+//! the reduced model. Each local model is scored by its joint divergence from the best start's model
 //! (`transport::joint_divergence`, which sees gates as well as experts); scores far above the others by
-//! a median/MAD rule are flagged, and with `OutlierPolicy::Drop` the reduction is run again without
+//! a median/MAD rule are flagged, and with `OutlierPolicy::Drop` MM goes on from the best start without
 //! those machines, their weights renormalised over the rest.
 
 use ndarray::{Array1, Array2, Axis, s};
@@ -151,17 +151,17 @@ pub struct Reduction {
     /// The K-component reduced MoE (raw scale).
     pub model: Moe,
     /// Objective trace of the retained MM run on every supporting point: when the starts ran on fewer
-    /// points, the refinement from the best start's end (with screening, its first
-    /// [`SCREEN_ITERATIONS`] and their continuation joined).
+    /// points, the refinement from the best start's end.
     pub objective_trace: Vec<f64>,
     /// Its start.
     pub init: Init,
     /// Every MM run with its start and objective trace: the starts and the best one's continuation
-    /// (on the start points), then the refinement (on every point, in one or two parts), and the
-    /// same again when screening drops machines.
+    /// (on the start points), then the refinement (on every point), or, when screening drops
+    /// machines, the run from the best start's experts on the kept machines' start points and its
+    /// refinement.
     pub runs: Vec<(Init, Vec<f64>)>,
     /// Work of every MM run: supporting points x large experts x plans (one per iteration and one
-    /// for its start), summed: the model clock's unit for MM.
+    /// for its start), summed, plus the screening's plan when it drops machines: the model clock's unit for MM.
     pub work: u64,
     /// Size of the pool: supporting points x large experts x (d + 1), the model clock's unit for
     /// what scales with it once per reduction (pooling, screening, the gate fits).
@@ -169,7 +169,7 @@ pub struct Reduction {
     /// The large model of every local model at the supporting points (for diagnostics and
     /// baselines, which use every report).
     pub large: LargeModel,
-    /// Each local model's joint divergence from the first reduced model (empty with `keep`).
+    /// Each local model's joint divergence from the screening reference (empty with `keep`).
     pub scores: Vec<f64>,
     /// Indices (into the local models) of the machines flagged as outliers.
     pub flagged: Vec<usize>,
@@ -232,11 +232,11 @@ impl RunLog {
 ///
 /// Every start runs [`START_ITERATIONS`] MM iterations on the start points ([`START_POINTS`] of the
 /// S), the best one (smallest objective) continues there to convergence and is then refined by MM on
-/// all S points, the gate fitted on all of them. With screening, the refinement first takes
-/// [`SCREEN_ITERATIONS`] iterations, each local model is scored on all S points against the model
-/// they give, and the refinement goes on (if it has not converged) only when no machine is dropped;
-/// when machines are dropped,
-/// the starts and the refinement run again without them.
+/// all S points, the gate fitted on all of them. With screening, each local model is first scored on
+/// all S points against the best start's experts (their gate fitted on all S points); when machines
+/// are dropped, MM goes on from those experts on the pool of the kept machines instead (on the start
+/// points to convergence, then refined on all S points): the starts already chose the optimum's
+/// basin (docs/reduction.md compares this with starting again).
 pub fn reduce(
     locals: &[&Moe],
     sizes: &[usize],
@@ -249,82 +249,58 @@ pub fn reduce(
     let (init, run) = best_mm(pool.for_starts(), locals, sizes, settings, &mut log);
     // The joint divergence compares models of the same K; with mixed K there is no screening.
     let screening = settings.outliers != OutlierPolicy::Keep && locals.iter().all(|m| m.k() == settings.k);
-    let first_iterations = if screening { SCREEN_ITERATIONS.min(settings.max_iter) } else { settings.max_iter };
-    let first = refine(&pool, init, run, first_iterations, settings, &mut log);
-    let (screened, scores, flagged) = if screening {
-        let screened = finish(&pool.full, first.clone(), locals, settings)?;
-        let reference = AtPoints::new(&screened.0, support);
-        let scores = pool.full.joint_divergences(locals, &reference);
+    // The refinement's first plan: the best start's experts on every supporting point.
+    let first_plan = pool.starts.as_ref().map(|_| pool.full.plan(&run.coef, run.variances.view()));
+    let (scores, flagged) = if screening {
+        let plan = first_plan.as_ref().unwrap_or(&run.plan);
+        let reference = reduced_model(&pool.full, plan, run.coef.clone(), run.variances.clone(), locals, settings)?;
+        let scores = pool.full.joint_divergences(locals, &AtPoints::new(&reference, support));
         let flagged = flag_outliers(&scores, settings.outlier_threshold);
-        (Some(screened), scores, flagged)
+        (scores, flagged)
     } else {
-        (None, Vec::new(), Vec::new())
+        (Vec::new(), Vec::new())
     };
     let dropped = settings.outliers == OutlierPolicy::Drop && !flagged.is_empty() && flagged.len() < locals.len();
     let ((model, objective_trace), init) = if dropped {
         let keep: Vec<usize> = (0..locals.len()).filter(|m| !flagged.contains(m)).collect();
         let kept: Vec<&Moe> = keep.iter().map(|&m| locals[m]).collect();
-        let kept_sizes: Vec<usize> = keep.iter().map(|&m| sizes[m]).collect();
+        if first_plan.is_some() {
+            log.work += (pool.full.n_support() * pool.full.n_experts()) as u64; // the screening's plan
+        }
         let sub = Pool::new(pool.full.keeping(&keep));
-        let (init, run) = best_mm(sub.for_starts(), &kept, &kept_sizes, settings, &mut log);
-        let run = refine(&sub, init, run, settings.max_iter, settings, &mut log);
+        let warm = mm(sub.for_starts(), run.coef, run.variances, settings.max_iter, settings.tol);
+        log.record(init, sub.for_starts(), &warm);
+        let run = refine(&sub, init, warm, None, settings, &mut log);
         (finish(&sub.full, run, &kept, settings)?, init)
     } else {
-        // The screening's model is final unless the refinement had further to go.
-        let model = match (go_on(&pool, init, &first, first_iterations, settings, &mut log), screened) {
-            (Some(run), _) => finish(&pool.full, run, locals, settings)?,
-            (None, Some(screened)) => screened,
-            (None, None) => finish(&pool.full, first, locals, settings)?,
-        };
-        (model, init)
+        let run = refine(&pool, init, run, first_plan, settings, &mut log);
+        (finish(&pool.full, run, locals, settings)?, init)
     };
     let RunLog { runs, work } = log;
     let pooled = (pool.full.n_support() * pool.full.n_experts() * pool.full.xt.ncols()) as u64;
     Ok(Reduction { model, objective_trace, init, runs, work, pooled, large: pool.full, scores, flagged, dropped })
 }
 
-/// MM iterations on every supporting point before the screening scores the local models: enough
-/// for a model close to the refined one (the objective then changes by about 1e-6 relative per
-/// iteration), far fewer than a full refinement, which is wasted when machines are dropped.
-pub const SCREEN_ITERATIONS: usize = 3;
-
-/// The best start's run continued by MM on every supporting point for at most `iterations` (when it
-/// ran on fewer points; otherwise it already ran on all of them).
+/// The best start's run continued by MM on every supporting point to convergence (when it ran on
+/// fewer points; otherwise it already ran on all of them), from `first_plan` when it was made already.
 fn refine(
     pool: &Pool,
     init: Init,
     run: MmRun,
-    iterations: usize,
+    first_plan: Option<Plan>,
     settings: &ReductionSettings,
     log: &mut RunLog,
 ) -> MmRun {
     match &pool.starts {
         Some(_) => {
-            let refined = mm(&pool.full, run.coef, run.variances, iterations, settings.tol);
+            let plan = first_plan.unwrap_or_else(|| pool.full.plan(&run.coef, run.variances.view()));
+            let refined =
+                mm_from(&pool.full, run.coef, run.variances, plan, settings.max_iter, settings.tol, &mut |_, _, _| {});
             log.record(init, &pool.full, &refined);
             refined
         }
         None => run,
     }
-}
-
-/// A refinement stopped after `done` iterations, continued to convergence (or `max_iter` in all),
-/// or `None` when it had converged; the continued trace runs on from the first part's.
-fn go_on(
-    pool: &Pool,
-    init: Init,
-    run: &MmRun,
-    done: usize,
-    settings: &ReductionSettings,
-    log: &mut RunLog,
-) -> Option<MmRun> {
-    if pool.starts.is_none() || run.converged || done >= settings.max_iter {
-        return None;
-    }
-    let more = mm(&pool.full, run.coef.clone(), run.variances.clone(), settings.max_iter - done, settings.tol);
-    log.record(init, &pool.full, &more);
-    let trace = run.trace.iter().chain(&more.trace[1..]).copied().collect();
-    Some(MmRun { trace, ..more })
 }
 
 /// The reduced model of an MM run (its gate fitted to the plan) and the run's objective trace; an
@@ -335,11 +311,24 @@ fn finish(
     locals: &[&Moe],
     settings: &ReductionSettings,
 ) -> Result<(Moe, Vec<f64>), ReductionError> {
-    let gate = fit_gate(large, &run.plan, settings.gate_max_steps);
-    let mut model = Moe::new(locals[0].features.clone(), gate, run.coef, run.variances)
+    let model = reduced_model(large, &run.plan, run.coef, run.variances, locals, settings)?;
+    Ok((model, run.trace))
+}
+
+/// The experts `coef`, `variances` with the gate fitted to `plan` (an error when they overflowed).
+fn reduced_model(
+    large: &LargeModel,
+    plan: &Plan,
+    coef: Array2<f64>,
+    variances: Array1<f64>,
+    locals: &[&Moe],
+    settings: &ReductionSettings,
+) -> Result<Moe, ReductionError> {
+    let gate = fit_gate(large, plan, settings.gate_max_steps);
+    let mut model = Moe::new(locals[0].features.clone(), gate, coef, variances)
         .map_err(|e| ReductionError::NotFinite(e.to_string()))?;
     model.target = locals[0].target.clone();
-    Ok((model, run.trace))
+    Ok(model)
 }
 
 /// MM iterations of every start before the best one is continued.
@@ -502,13 +491,26 @@ pub type Observer<'a> = dyn FnMut(&Array2<f64>, &Array1<f64>, &Plan) + 'a;
 /// iteration (for `dmoe teach`, which draws each one).
 pub fn mm_observed(
     large: &LargeModel,
-    mut coef: Array2<f64>,
-    mut var: Array1<f64>,
+    coef: Array2<f64>,
+    var: Array1<f64>,
     max_iter: usize,
     tol: f64,
     observe: &mut Observer,
 ) -> MmRun {
-    let mut plan = large.plan(&coef, var.view());
+    let plan = large.plan(&coef, var.view());
+    mm_from(large, coef, var, plan, max_iter, tol, observe)
+}
+
+/// [`mm_observed`] from the start's plan, `plan` (of `coef`, `var`).
+fn mm_from(
+    large: &LargeModel,
+    mut coef: Array2<f64>,
+    mut var: Array1<f64>,
+    mut plan: Plan,
+    max_iter: usize,
+    tol: f64,
+    observe: &mut Observer,
+) -> MmRun {
     observe(&coef, &var, &plan);
     let mut trace = vec![plan.objective];
     for _ in 0..max_iter {

@@ -6,6 +6,6 @@ pub mod baselines;
 mod mm;
 
 pub use mm::{
-    Init, MmRun, OUTLIER_MIN_RATIO, OutlierPolicy, Reduction, ReductionError, ReductionSettings, SCREEN_ITERATIONS,
-    START_ITERATIONS, START_POINTS, fit_gate, flag_outliers, mm, mm_observed, reduce, start_experts,
+    Init, MmRun, OUTLIER_MIN_RATIO, OutlierPolicy, Reduction, ReductionError, ReductionSettings, START_ITERATIONS,
+    START_POINTS, fit_gate, flag_outliers, mm, mm_observed, reduce, start_experts,
 };
