@@ -95,8 +95,8 @@ pub struct FitArgs {
     /// default 0.2.
     #[arg(long)]
     test_fraction: Option<f64>,
-    /// With --machines: screening of outlying local models: `drop` (the default: reduce again
-    /// without them), `flag` (report only) or `keep` (no screening: the paper's method).
+    /// With --machines: screening of outlying local models: `drop` (the default: reduce without
+    /// them), `flag` (report only) or `keep` (no screening: the paper's method).
     #[arg(long, value_parser = OutlierPolicy::parse)]
     outliers: Option<OutlierPolicy>,
     /// With --machines: where to write the global fit (JSON).

@@ -61,7 +61,7 @@ impl Event {
 pub struct ReductionShare {
     /// `lambda_m = N_m / sum_m' N_m'` over the machines the reduced model kept; `None` for the others.
     pub lambda: Option<f64>,
-    /// Its joint divergence from the first reduced model, if screened.
+    /// Its joint divergence from the screening's reference (the best start's model), if screened.
     pub outlier_score: Option<f64>,
     /// Whether the screening flagged it.
     pub flagged: bool,
@@ -92,7 +92,7 @@ pub struct MachineRecord {
     pub included: bool,
     /// Its weight lambda_m in the reduction (renormalised over the included machines).
     pub lambda: Option<f64>,
-    /// Its joint divergence from the first reduced model (outlier screening), if screened.
+    /// Its joint divergence from the screening's reference (the best start's model), if screened.
     pub outlier_score: Option<f64>,
     /// Whether the screening flagged it as an outlier.
     pub flagged: bool,
@@ -205,7 +205,8 @@ pub struct RunRecord {
     pub reduction_init: Init,
     /// MM objective after every assignment step of the retained run (on all supporting points).
     pub objective_trace: Vec<f64>,
-    /// MM iterations of every run of the reduction (starts, continuation, refinement, second pass).
+    /// MM iterations of every run of the reduction (starts, continuation, refinement, and the runs on
+    /// the kept machines after a drop).
     pub mm_iterations: usize,
     /// Reduced model and baselines computed from the same reports (and the global fit, when given).
     pub estimators: Vec<NamedModel>,

@@ -55,7 +55,7 @@ pub enum OutlierPolicy {
     Keep,
     /// Screen and report flagged machines, but reduce with every model.
     Flag,
-    /// Screen, then reduce again without the flagged machines (weights renormalised).
+    /// Screen, then go on without the flagged machines (weights renormalised).
     #[default]
     Drop,
 }
@@ -161,7 +161,8 @@ pub struct Reduction {
     /// refinement.
     pub runs: Vec<(Init, Vec<f64>)>,
     /// Work of every MM run: supporting points x large experts x plans (one per iteration and one
-    /// for its start), summed, plus the screening's plan when it drops machines: the model clock's unit for MM.
+    /// for its start), summed, plus the screening's plan on all points when it drops machines and
+    /// the starts ran on fewer points: the model clock's unit for MM.
     pub work: u64,
     /// Size of the pool: supporting points x large experts x (d + 1), the model clock's unit for
     /// what scales with it once per reduction (pooling, screening, the gate fits).
