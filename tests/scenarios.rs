@@ -681,7 +681,7 @@ fn a_sweep_over_k_stragglers_and_failures_shares_every_random_number() {
     let file = dir.join("s.toml");
     std::fs::write(
         &file,
-        "name = \"s\"\nclock = \"model\"\n[data]\nkind = \"synthetic\"\nk = 3\nd = 2\nn = 6000\n[model]\nk = [2, 3]\n\
+        "name = \"s\"\nclock = \"model\"\n[data]\nkind = \"synthetic\"\nrecipe = \"spread\"\nk = 3\nd = 2\nn = 6000\n[model]\nk = [2, 3]\n\
          [cluster]\nmachines = [2, 4]\n[machines]\nspeed = { kind = \"stragglers\", fraction = [0, 0.5], slowdown = 4 }\n\
          failure_probability = [0, 0.3]\n",
     )
@@ -796,4 +796,44 @@ fn teach_draws_every_step_of_the_reduction_on_a_page_without_script() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--machines: "), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(common::listing(&dir), ["t"]);
+}
+
+#[test]
+fn recipe_settings_that_do_not_apply_are_named_with_their_line() {
+    let dir = workdir("recipe-check");
+    let file = dir.join("r.toml");
+    let scenario = |data: &str| {
+        format!("name = \"r\"\n[data]\nkind = \"synthetic\"\nk = 3\nd = 2\nn = 6000\n{data}[cluster]\nmachines = [2]\n")
+    };
+    for (data, expected) in [
+        (
+            "recipe = \"profiles\"\nprofile = \"severe\"\n",
+            "`data.profile`: the \"severe\" profile's shares are defined for K = 5",
+        ),
+        (
+            "profile = \"moderate\"\n",
+            "`data.profile`: applies only with recipe = \"profiles\" or \"heterogeneous\", not with recipe = \"benchmark\"",
+        ),
+        (
+            "recipe = \"spread\"\nexperts_per_machine = 2\n",
+            "`data.experts_per_machine`: applies only with recipe = \"heterogeneous\"",
+        ),
+        (
+            "recipe = \"heterogeneous\"\nexperts_per_machine = 1\n",
+            "`data.experts_per_machine`: M = 2 machines holding 1 of the 3 experts each leave expert 3 out",
+        ),
+        (
+            "recipe = \"mixture\"\n",
+            "`data.recipe`: expected one of \"benchmark\", \"profiles\", \"heterogeneous\", \"spread\"",
+        ),
+    ] {
+        std::fs::write(&file, scenario(data)).unwrap();
+        let out = dmoe(&["check", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{data}: {stderr}");
+        assert!(stderr.contains(expected), "expected `{expected}` in:\n{stderr}");
+    }
+    std::fs::write(&file, scenario("recipe = \"heterogeneous\"\n")).unwrap();
+    let out = dmoe(&["check", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -98,6 +98,57 @@ pub fn shard_rows(
     }
 }
 
+/// The experts whose rows machine `m` of `machines` holds in the heterogeneous recipe: `per_machine`
+/// consecutive experts (mod K) from `floor(m K / machines)`, so the windows spread evenly over the K.
+pub fn expert_window(m: usize, machines: usize, k: usize, per_machine: usize) -> Vec<usize> {
+    let first = m * k / machines;
+    (0..per_machine.min(k)).map(|j| (first + j) % k).collect()
+}
+
+/// The first expert that no machine's window holds, if any.
+pub fn uncovered_expert(machines: usize, k: usize, per_machine: usize) -> Option<usize> {
+    let mut held = vec![false; k];
+    for m in 0..machines {
+        expert_window(m, machines, k, per_machine).into_iter().for_each(|c| held[c] = true);
+    }
+    held.iter().position(|&h| !h)
+}
+
+/// Shards of the heterogeneous recipe: the rows of true component c (in order) are dealt in turn to
+/// the machines whose [`expert_window`] holds c, so every machine holds rows of its window's experts
+/// only and every row goes to one machine. Returns the row order (machine after machine) and each
+/// machine's range in it. Every expert must be in some window (see [`uncovered_expert`]).
+pub fn by_expert_windows(
+    labels: &[usize],
+    k: usize,
+    machines: usize,
+    per_machine: usize,
+) -> (Vec<usize>, Vec<Range<usize>>) {
+    let mut holders: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for m in 0..machines {
+        for c in expert_window(m, machines, k, per_machine) {
+            holders[c].push(m);
+        }
+    }
+    assert!(holders.iter().all(|h| !h.is_empty()), "every expert is in some window");
+    let mut turn = vec![0usize; k];
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new(); machines];
+    for (r, &c) in labels.iter().enumerate() {
+        rows[holders[c][turn[c] % holders[c].len()]].push(r);
+        turn[c] += 1;
+    }
+    let mut order = Vec::with_capacity(labels.len());
+    let shards = rows
+        .into_iter()
+        .map(|own| {
+            let start = order.len();
+            order.extend(own);
+            start..order.len()
+        })
+        .collect();
+    (order, shards)
+}
+
 /// How large the machines' shards are (random and contiguous partitions).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -251,5 +302,29 @@ mod tests {
         for (level, r) in ["a", "b", "c"].iter().zip(&shards) {
             assert!(order[r.clone()].iter().all(|&i| values[i] == *level));
         }
+    }
+
+    #[test]
+    fn heterogeneous_shards_hold_only_their_window_of_experts() {
+        let mut rng = crate::numeric::rng::stream(3, &[]);
+        let labels: Vec<usize> = (0..10_000).map(|_| rand::RngExt::random_range(&mut rng, 0..5)).collect();
+        for machines in [2, 4, 5, 16] {
+            let (order, shards) = by_expert_windows(&labels, 5, machines, 3);
+            let mut seen = order.clone();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..10_000).collect::<Vec<_>>(), "M = {machines}: every row once");
+            for (m, range) in shards.iter().enumerate() {
+                let window = expert_window(m, machines, 5, 3);
+                assert_eq!(window.len(), 3);
+                let held: std::collections::BTreeSet<usize> = order[range.clone()].iter().map(|&r| labels[r]).collect();
+                assert!(
+                    held.iter().all(|c| window.contains(c)),
+                    "M = {machines}, machine {m}: {held:?} not in {window:?}"
+                );
+                assert_eq!(held.len(), 3, "M = {machines}, machine {m} holds rows of all 3 of its experts");
+            }
+        }
+        assert_eq!(uncovered_expert(1, 5, 3), Some(3), "one machine with 3 experts leaves experts 4 and 5 out");
+        assert_eq!(uncovered_expert(2, 5, 3), None);
     }
 }

@@ -7,6 +7,7 @@ use super::plan::{Cell, DataPlan, Plan};
 use super::problems::Problems;
 use super::resolve::Pending;
 use crate::data::sharding::{self, PartitionSpec, ShardSizes};
+use crate::data::synthetic::Recipe;
 use crate::data::{CsvFile, DataError, memory};
 use crate::numeric::model::{Moe, n_free_params};
 use crate::numeric::range::MAX_CLUSTER_RUNS;
@@ -54,6 +55,7 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
         return;
     }
     if check_shards(plan, &ns, &machines, problems)
+        && check_expert_windows(plan, &ns, &machines, problems)
         && categories.is_none_or(|values| check_categories(plan, &values, problems))
     {
         plan.cells = cells(&ns, settings, plan.networks.len(), &machines);
@@ -214,6 +216,51 @@ fn check_categories(plan: &Plan, values: &[String], problems: &Problems) -> bool
 /// Every machine of every cell gets at least as many training rows as the model has free parameters
 /// under the largest swept K (for lognormal shard sizes, in every repetition). Returns whether all
 /// is well.
+/// The heterogeneous recipe: every expert in some machine's window for every M, equal shard sizes
+/// not overridden, and every machine's expected rows (its experts' shares of the training rows,
+/// each expert's rows dealt evenly over the machines that hold it) at least the model's free
+/// parameters.
+fn check_expert_windows(plan: &Plan, ns: &[usize], machines: &[usize], problems: &Problems) -> bool {
+    let DataPlan::Synthetic { k, recipe: Recipe::Heterogeneous { profile, experts_per_machine: per }, .. } = plan.data
+    else {
+        return true;
+    };
+    if plan.shard_sizes != ShardSizes::Equal {
+        problems.add(
+            "cluster.shard_sizes",
+            "the heterogeneous recipe deals the rows out by expert: expected no shard_sizes",
+        );
+        return false;
+    }
+    let Ok(shares) = profile.shares(k) else { return false }; // reported with data.profile
+    let need = n_free_params(max_k(plan), plan.d);
+    for &m in machines {
+        if let Some(c) = sharding::uncovered_expert(m, k, per) {
+            problems.add("data.experts_per_machine", format!(
+                "M = {m} machines holding {per} of the {k} experts each leave expert {} out: use more experts per machine or more machines",
+                c + 1
+            ));
+            return false;
+        }
+        let windows: Vec<Vec<usize>> = (0..m).map(|i| sharding::expert_window(i, m, k, per)).collect();
+        let holders = |c: usize| windows.iter().filter(|w| w.contains(&c)).count() as f64;
+        for &n in ns {
+            let train = (n - plan.n_test(n)) as f64;
+            let smallest = windows
+                .iter()
+                .map(|w| w.iter().map(|&c| train * shares[c] / holders(c)).sum::<f64>())
+                .fold(f64::INFINITY, f64::min);
+            if smallest < need as f64 {
+                problems.add("cluster.machines", format!(
+                    "M = {m} leaves about {smallest:.0} training rows on the smallest machine (n = {n}, heterogeneous recipe), but the model needs at least {need}: use fewer machines or more rows"
+                ));
+                return false;
+            }
+        }
+    }
+    true
+}
+
 fn check_shards(plan: &Plan, ns: &[usize], machines: &[usize], problems: &Problems) -> bool {
     let (k, d) = (max_k(plan), plan.d);
     let need = n_free_params(k, d);

@@ -10,6 +10,7 @@ use crate::cluster::machines::{MachineModel, Speed};
 use crate::cluster::network::NetworkModel;
 use crate::data::CsvFile;
 use crate::data::sharding::{self, PartitionSpec, ShardSizes};
+use crate::data::synthetic::Recipe;
 use crate::distributed::Baseline;
 use crate::numeric::em::EmSettings;
 use crate::numeric::rng;
@@ -61,8 +62,9 @@ impl Estimator {
 /// Where a study's data come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DataPlan {
-    /// Drawn from a true MoE: a random one (`truth_seed`, `separation`) or the model in `truth`.
-    Synthetic { k: usize, d: usize, separation: f64, truth_seed: u64, truth: Option<PathBuf> },
+    /// Drawn from a true MoE by `recipe`: a random one (`truth_seed`, `separation`) or the model in
+    /// `truth`.
+    Synthetic { k: usize, d: usize, separation: f64, truth_seed: u64, truth: Option<PathBuf>, recipe: Recipe },
     /// A CSV file (the path resolved against the scenario's folder) and, once `check` has read it,
     /// its content: `run` uses the same bytes, so a pipe works and the file cannot change between.
     Csv { path: PathBuf, file: Option<CsvFile> },

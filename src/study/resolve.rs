@@ -14,7 +14,7 @@ use crate::cluster::clock::{Clock, CostModel};
 use crate::cluster::machines::{MachineModel, Speed};
 use crate::cluster::network::{Latency, NetworkModel};
 use crate::data::sharding::{PartitionSpec, ShardSizes};
-use crate::data::synthetic::{MAX_TRUE_COMPONENTS, MAX_TRUE_COVARIATES};
+use crate::data::synthetic::{MAX_TRUE_COMPONENTS, MAX_TRUE_COVARIATES, Profile, Recipe};
 use crate::numeric::em::{EmSettings, check_subset_rows};
 use crate::numeric::range::{MAX_COMPONENTS, MAX_ITERATIONS, MAX_REPETITIONS, MAX_RESTARTS, MAX_THREADS, Range};
 use crate::reduce::{OutlierPolicy, ReductionSettings};
@@ -158,7 +158,8 @@ fn resolve_estimators(root: &Section) -> Vec<Estimator> {
 /// `[data]`: the plan, the keys that `data_checks` needs, and the test fraction.
 fn resolve_data(data: &Section, dir: &Path) -> (DataPlan, Pending, f64) {
     let mut pending = Pending { ns: Vec::new(), target: "y".into(), features: None, machines: None };
-    let placeholder = DataPlan::Synthetic { k: 1, d: 1, separation: 1.0, truth_seed: 1, truth: None };
+    let placeholder =
+        DataPlan::Synthetic { k: 1, d: 1, separation: 1.0, truth_seed: 1, truth: None, recipe: Recipe::default() };
     if !data.present() {
         data.problem("", "missing: expected a [data] table with kind = \"synthetic\" or \"csv\"");
         return (placeholder, pending, 0.2);
@@ -197,10 +198,49 @@ fn resolve_data(data: &Section, dir: &Path) -> (DataPlan, Pending, f64) {
             data.problem("n", "missing: expected the rows per data set, a whole number or a list of them");
         }
         pending.ns = data.opt_counts("n", 1).unwrap_or_default();
-        DataPlan::Synthetic { k, d, separation, truth_seed, truth }
+        let recipe = resolve_recipe(data, k, truth.is_some());
+        DataPlan::Synthetic { k, d, separation, truth_seed, truth, recipe }
     };
     data.finish();
     (plan, pending, test_fraction)
+}
+
+/// `data.recipe`, with `profile` and `experts_per_machine` where they apply (a problem where they do
+/// not, or where a given `truth` would contradict the recipe's own gate).
+fn resolve_recipe(data: &Section, k: usize, truth_given: bool) -> Recipe {
+    let name = data.choice("recipe", &Recipe::NAMES).unwrap_or(Recipe::NAMES[0]);
+    let by_profile = matches!(name, "profiles" | "heterogeneous");
+    let only = |key: &str, recipes: &str| {
+        if data.raw(key).is_some() {
+            data.problem(key, format!("applies only with recipe = {recipes}, not with recipe = \"{name}\""));
+        }
+    };
+    let profile = if by_profile {
+        let profile = data.choice("profile", &Profile::NAMES).and_then(Profile::named).unwrap_or_default();
+        if profile.shares(k).is_err() {
+            data.problem(
+                "profile",
+                format!(
+                    "the \"{}\" profile's shares are defined for K = 5, and data.k is {k}: use \"balanced\" or k = 5",
+                    profile.name()
+                ),
+            );
+        }
+        if truth_given {
+            data.problem("truth", format!("the {name} recipe makes its own true gate (the posterior of z given x): drop `truth` or use recipe = \"benchmark\" or \"spread\""));
+        }
+        profile
+    } else {
+        only("profile", "\"profiles\" or \"heterogeneous\"");
+        Profile::default()
+    };
+    let experts_per_machine = if name == "heterogeneous" {
+        data.count_within("experts_per_machine", 1, k.max(1), k.div_ceil(2))
+    } else {
+        only("experts_per_machine", "\"heterogeneous\"");
+        0
+    };
+    Recipe::named(name, profile, experts_per_machine).expect("one of Recipe::NAMES")
 }
 
 /// The fitted K (a list sweeps it): `model.k`, or the true K of synthetic data.

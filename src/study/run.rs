@@ -13,7 +13,7 @@ use rand::RngExt;
 use crate::cluster::record::{NamedModel, RunRecord};
 use crate::cluster::{self, ClusterConfig, GlobalFit};
 use crate::data::sharding::{self, Partition, PartitionSpec, ShardedData};
-use crate::data::synthetic::{Simulator, TruthSpec};
+use crate::data::synthetic::{Recipe, Simulator, TruthSpec};
 use crate::data::{self, CsvFile};
 use crate::distributed::{self, Baseline, Estimate, Scores};
 use crate::numeric::em::{self, EmSettings};
@@ -218,13 +218,19 @@ impl DataSource {
     /// The simulator of the true model, or the CSV table, read once for the whole study.
     fn open(plan: &Plan) -> Result<DataSource, StudyError> {
         Ok(match &plan.data {
-            DataPlan::Synthetic { k, d, separation, truth_seed, truth } => {
+            DataPlan::Synthetic { k, d, separation, truth_seed, truth, recipe } => {
                 DataSource::Synthetic(Box::new(match truth {
                     Some(p) => {
-                        Simulator::from_truth(Moe::load(p).map_err(|e| StudyError::Run(e.to_string()))?, *truth_seed)
+                        let truth = Moe::load(p).map_err(|e| StudyError::Run(e.to_string()))?;
+                        match recipe {
+                            Recipe::Spread => Simulator::from_truth(truth, *truth_seed),
+                            _ => Simulator::benchmark_with(truth, *truth_seed),
+                        }
                     }
-                    None => Simulator::random(&TruthSpec { k: *k, d: *d, separation: *separation, seed: *truth_seed })
-                        .map_err(|e| StudyError::Run(e.to_string()))?,
+                    None => {
+                        let spec = TruthSpec { k: *k, d: *d, separation: *separation, seed: *truth_seed };
+                        Simulator::draw(&spec, recipe).map_err(|e| StudyError::Run(e.to_string()))?
+                    }
                 }))
             }
             DataPlan::Csv { path, file } => {
@@ -252,11 +258,19 @@ impl DataSource {
     }
 }
 
+/// The data set (n, rep) of a simulator. The spread recipe draws the training rows from the stream
+/// (seed, rep, n index, 10) and the test rows from (seed, rep, n index, 11); the authors' recipes
+/// draw all n rows from the first (the benchmark z-scores them together) and hold out the last
+/// `n_test`, which is a random split because the rows come in random order.
 fn synthetic_data(sim: &Simulator, plan: &Plan, n: usize, n_index: usize, rep: usize) -> DataSet {
     let n_test = plan.n_test(n);
     let key = [rep as u64, n_index as u64];
-    let train = sim.sample(n - n_test, &mut rng::stream(plan.seed, &[key[0], key[1], 10]));
-    let test = sim.sample(n_test, &mut rng::stream(plan.seed, &[key[0], key[1], 11]));
+    let (train, test) = if matches!(plan.data, DataPlan::Synthetic { recipe: Recipe::Spread, .. }) {
+        let train = sim.sample(n - n_test, &mut rng::stream(plan.seed, &[key[0], key[1], 10]));
+        (train, sim.sample(n_test, &mut rng::stream(plan.seed, &[key[0], key[1], 11])))
+    } else {
+        sim.sample(n, &mut rng::stream(plan.seed, &[key[0], key[1], 10])).split(n - n_test)
+    };
     DataSet {
         // Rows are iid, so consecutive blocks are a random partition: no shuffle, no copy.
         train: ShardedData::new(train.x, train.y, Some(train.z), Vec::new()),
@@ -406,6 +420,21 @@ fn global_task(
     Ok(GlobalFit { model, seconds })
 }
 
+/// The training rows cut into the machines' shards for `cell`'s M: the category shards of a CSV
+/// partition column, the heterogeneous recipe's shards by expert, or blocks.
+fn machine_data(plan: &Plan, ds: &DataSet, cell: &Cell, rep: usize) -> ShardedData {
+    if let DataPlan::Synthetic { k, recipe: Recipe::Heterogeneous { experts_per_machine, .. }, .. } = plan.data {
+        let labels = ds.train.labels.as_ref().expect("synthetic rows carry their components");
+        let (order, shards) = sharding::by_expert_windows(labels, k, cell.machines, experts_per_machine);
+        let (x, y) = (ds.train.x.view(), ds.train.y.view());
+        return ShardedData::gather(x, y, Some(labels), &order, shards);
+    }
+    ds.train.with_shards(match &ds.fixed_shards {
+        Some(f) => f.clone(),
+        None => plan.shard_blocks(ds.train.n(), cell.machines, cell.n_index, rep),
+    })
+}
+
 /// One simulated cluster for the cells of `group` (same data set and M, one network each): the
 /// machines fit once and the server replays their reports under every cell's network. Machine
 /// draws (speeds, failures) and network draws come from the stream `(seed, n index, M, rep)`, so
@@ -421,11 +450,8 @@ fn group_task(
 ) -> Result<Vec<CellRun>, String> {
     let first = group[0];
     let setting = plan.setting(first);
-    let shards = match &ds.fixed_shards {
-        Some(f) => f.clone(),
-        None => plan.shard_blocks(ds.train.n(), first.machines, first.n_index, rep),
-    };
-    let machines = shards.len();
+    let data = Arc::new(machine_data(plan, ds, first, rep));
+    let machines = data.shards.len();
     let swept = |settings: &[&crate::study::Setting]| {
         let label = plan.settings_label(settings);
         if label.is_empty() { label } else { format!(", {label}") }
@@ -441,7 +467,6 @@ fn group_task(
     let all: Vec<&crate::study::Setting> = group.iter().map(|c| plan.setting(c)).collect();
     let started = format!("cells {} rep {rep}: M = {machines}, n = {}{}", indices.join(", "), first.n, swept(&all));
     opts.progress.started(task, if group.len() == 1 { &labels[0] } else { &started }, machines);
-    let data = Arc::new(ds.train.with_shards(shards));
     let config = ClusterConfig {
         em: plan.em_for(setting),
         reduction: plan.reduction_for(setting),
