@@ -837,3 +837,37 @@ fn recipe_settings_that_do_not_apply_are_named_with_their_line() {
     let out = dmoe(&["check", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn the_true_model_is_scored_like_an_estimator_when_listed() {
+    let dir = workdir("truth-estimator");
+    let file = dir.join("t.toml");
+    std::fs::write(
+        &file,
+        "name = \"t\"\nclock = \"model\"\nestimators = [\"reduction\", \"global\", \"truth\"]\n[data]\nkind = \"synthetic\"\n\
+         recipe = \"profiles\"\nk = 3\nd = 2\nn = 6000\n[cluster]\nmachines = [2]\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let out = dmoe(&["run", file.to_str().unwrap(), "--quiet", "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut r = csv::Reader::from_path(out_dir.join("results.csv")).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    let truth: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[col("estimator")] == "truth").collect();
+    assert_eq!(truth.len(), 1, "one truth row per cell and repetition");
+    assert_eq!(&truth[0][col("param_mse")], "0");
+    assert_eq!(&truth[0][col("transport_to_truth_sum")], "0");
+    let rpe =
+        |est: &str| rows.iter().find(|r| &r[col("estimator")] == est).unwrap()[col("rpe")].parse::<f64>().unwrap();
+    assert!(rpe("truth") > 0.05, "the noise leaves the true model an RPE well above 0: {}", rpe("truth"));
+    assert!((rpe("global") - rpe("truth")).abs() < 0.02, "the global fit is close to the truth");
+    // Real data have no true model to score.
+    let csv_scenario = dir.join("c.toml");
+    std::fs::write(&csv_scenario, "name = \"c\"\nestimators = [\"reduction\", \"truth\"]\n[data]\nkind = \"csv\"\npath = \"d.csv\"\ntarget = \"y\"\n[cluster]\nmachines = [2]\n").unwrap();
+    let out = dmoe(&["check", csv_scenario.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("`estimators`: \"truth\" needs a true model: synthetic data"), "{stderr}");
+}

@@ -403,7 +403,8 @@ fn estimator_series(
     series
 }
 
-/// One metric's accuracy plot on a group's rows, with the global fit's mean as the reference; `None`
+/// One metric's accuracy plot on a group's rows, with the means of the global fit and of the true
+/// model (when the scenario reports it) as references; `None`
 /// when no estimator has a value.
 fn accuracy_figure(
     rows: &[&ResultRow],
@@ -422,15 +423,22 @@ fn accuracy_figure(
     if log_y {
         series = estimator_series(rows, true, f);
     }
-    let global: Vec<f64> = rows.iter().filter(|r| r.estimator == "global").filter_map(|r| f(r)).collect();
-    let reference = (!global.is_empty()).then(|| ("global fit".to_string(), mean(&global), estimator_look("global")));
+    // The global fit's mean, and the true model's where it is drawable (its parameter error is 0).
+    let mean_of = |est: &str| {
+        let v: Vec<f64> = rows.iter().filter(|r| r.estimator == est).filter_map(|r| f(r)).collect();
+        Some(mean(&v)).filter(|m| !v.is_empty() && m.is_finite() && (!log_y || *m > 0.0))
+    };
+    let references = [("global", "global fit"), ("truth", "true model")]
+        .into_iter()
+        .filter_map(|(est, label)| mean_of(est).map(|m| (label.to_string(), m, estimator_look(est))))
+        .collect();
     Some(Accuracy {
         title: format!("{title}: {context}"),
         y_desc: y_desc.into(),
         log_y,
         floor: None,
         series,
-        reference,
+        references,
     })
 }
 
@@ -449,7 +457,7 @@ fn loglik_figure(loss: &LoglikLoss, rows: &[&ResultRow], context: &str) -> Optio
             log_y: false,
             floor: None,
             series,
-            reference: None,
+            references: Vec::new(),
         });
     }
     // Gains (negative losses) kept: the mean is taken before the floor.
@@ -463,6 +471,6 @@ fn loglik_figure(loss: &LoglikLoss, rows: &[&ResultRow], context: &str) -> Optio
         log_y: true,
         floor: Some(LOSS_FLOOR),
         series,
-        reference: Some((format!("warning level {LOGLIK_GAP_WARNING}"), LOGLIK_GAP_WARNING, GUIDE)),
+        references: vec![(format!("warning level {LOGLIK_GAP_WARNING}"), LOGLIK_GAP_WARNING, GUIDE)],
     })
 }

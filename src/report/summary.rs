@@ -187,8 +187,10 @@ pub fn text(cells: &[CellSummary], baselines: &[BaselineSummary]) -> Vec<String>
         ]));
     }
     if !baselines.is_empty() {
+        let what =
+            if baselines.iter().any(|b| b.name == "truth") { "baselines and the true model" } else { "baselines" };
         lines.push(format!(
-            "baselines at M = {} (means over its cells; test RPE, loglik gap in nats/row, param MSE):",
+            "{what} at M = {} (means over its cells; test RPE, loglik gap in nats/row, param MSE):",
             baselines[0].machines
         ));
         for b in baselines {

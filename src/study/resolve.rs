@@ -76,6 +76,9 @@ fn resolve(source: &Source, problems: &Problems, constants: &Constants) -> (Plan
     let estimators = resolve_estimators(&root);
     let (data, mut pending, test_fraction) = resolve_data(&root.table("data"), file.parent().unwrap_or(Path::new(".")));
     let data_k = if let DataPlan::Synthetic { k, .. } = data { Some(k) } else { None };
+    if data_k.is_none() && estimators.contains(&Estimator::Truth) {
+        root.problem("estimators", "\"truth\" needs a true model: synthetic data (data.kind = \"synthetic\")");
+    }
     let ks = resolve_ks(&root.table("model"), data_k);
     let cluster = root.table("cluster");
     pending.machines = cluster.opt_counts("machines", 1);
@@ -135,9 +138,9 @@ fn resolve_name(root: &Section, file: &Path) -> String {
     }
 }
 
-/// `estimators`: names, each once, the reduction among them (default: all six).
+/// `estimators`: names, each once, the reduction among them (default: all but the truth).
 fn resolve_estimators(root: &Section) -> Vec<Estimator> {
-    let Some(names) = root.opt_texts("estimators") else { return Estimator::ALL.to_vec() };
+    let Some(names) = root.opt_texts("estimators") else { return Estimator::DEFAULT.to_vec() };
     let mut out = Vec::new();
     for n in &names {
         match Estimator::parse(n) {
@@ -507,7 +510,7 @@ mod tests {
         assert_eq!(p.em, EmSettings { k: 2, ..EmSettings::default() });
         assert_eq!(p.reduction, ReductionSettings { k: 2, ..ReductionSettings::default() });
         assert_eq!(p.clock, Clock::Measured);
-        assert_eq!(p.estimators, Estimator::ALL.to_vec());
+        assert_eq!(p.estimators, Estimator::DEFAULT.to_vec());
         assert_eq!(p.networks.len(), 1);
         assert_eq!(p.cells.iter().map(|c| c.machines).collect::<Vec<_>>(), vec![1, 4]);
     }

@@ -550,7 +550,9 @@ fn score_run(plan: &Plan, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
     let mut rows = Vec::new();
     for &est in &plan.estimators {
         let name = est.name();
-        let estimate = if est == Estimator::Baseline(Baseline::Pooled) {
+        let estimate = if est == Estimator::Truth {
+            ds.truth.clone().map(|t| Estimate::Moe(Box::new(t)))
+        } else if est == Estimator::Baseline(Baseline::Pooled) {
             let included: Vec<(&Moe, usize)> = r
                 .machines
                 .iter()

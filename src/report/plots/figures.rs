@@ -473,7 +473,7 @@ impl Figure for Breakdown {
     }
 }
 
-/// A metric by M for several estimators, with a horizontal reference line.
+/// A metric by M for several estimators, with horizontal reference lines.
 pub(super) struct Accuracy {
     pub(super) title: String,
     pub(super) y_desc: String,
@@ -482,8 +482,8 @@ pub(super) struct Accuracy {
     pub(super) floor: Option<f64>,
     /// Per estimator: M -> values over repetitions, in legend order.
     pub(super) series: Vec<(String, BTreeMap<usize, Vec<f64>>)>,
-    /// The reference line: its legend label, its value and its look.
-    pub(super) reference: Option<(String, f64, Look)>,
+    /// The reference lines: legend label, value and look of each.
+    pub(super) references: Vec<(String, f64, Look)>,
 }
 
 impl Accuracy {
@@ -492,7 +492,7 @@ impl Accuracy {
         self.series
             .iter()
             .flat_map(|(_, g)| g.values().flatten().copied())
-            .chain(self.reference.as_ref().map(|r| r.1))
+            .chain(self.references.iter().map(|r| r.1))
             .map(move |v| v.max(floor))
     }
 }
@@ -517,7 +517,7 @@ impl Figure for Accuracy {
 }
 
 impl Accuracy {
-    /// The reference line, then the series, the first (the reduction) drawn last so that it stays
+    /// The reference lines, then the series, the first (the reduction) drawn last so that it stays
     /// on top.
     fn fill<'a, DB: DrawingBackend + 'a, X, Y>(
         &self,
@@ -529,7 +529,7 @@ impl Accuracy {
     {
         let mut entries: Vec<Entry> =
             self.series.iter().map(|(name, _)| Entry::line(name.clone(), estimator_look(name))).collect();
-        if let Some((label, value, look)) = &self.reference {
+        for (label, value, look) in &self.references {
             let r = chart.x_range();
             draw_line(&mut chart, vec![(r.start, *value), (r.end, *value)], *look)?;
             entries.push(Entry::line(label.clone(), *look));
@@ -819,7 +819,7 @@ mod tests {
                 log_y,
                 floor: log_y.then_some(1e-6),
                 series: vec![("reduction".into(), g.clone())],
-                reference: Some(("global".into(), f64::MAX, estimator_look("global"))),
+                references: vec![("global".into(), f64::MAX, estimator_look("global"))],
             };
             let mut svg = String::new();
             {

@@ -64,7 +64,8 @@ pub(super) struct Look {
 }
 
 /// The look of an estimator, fixed by its name: the reduction a thick blue line with circles, the
-/// global fit a dashed black line, the baselines each their own colour and marker.
+/// global fit a dashed black line, the true model a dashed grey one, the baselines each their own
+/// colour and marker.
 pub(super) fn estimator_look(name: &str) -> Look {
     let (c, marker, dashed, width) = match name {
         "reduction" => (1, Marker::Circle, false, 3),
@@ -73,6 +74,7 @@ pub(super) fn estimator_look(name: &str) -> Look {
         "aligned-average" => (4, Marker::Square, true, 2),
         "naive-average" => (2, Marker::Cross, false, 2),
         "pooled" => (5, Marker::Diamond, true, 2),
+        "truth" => (6, Marker::None, true, 2),
         _ => (6, Marker::Circle, false, 2),
     };
     Look { color: ESTIMATOR_COLOURS[c], marker, dashed, width }
