@@ -294,7 +294,23 @@ fn after_a_drop_mm_goes_on_from_the_best_start_on_the_kept_machines() {
         &seven,
         &seven_sizes,
         all.view(),
-        &ReductionSettings { outliers: reduce::OutlierPolicy::Keep, ..settings },
+        &ReductionSettings { outliers: reduce::OutlierPolicy::Keep, ..settings.clone() },
     );
     assert_same_model(&r.model, &alone.model, 1e-6, "dropped vs the 7 alone");
+    // With at most START_POINTS supporting points there are no separate start points: the screening
+    // uses the best start's own plan and MM goes on once, on all points, for the kept machines.
+    let few = all.slice(ndarray::s![..start_points - 50, ..]);
+    let r = reduce_checked(&models, &sizes, few, &settings);
+    assert_eq!((r.flagged.clone(), r.dropped), (vec![3], true), "few points: scores {:?}", r.scores);
+    let [starts @ .., kept] = r.runs.as_slice() else { panic!("starts, then one run on the kept pool") };
+    let start_plans: usize = starts.iter().map(|(_, t)| t.len()).sum();
+    assert_eq!(r.work, (few.nrows() * (24 * start_plans + 21 * kept.1.len())) as u64);
+    assert_eq!(r.objective_trace, kept.1);
+    // `flag` screens the same way but reduces with every machine: exactly the `keep` reduction.
+    let policy = |outliers| ReductionSettings { outliers, ..settings.clone() };
+    let flag = reduce_checked(&models, &sizes, all.view(), &policy(reduce::OutlierPolicy::Flag));
+    let keep = reduce_checked(&models, &sizes, all.view(), &policy(reduce::OutlierPolicy::Keep));
+    assert_eq!((flag.flagged.clone(), flag.dropped), (vec![3], false));
+    assert_eq!(flag.model, keep.model);
+    assert_eq!(flag.runs, keep.runs);
 }
