@@ -820,7 +820,7 @@ fn recipe_settings_that_do_not_apply_are_named_with_their_line() {
         ),
         (
             "recipe = \"heterogeneous\"\nexperts_per_machine = 1\n",
-            "`data.experts_per_machine`: M = 2 machines holding 1 of the 3 experts each leave expert 3 out",
+            "`data.experts_per_machine`: with M = 2 and 1 of the 3 experts on each machine, no machine holds expert 3",
         ),
         (
             "recipe = \"mixture\"\n",
@@ -859,6 +859,13 @@ fn the_true_model_is_scored_like_an_estimator_when_listed() {
     assert_eq!(truth.len(), 1, "one truth row per cell and repetition");
     assert_eq!(&truth[0][col("param_mse")], "0");
     assert_eq!(&truth[0][col("transport_to_truth_sum")], "0");
+    // The authors' unit: the divergence summed over the 1,200 test rows instead of averaged.
+    let reduction = rows.iter().find(|r| &r[col("estimator")] == "reduction").unwrap();
+    let (mean, sum) = (
+        reduction[col("transport_to_truth")].parse::<f64>().unwrap(),
+        reduction[col("transport_to_truth_sum")].parse::<f64>().unwrap(),
+    );
+    assert!(mean > 0.0 && (sum - 1200.0 * mean).abs() <= 1e-12 * sum, "{sum} vs 1200 x {mean}");
     let rpe =
         |est: &str| rows.iter().find(|r| &r[col("estimator")] == est).unwrap()[col("rpe")].parse::<f64>().unwrap();
     assert!(rpe("truth") > 0.05, "the noise leaves the true model an RPE well above 0: {}", rpe("truth"));
@@ -870,4 +877,69 @@ fn the_true_model_is_scored_like_an_estimator_when_listed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("`estimators`: \"truth\" needs a true model: synthetic data"), "{stderr}");
+}
+
+#[test]
+fn heterogeneous_data_give_each_machine_rows_of_its_experts_only() {
+    let dir = workdir("heterogeneous");
+    // dmoe simulate writes the machine of every row: machine m holds experts m, m+1 (mod 3).
+    let (data, truth) = (dir.join("h.csv"), dir.join("h.json"));
+    let args = ["simulate", "--k", "3", "--d", "2", "--n", "3000", "--recipe", "heterogeneous", "--machines", "3"];
+    let out = dmoe(
+        &[
+            &args[..],
+            &["--experts-per-machine", "2", "--out", data.to_str().unwrap(), "--truth", truth.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut r = csv::Reader::from_path(&data).unwrap();
+    assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), ["x1", "x2", "y", "z", "machine"]);
+    let mut held = vec![std::collections::BTreeSet::new(); 3];
+    for row in r.records().map(|x| x.unwrap()) {
+        held[row[4].parse::<usize>().unwrap() - 1].insert(row[3].parse::<usize>().unwrap());
+    }
+    assert_eq!(held, [[1, 2].into(), [2, 3].into(), [3, 1].into()], "machines' experts (1-based)");
+    // The partition column is not a feature: the distributed fit on it uses x1, x2 and the truth.
+    let fit = ["fit", "--data", data.to_str().unwrap(), "--target", "y", "--k", "3", "--partition", "machine"];
+    let out = dmoe(&[&fit[..], &["--truth", truth.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A profile does not apply to the benchmark recipe: refused, no file.
+    let refused = dir.join("r.csv");
+    let out = dmoe(&[
+        "simulate",
+        "--k",
+        "5",
+        "--d",
+        "2",
+        "--n",
+        "10",
+        "--profile",
+        "severe",
+        "--out",
+        refused.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--profile: expected only with --recipe profiles or heterogeneous")
+    );
+    assert!(!refused.exists());
+    // A heterogeneous study: every training row on one machine, shards of unequal size.
+    let file = dir.join("s.toml");
+    std::fs::write(
+        &file,
+        "name = \"s\"\nclock = \"model\"\n[data]\nkind = \"synthetic\"\nrecipe = \"heterogeneous\"\nexperts_per_machine = 2\nk = 3\nd = 2\nn = 6000\n[cluster]\nmachines = [3]\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let out = dmoe(&["run", file.to_str().unwrap(), "--quiet", "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("records/cell-0-rep-0.json")).unwrap()).unwrap();
+    let rows: Vec<u64> = record["machines"].as_array().unwrap().iter().map(|m| m["rows"].as_u64().unwrap()).collect();
+    assert_eq!(rows.iter().sum::<u64>(), 4800, "every training row once: {rows:?}");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["data_recipe"], "heterogeneous (balanced, 2 experts per machine)");
 }

@@ -174,7 +174,11 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
     }
     let outputs = Outputs::claim(&a)?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
-    let ds = file.dataset(&a.target, a.features.as_deref()).map_err(|e| e.to_string())?;
+    let features = match (&a.features, &partition) {
+        (None, PartitionSpec::Column(c)) => Some(file.features_except(&a.target, c)),
+        (given, _) => given.clone(),
+    };
+    let ds = file.dataset(&a.target, features.as_deref()).map_err(|e| e.to_string())?;
     if a.features.is_none() && file.has_column(data::TRUTH_COLUMN) {
         let role = if ds.labels.is_some() { "taken as the true component and " } else { "" };
         tell!("note: column `z` is {role}not used as a feature (name it in --features to use it)");

@@ -72,7 +72,7 @@ enum Command {
     /// Measure the model clock's constants on this machine and print them as a [cost_model] table;
     /// --save keeps them for later model-clock runs on this machine.
     Calibrate(CalibrateArgs),
-    /// Draw a data set from a random true MoE (the authors' recipe) and write it as CSV.
+    /// Draw a data set from a random true MoE (one of the authors' recipes, or dmoe's spread recipe) and write it as CSV.
     Simulate(SimulateArgs),
     /// Fit a MoE by EM to a CSV file and write the model as JSON: on one machine, on M machines
     /// reduced to one model (--machines, with a comparison of estimators), or on MPI ranks (--backend mpi).

@@ -33,10 +33,10 @@ pub struct SimulateArgs {
     /// dmoe's `spread` recipe.
     #[arg(long, default_value = "benchmark", value_parser = Recipe::NAMES)]
     recipe: String,
-    /// Component shares of `profiles` and `heterogeneous`: balanced (1/K each), moderate or severe
-    /// (K = 5 only).
-    #[arg(long, default_value = "balanced", value_parser = Profile::NAMES)]
-    profile: String,
+    /// Component shares of `profiles` and `heterogeneous`: balanced (1/K each, the default),
+    /// moderate or severe (K = 5 only).
+    #[arg(long, value_parser = Profile::NAMES)]
+    profile: Option<String>,
     /// With `--recipe heterogeneous`: the machines M of the `machine` column (1..M).
     #[arg(long)]
     machines: Option<usize>,
@@ -96,6 +96,12 @@ pub fn simulate(a: SimulateArgs) -> Result<(), String> {
 /// `heterogeneous` (which needs `--machines`), the unbalanced profiles only with K = 5.
 fn recipe(a: &SimulateArgs) -> Result<Recipe, String> {
     let heterogeneous = a.recipe == "heterogeneous";
+    if a.profile.is_some() && !matches!(a.recipe.as_str(), "profiles" | "heterogeneous") {
+        return Err(format!(
+            "--profile: expected only with --recipe profiles or heterogeneous, got --recipe {}",
+            a.recipe
+        ));
+    }
     if !heterogeneous && (a.machines.is_some() || a.experts_per_machine.is_some()) {
         return Err(format!(
             "--machines and --experts-per-machine: expected only with --recipe heterogeneous, got --recipe {}",
@@ -115,12 +121,12 @@ fn recipe(a: &SimulateArgs) -> Result<Recipe, String> {
         }
         if let Some(c) = sharding::uncovered_expert(m, a.k, per_machine) {
             return Err(format!(
-                "--machines {m} with --experts-per-machine {per_machine} leave expert {} out: use more of either",
+                "--machines {m} with --experts-per-machine {per_machine}: no machine holds expert {}; use more of either",
                 c + 1
             ));
         }
     }
-    let profile = Profile::named(&a.profile).expect("clap checked the name");
+    let profile = a.profile.as_deref().map_or(Profile::Balanced, |p| Profile::named(p).expect("clap checked the name"));
     Ok(Recipe::named(&a.recipe, profile, per_machine).expect("clap checked the name"))
 }
 

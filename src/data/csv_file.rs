@@ -196,6 +196,13 @@ impl CsvFile {
             .collect()
     }
 
+    /// The default features for `target` without the partition column `column` (a column that says
+    /// which machine holds a row describes the cluster, not the data).
+    pub fn features_except(&self, target: &str, column: &str) -> Vec<String> {
+        let features = self.default_features(&ColumnExpr::parse(target));
+        features.into_iter().filter(|f| f.column != column).map(|f| f.label).collect()
+    }
+
     /// Reads the requested columns into an n x len matrix, checking every value.
     pub fn read(&self, columns: &[ColumnExpr]) -> Result<Array2<f64>, DataError> {
         self.read_rows(columns, |_| true)

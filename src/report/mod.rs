@@ -199,6 +199,10 @@ pub fn run_json(checked: &Plan, out: &StudyOutput, meta: &RunMeta) -> serde_json
         "overrides": meta.overrides,
         "dmoe_version": env!("CARGO_PKG_VERSION"),
         "seed": checked.seed,
+        "data_recipe": match &checked.data {
+            crate::study::DataPlan::Synthetic { recipe, .. } => json!(recipe.label()),
+            crate::study::DataPlan::Csv { .. } => serde_json::Value::Null,
+        },
         "d": checked.d,
         "features": checked.features,
         "target": checked.target,

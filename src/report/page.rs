@@ -171,9 +171,17 @@ fn baselines_table(h: &mut String, baselines: &[BaselineSummary]) {
     if baselines.is_empty() {
         return;
     }
+    let truth = if baselines.iter().any(|b| b.name == "truth") {
+        " The row <code>truth</code> is the true model itself: the floor the data leave to any estimator."
+    } else {
+        ""
+    };
+    let _ = write!(
+        h,
+        "<h2 id=\"baselines\">Baselines</h2>\n<p>Other ways to combine the same local models, at the largest M (means over its cells and repetitions).{truth}</p>\n"
+    );
     h.push_str(
-        "<h2 id=\"baselines\">Baselines</h2>\n<p>Other ways to combine the same local models, at the largest M (means over its cells and repetitions).</p>\n\
-         <table id=\"baselines-table\">\n<thead><tr><th class=\"text\">estimator</th><th>test RPE</th>\
+        "<table id=\"baselines-table\">\n<thead><tr><th class=\"text\">estimator</th><th>test RPE</th>\
          <th>loglik gap<br>nats/row</th><th>param MSE</th></tr></thead>\n<tbody>\n",
     );
     for b in baselines {

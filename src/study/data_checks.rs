@@ -97,7 +97,11 @@ fn check_truth(truth: Option<&Path>, k: usize, d: usize, problems: &Problems) {
 fn check_csv(plan: &mut Plan, path: &Path, pending: &Pending, problems: &Problems) -> Option<(usize, CsvFile)> {
     let csv = CsvFile::open(path).map_err(|e| problems.add("data.path", e.to_string())).ok()?;
     let columns = || csv.header().join(", ");
-    let (target, features) = csv.columns(&pending.target, pending.features.as_deref());
+    let defaults = match &plan.partition {
+        PartitionSpec::Column(c) if pending.features.is_none() => Some(csv.features_except(&pending.target, c)),
+        _ => pending.features.clone(),
+    };
+    let (target, features) = csv.columns(&pending.target, defaults.as_deref());
     if !csv.has_column(&target.column) {
         problems.add(
             "data.target",
@@ -213,13 +217,10 @@ fn check_categories(plan: &Plan, values: &[String], problems: &Problems) -> bool
     true
 }
 
-/// Every machine of every cell gets at least as many training rows as the model has free parameters
-/// under the largest swept K (for lognormal shard sizes, in every repetition). Returns whether all
-/// is well.
 /// The heterogeneous recipe: every expert in some machine's window for every M, equal shard sizes
 /// not overridden, and every machine's expected rows (its experts' shares of the training rows,
 /// each expert's rows dealt evenly over the machines that hold it) at least the model's free
-/// parameters.
+/// parameters. Returns whether all is well.
 fn check_expert_windows(plan: &Plan, ns: &[usize], machines: &[usize], problems: &Problems) -> bool {
     let DataPlan::Synthetic { k, recipe: Recipe::Heterogeneous { profile, experts_per_machine: per }, .. } = plan.data
     else {
@@ -237,7 +238,7 @@ fn check_expert_windows(plan: &Plan, ns: &[usize], machines: &[usize], problems:
     for &m in machines {
         if let Some(c) = sharding::uncovered_expert(m, k, per) {
             problems.add("data.experts_per_machine", format!(
-                "M = {m} machines holding {per} of the {k} experts each leave expert {} out: use more experts per machine or more machines",
+                "with M = {m} and {per} of the {k} experts on each machine, no machine holds expert {}: use more experts per machine or more machines",
                 c + 1
             ));
             return false;
@@ -261,6 +262,9 @@ fn check_expert_windows(plan: &Plan, ns: &[usize], machines: &[usize], problems:
     true
 }
 
+/// Every machine of every cell gets at least as many training rows as the model has free parameters
+/// under the largest swept K (for lognormal shard sizes, in every repetition). Returns whether all
+/// is well.
 fn check_shards(plan: &Plan, ns: &[usize], machines: &[usize], problems: &Problems) -> bool {
     let (k, d) = (max_k(plan), plan.d);
     let need = n_free_params(k, d);

@@ -147,7 +147,7 @@ fn resolve_estimators(root: &Section) -> Vec<Estimator> {
             Some(e) if out.contains(&e) => root.problem("estimators", format!("\"{n}\" is listed twice")),
             Some(e) => out.push(e),
             None => {
-                let all: Vec<String> = Estimator::ALL.iter().map(|e| format!("\"{}\"", e.name())).collect();
+                let all: Vec<String> = Estimator::all().map(|e| format!("\"{}\"", e.name())).collect();
                 root.problem("estimators", format!("unknown estimator \"{n}\"; expected some of {}", all.join(", ")));
             }
         }

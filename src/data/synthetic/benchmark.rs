@@ -8,9 +8,7 @@ use rand::seq::SliceRandom;
 use rand_distr::StandardNormal;
 
 use super::{AUTHORS_VARIANCE, GATE_SLOPE_SCALE, TruthError, TruthSpec};
-use crate::numeric::linalg;
 use crate::numeric::model::Moe;
-use crate::numeric::range::RangeError;
 use crate::numeric::rng::Rng;
 
 /// Consecutive experts' slope vectors are redrawn while closer than this (Euclidean norm).
@@ -19,9 +17,10 @@ pub const MIN_SLOPE_DISTANCE: f64 = 2.0;
 /// (15 % to 25 % at K = 5).
 pub const BALANCE_TOLERANCE: f64 = 0.25;
 /// Rows on which the shares of a candidate truth are estimated (mean gate probability).
-pub const BALANCE_ROWS: usize = 20_000;
-/// Candidate truths drawn before giving up on a balanced one.
-pub const BALANCE_ATTEMPTS: usize = 1_000;
+pub const BALANCE_ROWS: usize = 5_000;
+/// Candidate truths drawn at most; when none is balanced (large K, where a random gate rarely is),
+/// the most balanced of them is kept.
+pub const BALANCE_ATTEMPTS: usize = 200;
 
 /// Expert slopes: integers uniform in [-10, 10], each expert's vector redrawn while it is closer than
 /// [`MIN_SLOPE_DISTANCE`] to the previous expert's. Returns K x d.
@@ -53,16 +52,14 @@ pub fn integer_means(k: usize, d: usize, rng: &mut Rng) -> Array2<f64> {
 #[derive(Debug, Clone)]
 pub struct EqualClusters {
     means: Array2<f64>,
-    chol: Array2<f64>,
+    noise: super::ClusterNoise,
 }
 
 impl EqualClusters {
     /// Clusters with the given means (K x d).
     pub fn new(means: Array2<f64>) -> EqualClusters {
-        let d = means.ncols();
-        let sigma = Array2::from_shape_fn((d, d), |(i, j)| 4f64.powi(-(i.abs_diff(j) as i32)));
-        let chol = linalg::cholesky_lower(&sigma, 0.0).expect("4^-|i-j| is positive definite");
-        EqualClusters { means, chol }
+        let noise = super::ClusterNoise::new(means.ncols());
+        EqualClusters { means, noise }
     }
 
     /// n rows: cluster c gets `n / K` rows (the first `n mod K` clusters one more), in shuffled order,
@@ -79,11 +76,7 @@ impl EqualClusters {
         let mut x = Array2::<f64>::zeros((n, d));
         let mut e = vec![0.0; d];
         for (mut row, &c) in x.outer_iter_mut().zip(&cluster) {
-            e.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
-            for j in 0..d {
-                let noise: f64 = (0..=j).map(|m| self.chol[[j, m]] * e[m]).sum();
-                row[j] = self.means[[c, j]] + noise;
-            }
+            self.noise.draw(self.means.row(c), &mut row, &mut e, rng);
         }
         z_score(&mut x);
         (x, cluster)
@@ -108,11 +101,13 @@ fn z_score(x: &mut Array2<f64>) {
 /// The benchmark's true model and covariate clusters: zero intercepts, [`distinct_slopes`], variances
 /// `3 / s^2`, gate intercepts 0 and slopes `0.45 N(0, 1)` (last row 0), cluster means
 /// [`integer_means`]; all redrawn (from the same stream) until every component's share, the mean
-/// true gate probability over [`BALANCE_ROWS`] rows, lies within `(1 +- BALANCE_TOLERANCE) / K`.
+/// true gate probability over [`BALANCE_ROWS`] rows, lies within `(1 +- BALANCE_TOLERANCE) / K`
+/// (15 % to 25 % at K = 5), or, after [`BALANCE_ATTEMPTS`] draws, the one whose largest relative
+/// departure `max_k |K share_k - 1|` is smallest.
 pub fn balanced_truth(spec: &TruthSpec, rng: &mut Rng) -> Result<(Moe, EqualClusters), TruthError> {
     let (k, d) = (spec.k, spec.d);
     let variance = AUTHORS_VARIANCE / (spec.separation * spec.separation);
-    let (low, high) = ((1.0 - BALANCE_TOLERANCE) / k as f64, (1.0 + BALANCE_TOLERANCE) / k as f64);
+    let mut best: Option<(f64, Moe, EqualClusters)> = None;
     for _ in 0..BALANCE_ATTEMPTS {
         let mut experts = Array2::<f64>::zeros((k, d + 1));
         experts.slice_mut(ndarray::s![.., 1..]).assign(&distinct_slopes(k, d, rng));
@@ -124,10 +119,14 @@ pub fn balanced_truth(spec: &TruthSpec, rng: &mut Rng) -> Result<(Moe, EqualClus
         let truth = super::named_truth(gate, experts, Array1::from_elem(k, variance), spec.separation)?;
         let x = clusters.sample(BALANCE_ROWS, rng);
         let shares = truth.log_gate(x.view()).mapv_into(f64::exp).mean_axis(Axis(0)).expect("rows");
-        if shares.iter().all(|&p| (low..=high).contains(&p)) {
+        let departure = shares.iter().map(|&p| (k as f64 * p - 1.0).abs()).fold(0.0, f64::max);
+        if departure <= BALANCE_TOLERANCE {
             return Ok((truth, clusters));
         }
+        if best.as_ref().is_none_or(|(b, _, _)| departure < *b) {
+            best = Some((departure, truth, clusters));
+        }
     }
-    let expected = format!("a K and d for which a balanced truth turns up in {BALANCE_ATTEMPTS} draws");
-    Err(TruthError("k", RangeError { expected, got: format!("K = {k}, d = {d}") }))
+    let (_, truth, clusters) = best.expect("at least one draw");
+    Ok((truth, clusters))
 }

@@ -47,21 +47,48 @@ pub struct TruthSpec {
 #[derive(Debug, Clone)]
 pub struct CovariateMixture {
     means: Array2<f64>,
-    chol: Array2<f64>,
+    noise: ClusterNoise,
     center: Array1<f64>,
     scale: Array1<f64>,
 }
 
-impl CovariateMixture {
-    /// The authors' recipe with cluster means drawn iid N(0, 1) per coordinate.
-    pub fn authors(k: usize, d: usize, rng: &mut Rng) -> CovariateMixture {
-        let means = Array2::from_shape_fn((k, d), |_| rng.sample::<f64, _>(StandardNormal));
+/// The clusters' covariance, `Sigma_ij = 4^-|i-j|` (unit diagonal, correlations shrinking by 4 per
+/// step), held as its lower Cholesky factor L.
+#[derive(Debug, Clone)]
+struct ClusterNoise {
+    chol: Array2<f64>,
+}
+
+impl ClusterNoise {
+    fn new(d: usize) -> ClusterNoise {
         let sigma = Array2::from_shape_fn((d, d), |(i, j)| 4f64.powi(-(i.abs_diff(j) as i32)));
-        let chol = linalg::cholesky_lower(&sigma, 0.0).expect("4^-|i-j| is positive definite");
+        ClusterNoise { chol: linalg::cholesky_lower(&sigma, 0.0).expect("4^-|i-j| is positive definite") }
+    }
+
+    /// Writes `mean + L e`, e ~ N(0, I) drawn from `rng` into `e`, into `row`.
+    fn draw(
+        &self,
+        mean: ndarray::ArrayView1<f64>,
+        row: &mut ndarray::ArrayViewMut1<f64>,
+        e: &mut [f64],
+        rng: &mut Rng,
+    ) {
+        e.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
+        for (j, v) in row.iter_mut().enumerate() {
+            let noise: f64 = (0..=j).map(|m| self.chol[[j, m]] * e[m]).sum();
+            *v = mean[j] + noise;
+        }
+    }
+}
+
+impl CovariateMixture {
+    /// The spread recipe's clusters: means drawn iid N(0, 1) per coordinate.
+    pub fn spread(k: usize, d: usize, rng: &mut Rng) -> CovariateMixture {
+        let means = Array2::from_shape_fn((k, d), |_| rng.sample::<f64, _>(StandardNormal));
         let center = means.mean_axis(ndarray::Axis(0)).expect("k >= 1");
         let spread = means.var_axis(ndarray::Axis(0), 0.0);
         let scale = (&spread + 1.0).mapv(f64::sqrt); // Sigma_jj = 1
-        CovariateMixture { means, chol, center, scale }
+        CovariateMixture { means, noise: ClusterNoise::new(d), center, scale }
     }
 
     /// n standardised covariate rows.
@@ -71,10 +98,9 @@ impl CovariateMixture {
         let mut e = vec![0.0; d];
         for mut row in x.outer_iter_mut() {
             let c = rng.random_range(0..k);
-            e.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
-            for j in 0..d {
-                let noise: f64 = (0..=j).map(|m| self.chol[[j, m]] * e[m]).sum();
-                row[j] = (self.means[[c, j]] + noise - self.center[j]) / self.scale[j];
+            self.noise.draw(self.means.row(c), &mut row, &mut e, rng);
+            for ((v, m), s) in row.iter_mut().zip(&self.center).zip(&self.scale) {
+                *v = (*v - m) / s;
             }
         }
         x
@@ -222,7 +248,7 @@ impl Simulator {
     /// A simulator for a given true model with the spread recipe's covariate clusters, drawn from
     /// the stream `(seed, 1)`.
     pub fn from_truth(truth: Moe, seed: u64) -> Simulator {
-        let covariates = CovariateMixture::authors(truth.k(), truth.d(), &mut rng::stream(seed, &[1]));
+        let covariates = CovariateMixture::spread(truth.k(), truth.d(), &mut rng::stream(seed, &[1]));
         Simulator { truth, covariates: Covariates::Spread(covariates) }
     }
 

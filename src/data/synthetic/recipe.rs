@@ -34,13 +34,16 @@ impl Recipe {
     /// The recipes' names, as scenarios and `dmoe simulate --recipe` spell them.
     pub const NAMES: [&'static str; 4] = ["benchmark", "profiles", "heterogeneous", "spread"];
 
-    /// The name of this recipe.
-    pub fn name(&self) -> &'static str {
+    /// The recipe with its settings, as run.json records it: `benchmark`, `profiles (moderate)`,
+    /// `heterogeneous (balanced, 3 experts per machine)`, `spread`.
+    pub fn label(&self) -> String {
         match self {
-            Recipe::Benchmark => "benchmark",
-            Recipe::Profiles { .. } => "profiles",
-            Recipe::Heterogeneous { .. } => "heterogeneous",
-            Recipe::Spread => "spread",
+            Recipe::Benchmark => "benchmark".into(),
+            Recipe::Profiles { profile } => format!("profiles ({})", profile.name()),
+            Recipe::Heterogeneous { profile, experts_per_machine } => {
+                format!("heterogeneous ({}, {experts_per_machine} experts per machine)", profile.name())
+            }
+            Recipe::Spread => "spread".into(),
         }
     }
 
@@ -54,14 +57,6 @@ impl Recipe {
             "spread" => Recipe::Spread,
             _ => return None,
         })
-    }
-
-    /// The component shares of the profile, for the recipes that draw z first.
-    pub fn profile(&self) -> Option<Profile> {
-        match self {
-            Recipe::Profiles { profile } | Recipe::Heterogeneous { profile, .. } => Some(*profile),
-            Recipe::Benchmark | Recipe::Spread => None,
-        }
     }
 
     /// K_m, for the heterogeneous recipe.
