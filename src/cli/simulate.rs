@@ -96,7 +96,7 @@ pub fn simulate(a: SimulateArgs) -> Result<(), String> {
 /// `heterogeneous` (which needs `--machines`), the unbalanced profiles only with K = 5.
 fn recipe(a: &SimulateArgs) -> Result<Recipe, String> {
     let heterogeneous = a.recipe == "heterogeneous";
-    if a.profile.is_some() && !matches!(a.recipe.as_str(), "profiles" | "heterogeneous") {
+    if a.profile.is_some() && !Recipe::takes_profile(&a.recipe) {
         return Err(format!(
             "--profile: expected only with --recipe profiles or heterogeneous, got --recipe {}",
             a.recipe

@@ -105,13 +105,20 @@ pub fn expert_window(m: usize, machines: usize, k: usize, per_machine: usize) ->
     (0..per_machine.min(k)).map(|j| (first + j) % k).collect()
 }
 
+/// For every expert, the machines whose [`expert_window`] holds it (in increasing order).
+pub fn expert_holders(machines: usize, k: usize, per_machine: usize) -> Vec<Vec<usize>> {
+    let mut holders: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for m in 0..machines {
+        for c in expert_window(m, machines, k, per_machine) {
+            holders[c].push(m);
+        }
+    }
+    holders
+}
+
 /// The first expert that no machine's window holds, if any.
 pub fn uncovered_expert(machines: usize, k: usize, per_machine: usize) -> Option<usize> {
-    let mut held = vec![false; k];
-    for m in 0..machines {
-        expert_window(m, machines, k, per_machine).into_iter().for_each(|c| held[c] = true);
-    }
-    held.iter().position(|&h| !h)
+    expert_holders(machines, k, per_machine).iter().position(Vec::is_empty)
 }
 
 /// Shards of the heterogeneous recipe: the rows of true component c (in order) are dealt in turn to
@@ -124,12 +131,7 @@ pub fn by_expert_windows(
     machines: usize,
     per_machine: usize,
 ) -> (Vec<usize>, Vec<Range<usize>>) {
-    let mut holders: Vec<Vec<usize>> = vec![Vec::new(); k];
-    for m in 0..machines {
-        for c in expert_window(m, machines, k, per_machine) {
-            holders[c].push(m);
-        }
-    }
+    let holders = expert_holders(machines, k, per_machine);
     assert!(holders.iter().all(|h| !h.is_empty()), "every expert is in some window");
     let mut turn = vec![0usize; k];
     let mut rows: Vec<Vec<usize>> = vec![Vec::new(); machines];

@@ -222,9 +222,13 @@ struct RunLog {
 impl RunLog {
     /// Adds a run: its plans (its start's and one per iteration) are its work.
     fn record(&mut self, init: Init, large: &LargeModel, run: &MmRun) {
-        let plans = run.trace.len() as u64;
-        self.work += (large.n_support() * large.n_experts()) as u64 * plans;
+        self.plans(large, run.trace.len());
         self.runs.push((init, run.trace.clone()));
+    }
+
+    /// Adds the work of `count` plans on `large`.
+    fn plans(&mut self, large: &LargeModel, count: usize) {
+        self.work += (large.n_support() * large.n_experts() * count) as u64;
     }
 }
 
@@ -265,9 +269,8 @@ pub fn reduce(
     let ((model, objective_trace), init) = if dropped {
         let keep: Vec<usize> = (0..locals.len()).filter(|m| !flagged.contains(m)).collect();
         let kept: Vec<&Moe> = keep.iter().map(|&m| locals[m]).collect();
-        if first_plan.is_some() {
-            log.work += (pool.full.n_support() * pool.full.n_experts()) as u64; // the screening's plan
-        }
+        // The screening's plan on every point, which no refinement on this pool will use.
+        log.plans(&pool.full, usize::from(first_plan.is_some()));
         let sub = Pool::new(pool.full.keeping(&keep));
         let warm = mm(sub.for_starts(), run.coef, run.variances, settings.max_iter, settings.tol);
         log.record(init, sub.for_starts(), &warm);

@@ -243,13 +243,14 @@ fn check_expert_windows(plan: &Plan, ns: &[usize], machines: &[usize], problems:
             ));
             return false;
         }
-        let windows: Vec<Vec<usize>> = (0..m).map(|i| sharding::expert_window(i, m, k, per)).collect();
-        let holders = |c: usize| windows.iter().filter(|w| w.contains(&c)).count() as f64;
+        let holders = sharding::expert_holders(m, k, per);
         for &n in ns {
             let train = (n - plan.n_test(n)) as f64;
-            let smallest = windows
-                .iter()
-                .map(|w| w.iter().map(|&c| train * shares[c] / holders(c)).sum::<f64>())
+            let smallest = (0..m)
+                .map(|i| {
+                    let window = sharding::expert_window(i, m, k, per);
+                    window.iter().map(|&c| train * shares[c] / holders[c].len() as f64).sum::<f64>()
+                })
                 .fold(f64::INFINITY, f64::min);
             if smallest < need as f64 {
                 problems.add("cluster.machines", format!(

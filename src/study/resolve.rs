@@ -212,7 +212,7 @@ fn resolve_data(data: &Section, dir: &Path) -> (DataPlan, Pending, f64) {
 /// not, or where a given `truth` would contradict the recipe's own gate).
 fn resolve_recipe(data: &Section, k: usize, truth_given: bool) -> Recipe {
     let name = data.choice("recipe", &Recipe::NAMES).unwrap_or(Recipe::NAMES[0]);
-    let by_profile = matches!(name, "profiles" | "heterogeneous");
+    let by_profile = Recipe::takes_profile(name);
     let only = |key: &str, recipes: &str| {
         if data.raw(key).is_some() {
             data.problem(key, format!("applies only with recipe = {recipes}, not with recipe = \"{name}\""));

@@ -59,6 +59,11 @@ impl Recipe {
         })
     }
 
+    /// Whether the recipe called `name` draws z first with a profile's shares (and so takes a profile).
+    pub fn takes_profile(name: &str) -> bool {
+        matches!(name, "profiles" | "heterogeneous")
+    }
+
     /// K_m, for the heterogeneous recipe.
     pub fn experts_per_machine(&self) -> Option<usize> {
         match self {
