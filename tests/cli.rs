@@ -482,6 +482,36 @@ fn fit_on_machines_compares_every_estimator() {
     assert_eq!(dmoe::numeric::model::Moe::load(&global).unwrap().k(), 2);
 }
 
+/// `--protocol refine`: the reduction, then --rounds iterations of exact EM over the machines; the
+/// refined model goes to --out and gets its own row. The flags need --machines and a round.
+#[test]
+fn fit_on_machines_refines_the_reduction_by_rounds_of_em() {
+    let dir = workdir("refine");
+    let (data, refined) = (dir.join("d.csv"), dir.join("r.json"));
+    let out = dmoe(&["simulate", "--k", "3", "--d", "2", "--n", "6000", "--seed", "4", "--out", s(&data)]);
+    assert!(out.status.success());
+    let args = ["fit", "--data", s(&data), "--target", "y", "--k", "3", "--machines", "6", "--support", "300"];
+    let out = dmoe(
+        &[&args[..], &["--protocol", "refine", "--rounds", "4", "--outliers", "keep", "--out", s(&refined)]].concat(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("refinement: 4 EM iterations over the machines in "), "{stdout}");
+    let table: Vec<&str> = stdout.lines().skip_while(|l| !l.contains("gap closed")).skip(1).take(5).collect();
+    assert_eq!(
+        table.iter().map(|l| l.split_whitespace().next().unwrap()).collect::<Vec<_>>(),
+        ["0", "1", "2", "3", "4"]
+    );
+    let line = stdout.lines().find(|l| l.starts_with("refine ")).unwrap_or_else(|| panic!("no refine row: {stdout}"));
+    assert!(!line.contains("NaN"), "{line}");
+    assert_eq!(dmoe::numeric::model::Moe::load(&refined).unwrap().k(), 3);
+    assert!(stdout.contains("refined model written to"), "{stdout}");
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "3", "--protocol", "refine"]);
+    assert_user_error(&out, "--protocol applies to a distributed fit: add --machines M");
+    let out = dmoe(&[&args[..], &["--protocol", "refine", "--rounds", "0"]].concat());
+    assert_user_error(&out, "--rounds: expected");
+}
+
 fn category_csv(dir: &std::path::Path) -> PathBuf {
     let path = dir.join("cat.csv");
     let mut csv = String::from("x1,grade,y\n");

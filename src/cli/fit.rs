@@ -11,7 +11,7 @@ use crate::distributed::pipeline::{self, InProcessFit, InProcessSettings, Scored
 use crate::numeric::em::{self, EmSettings};
 use crate::numeric::information;
 use crate::numeric::model::Moe;
-use crate::numeric::range::MAX_THREADS;
+use crate::numeric::range::{MAX_ITERATIONS, MAX_THREADS, within};
 use crate::reduce::{OutlierPolicy, ReductionSettings};
 use clap::Args;
 use std::path::PathBuf;
@@ -106,6 +106,25 @@ pub struct FitArgs {
     /// to the truth to the comparison.
     #[arg(long)]
     truth: Option<PathBuf>,
+    /// With --machines: how the machines' work is combined. `one-shot` (the paper: one reduction of
+    /// the local fits) or `refine` (the reduction, then --rounds iterations of exact EM over the
+    /// machines started from it: each round the machines send their E-step's sufficient statistics
+    /// and the server takes the M-step). With `refine`, --out gets the refined model.
+    #[arg(long, value_enum, default_value_t = Protocol::OneShot)]
+    protocol: Protocol,
+    /// With --protocol refine: EM iterations over the machines (each one round, plus one per step
+    /// halving of the gate).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+/// How `fit --machines` combines the machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Protocol {
+    /// One reduction of the local fits.
+    OneShot,
+    /// The reduction, then rounds of exact EM over the machines.
+    Refine,
 }
 
 impl FitArgs {
@@ -166,11 +185,15 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
             ("--outliers", a.outliers.is_some()),
             ("--test-fraction", a.test_fraction.is_some()),
         ];
+        let given = [given.as_slice(), &[("--protocol", a.protocol != Protocol::OneShot)]].concat();
         if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
             return Err(format!("{flag} applies to a distributed fit: add --machines M (or drop {flag})"));
         }
     } else if a.threads.is_some() {
         return Err("--threads applies to a fit on one machine: a distributed fit (--machines) fits each machine on one thread; drop --threads".into());
+    }
+    if a.protocol == Protocol::Refine {
+        within(a.rounds, 1, MAX_ITERATIONS).map_err(|e| format!("--rounds: {e}"))?;
     }
     let outputs = Outputs::claim(&a)?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
@@ -347,12 +370,15 @@ fn fit_distributed(
         }
     }
     // Files first, so that a closed stdout (`| head`) cannot lose them.
-    outputs.write(&fit.reduction.model, Some(&fit.global.model))?;
+    let model = fit.refinement.as_ref().map_or(&fit.reduction.model, |r| r.models.last().expect("the start"));
+    outputs.write(model, Some(&fit.global.model))?;
     print_local_fits(&fit, &settings.partition_name);
     print_reduction(&fit, settings.reduction.outliers);
+    print_refinement(&fit, ds);
     print_times(&fit);
     print_scores(&fit.scores);
-    for (what, path) in [("reduced", &a.out), ("global", &a.global_out)] {
+    let what = if fit.refinement.is_some() { "refined" } else { "reduced" };
+    for (what, path) in [(what, &a.out), ("global", &a.global_out)] {
         if let Some(p) = path {
             say!("{what} model written to {}", p.display());
         }
@@ -382,6 +408,10 @@ fn in_process_settings(
         test_fraction: a.test_fraction(),
         seed: a.seed,
         truth: None,
+        refine_rounds: match a.protocol {
+            Protocol::OneShot => 0,
+            Protocol::Refine => a.rounds,
+        },
     };
     settings.validate().map_err(|e| e.to_string())?;
     settings.truth = a.truth.as_deref().map(Moe::load).transpose().map_err(|e| e.to_string())?;
@@ -440,6 +470,29 @@ fn print_reduction(fit: &InProcessFit, outliers: OutlierPolicy) {
             flagged.iter().map(|&i| format!("{:.3}", reduction.scores[i])).collect::<Vec<_>>().join(", "),
             if reduction.dropped { "left out of the reduced model" } else { "kept (--outliers flag)" }
         ),
+    }
+}
+
+/// With `--protocol refine`: the test log-likelihood per row after each round, and the share of the
+/// one-shot reduction's gap to the global fit that it closed, `(L_r - L_0) / (L_global - L_0)`.
+fn print_refinement(fit: &InProcessFit, ds: &data::Dataset) {
+    let Some(r) = &fit.refinement else { return };
+    let x = ds.x.select(ndarray::Axis(0), &fit.test_rows);
+    let y = ds.y.select(ndarray::Axis(0), &fit.test_rows);
+    let per_row = |m: &Moe| m.loglik(x.view(), y.view()) / y.len() as f64;
+    let (start, global) = (per_row(&r.models[0]), per_row(&fit.global.model));
+    say!(
+        "refinement: {} EM iterations over the machines in {} rounds, CPU {:.3} s (slowest machine per round + server)",
+        r.models.len() - 1,
+        r.rounds,
+        r.seconds
+    );
+    say!("  round   test log-lik/row   - global    gap closed");
+    for (t, m) in r.models.iter().enumerate() {
+        let l = per_row(m);
+        let closed =
+            if global > start { format!("{:>9.1} %", 100.0 * (l - start) / (global - start)) } else { "-".into() };
+        say!("  {t:>5}   {l:>16.5}   {:>8.5}   {closed}", l - global);
     }
 }
 

@@ -14,6 +14,7 @@ use super::{Baseline, Estimate, LocalFitError, LocalReport, Scores};
 use crate::data::Dataset;
 use crate::data::sharding::{self, Partition, ShardedData};
 use crate::numeric::cputime::thread_cpu_seconds;
+use crate::numeric::em::over_machines::{Moments, Next, Server, Shard};
 use crate::numeric::em::{self, EmError, EmSettings, FittedMoe};
 use crate::numeric::model::{self, Moe};
 use crate::numeric::range::{Range, RangeError, at_least};
@@ -40,6 +41,9 @@ pub struct InProcessSettings {
     pub seed: u64,
     /// The true model, when known: adds parameter MSE and transport divergence to the scores.
     pub truth: Option<Moe>,
+    /// Rounds of exact EM over the machines started from the reduced model (`refine`); 0: the
+    /// one-shot reduction alone.
+    pub refine_rounds: usize,
 }
 
 /// Why an in-process distributed fit could not run.
@@ -76,6 +80,9 @@ pub enum PipelineError {
     /// The global fit failed.
     #[error("global fit: {0}")]
     GlobalFit(EmError),
+    /// EM over the machines from the reduced model failed.
+    #[error("refinement (EM over the machines): {0}")]
+    Refine(EmError),
 }
 
 impl PipelineError {
@@ -85,6 +92,7 @@ impl PipelineError {
             self,
             PipelineError::LocalFit(_)
                 | PipelineError::GlobalFit(_)
+                | PipelineError::Refine(_)
                 | PipelineError::Reduction(ReductionError::NotFinite(_))
         )
     }
@@ -118,8 +126,23 @@ pub struct InProcessFit {
     pub reduce_cpu_seconds: f64,
     /// EM on every training row.
     pub global: FittedMoe,
-    /// The reduced model, every baseline, then the global fit, scored on the test rows.
+    /// Exact EM over the machines from the reduced model, when `refine_rounds > 0`.
+    pub refinement: Option<Refinement>,
+    /// The reduced model, every baseline, the refined model, then the global fit, scored on the
+    /// test rows.
     pub scores: Vec<ScoredEstimator>,
+}
+
+/// The `refine` protocol's rounds: exact EM over the machines (`em::over_machines`) from the reduced
+/// model, one iteration per round (plus a round per step halving and one for the start's E-step).
+#[derive(Debug, Clone)]
+pub struct Refinement {
+    /// The model after each iteration (index 0: the reduced model, re-expressed).
+    pub models: Vec<Moe>,
+    /// Rounds taken, the start's E-step and the standardisation's round included.
+    pub rounds: usize,
+    /// Thread CPU seconds: per round, the slowest machine's answer plus the server's step, summed.
+    pub seconds: f64,
 }
 
 impl InProcessFit {
@@ -170,6 +193,10 @@ pub fn fit_in_process(data: &Dataset, settings: &InProcessSettings) -> Result<In
     let t0 = thread_cpu_seconds();
     let reduction = super::aggregate(&reports, &settings.reduction)?;
     let reduce_cpu_seconds = thread_cpu_seconds() - t0;
+    let refinement = match settings.refine_rounds {
+        0 => None,
+        rounds => Some(refine(data, &sharded, &reduction.model, rounds, &settings.em)?),
+    };
     let global = em::fit(sharded.x.view(), sharded.y.view(), &data.features, &data.target, &settings.em)
         .map_err(PipelineError::GlobalFit)?;
     let mut fit = InProcessFit {
@@ -180,10 +207,57 @@ pub fn fit_in_process(data: &Dataset, settings: &InProcessSettings) -> Result<In
         reduction,
         reduce_cpu_seconds,
         global,
+        refinement,
         scores: Vec::new(),
     };
     fit.scores = score_estimators(data, &fit, settings.truth.as_ref());
     Ok(fit)
+}
+
+/// `rounds` iterations of exact EM over the machines of `sharded` from `start` (no tolerance: every
+/// round is taken unless a step is not finite), timed per round by the slowest machine.
+fn refine(
+    data: &Dataset,
+    sharded: &ShardedData,
+    start: &Moe,
+    rounds: usize,
+    em_settings: &EmSettings,
+) -> Result<Refinement, PipelineError> {
+    let machines = 0..sharded.shards.len();
+    let timed = |f: &mut dyn FnMut()| {
+        let t0 = thread_cpu_seconds();
+        f();
+        thread_cpu_seconds() - t0
+    };
+    let mut seconds = 0.0;
+    let mut moments = Vec::new();
+    seconds += machines
+        .clone()
+        .map(|m| timed(&mut || moments.push(Moments::of(sharded.shard_x(m), sharded.shard_y(m)))))
+        .fold(0.0, f64::max);
+    let mut scaling = None;
+    seconds +=
+        timed(&mut || scaling = Some(Moments::combine(&moments).scaling(&data.features, &data.target, start.k())));
+    let scaling = scaling.expect("computed").map_err(PipelineError::Refine)?;
+    let mut shards: Vec<Shard> =
+        machines.map(|m| Shard::new(sharded.shard_x(m), sharded.shard_y(m), &scaling)).collect();
+    let settings = EmSettings { max_iter: rounds, tol: 0.0, ..em_settings.clone() };
+    let (mut server, mut request) = Server::new(start, scaling, &settings);
+    let mut models = vec![server.model().map_err(PipelineError::Refine)?];
+    loop {
+        let mut answers = Vec::with_capacity(shards.len());
+        seconds += shards.iter_mut().map(|s| timed(&mut || answers.push(s.answer(&request)))).fold(0.0, f64::max);
+        let mut next = Next::Done;
+        seconds += timed(&mut || next = server.receive(std::mem::take(&mut answers)));
+        if server.iterations() == models.len() {
+            models.push(server.model().map_err(PipelineError::Refine)?);
+        }
+        match next {
+            Next::Ask(r) => request = r,
+            Next::Done => break,
+        }
+    }
+    Ok(Refinement { models, rounds: server.rounds() + 1, seconds })
 }
 
 /// The checks of [`check`], then the train/test split: `(training rows, test rows)`.
@@ -259,6 +333,10 @@ fn score_estimators(data: &Dataset, fit: &InProcessFit, truth: Option<&Moe>) -> 
         vec![("reduction", reduced, Some(fit.distributed_seconds()))];
     let baselines = super::baselines(&fit.reports, &fit.reduction, &Baseline::ALL);
     rows.extend(baselines.into_iter().map(|(name, e)| (name, e, None)));
+    if let Some(r) = &fit.refinement {
+        let model = r.models.last().expect("the start at least").clone();
+        rows.push(("refine", Estimate::Moe(Box::new(model)), Some(fit.distributed_seconds() + r.seconds)));
+    }
     let global = Estimate::Moe(Box::new(fit.global.model.clone()));
     rows.push(("global", global, Some(fit.global.summary.cpu_seconds)));
     rows.into_iter()

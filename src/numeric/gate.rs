@@ -7,7 +7,7 @@
 //!
 //! Variant chosen: Newton steps with the exact Hessian (or, in EM on many rows, the Hessian of a
 //! fixed subset of rows: `Curvature`) and step halving. In EM we take **one** Newton
-//! step per iteration (a generalised EM: the halving guarantees `Q` does not decrease, so the
+//! step per iteration (a generalised EM: the halving keeps `Q` from decreasing beyond round-off, `ACCEPT_SLACK`, so the
 //! likelihood stays monotone), because near convergence one Newton step already lands very close to
 //! the gate's maximiser, and a full inner solve would pay the Hessian (the dominant cost,
 //! (K-1)K/2 weighted Gram matrices) several times per iteration for no gain in the outer rate. The
@@ -23,7 +23,7 @@ use crate::numeric::model::log_softmax_rows;
 /// Relative ridge added to the negated Hessian before its Cholesky solve.
 const NEWTON_RIDGE: f64 = 1e-10;
 /// Largest number of halvings tried before a Newton step is given up (the gate is then kept).
-const MAX_HALVINGS: usize = 30;
+pub const MAX_HALVINGS: usize = 30;
 
 /// Gate probabilities of every row, in both forms EM needs.
 #[derive(Debug, Clone)]
@@ -93,19 +93,19 @@ pub fn gradient(xt: ArrayView2<f64>, targets: ArrayView2<f64>, pi: ArrayView2<f6
 }
 
 /// [`gradient`] summed block by block (`blocks`), on up to `threads` threads.
-fn gradient_on(xt: ArrayView2<f64>, targets: ArrayView2<f64>, pi: ArrayView2<f64>, threads: usize) -> Array1<f64> {
+pub fn gradient_on(xt: ArrayView2<f64>, targets: ArrayView2<f64>, pi: ArrayView2<f64>, threads: usize) -> Array1<f64> {
     blocks::sum(blocks::map(xt.nrows(), threads, |r| {
         gradient(xt.slice(s![r.clone(), ..]), targets.slice(s![r.clone(), ..]), pi.slice(s![r, ..]))
     }))
 }
 
 /// [`hessian`] summed block by block.
-fn hessian_on(xt: ArrayView2<f64>, pi: ArrayView2<f64>, threads: usize) -> Array2<f64> {
+pub fn hessian_on(xt: ArrayView2<f64>, pi: ArrayView2<f64>, threads: usize) -> Array2<f64> {
     blocks::sum(blocks::map(xt.nrows(), threads, |r| hessian(xt.slice(s![r.clone(), ..]), pi.slice(s![r, ..]))))
 }
 
 /// [`objective_from_log_probs`] summed block by block.
-fn objective_on(targets: ArrayView2<f64>, log_pi: ArrayView2<f64>, threads: usize) -> f64 {
+pub fn objective_on(targets: ArrayView2<f64>, log_pi: ArrayView2<f64>, threads: usize) -> f64 {
     let parts = blocks::map(targets.nrows(), threads, |r| {
         objective_from_log_probs(targets.slice(s![r.clone(), ..]), log_pi.slice(s![r, ..]))
     });
@@ -134,6 +134,37 @@ pub fn hessian(xt: ArrayView2<f64>, pi: ArrayView2<f64>) -> Array2<f64> {
     h
 }
 
+/// Relative slack of the step halving's test: a step is taken when its `Q` is finite and at least
+/// `Q0 - ACCEPT_SLACK |Q0|`. Near the maximum a Newton step's true gain is far below the rounding of
+/// a sum over rows (about 1e-16 |Q0| per addition), so a strict test would take or halve it at
+/// random, and two computations that add the same terms in another order (EM over machines sums per
+/// machine) would part there; with the slack both take it. `Q` then decreases by at most 1e-12
+/// relative, far inside the round-off allowed to the log-likelihood's monotonicity.
+pub const ACCEPT_SLACK: f64 = 1e-12;
+
+/// Whether a candidate gate with objective `q` passes the step halving's test against `q0`.
+pub fn accepts(q: f64, q0: f64) -> bool {
+    q.is_finite() && q >= q0 - ACCEPT_SLACK * q0.abs()
+}
+
+/// The Newton direction `delta = (-H)^-1 g` (ridged Cholesky), or `None` when `-H` is not positive
+/// definite even with the ridge.
+pub fn newton_direction(neg_h: &Array2<f64>, g: &Array1<f64>) -> Option<Array1<f64>> {
+    spd_solve(neg_h, g.view(), NEWTON_RIDGE)
+}
+
+/// `gate + step * delta` on the K-1 free rows (`delta` stacked row after row, as [`gradient`]).
+pub fn stepped(gate: &Array2<f64>, delta: &Array1<f64>, step: f64) -> Array2<f64> {
+    let (k, p) = gate.dim();
+    let mut cand = gate.clone();
+    for r in 0..k - 1 {
+        for c in 0..p {
+            cand[[r, c]] += step * delta[r * p + c];
+        }
+    }
+    cand
+}
+
 /// Where a Newton step takes its curvature. The gradient is always computed on every row.
 #[derive(Debug, Clone, Copy)]
 pub enum Curvature<'a> {
@@ -160,7 +191,7 @@ pub fn newton_step(
     curvature: Curvature,
     threads: usize,
 ) -> (Array2<f64>, f64, Probs) {
-    let (k, p) = gate.dim();
+    let k = gate.nrows();
     let q0 = objective_on(targets, at.log_pi.view(), threads);
     if k < 2 {
         return (gate.clone(), q0, at);
@@ -172,20 +203,15 @@ pub fn newton_step(
             hessian_on(sub, at.pi.select(Axis(0), rows).view(), threads) * (-(xt.nrows() as f64) / rows.len() as f64)
         }
     };
-    let Some(delta) = spd_solve(&neg_h, g.view(), NEWTON_RIDGE) else {
+    let Some(delta) = newton_direction(&neg_h, &g) else {
         return (gate.clone(), q0, at);
     };
     let mut step = 1.0;
     for _ in 0..MAX_HALVINGS {
-        let mut cand = gate.clone();
-        for r in 0..k - 1 {
-            for c in 0..p {
-                cand[[r, c]] += step * delta[r * p + c];
-            }
-        }
+        let cand = stepped(gate, &delta, step);
         let next = probs_on(xt, &cand, threads);
         let q = objective_on(targets, next.log_pi.view(), threads);
-        if q.is_finite() && q >= q0 {
+        if accepts(q, q0) {
             return (cand, q, next);
         }
         step *= 0.5;

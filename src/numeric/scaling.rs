@@ -51,6 +51,21 @@ impl ColumnScaling {
         }
         out
     }
+
+    /// The inverse of [`ColumnScaling::coefficients_to_raw`]: standardised-scale coefficients from raw
+    /// ones `c`, slope `c_j sd_j / mul`, intercept `(c_0 - add + sum_j c_j mean_j) / mul`.
+    pub fn coefficients_from_raw(&self, c: &Array2<f64>, mul: f64, add: f64) -> Array2<f64> {
+        let mut out = c.clone();
+        for (mut row, src) in out.outer_iter_mut().zip(c.outer_iter()) {
+            let mut intercept = src[0] - add;
+            for j in 0..self.sd.len() {
+                row[j + 1] = src[j + 1] * self.sd[j] / mul;
+                intercept += src[j + 1] * self.mean[j];
+            }
+            row[0] = intercept / mul;
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -69,6 +84,10 @@ mod tests {
             let std_val = 7.0 + 3.0 * (c[[0, 0]] + c[[0, 1]] * xs[[i, 0]] + c[[0, 2]] * xs[[i, 1]]);
             let raw_val = raw[[0, 0]] + raw[[0, 1]] * x[[i, 0]] + raw[[0, 2]] * x[[i, 1]];
             assert!((std_val - raw_val).abs() < 1e-12);
+        }
+        let back = s.coefficients_from_raw(&raw, 3.0, 7.0);
+        for (a, b) in back.iter().zip(c.iter()) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         }
     }
 }

@@ -25,6 +25,8 @@ use crate::numeric::scaling::ColumnScaling;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 use std::cell::Cell;
 
+pub mod over_machines;
+
 /// Relative ridge on the experts' weighted Gram matrices (keeps an almost empty expert solvable).
 const EXPERT_RIDGE: f64 = 1e-10;
 /// Lloyd iterations used by the k-means starts.
@@ -177,11 +179,14 @@ impl FittedMoe {
 }
 
 /// Parameters on the standardised scale (the design has an intercept column).
-#[derive(Debug, Clone)]
-struct Params {
-    gate: Array2<f64>,
-    experts: Array2<f64>,
-    variances: Array1<f64>,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Gate coefficients, K x (d+1), last row 0.
+    pub gate: Array2<f64>,
+    /// Expert coefficients, K x (d+1).
+    pub experts: Array2<f64>,
+    /// Expert variances, K.
+    pub variances: Array1<f64>,
 }
 
 /// The posterior and gate probabilities at the current parameters.
@@ -192,7 +197,8 @@ struct EStep {
 }
 
 /// z-scoring of x and y, kept to map parameters back to the raw scale.
-struct Scaling {
+#[derive(Debug, Clone)]
+pub struct Scaling {
     x: ColumnScaling,
     y_mean: f64,
     y_sd: f64,
@@ -520,27 +526,12 @@ fn update_experts(
     let rows = |r: &std::ops::Range<usize>| {
         (xt.slice(s![r.clone(), ..]), y.slice(s![r.clone()]), tau.slice(s![r.clone(), ..]))
     };
-    // Per block: the K Gram matrices side by side (p x K p), X' (tau * y) (p x K) and sum tau (1 x K).
     let sums = blocks::map(y.len(), threads, |r| {
         let (xb, yb, tb) = rows(&r);
-        let grams = weighted_grams(xb, tb);
-        let views: Vec<_> = grams.iter().map(|g| g.view()).collect();
-        let ty = &tb * &yb.insert_axis(Axis(1));
-        (ndarray::concatenate(Axis(1), &views).expect("p x p each"), xb.t().dot(&ty), tb.sum_axis(Axis(0)))
+        ExpertSums::of(xb, yb, tb)
     });
-    let (grams, rest): (Vec<_>, Vec<_>) = sums.into_iter().map(|(g, r, n)| (g, (r, n))).unzip();
-    let (rhs, nk): (Vec<_>, Vec<_>) = rest.into_iter().unzip();
-    let (grams, rhs, nk) = (blocks::sum(grams), blocks::sum(rhs), blocks::sum(nk));
-    let pp = xt.ncols();
-    for k in 0..k_n {
-        if nk[k] <= 1e-12 {
-            continue;
-        }
-        let g = grams.slice(s![.., k * pp..(k + 1) * pp]).to_owned();
-        if let Some(b) = spd_solve(&g, rhs.column(k), EXPERT_RIDGE) {
-            p.experts.row_mut(k).assign(&b);
-        }
-    }
+    let sums = ExpertSums::total(sums);
+    sums.solve(&mut p.experts);
     let experts = &p.experts;
     let ss = blocks::map(y.len(), threads, |r| {
         let (xb, yb, tb) = rows(&r);
@@ -553,10 +544,76 @@ fn update_experts(
         }
         ss
     });
-    let ss = blocks::sum(ss);
-    for k in 0..k_n {
-        if nk[k] > 1e-12 {
-            p.variances[k] = (ss[k] / nk[k]).max(floor);
+    sums.update_variances(&blocks::sum(ss), &mut p.variances, floor);
+}
+
+/// The sums over rows that the experts' M-step needs, for weights `tau`: the K weighted Gram
+/// matrices `G_k = sum_i tau_ik xt_i xt_i'` side by side (p x K p), `r_k = sum_i tau_ik y_i xt_i`
+/// (p x K) and `n_k = sum_i tau_ik` (K). Sums over row blocks, or over machines, add up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpertSums {
+    /// `[G_1 .. G_K]`, p x K p.
+    pub grams: Array2<f64>,
+    /// `[r_1 .. r_K]`, p x K.
+    pub rhs: Array2<f64>,
+    /// `n_k`, K.
+    pub nk: Array1<f64>,
+}
+
+impl ExpertSums {
+    /// The sums over the rows `xt` (with intercept), `y`, weights `tau`.
+    pub fn of(xt: ArrayView2<f64>, y: ArrayView1<f64>, tau: ArrayView2<f64>) -> ExpertSums {
+        let grams = weighted_grams(xt, tau);
+        let views: Vec<_> = grams.iter().map(|g| g.view()).collect();
+        let ty = &tau * &y.insert_axis(Axis(1));
+        ExpertSums {
+            grams: ndarray::concatenate(Axis(1), &views).expect("p x p each"),
+            rhs: xt.t().dot(&ty),
+            nk: tau.sum_axis(Axis(0)),
+        }
+    }
+
+    /// The sum of `parts`, added in order.
+    pub fn total(parts: Vec<ExpertSums>) -> ExpertSums {
+        let mut parts = parts.into_iter();
+        let first = parts.next().expect("at least one part");
+        parts.fold(first, |acc, p| ExpertSums { grams: acc.grams + p.grams, rhs: acc.rhs + p.rhs, nk: acc.nk + p.nk })
+    }
+
+    /// Weighted least squares for every expert, `b_k = G_k^-1 r_k` (Cholesky, relative ridge
+    /// `EXPERT_RIDGE`), written into `experts` (K x p); an expert whose system cannot be solved, or
+    /// that has no weight, keeps its row.
+    pub fn solve(&self, experts: &mut Array2<f64>) {
+        let pp = experts.ncols();
+        for k in 0..self.nk.len() {
+            if self.nk[k] <= 1e-12 {
+                continue;
+            }
+            let g = self.grams.slice(s![.., k * pp..(k + 1) * pp]).to_owned();
+            if let Some(b) = spd_solve(&g, self.rhs.column(k), EXPERT_RIDGE) {
+                experts.row_mut(k).assign(&b);
+            }
+        }
+    }
+
+    /// The residual sums `ss_k = sum_i tau_ik (y_i - xt_i . b_k)^2` at the experts `b` (K x p),
+    /// expanded as `sum_i tau_ik y_i^2 - 2 b_k . r_k + b_k' G_k b_k` from `y2_k = sum_i tau_ik y_i^2`:
+    /// exact up to rounding, from sums alone (EM over machines, where the rows stay on the machines).
+    pub fn residual_sums(&self, y2: &Array1<f64>, b: &Array2<f64>) -> Array1<f64> {
+        let pp = b.ncols();
+        Array1::from_shape_fn(self.nk.len(), |k| {
+            let (bk, g) = (b.row(k), self.grams.slice(s![.., k * pp..(k + 1) * pp]));
+            y2[k] - 2.0 * bk.dot(&self.rhs.column(k)) + bk.dot(&g.dot(&bk))
+        })
+    }
+
+    /// The variance update from the residual sums `ss_k = sum_i tau_ik (y_i - xt_i . b_k)^2` at the
+    /// new experts: `s2_k = max(ss_k / n_k, floor)`; an expert with no weight keeps its variance.
+    pub fn update_variances(&self, ss: &Array1<f64>, variances: &mut Array1<f64>, floor: f64) {
+        for k in 0..self.nk.len() {
+            if self.nk[k] > 1e-12 {
+                variances[k] = (ss[k] / self.nk[k]).max(floor);
+            }
         }
     }
 }
@@ -609,27 +666,42 @@ fn standardise(
 ) -> Result<(Array2<f64>, Array1<f64>, Scaling), EmError> {
     let n = x.nrows() as f64;
     let xsc = ColumnScaling::fit(x);
-    for (j, (&sd, &m)) in xsc.sd.iter().zip(xsc.mean.iter()).enumerate() {
-        if !(sd.is_finite() && m.is_finite()) {
-            return Err(EmError::TooLarge(features[j].clone()));
-        }
-        if is_constant(sd, m) {
-            return Err(EmError::ConstantColumn(features[j].clone()));
-        }
-    }
-    let xs = xsc.apply(x);
     let y_mean = y.sum() / n;
     let y_sd = (y.mapv(|v| (v - y_mean) * (v - y_mean)).sum() / n).sqrt();
-    // The variance floor and the back-transform use s_y^2: it must be finite too.
-    if !(y_mean.is_finite() && (y_sd * y_sd).is_finite()) {
-        return Err(EmError::TooLarge(target.to_string()));
-    }
-    if is_constant(y_sd, y_mean) {
-        return Err(EmError::ConstantTarget(target.to_string()));
-    }
+    let scaling = Scaling::checked(xsc, y_mean, y_sd, features, target)?;
+    let xs = scaling.x.apply(x);
     let ys = y.mapv(|v| (v - y_mean) / y_sd);
     check_collinearity(xs.view(), features)?;
-    Ok((xs, ys, Scaling { x: xsc, y_mean, y_sd }))
+    Ok((xs, ys, scaling))
+}
+
+impl Scaling {
+    /// The scaling of these column means and standard deviations, after checking that every one is
+    /// finite (s_y^2 too: the variance floor and the back-transform use it) and no column is
+    /// constant.
+    fn checked(
+        x: ColumnScaling,
+        y_mean: f64,
+        y_sd: f64,
+        features: &[String],
+        target: &str,
+    ) -> Result<Scaling, EmError> {
+        for (j, (&sd, &m)) in x.sd.iter().zip(x.mean.iter()).enumerate() {
+            if !(sd.is_finite() && m.is_finite()) {
+                return Err(EmError::TooLarge(features[j].clone()));
+            }
+            if is_constant(sd, m) {
+                return Err(EmError::ConstantColumn(features[j].clone()));
+            }
+        }
+        if !(y_mean.is_finite() && (y_sd * y_sd).is_finite()) {
+            return Err(EmError::TooLarge(target.to_string()));
+        }
+        if is_constant(y_sd, y_mean) {
+            return Err(EmError::ConstantTarget(target.to_string()));
+        }
+        Ok(Scaling { x, y_mean, y_sd })
+    }
 }
 
 /// A column is constant when its standard deviation is negligible next to its mean (or is NaN from
@@ -642,8 +714,13 @@ fn is_constant(sd: f64, mean: f64) -> bool {
 /// a pair with |r| > 1 - 1e-10 is a duplicate; otherwise a Cholesky pivot below 1e-10 (the variance of
 /// a column left unexplained by the columns before it) marks a linear combination.
 fn check_collinearity(xs: ArrayView2<f64>, features: &[String]) -> Result<(), EmError> {
-    let (n, d) = xs.dim();
-    let r = xs.t().dot(&xs) / n as f64;
+    let n = xs.nrows();
+    check_correlation(&(xs.t().dot(&xs) / n as f64), features)
+}
+
+/// [`check_collinearity`] on the correlation matrix `r` of the features.
+fn check_correlation(r: &Array2<f64>, features: &[String]) -> Result<(), EmError> {
+    let d = r.nrows();
     for a in 0..d {
         for b in a + 1..d {
             if r[[a, b]].abs() > 1.0 - 1e-10 {
@@ -651,7 +728,7 @@ fn check_collinearity(xs: ArrayView2<f64>, features: &[String]) -> Result<(), Em
             }
         }
     }
-    cholesky_lower(&r, 1e-10).map(|_| ()).map_err(|j| EmError::CollinearColumn(features[j].clone()))
+    cholesky_lower(r, 1e-10).map(|_| ()).map_err(|j| EmError::CollinearColumn(features[j].clone()))
 }
 
 /// Maps standardised-scale parameters to the raw scale:
@@ -662,6 +739,54 @@ fn to_raw_model(p: &Params, sc: &Scaling, features: &[String]) -> Result<Moe, Em
     let experts = sc.x.coefficients_to_raw(&p.experts, sc.y_sd, sc.y_mean);
     let variances = p.variances.mapv(|v| v * sc.y_sd * sc.y_sd);
     Moe::new(features.to_vec(), gate, experts, variances).map_err(|_| EmError::TooLarge(features.join(", ")))
+}
+
+/// The inverse of [`to_raw_model`]: a raw-scale model's parameters on the standardised scale of
+/// `sc` (gate slope `a_j s_j`, intercept `a_0 + sum_j a_j m_j`; expert slope `b_j s_j / s_y`,
+/// intercept `(b_0 - m_y + sum_j b_j m_j) / s_y`; variance `s2 / s_y^2`).
+fn to_standard(model: &Moe, sc: &Scaling) -> Params {
+    Params {
+        gate: sc.x.coefficients_from_raw(&model.gate, 1.0, 0.0),
+        experts: sc.x.coefficients_from_raw(&model.experts, sc.y_sd, sc.y_mean),
+        variances: model.variances.mapv(|v| v / (sc.y_sd * sc.y_sd)),
+    }
+}
+
+/// Plain EM from the model `start` on every row of `(x, y)`: no restarts, no subset of rows, no
+/// acceleration, the gate's Newton step with the exact Hessian on every row. Returns the model at
+/// the start and after each of at most `iterations` iterations (fewer when a step's log-likelihood
+/// is not finite); only `variance_floor` is read from `settings`. It is the single-machine run that
+/// exact EM over machines ([`over_machines`]) reproduces iteration by iteration.
+pub fn iterates(
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    features: &[String],
+    target: &str,
+    start: &Moe,
+    settings: &EmSettings,
+    iterations: usize,
+) -> Result<Vec<Moe>, EmError> {
+    check_finite(x, y, features, target)?;
+    let (xs, ys, scaling) = standardise(x, y, features, target)?;
+    let xt = with_intercept(xs.view());
+    let passes = Cell::new(0);
+    let pb = Problem {
+        xt: xt.view(),
+        y: ys.view(),
+        floor: settings.variance_floor,
+        curvature: gate::Curvature::AllRows,
+        passes: &passes,
+        threads: 1,
+    };
+    let mut p = to_standard(start, &scaling);
+    let mut out = vec![to_raw_model(&p, &scaling, features)?];
+    let mut e = pb.e_step(&p);
+    for _ in 0..iterations {
+        let Some((next, e_next)) = pb.em_step(e, &p) else { break };
+        (p, e) = (next, e_next);
+        out.push(to_raw_model(&p, &scaling, features)?);
+    }
+    Ok(out)
 }
 
 /// The log-likelihood of standardised y shifted to raw y: `L_raw = L_std - n ln(s_y)`.

@@ -1,0 +1,443 @@
+//! Exact EM over machines (docs/em.md, "EM over machines"): the data stay on the machines, and the
+//! server takes exactly the single-machine EM step of [`super::iterates`] from the sums of what every
+//! machine computes on its own rows.
+//!
+//! Rounds, each a request from the server and one answer per machine:
+//! - standardisation: every machine sends the [`Moments`] of its `(x, y)`; the server combines them
+//!   (Chan, Golub & LeVeque) into the union's means and standard deviations;
+//! - iterations: the server sends parameters; each machine runs the E-step on its shard and returns
+//!   the sufficient statistics of the M-step ([`ShardStats`]): the experts' weighted Gram matrices
+//!   `G_k`, right-hand sides `r_k`, weights `n_k` and `sum_i tau_ik y_i^2`, the gate's gradient and
+//!   Hessian, `Q = sum tau log pi` and the log-likelihood. From their sums the server solves the
+//!   experts `b_k = G_k^-1 r_k`, the variances from the residual sums expanded as
+//!   `ss_k = sum tau y^2 - 2 b_k . r_k + b_k' G_k b_k`, and the gate's Newton direction.
+//! - The gate's step halving needs `Q` of the old responsibilities at the candidate gate, which only
+//!   the machines can compute: each request carries a candidate, and each machine returns that
+//!   `Q` with the E-step at the candidate (speculatively). When the server accepts the candidate, that
+//!   E-step is the next iteration's and the round was one iteration; when it rejects it, the next
+//!   request carries the halved step (one more round), and the machines forget their speculative
+//!   responsibilities.
+//!
+//! Up to the order of summation (per machine, then over machines, instead of per row block), every
+//! iterate equals the single-machine EM's from the same start, without acceleration and with the
+//! exact Hessian on every row (tests/over_machines.rs checks 1e-9 relative per iteration).
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+
+use super::{
+    EmError, EmSettings, ExpertSums, Params, Scaling, check_correlation, check_finite, e_step, rel_change,
+    to_raw_model, to_raw_trace, to_standard,
+};
+use crate::numeric::gate;
+use crate::numeric::linalg::with_intercept;
+use crate::numeric::model::{Moe, n_free_params};
+use crate::numeric::scaling::ColumnScaling;
+
+/// Rows, column means and co-moments `C = sum_i (z_i - mean)(z_i - mean)'` of `z = (x, y)`: what a
+/// machine sends for the standardisation (the target is the last column).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moments {
+    /// Rows.
+    pub n: usize,
+    /// Column means, d + 1.
+    pub mean: Array1<f64>,
+    /// Co-moments, (d + 1) x (d + 1).
+    pub comoment: Array2<f64>,
+}
+
+impl Moments {
+    /// The moments of `(x, y)`, in two passes: means, then centred products (zeros without rows).
+    pub fn of(x: ArrayView2<f64>, y: ArrayView1<f64>) -> Moments {
+        let width = x.ncols() + 1;
+        if x.nrows() == 0 {
+            return Moments { n: 0, mean: Array1::zeros(width), comoment: Array2::zeros((width, width)) };
+        }
+        let z = ndarray::concatenate(Axis(1), &[x, y.insert_axis(Axis(1))]).expect("one y per row");
+        let mean = z.mean_axis(Axis(0)).expect("at least one row");
+        let centred = &z - &mean;
+        Moments { n: z.nrows(), comoment: centred.t().dot(&centred), mean }
+    }
+
+    /// The moments of the union of the parts' rows, combined pairwise in order (Chan, Golub & LeVeque
+    /// 1979): `n = n_a + n_b`, `delta = mean_b - mean_a`, `mean = mean_a + delta n_b / n`,
+    /// `C = C_a + C_b + delta delta' n_a n_b / n`.
+    pub fn combine(parts: &[Moments]) -> Moments {
+        let mut parts = parts.iter();
+        let first = parts.next().expect("at least one machine").clone();
+        parts.fold(first, |a, b| {
+            if a.n == 0 || b.n == 0 {
+                return if a.n == 0 { b.clone() } else { a };
+            }
+            let n = a.n + b.n;
+            let delta = &b.mean - &a.mean;
+            let outer = delta.view().insert_axis(Axis(1)).dot(&delta.view().insert_axis(Axis(0)));
+            Moments {
+                n,
+                mean: &a.mean + &(&delta * (b.n as f64 / n as f64)),
+                comoment: a.comoment + &b.comoment + outer * (a.n as f64 * b.n as f64 / n as f64),
+            }
+        })
+    }
+
+    /// The standardisation of the rows these moments describe (population standard deviations
+    /// `sqrt(C_jj / n)`), with the checks of the single-machine fit: finite, no constant column, no
+    /// duplicated or collinear features (from the correlations `C_ab / (n s_a s_b)`), enough rows.
+    pub fn scaling(&self, features: &[String], target: &str, k: usize) -> Result<Scaling, EmError> {
+        let d = features.len();
+        let n = self.n as f64;
+        let params = n_free_params(k, d);
+        if self.n < params {
+            return Err(EmError::TooFewRows { rows: self.n, k, d, params });
+        }
+        let sd = (0..=d).map(|j| (self.comoment[[j, j]] / n).sqrt()).collect::<Vec<f64>>();
+        let x =
+            ColumnScaling { mean: self.mean.slice(ndarray::s![..d]).to_owned(), sd: Array1::from(sd[..d].to_vec()) };
+        let scaling = Scaling::checked(x, self.mean[d], sd[d], features, target)?;
+        let r = Array2::from_shape_fn((d, d), |(a, b)| self.comoment[[a, b]] / (n * sd[a] * sd[b]));
+        check_correlation(&r, features)?;
+        Ok(scaling)
+    }
+}
+
+/// What the server tells the machines about the previous request's candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// There was none: the parameters are the start.
+    First,
+    /// It was taken: its E-step is now the current one.
+    Accepted,
+    /// It was not: its E-step is forgotten.
+    Rejected,
+}
+
+/// A request of the iterations: the candidate parameters (standardised scale) and the verdict on the
+/// previous candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The parameters to evaluate.
+    pub params: Params,
+    /// What became of the previous request's parameters.
+    pub verdict: Verdict,
+}
+
+impl Request {
+    /// Numbers the request carries (the parameters, and the verdict as one number).
+    pub fn numbers(&self) -> usize {
+        self.params.gate.len() + self.params.experts.len() + self.params.variances.len() + 1
+    }
+}
+
+/// A machine's answer: the sufficient statistics of its rows at the requested parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardStats {
+    /// Rows.
+    pub rows: usize,
+    /// Log-likelihood of its rows (standardised scale).
+    pub loglik: f64,
+    /// The experts' sums `G_k`, `r_k`, `n_k` at the new responsibilities.
+    pub experts: ExpertSums,
+    /// `sum_i tau_ik y_i^2`, K.
+    pub y2: Array1<f64>,
+    /// The gate's gradient `g_k = xt'(tau_k - pi_k)`, (K-1)(d+1).
+    pub gradient: Array1<f64>,
+    /// The gate's negated Hessian, (K-1)(d+1) square.
+    pub neg_hessian: Array2<f64>,
+    /// `Q = sum_ik tau_ik log pi_ik` of the new responsibilities at the requested gate.
+    pub q: f64,
+    /// `Q` of the current (previously accepted) responsibilities at the requested gate: the step
+    /// halving's test (0 for the first request).
+    pub trial_q: f64,
+}
+
+impl ShardStats {
+    /// The sum of `parts` (one per machine), added in order.
+    pub fn total(parts: Vec<ShardStats>) -> ShardStats {
+        let mut parts = parts.into_iter();
+        let first = parts.next().expect("at least one machine");
+        parts.fold(first, |a, b| ShardStats {
+            rows: a.rows + b.rows,
+            loglik: a.loglik + b.loglik,
+            experts: ExpertSums::total(vec![a.experts, b.experts]),
+            y2: a.y2 + b.y2,
+            gradient: a.gradient + b.gradient,
+            neg_hessian: a.neg_hessian + b.neg_hessian,
+            q: a.q + b.q,
+            trial_q: a.trial_q + b.trial_q,
+        })
+    }
+
+    /// Numbers the answer carries.
+    pub fn numbers(&self) -> usize {
+        let e = &self.experts;
+        1 + 1
+            + e.grams.len()
+            + e.rhs.len()
+            + e.nk.len()
+            + self.y2.len()
+            + self.gradient.len()
+            + self.neg_hessian.len()
+            + 2
+    }
+}
+
+/// A machine of exact EM: its rows on the union's standardised scale and the responsibilities of
+/// the current parameters (and of the candidate under test).
+pub struct Shard {
+    xt: Array2<f64>,
+    y: Array1<f64>,
+    tau: Option<Array2<f64>>,
+    trial: Option<Array2<f64>>,
+}
+
+impl Shard {
+    /// The machine's rows `(x, y)` standardised by the union's `scaling`.
+    pub fn new(x: ArrayView2<f64>, y: ArrayView1<f64>, scaling: &Scaling) -> Shard {
+        let xt = with_intercept(scaling.x.apply(x).view());
+        Shard { xt, y: y.mapv(|v| (v - scaling.y_mean) / scaling.y_sd), tau: None, trial: None }
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Answers a request: the step halving's `Q` of the current responsibilities at the requested
+    /// gate, then the E-step at the requested parameters and its sufficient statistics (the new
+    /// responsibilities are kept as the candidate's until the verdict).
+    pub fn answer(&mut self, request: &Request) -> ShardStats {
+        match request.verdict {
+            Verdict::First => (self.tau, self.trial) = (None, None),
+            Verdict::Accepted => {
+                if let Some(t) = self.trial.take() {
+                    self.tau = Some(t);
+                }
+            }
+            Verdict::Rejected => self.trial = None,
+        }
+        let p = &request.params;
+        let (xt, y) = (self.xt.view(), self.y.view());
+        let probs = gate::probs_on(xt, &p.gate, 1);
+        let trial_q = self.tau.as_ref().map_or(0.0, |t| gate::objective_on(t.view(), probs.log_pi.view(), 1));
+        let e = e_step(xt, y, p, probs, 1);
+        let tau = e.tau.view();
+        let k = p.gate.nrows();
+        let (gradient, neg_hessian) = if k < 2 {
+            (Array1::zeros(0), Array2::zeros((0, 0)))
+        } else {
+            (gate::gradient_on(xt, tau, e.gate.pi.view(), 1), -gate::hessian_on(xt, e.gate.pi.view(), 1))
+        };
+        let stats = ShardStats {
+            rows: self.rows(),
+            loglik: e.loglik,
+            experts: ExpertSums::of(xt, y, tau),
+            y2: tau.t().dot(&y.mapv(|v| v * v)),
+            gradient,
+            neg_hessian,
+            q: gate::objective_on(tau, e.gate.log_pi.view(), 1),
+            trial_q,
+        };
+        match self.tau {
+            None => self.tau = Some(e.tau),
+            Some(_) => self.trial = Some(e.tau),
+        }
+        stats
+    }
+}
+
+/// The candidate under test: its parameters and how its gate was stepped.
+struct Trial {
+    params: Params,
+    /// The Newton direction, `None` when the gate is kept (K = 1, or no direction).
+    delta: Option<Array1<f64>>,
+    step: f64,
+    halvings: usize,
+}
+
+/// What the server does next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Send this request to every machine.
+    Ask(Request),
+    /// The fit is over.
+    Done,
+}
+
+/// The server of exact EM: the accepted parameters, the summed statistics at them, the candidate
+/// under test and the log-likelihood trace.
+pub struct Server {
+    scaling: Scaling,
+    features: Vec<String>,
+    floor: f64,
+    tol: f64,
+    max_iter: usize,
+    params: Params,
+    stats: Option<ShardStats>,
+    trial: Option<Trial>,
+    trace: Vec<f64>,
+    rows: usize,
+    rounds: usize,
+    converged: bool,
+}
+
+impl Server {
+    /// A server that starts from the raw-scale model `start`, on the union's `scaling`; `settings`
+    /// gives the variance floor, the tolerance and the iteration cap. Returns the first request.
+    pub fn new(start: &Moe, scaling: Scaling, settings: &EmSettings) -> (Server, Request) {
+        let params = to_standard(start, &scaling);
+        let request = Request { params: params.clone(), verdict: Verdict::First };
+        let server = Server {
+            scaling,
+            features: start.features.clone(),
+            floor: settings.variance_floor,
+            tol: settings.tol,
+            max_iter: settings.max_iter,
+            params,
+            stats: None,
+            trial: None,
+            trace: Vec::new(),
+            rows: 0,
+            rounds: 0,
+            converged: false,
+        };
+        (server, request)
+    }
+
+    /// Takes the machines' answers to the last request (in machine order) and says what comes next.
+    /// A candidate is accepted when the summed `trial_q` passes [`gate::accepts`] against the
+    /// current `Q` (or when its gate is the current one); a run stops on the tolerance, on the iteration cap, or
+    /// when a log-likelihood is not finite (keeping the last finite parameters), like
+    /// [`super::iterates`].
+    pub fn receive(&mut self, answers: Vec<ShardStats>) -> Next {
+        let total = ShardStats::total(answers);
+        self.rounds += 1;
+        self.rows = total.rows;
+        let Some(mut trial) = self.trial.take() else {
+            self.trace.push(total.loglik);
+            if !total.loglik.is_finite() {
+                return Next::Done;
+            }
+            self.stats = Some(total);
+            return self.propose();
+        };
+        let q0 = self.stats.as_ref().expect("a candidate follows an E-step").q;
+        let accepted = trial.delta.is_none() || gate::accepts(total.trial_q, q0);
+        if accepted {
+            if !total.loglik.is_finite() {
+                return Next::Done;
+            }
+            self.params = trial.params;
+            self.trace.push(total.loglik);
+            self.stats = Some(total);
+            if rel_change(&self.trace, self.rows) <= self.tol {
+                self.converged = true;
+                return Next::Done;
+            }
+            if self.iterations() == self.max_iter {
+                return Next::Done;
+            }
+            return self.propose();
+        }
+        trial.halvings += 1;
+        trial.step *= 0.5;
+        if trial.halvings == gate::MAX_HALVINGS {
+            // No step improved Q: the gate is kept, as in the single-machine step.
+            trial.delta = None;
+            trial.params.gate = self.params.gate.clone();
+        } else {
+            let delta = trial.delta.as_ref().expect("a stepped gate");
+            trial.params.gate = gate::stepped(&self.params.gate, delta, trial.step);
+        }
+        let request = Request { params: trial.params.clone(), verdict: Verdict::Rejected };
+        self.trial = Some(trial);
+        Next::Ask(request)
+    }
+
+    /// The M-step from the summed statistics at the current parameters: the experts, the variances,
+    /// and the gate one full Newton step away (or kept, for K = 1 or without a direction).
+    fn propose(&mut self) -> Next {
+        let stats = self.stats.as_ref().expect("statistics at the current parameters");
+        let mut next = self.params.clone();
+        stats.experts.solve(&mut next.experts);
+        let ss = stats.experts.residual_sums(&stats.y2, &next.experts);
+        stats.experts.update_variances(&ss, &mut next.variances, self.floor);
+        let delta = match next.gate.nrows() {
+            0 | 1 => None,
+            _ => gate::newton_direction(&stats.neg_hessian, &stats.gradient),
+        };
+        if let Some(d) = &delta {
+            next.gate = gate::stepped(&self.params.gate, d, 1.0);
+        }
+        let request = Request { params: next.clone(), verdict: Verdict::Accepted };
+        self.trial = Some(Trial { params: next, delta, step: 1.0, halvings: 0 });
+        Next::Ask(request)
+    }
+
+    /// EM iterations taken (accepted candidates).
+    pub fn iterations(&self) -> usize {
+        self.trace.len().saturating_sub(1)
+    }
+
+    /// Rounds so far (requests answered), the start's E-step and every step halving included.
+    pub fn rounds(&self) -> usize {
+        self.rounds
+    }
+
+    /// Whether the run stopped on the tolerance.
+    pub fn converged(&self) -> bool {
+        self.converged
+    }
+
+    /// The current parameters on the raw scale.
+    pub fn model(&self) -> Result<Moe, EmError> {
+        to_raw_model(&self.params, &self.scaling, &self.features)
+    }
+
+    /// The log-likelihood after every iteration (index 0: the start), raw scale.
+    pub fn trace(&self) -> Vec<f64> {
+        to_raw_trace(&self.trace, self.rows, self.scaling.y_sd)
+    }
+}
+
+/// A finished run of exact EM over machines.
+#[derive(Debug, Clone)]
+pub struct OverMachines {
+    /// The model (raw scale).
+    pub model: Moe,
+    /// Log-likelihood of every row after each iteration (index 0: the start), raw scale.
+    pub trace: Vec<f64>,
+    /// Rounds of the iterations (the standardisation's round not included).
+    pub rounds: usize,
+    /// Whether it stopped on the tolerance.
+    pub converged: bool,
+}
+
+/// Exact EM over the machines `shards` (each its `(x, y)`), in one process: the standardisation
+/// round, then rounds until [`Server::receive`] is done, from the raw-scale model `start`.
+pub fn fit(
+    shards: &[(ArrayView2<f64>, ArrayView1<f64>)],
+    features: &[String],
+    target: &str,
+    start: &Moe,
+    settings: &EmSettings,
+) -> Result<OverMachines, EmError> {
+    for (x, y) in shards {
+        check_finite(*x, *y, features, target)?;
+    }
+    let moments: Vec<Moments> = shards.iter().map(|(x, y)| Moments::of(*x, *y)).collect();
+    let scaling = Moments::combine(&moments).scaling(features, target, start.k())?;
+    let mut machines: Vec<Shard> = shards.iter().map(|(x, y)| Shard::new(*x, *y, &scaling)).collect();
+    let (mut server, mut request) = Server::new(start, scaling, settings);
+    loop {
+        let answers = machines.iter_mut().map(|m| m.answer(&request)).collect();
+        match server.receive(answers) {
+            Next::Ask(next) => request = next,
+            Next::Done => break,
+        }
+    }
+    Ok(OverMachines {
+        model: server.model()?,
+        trace: server.trace(),
+        rounds: server.rounds(),
+        converged: server.converged(),
+    })
+}

@@ -1,0 +1,141 @@
+//! Exact EM over machines (`em::over_machines`): the same iterates as the single-machine EM from the
+//! same start, whatever the number of machines; the standardisation from combined moments; the
+//! round accounting; bad input.
+
+mod common;
+
+use common::{names, problem};
+use dmoe::numeric::em::over_machines::{self, Moments, Next, Server, Shard};
+use dmoe::numeric::em::{self, EmError, EmSettings};
+use dmoe::numeric::model::Moe;
+use ndarray::{Array1, Array2, s};
+
+/// A rough start: 2 EM iterations of one start on the first 10 % of the rows, so that the
+/// iterations compared below still move the parameters a lot.
+fn rough_start(x: &Array2<f64>, y: &Array1<f64>, k: usize) -> Moe {
+    let m = x.nrows() / 10;
+    let settings = EmSettings { k, restarts: 1, warmup_iter: 0, max_iter: 2, seed: 3, ..EmSettings::default() };
+    em::fit(x.slice(s![..m, ..]), y.slice(s![..m]), &names(x.ncols()), "y", &settings).expect("a start").model
+}
+
+/// The largest relative difference between two models' parameters, each block (gate, experts,
+/// variances) relative to its largest entry.
+fn relative_gap(a: &Moe, b: &Moe) -> f64 {
+    let block = |x: ndarray::ArrayViewD<f64>, y: ndarray::ArrayViewD<f64>| {
+        let scale = y.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
+        x.iter().zip(y.iter()).map(|(p, q)| (p - q).abs() / scale).fold(0.0, f64::max)
+    };
+    block(a.gate.view().into_dyn(), b.gate.view().into_dyn())
+        .max(block(a.experts.view().into_dyn(), b.experts.view().into_dyn()))
+        .max(block(a.variances.view().into_dyn(), b.variances.view().into_dyn()))
+}
+
+/// Runs exact EM over `machines` contiguous shards for `iterations` iterations and returns the
+/// model after each (index 0: the start), with the rounds it took.
+fn over_machines_iterates(
+    x: &Array2<f64>,
+    y: &Array1<f64>,
+    machines: usize,
+    start: &Moe,
+    settings: &EmSettings,
+) -> (Vec<Moe>, usize) {
+    let n = x.nrows();
+    let cuts: Vec<usize> = (0..=machines).map(|m| m * n / machines).collect();
+    let shards: Vec<_> = cuts.windows(2).map(|w| (x.slice(s![w[0]..w[1], ..]), y.slice(s![w[0]..w[1]]))).collect();
+    let moments: Vec<Moments> = shards.iter().map(|(x, y)| Moments::of(*x, *y)).collect();
+    let scaling = Moments::combine(&moments).scaling(&names(x.ncols()), "y", start.k()).expect("valid data");
+    let mut shards: Vec<Shard> = shards.iter().map(|(x, y)| Shard::new(*x, *y, &scaling)).collect();
+    let (mut server, mut request) = Server::new(start, scaling, settings);
+    let mut models = vec![server.model().unwrap()];
+    loop {
+        let answers = shards.iter_mut().map(|m| m.answer(&request)).collect();
+        let next = server.receive(answers);
+        if server.iterations() == models.len() {
+            models.push(server.model().unwrap());
+        }
+        match next {
+            Next::Ask(r) => request = r,
+            Next::Done => return (models, server.rounds()),
+        }
+    }
+}
+
+/// For K = 3, d = 2 and K = 5, d = 20, on M = 1, 4 and 16 machines: every iterate of exact EM over
+/// machines equals the single-machine EM's (`em::iterates`, plain EM with the exact Hessian) from
+/// the same start, within 1e-9 relative; the rounds are the iterations, plus one for the start's
+/// E-step, plus one per step halving.
+#[test]
+fn em_over_machines_equals_single_machine_em_iteration_by_iteration() {
+    for (k, d, n, iterations) in [(3, 2, 4_000, 25), (5, 20, 8_000, 12)] {
+        let (_, data) = problem(k, d, n, 21);
+        let start = rough_start(&data.x, &data.y, k);
+        let settings = EmSettings { k, tol: 0.0, max_iter: iterations, ..EmSettings::default() };
+        let single = em::iterates(data.x.view(), data.y.view(), &names(d), "y", &start, &settings, iterations).unwrap();
+        assert_eq!(single.len(), iterations + 1, "K = {k}: every single-machine step is finite");
+        let moved = relative_gap(&single[iterations], &single[0]);
+        assert!(moved > 1e-2, "K = {k}: the iterations move the parameters ({moved:.2e})");
+        for machines in [1, 4, 16] {
+            let (models, rounds) = over_machines_iterates(&data.x, &data.y, machines, &start, &settings);
+            assert_eq!(models.len(), single.len(), "K = {k}, M = {machines}: as many iterates");
+            for (t, (a, b)) in models.iter().zip(&single).enumerate() {
+                let gap = relative_gap(a, b);
+                assert!(gap <= 1e-9, "K = {k}, M = {machines}, iteration {t}: relative gap {gap:.2e}");
+            }
+            assert!(rounds > iterations, "K = {k}, M = {machines}: {rounds} rounds for {iterations} iterations");
+        }
+    }
+}
+
+/// The driver `over_machines::fit` stops on the tolerance like the single-machine EM and its trace
+/// never decreases; its log-likelihood is that of its model on all the rows.
+#[test]
+fn em_over_machines_converges_with_a_monotone_trace() {
+    let (_, data) = problem(3, 2, 3_000, 5);
+    let start = rough_start(&data.x, &data.y, 3);
+    let settings = EmSettings { k: 3, tol: 1e-8, max_iter: 500, ..EmSettings::default() };
+    let shards: Vec<_> = (0..5)
+        .map(|m| (data.x.slice(s![m * 600..(m + 1) * 600, ..]), data.y.slice(s![m * 600..(m + 1) * 600])))
+        .collect();
+    let fit = over_machines::fit(&shards, &names(2), "y", &start, &settings).unwrap();
+    assert!(fit.converged, "converges within 500 iterations");
+    common::assert_monotone(&fit.trace, "EM over machines");
+    let ll = fit.model.loglik(data.x.view(), data.y.view());
+    let last = *fit.trace.last().unwrap();
+    assert!((ll - last).abs() <= 1e-8 * last.abs(), "trace {last} vs the model's log-likelihood {ll}");
+}
+
+/// Moments combined over shards equal the moments of the union (Chan et al.'s update is exact up
+/// to rounding), empty shards included.
+#[test]
+fn combined_moments_equal_the_moments_of_the_union() {
+    let (_, data) = problem(2, 3, 1_000, 8);
+    let whole = Moments::of(data.x.view(), data.y.view());
+    let cuts = [0, 0, 7, 300, 301, 1_000, 1_000];
+    let parts: Vec<Moments> =
+        cuts.windows(2).map(|w| Moments::of(data.x.slice(s![w[0]..w[1], ..]), data.y.slice(s![w[0]..w[1]]))).collect();
+    let combined = Moments::combine(&parts);
+    assert_eq!(combined.n, whole.n);
+    for (a, b) in
+        combined.mean.iter().chain(combined.comoment.iter()).zip(whole.mean.iter().chain(whole.comoment.iter()))
+    {
+        assert!((a - b).abs() <= 1e-10 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
+/// A column that is constant over the union (though not on every shard's own scale) is the same
+/// error as for the single-machine fit, and so are too few rows.
+#[test]
+fn bad_data_over_machines_gives_the_single_machine_error() {
+    let (_, mut data) = problem(2, 2, 400, 4);
+    data.x.column_mut(1).fill(3.0);
+    let start = Moe::new(names(2), Array2::zeros((2, 3)), Array2::ones((2, 3)), Array1::ones(2)).unwrap();
+    let shards = [
+        (data.x.slice(s![..200, ..]), data.y.slice(s![..200])),
+        (data.x.slice(s![200.., ..]), data.y.slice(s![200..])),
+    ];
+    let err = over_machines::fit(&shards, &names(2), "y", &start, &EmSettings::default()).unwrap_err();
+    assert_eq!(err, EmError::ConstantColumn("x2".into()));
+    let few = [(data.x.slice(s![..5, ..]), data.y.slice(s![..5]))];
+    let err = over_machines::fit(&few, &names(2), "y", &start, &EmSettings::default()).unwrap_err();
+    assert!(matches!(err, EmError::TooFewRows { rows: 5, .. }), "{err:?}");
+}
