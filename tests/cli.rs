@@ -496,7 +496,7 @@ fn fit_on_machines_refines_the_reduction_by_rounds_of_em() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("refinement: 4 EM iterations over the machines in "), "{stdout}");
+    assert!(stdout.contains("refinement: 4 iterations of exact EM over the machines in "), "{stdout}");
     let table: Vec<&str> = stdout.lines().skip_while(|l| !l.contains("gap closed")).skip(1).take(5).collect();
     assert_eq!(
         table.iter().map(|l| l.split_whitespace().next().unwrap()).collect::<Vec<_>>(),
@@ -504,12 +504,18 @@ fn fit_on_machines_refines_the_reduction_by_rounds_of_em() {
     );
     let line = stdout.lines().find(|l| l.starts_with("refine ")).unwrap_or_else(|| panic!("no refine row: {stdout}"));
     assert!(!line.contains("NaN"), "{line}");
-    assert_eq!(dmoe::numeric::model::Moe::load(&refined).unwrap().k(), 3);
     assert!(stdout.contains("refined model written to"), "{stdout}");
     let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "3", "--protocol", "refine"]);
     assert_user_error(&out, "--protocol applies to a distributed fit: add --machines M");
     let out = dmoe(&[&args[..], &["--protocol", "refine", "--rounds", "0"]].concat());
     assert_user_error(&out, "--rounds: expected");
+    let out = dmoe(&[&args[..], &["--rounds", "2"]].concat());
+    assert_user_error(&out, "--rounds applies to --protocol refine");
+    let out =
+        dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "3", "--backend", "mpi", "--protocol", "refine"]);
+    assert_user_error(&out, "--protocol and --rounds do not apply to --backend mpi yet");
+    let model = dmoe::numeric::model::Moe::load(&refined).unwrap();
+    assert_eq!(model.target.as_deref(), Some("y"), "the refined model names its target");
 }
 
 fn category_csv(dir: &std::path::Path) -> PathBuf {

@@ -1,11 +1,13 @@
 //! Exact EM over machines (`em::over_machines`): the same iterates as the single-machine EM from the
 //! same start, whatever the number of machines; the standardisation from combined moments; the
-//! round accounting; bad input.
+//! round accounting; bad input. Federated averaging (`em::fedavg`): one machine is plain EM, equal
+//! shards average to their common model, and the rounds stop on the tolerance.
 
 mod common;
 
 use common::{names, problem};
-use dmoe::numeric::em::over_machines::{self, Moments, Next, Server, Shard};
+use dmoe::numeric::em::fedavg::{self, FedAvgSettings};
+use dmoe::numeric::em::over_machines::{self, Moments};
 use dmoe::numeric::em::{self, EmError, EmSettings};
 use dmoe::numeric::model::Moe;
 use ndarray::{Array1, Array2, s};
@@ -30,40 +32,24 @@ fn relative_gap(a: &Moe, b: &Moe) -> f64 {
         .max(block(a.variances.view().into_dyn(), b.variances.view().into_dyn()))
 }
 
-/// Runs exact EM over `machines` contiguous shards for `iterations` iterations and returns the
-/// model after each (index 0: the start), with the rounds it took.
+/// Exact EM over `machines` contiguous shards for `settings.max_iter` iterations: the model after
+/// each (index 0: the start).
 fn over_machines_iterates(
     x: &Array2<f64>,
     y: &Array1<f64>,
     machines: usize,
     start: &Moe,
     settings: &EmSettings,
-) -> (Vec<Moe>, usize) {
+) -> Vec<Moe> {
     let n = x.nrows();
     let cuts: Vec<usize> = (0..=machines).map(|m| m * n / machines).collect();
     let shards: Vec<_> = cuts.windows(2).map(|w| (x.slice(s![w[0]..w[1], ..]), y.slice(s![w[0]..w[1]]))).collect();
-    let moments: Vec<Moments> = shards.iter().map(|(x, y)| Moments::of(*x, *y)).collect();
-    let scaling = Moments::combine(&moments).scaling(&names(x.ncols()), "y", start.k()).expect("valid data");
-    let mut shards: Vec<Shard> = shards.iter().map(|(x, y)| Shard::new(*x, *y, &scaling)).collect();
-    let (mut server, mut request) = Server::new(start, scaling, settings);
-    let mut models = vec![server.model().unwrap()];
-    loop {
-        let answers = shards.iter_mut().map(|m| m.answer(&request)).collect();
-        let next = server.receive(answers);
-        if server.iterations() == models.len() {
-            models.push(server.model().unwrap());
-        }
-        match next {
-            Next::Ask(r) => request = r,
-            Next::Done => return (models, server.rounds()),
-        }
-    }
+    over_machines::fit(&shards, &names(x.ncols()), "y", start, settings).expect("valid data").models
 }
 
 /// For K = 3, d = 2 and K = 5, d = 20, on M = 1, 4 and 16 machines: every iterate of exact EM over
 /// machines equals the single-machine EM's (`em::iterates`, plain EM with the exact Hessian) from
-/// the same start, within 1e-9 relative; the rounds are the iterations, plus one for the start's
-/// E-step, plus one per step halving.
+/// the same start, within 1e-9 relative.
 #[test]
 fn em_over_machines_equals_single_machine_em_iteration_by_iteration() {
     for (k, d, n, iterations) in [(3, 2, 4_000, 25), (5, 20, 8_000, 12)] {
@@ -75,13 +61,12 @@ fn em_over_machines_equals_single_machine_em_iteration_by_iteration() {
         let moved = relative_gap(&single[iterations], &single[0]);
         assert!(moved > 1e-2, "K = {k}: the iterations move the parameters ({moved:.2e})");
         for machines in [1, 4, 16] {
-            let (models, rounds) = over_machines_iterates(&data.x, &data.y, machines, &start, &settings);
+            let models = over_machines_iterates(&data.x, &data.y, machines, &start, &settings);
             assert_eq!(models.len(), single.len(), "K = {k}, M = {machines}: as many iterates");
             for (t, (a, b)) in models.iter().zip(&single).enumerate() {
                 let gap = relative_gap(a, b);
                 assert!(gap <= 1e-9, "K = {k}, M = {machines}, iteration {t}: relative gap {gap:.2e}");
             }
-            assert!(rounds > iterations, "K = {k}, M = {machines}: {rounds} rounds for {iterations} iterations");
         }
     }
 }
@@ -99,7 +84,7 @@ fn em_over_machines_converges_with_a_monotone_trace() {
     let fit = over_machines::fit(&shards, &names(2), "y", &start, &settings).unwrap();
     assert!(fit.converged, "converges within 500 iterations");
     common::assert_monotone(&fit.trace, "EM over machines");
-    let ll = fit.model.loglik(data.x.view(), data.y.view());
+    let ll = fit.model().loglik(data.x.view(), data.y.view());
     let last = *fit.trace.last().unwrap();
     assert!((ll - last).abs() <= 1e-8 * last.abs(), "trace {last} vs the model's log-likelihood {ll}");
 }
@@ -138,4 +123,26 @@ fn bad_data_over_machines_gives_the_single_machine_error() {
     let few = [(data.x.slice(s![..5, ..]), data.y.slice(s![..5]))];
     let err = over_machines::fit(&few, &names(2), "y", &start, &EmSettings::default()).unwrap_err();
     assert!(matches!(err, EmError::TooFewRows { rows: 5, .. }), "{err:?}");
+}
+
+/// One machine: a round of federated averaging is `local_iterations` plain EM iterations, bit for
+/// bit. Four machines holding the same rows: the average is each one's model (1e-12), so the rounds
+/// are plain EM too, and the run stops on the tolerance.
+#[test]
+fn federated_averaging_of_one_machine_or_of_equal_shards_is_plain_em() {
+    let (_, data) = problem(3, 2, 2_000, 9);
+    let start = rough_start(&data.x, &data.y, 3);
+    let settings = FedAvgSettings { local_iterations: 5, rounds: 1, tol: 0.0, variance_floor: 1e-6 };
+    let one = [(data.x.view(), data.y.view())];
+    let fit = fedavg::fit(&one, &names(2), "y", &start, &settings).unwrap();
+    let em_settings = EmSettings { variance_floor: 1e-6, ..EmSettings::default() };
+    let plain = em::iterates(data.x.view(), data.y.view(), &names(2), "y", &start, &em_settings, 5).unwrap();
+    assert_eq!(fit.model, plain[5], "one machine, one round: five EM iterations");
+    let same = vec![(data.x.view(), data.y.view()); 4];
+    let fit4 = fedavg::fit(&same, &names(2), "y", &start, &settings).unwrap();
+    assert!(relative_gap(&fit4.model, &plain[5]) <= 1e-12, "equal shards average to their model");
+    let long = FedAvgSettings { rounds: 200, tol: 1e-8, ..settings };
+    let run = fedavg::fit(&same, &names(2), "y", &start, &long).unwrap();
+    assert!(run.converged && run.rounds < 200, "{} rounds", run.rounds);
+    common::assert_monotone(&run.trace, "federated averaging of equal shards");
 }

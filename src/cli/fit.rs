@@ -112,11 +112,15 @@ pub struct FitArgs {
     /// and the server takes the M-step). With `refine`, --out gets the refined model.
     #[arg(long, value_enum, default_value_t = Protocol::OneShot)]
     protocol: Protocol,
-    /// With --protocol refine: EM iterations over the machines (each one round, plus one per step
-    /// halving of the gate).
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    /// With --protocol refine: iterations of exact EM over the machines (default 3). Each is one
+    /// round of messages, plus one per step halving of the gate; the standardisation and the
+    /// start's E-step take one round each.
+    #[arg(long)]
+    rounds: Option<usize>,
 }
+
+/// `--rounds` when not given.
+const DEFAULT_REFINE_ITERATIONS: usize = 3;
 
 /// How `fit --machines` combines the machines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -192,8 +196,14 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
     } else if a.threads.is_some() {
         return Err("--threads applies to a fit on one machine: a distributed fit (--machines) fits each machine on one thread; drop --threads".into());
     }
-    if a.protocol == Protocol::Refine {
-        within(a.rounds, 1, MAX_ITERATIONS).map_err(|e| format!("--rounds: {e}"))?;
+    match (a.protocol, a.rounds) {
+        (Protocol::Refine, Some(r)) => {
+            within(r, 1, MAX_ITERATIONS).map_err(|e| format!("--rounds: {e}"))?;
+        }
+        (Protocol::OneShot, Some(_)) => {
+            return Err("--rounds applies to --protocol refine: add it (or drop --rounds)".into());
+        }
+        _ => {}
     }
     let outputs = Outputs::claim(&a)?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
@@ -300,6 +310,9 @@ pub fn fit_mpi(a: &FitArgs) -> ExitCode {
             return fail(format!("{flag} does not apply to --backend mpi (rank 0 writes only the reduced model)"));
         }
     }
+    if a.protocol != Protocol::OneShot || a.rounds.is_some() {
+        return fail("--protocol and --rounds do not apply to --backend mpi yet: it runs the one-shot reduction only; run the refinement in process (--machines M --partition contiguous)".into());
+    }
     if let Err(e) = a.check_ranges() {
         return fail(e);
     }
@@ -370,7 +383,7 @@ fn fit_distributed(
         }
     }
     // Files first, so that a closed stdout (`| head`) cannot lose them.
-    let model = fit.refinement.as_ref().map_or(&fit.reduction.model, |r| r.models.last().expect("the start"));
+    let model = fit.refinement.as_ref().map_or(&fit.reduction.model, |r| r.model());
     outputs.write(model, Some(&fit.global.model))?;
     print_local_fits(&fit, &settings.partition_name);
     print_reduction(&fit, settings.reduction.outliers);
@@ -410,7 +423,7 @@ fn in_process_settings(
         truth: None,
         refine_rounds: match a.protocol {
             Protocol::OneShot => 0,
-            Protocol::Refine => a.rounds,
+            Protocol::Refine => a.rounds.unwrap_or(DEFAULT_REFINE_ITERATIONS),
         },
     };
     settings.validate().map_err(|e| e.to_string())?;
@@ -473,8 +486,8 @@ fn print_reduction(fit: &InProcessFit, outliers: OutlierPolicy) {
     }
 }
 
-/// With `--protocol refine`: the test log-likelihood per row after each round, and the share of the
-/// one-shot reduction's gap to the global fit that it closed, `(L_r - L_0) / (L_global - L_0)`.
+/// With `--protocol refine`: the test log-likelihood per row after each iteration, and the share of
+/// the one-shot reduction's gap to the global fit that it closed, `(L_t - L_0) / (L_global - L_0)`.
 fn print_refinement(fit: &InProcessFit, ds: &data::Dataset) {
     let Some(r) = &fit.refinement else { return };
     let x = ds.x.select(ndarray::Axis(0), &fit.test_rows);
@@ -482,17 +495,17 @@ fn print_refinement(fit: &InProcessFit, ds: &data::Dataset) {
     let per_row = |m: &Moe| m.loglik(x.view(), y.view()) / y.len() as f64;
     let (start, global) = (per_row(&r.models[0]), per_row(&fit.global.model));
     say!(
-        "refinement: {} EM iterations over the machines in {} rounds, CPU {:.3} s (slowest machine per round + server)",
+        "refinement: {} iterations of exact EM over the machines in {} rounds, CPU {:.3} s (slowest machine per round + server)",
         r.models.len() - 1,
         r.rounds,
         r.seconds
     );
-    say!("  round   test log-lik/row   - global    gap closed");
+    say!("  iteration   test log-lik/row   - global    gap closed");
     for (t, m) in r.models.iter().enumerate() {
         let l = per_row(m);
         let closed =
             if global > start { format!("{:>9.1} %", 100.0 * (l - start) / (global - start)) } else { "-".into() };
-        say!("  {t:>5}   {l:>16.5}   {:>8.5}   {closed}", l - global);
+        say!("  {t:>9}   {l:>16.5}   {:>8.5}   {closed}", l - global);
     }
 }
 

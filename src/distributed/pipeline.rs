@@ -1,10 +1,12 @@
 //! The whole distributed fit in one process, one machine after another (`dmoe fit --machines`):
 //! hold out test rows, shard the training rows, fit every shard (`local_fit`), reduce the reports
-//! (`aggregate`), fit the global model on every training row, and score the reduced model, the
-//! baselines and the global fit on the test rows.
+//! (`aggregate`), with `refine` go on by iterations of exact EM over the machines from the reduced
+//! model (`em::over_machines`), fit the global model on every training row, and score the reduced
+//! model, the baselines, the refined model and the global fit on the test rows.
 //!
 //! Times are thread CPU seconds: the distributed fit takes `max_m t_m + t_reduce` (the slowest local
-//! fit, then the reduction; no network), the global fit its own CPU time.
+//! fit, then the reduction; no network), the refined one adds the slowest machine's answer and the
+//! server's step of every round, the global fit its own CPU time.
 //!
 //! The error messages name the settings by the `dmoe fit` flags that set them.
 
@@ -14,7 +16,7 @@ use super::{Baseline, Estimate, LocalFitError, LocalReport, Scores};
 use crate::data::Dataset;
 use crate::data::sharding::{self, Partition, ShardedData};
 use crate::numeric::cputime::thread_cpu_seconds;
-use crate::numeric::em::over_machines::{Moments, Next, Server, Shard};
+use crate::numeric::em::over_machines::{self, OverMachines};
 use crate::numeric::em::{self, EmError, EmSettings, FittedMoe};
 use crate::numeric::model::{self, Moe};
 use crate::numeric::range::{Range, RangeError, at_least};
@@ -41,8 +43,8 @@ pub struct InProcessSettings {
     pub seed: u64,
     /// The true model, when known: adds parameter MSE and transport divergence to the scores.
     pub truth: Option<Moe>,
-    /// Rounds of exact EM over the machines started from the reduced model (`refine`); 0: the
-    /// one-shot reduction alone.
+    /// Iterations of exact EM over the machines started from the reduced model (`refine`, one
+    /// round each plus one per step halving); 0: the one-shot reduction alone.
     pub refine_rounds: usize,
 }
 
@@ -126,23 +128,11 @@ pub struct InProcessFit {
     pub reduce_cpu_seconds: f64,
     /// EM on every training row.
     pub global: FittedMoe,
-    /// Exact EM over the machines from the reduced model, when `refine_rounds > 0`.
-    pub refinement: Option<Refinement>,
+    /// Exact EM over the machines from the reduced model (`refine`), when `refine_rounds > 0`.
+    pub refinement: Option<OverMachines>,
     /// The reduced model, every baseline, the refined model, then the global fit, scored on the
     /// test rows.
     pub scores: Vec<ScoredEstimator>,
-}
-
-/// The `refine` protocol's rounds: exact EM over the machines (`em::over_machines`) from the reduced
-/// model, one iteration per round (plus a round per step halving and one for the start's E-step).
-#[derive(Debug, Clone)]
-pub struct Refinement {
-    /// The model after each iteration (index 0: the reduced model, re-expressed).
-    pub models: Vec<Moe>,
-    /// Rounds taken, the start's E-step and the standardisation's round included.
-    pub rounds: usize,
-    /// Thread CPU seconds: per round, the slowest machine's answer plus the server's step, summed.
-    pub seconds: f64,
 }
 
 impl InProcessFit {
@@ -214,50 +204,18 @@ pub fn fit_in_process(data: &Dataset, settings: &InProcessSettings) -> Result<In
     Ok(fit)
 }
 
-/// `rounds` iterations of exact EM over the machines of `sharded` from `start` (no tolerance: every
-/// round is taken unless a step is not finite), timed per round by the slowest machine.
+/// `iterations` iterations of exact EM over the machines of `sharded` from `start` (tolerance 0:
+/// it stops early only when an iteration changes nothing, or a step is not finite).
 fn refine(
     data: &Dataset,
     sharded: &ShardedData,
     start: &Moe,
-    rounds: usize,
+    iterations: usize,
     em_settings: &EmSettings,
-) -> Result<Refinement, PipelineError> {
-    let machines = 0..sharded.shards.len();
-    let timed = |f: &mut dyn FnMut()| {
-        let t0 = thread_cpu_seconds();
-        f();
-        thread_cpu_seconds() - t0
-    };
-    let mut seconds = 0.0;
-    let mut moments = Vec::new();
-    seconds += machines
-        .clone()
-        .map(|m| timed(&mut || moments.push(Moments::of(sharded.shard_x(m), sharded.shard_y(m)))))
-        .fold(0.0, f64::max);
-    let mut scaling = None;
-    seconds +=
-        timed(&mut || scaling = Some(Moments::combine(&moments).scaling(&data.features, &data.target, start.k())));
-    let scaling = scaling.expect("computed").map_err(PipelineError::Refine)?;
-    let mut shards: Vec<Shard> =
-        machines.map(|m| Shard::new(sharded.shard_x(m), sharded.shard_y(m), &scaling)).collect();
-    let settings = EmSettings { max_iter: rounds, tol: 0.0, ..em_settings.clone() };
-    let (mut server, mut request) = Server::new(start, scaling, &settings);
-    let mut models = vec![server.model().map_err(PipelineError::Refine)?];
-    loop {
-        let mut answers = Vec::with_capacity(shards.len());
-        seconds += shards.iter_mut().map(|s| timed(&mut || answers.push(s.answer(&request)))).fold(0.0, f64::max);
-        let mut next = Next::Done;
-        seconds += timed(&mut || next = server.receive(std::mem::take(&mut answers)));
-        if server.iterations() == models.len() {
-            models.push(server.model().map_err(PipelineError::Refine)?);
-        }
-        match next {
-            Next::Ask(r) => request = r,
-            Next::Done => break,
-        }
-    }
-    Ok(Refinement { models, rounds: server.rounds() + 1, seconds })
+) -> Result<OverMachines, PipelineError> {
+    let shards: Vec<_> = (0..sharded.shards.len()).map(|m| (sharded.shard_x(m), sharded.shard_y(m))).collect();
+    let settings = EmSettings { max_iter: iterations, tol: 0.0, ..em_settings.clone() };
+    over_machines::fit(&shards, &data.features, &data.target, start, &settings).map_err(PipelineError::Refine)
 }
 
 /// The checks of [`check`], then the train/test split: `(training rows, test rows)`.
@@ -321,8 +279,8 @@ fn local_fits(
     Ok(reports)
 }
 
-/// The reduced model (timed `max_m t_m + t_reduce`), every baseline, and the global fit (timed by its
-/// CPU seconds), scored on the test rows (with their true labels and the truth, when known).
+/// The reduced model (timed `max_m t_m + t_reduce`), every baseline, the refined model (timed with its
+/// rounds added), and the global fit (timed by its CPU seconds), scored on the test rows (with their true labels and the truth, when known).
 fn score_estimators(data: &Dataset, fit: &InProcessFit, truth: Option<&Moe>) -> Vec<ScoredEstimator> {
     let test = &fit.test_rows;
     let xt = data.x.select(Axis(0), test);
@@ -334,8 +292,7 @@ fn score_estimators(data: &Dataset, fit: &InProcessFit, truth: Option<&Moe>) -> 
     let baselines = super::baselines(&fit.reports, &fit.reduction, &Baseline::ALL);
     rows.extend(baselines.into_iter().map(|(name, e)| (name, e, None)));
     if let Some(r) = &fit.refinement {
-        let model = r.models.last().expect("the start at least").clone();
-        rows.push(("refine", Estimate::Moe(Box::new(model)), Some(fit.distributed_seconds() + r.seconds)));
+        rows.push(("refine", Estimate::Moe(Box::new(r.model().clone())), Some(fit.distributed_seconds() + r.seconds)));
     }
     let global = Estimate::Moe(Box::new(fit.global.model.clone()));
     rows.push(("global", global, Some(fit.global.summary.cpu_seconds)));

@@ -178,7 +178,8 @@ pub enum Curvature<'a> {
     Rows { rows: &'a [usize], xt: ArrayView2<'a, f64> },
 }
 
-/// One Newton step on `Q` from `gate`, halving the step until `Q` does not decrease, with the
+/// One Newton step on `Q` from `gate`, halving the step until `Q` does not decrease (beyond the
+/// round-off [`ACCEPT_SLACK`]), with the
 /// curvature of `curvature`, every pass over the rows done block by block on up to `threads`
 /// threads. `at` must be `probs(xt, gate)`. Returns the new gate, its objective and its
 /// probabilities (which the next E-step reuses); when no step improves `Q` (already at the maximum,

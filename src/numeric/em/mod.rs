@@ -25,6 +25,7 @@ use crate::numeric::scaling::ColumnScaling;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 use std::cell::Cell;
 
+pub mod fedavg;
 pub mod over_machines;
 
 /// Relative ridge on the experts' weighted Gram matrices (keeps an almost empty expert solvable).
@@ -766,27 +767,77 @@ pub fn iterates(
     settings: &EmSettings,
     iterations: usize,
 ) -> Result<Vec<Moe>, EmError> {
-    check_finite(x, y, features, target)?;
-    let (xs, ys, scaling) = standardise(x, y, features, target)?;
-    let xt = with_intercept(xs.view());
-    let passes = Cell::new(0);
-    let pb = Problem {
-        xt: xt.view(),
-        y: ys.view(),
-        floor: settings.variance_floor,
-        curvature: gate::Curvature::AllRows,
-        passes: &passes,
-        threads: 1,
-    };
-    let mut p = to_standard(start, &scaling);
-    let mut out = vec![to_raw_model(&p, &scaling, features)?];
-    let mut e = pb.e_step(&p);
-    for _ in 0..iterations {
-        let Some((next, e_next)) = pb.em_step(e, &p) else { break };
-        (p, e) = (next, e_next);
-        out.push(to_raw_model(&p, &scaling, features)?);
+    Ok(Standardised::new(x, y, features, target)?.iterates(start, settings.variance_floor, iterations)?.models)
+}
+
+/// Data checked and standardised once, for EM runs from given models: [`iterates`], and the local
+/// iterations of federated averaging ([`fedavg`]), which start from a new model every round.
+pub struct Standardised {
+    xt: Array2<f64>,
+    y: Array1<f64>,
+    scaling: Scaling,
+    features: Vec<String>,
+    target: String,
+}
+
+/// Plain EM iterations from a given model: the models and the log-likelihoods of every row.
+#[derive(Debug, Clone)]
+pub struct Iterates {
+    /// The model at the start and after each iteration (raw scale).
+    pub models: Vec<Moe>,
+    /// The log-likelihood of each (raw scale).
+    pub logliks: Vec<f64>,
+}
+
+impl Standardised {
+    /// `(x, y)` after the checks of [`fit`] (finite values, no constant or collinear column).
+    pub fn new(
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        features: &[String],
+        target: &str,
+    ) -> Result<Standardised, EmError> {
+        check_finite(x, y, features, target)?;
+        let (xs, y, scaling) = standardise(x, y, features, target)?;
+        let (features, target) = (features.to_vec(), target.to_string());
+        Ok(Standardised { xt: with_intercept(xs.view()), y, scaling, features, target })
     }
-    Ok(out)
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Plain EM from `start` (see [`iterates`]) with variance floor `floor` (a fraction of var(y)),
+    /// for at most `iterations` iterations.
+    pub fn iterates(&self, start: &Moe, floor: f64, iterations: usize) -> Result<Iterates, EmError> {
+        let passes = Cell::new(0);
+        let pb = Problem {
+            xt: self.xt.view(),
+            y: self.y.view(),
+            floor,
+            curvature: gate::Curvature::AllRows,
+            passes: &passes,
+            threads: 1,
+        };
+        let raw = |p: &Params| {
+            to_raw_model(p, &self.scaling, &self.features).map(|m| Moe { target: Some(self.target.clone()), ..m })
+        };
+        let mut p = to_standard(start, &self.scaling);
+        let mut models = vec![raw(&p)?];
+        let mut e = pb.e_step(&p);
+        let mut trace = vec![e.loglik];
+        for _ in 0..iterations {
+            if !e.loglik.is_finite() {
+                break;
+            }
+            let Some((next, e_next)) = pb.em_step(e, &p) else { break };
+            (p, e) = (next, e_next);
+            trace.push(e.loglik);
+            models.push(raw(&p)?);
+        }
+        Ok(Iterates { models, logliks: to_raw_trace(&trace, self.rows(), self.scaling.y_sd) })
+    }
 }
 
 /// The log-likelihood of standardised y shifted to raw y: `L_raw = L_std - n ln(s_y)`.

@@ -28,6 +28,7 @@ use super::{
     EmError, EmSettings, ExpertSums, Params, Scaling, check_correlation, check_finite, e_step, rel_change,
     to_raw_model, to_raw_trace, to_standard,
 };
+use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::gate;
 use crate::numeric::linalg::with_intercept;
 use crate::numeric::model::{Moe, n_free_params};
@@ -120,13 +121,6 @@ pub struct Request {
     pub verdict: Verdict,
 }
 
-impl Request {
-    /// Numbers the request carries (the parameters, and the verdict as one number).
-    pub fn numbers(&self) -> usize {
-        self.params.gate.len() + self.params.experts.len() + self.params.variances.len() + 1
-    }
-}
-
 /// A machine's answer: the sufficient statistics of its rows at the requested parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShardStats {
@@ -164,19 +158,6 @@ impl ShardStats {
             q: a.q + b.q,
             trial_q: a.trial_q + b.trial_q,
         })
-    }
-
-    /// Numbers the answer carries.
-    pub fn numbers(&self) -> usize {
-        let e = &self.experts;
-        1 + 1
-            + e.grams.len()
-            + e.rhs.len()
-            + e.nk.len()
-            + self.y2.len()
-            + self.gradient.len()
-            + self.neg_hessian.len()
-            + 2
     }
 }
 
@@ -267,6 +248,7 @@ pub enum Next {
 pub struct Server {
     scaling: Scaling,
     features: Vec<String>,
+    target: Option<String>,
     floor: f64,
     tol: f64,
     max_iter: usize,
@@ -288,6 +270,7 @@ impl Server {
         let server = Server {
             scaling,
             features: start.features.clone(),
+            target: start.target.clone(),
             floor: settings.variance_floor,
             tol: settings.tol,
             max_iter: settings.max_iter,
@@ -332,7 +315,7 @@ impl Server {
                 self.converged = true;
                 return Next::Done;
             }
-            if self.iterations() == self.max_iter {
+            if self.iterations() >= self.max_iter {
                 return Next::Done;
             }
             return self.propose();
@@ -387,9 +370,11 @@ impl Server {
         self.converged
     }
 
-    /// The current parameters on the raw scale.
+    /// The current parameters on the raw scale (with the start's target name).
     pub fn model(&self) -> Result<Moe, EmError> {
-        to_raw_model(&self.params, &self.scaling, &self.features)
+        let mut model = to_raw_model(&self.params, &self.scaling, &self.features)?;
+        model.target = self.target.clone();
+        Ok(model)
     }
 
     /// The log-likelihood after every iteration (index 0: the start), raw scale.
@@ -401,14 +386,24 @@ impl Server {
 /// A finished run of exact EM over machines.
 #[derive(Debug, Clone)]
 pub struct OverMachines {
-    /// The model (raw scale).
-    pub model: Moe,
+    /// The model at the start and after each iteration (raw scale, the start's target name).
+    pub models: Vec<Moe>,
     /// Log-likelihood of every row after each iteration (index 0: the start), raw scale.
     pub trace: Vec<f64>,
-    /// Rounds of the iterations (the standardisation's round not included).
+    /// Rounds, the standardisation's included.
     pub rounds: usize,
     /// Whether it stopped on the tolerance.
     pub converged: bool,
+    /// Thread CPU seconds as a cluster would take them: per round, the slowest machine's answer
+    /// (standardising its rows in the first) plus the server's step, summed.
+    pub seconds: f64,
+}
+
+impl OverMachines {
+    /// The last model.
+    pub fn model(&self) -> &Moe {
+        self.models.last().expect("the start at least")
+    }
 }
 
 /// Exact EM over the machines `shards` (each its `(x, y)`), in one process: the standardisation
@@ -420,24 +415,50 @@ pub fn fit(
     start: &Moe,
     settings: &EmSettings,
 ) -> Result<OverMachines, EmError> {
+    settings.validate()?;
     for (x, y) in shards {
         check_finite(*x, *y, features, target)?;
     }
-    let moments: Vec<Moments> = shards.iter().map(|(x, y)| Moments::of(*x, *y)).collect();
+    let mut moments = Vec::new();
+    let mut seconds = slowest(shards.iter().map(|(x, y)| move || Moments::of(*x, *y)), &mut moments);
+    let t0 = thread_cpu_seconds();
     let scaling = Moments::combine(&moments).scaling(features, target, start.k())?;
-    let mut machines: Vec<Shard> = shards.iter().map(|(x, y)| Shard::new(*x, *y, &scaling)).collect();
+    seconds += thread_cpu_seconds() - t0;
+    let mut machines = Vec::new();
+    seconds += slowest(shards.iter().map(|(x, y)| || Shard::new(*x, *y, &scaling)), &mut machines);
     let (mut server, mut request) = Server::new(start, scaling, settings);
+    let mut models = vec![server.model()?];
     loop {
-        let answers = machines.iter_mut().map(|m| m.answer(&request)).collect();
-        match server.receive(answers) {
-            Next::Ask(next) => request = next,
+        let mut answers = Vec::with_capacity(machines.len());
+        seconds += slowest(machines.iter_mut().map(|m| || m.answer(&request)), &mut answers);
+        let t0 = thread_cpu_seconds();
+        let next = server.receive(answers);
+        seconds += thread_cpu_seconds() - t0;
+        if server.iterations() == models.len() {
+            models.push(server.model()?);
+        }
+        match next {
+            Next::Ask(r) => request = r,
             Next::Done => break,
         }
     }
     Ok(OverMachines {
-        model: server.model()?,
+        models,
         trace: server.trace(),
-        rounds: server.rounds(),
+        rounds: server.rounds() + 1,
         converged: server.converged(),
+        seconds,
     })
+}
+
+/// Runs every machine's work in turn, collecting the results in `out`; returns the thread CPU
+/// seconds of the slowest.
+fn slowest<T, F: FnOnce() -> T>(work: impl Iterator<Item = F>, out: &mut Vec<T>) -> f64 {
+    let mut most: f64 = 0.0;
+    for w in work {
+        let t0 = thread_cpu_seconds();
+        out.push(w());
+        most = most.max(thread_cpu_seconds() - t0);
+    }
+    most
 }
