@@ -280,7 +280,8 @@ fn local_fits(
 }
 
 /// The reduced model (timed `max_m t_m + t_reduce`), every baseline, the refined model (timed with its
-/// rounds added), and the global fit (timed by its CPU seconds), scored on the test rows (with their true labels and the truth, when known).
+/// rounds added), and the global fit (timed by its CPU seconds), scored on the test rows (with their
+/// true labels and the truth, when known).
 fn score_estimators(data: &Dataset, fit: &InProcessFit, truth: Option<&Moe>) -> Vec<ScoredEstimator> {
     let test = &fit.test_rows;
     let xt = data.x.select(Axis(0), test);

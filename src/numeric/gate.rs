@@ -7,8 +7,8 @@
 //!
 //! Variant chosen: Newton steps with the exact Hessian (or, in EM on many rows, the Hessian of a
 //! fixed subset of rows: `Curvature`) and step halving. In EM we take **one** Newton
-//! step per iteration (a generalised EM: the halving keeps `Q` from decreasing beyond round-off, `ACCEPT_SLACK`, so the
-//! likelihood stays monotone), because near convergence one Newton step already lands very close to
+//! step per iteration (a generalised EM: the halving keeps `Q` from decreasing beyond round-off,
+//! `ACCEPT_SLACK`, so the likelihood stays monotone), because near convergence one Newton step already lands very close to
 //! the gate's maximiser, and a full inner solve would pay the Hessian (the dominant cost,
 //! (K-1)K/2 weighted Gram matrices) several times per iteration for no gain in the outer rate. The
 //! Boehning fixed-curvature bound was rejected: it is cheaper per step but its steps are short

@@ -578,7 +578,7 @@ impl ExpertSums {
     pub fn total(parts: Vec<ExpertSums>) -> ExpertSums {
         let mut parts = parts.into_iter();
         let first = parts.next().expect("at least one part");
-        parts.fold(first, |acc, p| ExpertSums { grams: acc.grams + p.grams, rhs: acc.rhs + p.rhs, nk: acc.nk + p.nk })
+        parts.fold(first, |acc, p| acc + p)
     }
 
     /// Weighted least squares for every expert, `b_k = G_k^-1 r_k` (Cholesky, relative ridge
@@ -616,6 +616,15 @@ impl ExpertSums {
                 variances[k] = (ss[k] / self.nk[k]).max(floor);
             }
         }
+    }
+}
+
+impl std::ops::Add for ExpertSums {
+    type Output = ExpertSums;
+
+    /// The sums over both sets of rows.
+    fn add(self, other: ExpertSums) -> ExpertSums {
+        ExpertSums { grams: self.grams + other.grams, rhs: self.rhs + other.rhs, nk: self.nk + other.nk }
     }
 }
 
@@ -670,13 +679,17 @@ fn standardise(
     let y_mean = y.sum() / n;
     let y_sd = (y.mapv(|v| (v - y_mean) * (v - y_mean)).sum() / n).sqrt();
     let scaling = Scaling::checked(xsc, y_mean, y_sd, features, target)?;
-    let xs = scaling.x.apply(x);
-    let ys = y.mapv(|v| (v - y_mean) / y_sd);
+    let (xs, ys) = scaling.apply(x, y);
     check_collinearity(xs.view(), features)?;
     Ok((xs, ys, scaling))
 }
 
 impl Scaling {
+    /// `(x, y)` z-scored: `(x_j - m_j) / s_j` column by column, `(y - m_y) / s_y`.
+    fn apply(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> (Array2<f64>, Array1<f64>) {
+        (self.x.apply(x), y.mapv(|v| (v - self.y_mean) / self.y_sd))
+    }
+
     /// The scaling of these column means and standard deviations, after checking that every one is
     /// finite (s_y^2 too: the variance floor and the back-transform use it) and no column is
     /// constant.

@@ -151,7 +151,7 @@ impl ShardStats {
         parts.fold(first, |a, b| ShardStats {
             rows: a.rows + b.rows,
             loglik: a.loglik + b.loglik,
-            experts: ExpertSums::total(vec![a.experts, b.experts]),
+            experts: a.experts + b.experts,
             y2: a.y2 + b.y2,
             gradient: a.gradient + b.gradient,
             neg_hessian: a.neg_hessian + b.neg_hessian,
@@ -166,6 +166,8 @@ impl ShardStats {
 pub struct Shard {
     xt: Array2<f64>,
     y: Array1<f64>,
+    /// `y_i^2`, for the sums `sum_i tau_ik y_i^2`.
+    y_squared: Array1<f64>,
     tau: Option<Array2<f64>>,
     trial: Option<Array2<f64>>,
 }
@@ -173,8 +175,8 @@ pub struct Shard {
 impl Shard {
     /// The machine's rows `(x, y)` standardised by the union's `scaling`.
     pub fn new(x: ArrayView2<f64>, y: ArrayView1<f64>, scaling: &Scaling) -> Shard {
-        let xt = with_intercept(scaling.x.apply(x).view());
-        Shard { xt, y: y.mapv(|v| (v - scaling.y_mean) / scaling.y_sd), tau: None, trial: None }
+        let (xs, y) = scaling.apply(x, y);
+        Shard { xt: with_intercept(xs.view()), y_squared: y.mapv(|v| v * v), y, tau: None, trial: None }
     }
 
     /// Rows.
@@ -211,7 +213,7 @@ impl Shard {
             rows: self.rows(),
             loglik: e.loglik,
             experts: ExpertSums::of(xt, y, tau),
-            y2: tau.t().dot(&y.mapv(|v| v * v)),
+            y2: tau.t().dot(&self.y_squared),
             gradient,
             neg_hessian,
             q: gate::objective_on(tau, e.gate.log_pi.view(), 1),
@@ -287,9 +289,9 @@ impl Server {
 
     /// Takes the machines' answers to the last request (in machine order) and says what comes next.
     /// A candidate is accepted when the summed `trial_q` passes [`gate::accepts`] against the
-    /// current `Q` (or when its gate is the current one); a run stops on the tolerance, on the iteration cap, or
-    /// when a log-likelihood is not finite (keeping the last finite parameters), like
-    /// [`super::iterates`].
+    /// current `Q` (or when its gate is the current one); a run stops on the tolerance, on the
+    /// iteration cap, or when a log-likelihood is not finite (keeping the last finite parameters),
+    /// like [`super::iterates`].
     pub fn receive(&mut self, answers: Vec<ShardStats>) -> Next {
         let total = ShardStats::total(answers);
         self.rounds += 1;
