@@ -52,7 +52,10 @@
 //! every row is unchanged. The seventeenth (issue #13) came with the step halving's test of the
 //! gate's Newton step allowing 1e-12 relative round-off (`gate::ACCEPT_SLACK`, so that EM over
 //! machines takes the same steps as EM on one machine): estimates moved by at most 1.2e-10
-//! relative (parameter MSE), test log-likelihoods by 4e-14 relative; no time moved.
+//! relative (parameter MSE), test log-likelihoods by 4e-14 relative; no time moved. The eighteenth
+//! (issue #13) came with the event-driven scheduler that replaced the timeline computed after the
+//! fact: it added the columns `protocol`, `protocol_kind` (after `network`) and `rounds` (before
+//! `bytes_sent`); every other field of every row is unchanged, byte for byte.
 //!
 //! The copies were written on x86-64 with AVX2 and FMA, where ndarray's matrix products take the FMA
 //! kernel. On such a CPU the comparison is byte for byte. Elsewhere the products round differently,

@@ -121,6 +121,15 @@ impl Clock {
         }
     }
 
+    /// Seconds of a piece of work on this clock. Measured: `measured_cpu`, its thread CPU seconds.
+    /// Model: `modelled` of the constants.
+    pub fn charge(&self, measured_cpu: f64, modelled: impl FnOnce(&CostModel) -> f64) -> f64 {
+        match self {
+            Clock::Measured => measured_cpu,
+            Clock::Model(c) => modelled(c),
+        }
+    }
+
     /// Seconds of a reduction to K experts on this clock. Measured: `measured_cpu`, its thread CPU
     /// seconds. Model: `W * K * mm_per_unit + P * pool_per_unit`, with `W` the reduction's MM work
     /// (supporting points x large experts x MM plans, summed over every MM run: `Reduction::work`)

@@ -1,32 +1,39 @@
 //! The in-process cluster simulator (docs/simulator.md), on actix.
 //!
-//! Every machine is an actor holding a shard (a view into one shared data set); the local fits run on
-//! a bounded worker pool; the server actor collects the reports and reduces. Time is virtual: a
-//! machine's compute time is its own thread CPU time (or the model clock's cost) times its speed
-//! factor, its report arrives after the network delay of its size, and the server reduces at the last
-//! arrival or at its deadline. Real wall time of the simulation plays no part in the figures.
+//! Every machine is an actor holding a shard (a view into one shared data set) and its state across
+//! the rounds of a protocol; its work runs on a bounded worker pool. One scheduler (`events`,
+//! `simulate`) advances virtual time from event to event: a machine's work takes its own thread CPU
+//! time (or the model clock's cost) times its speed factor, every message arrives after the network
+//! delay of its size, and the server (`protocol`) steps when a round's answers are in or its deadline
+//! has passed. Real wall time of the simulation plays no part in the figures.
 
 mod actors;
 pub mod clock;
+mod events;
 pub mod machines;
 pub mod network;
+pub mod protocol;
 pub mod record;
-pub mod schedule;
 mod server;
+mod simulate;
+pub mod work;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
 
-use self::actors::{FitInputs, FitWorker, Machine, Server, StartFit};
+use self::actors::{Compute, Machine, Worker};
 use self::clock::Clock;
-use self::machines::{MachineModel, Speed};
+use self::machines::{Failures, MachineModel, Speed};
 use self::network::NetworkModel;
-use self::record::RunRecord;
+use self::protocol::{Protocol, StepInputs};
+use self::record::{NamedModel, RunRecord};
+use self::simulate::{FirstRound, Replay, Shared};
+use self::work::{Computed, MachineInputs, MachineState, Work};
 use crate::data::sharding::ShardedData;
 use crate::distributed::{self, Baseline, LocalFitError};
+use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::em::EmSettings;
 use crate::numeric::model::Moe;
 use crate::numeric::range::{MAX_THREADS, Range, RangeError, at_least, within};
@@ -41,14 +48,17 @@ pub struct ClusterConfig {
     pub reduction: ReductionSettings,
     /// Supporting-sample size S (machine m sends about S * N_m / N rows).
     pub support: usize,
-    /// The networks the run is replayed under, at least one. The machines fit once; the server's
-    /// work (timeline, reduction, baselines) is done once per network, with the same fits, speeds,
-    /// failures and random draws, so the records differ only by the network (common random numbers).
+    /// The networks the run is replayed under, at least one. The machines do their first round's
+    /// work (local fits, moments, samples) once; each replay runs the protocol on the scheduler with
+    /// those answers, the same speeds, failures and random draws, so the records differ only by the
+    /// network (common random numbers).
     pub networks: Vec<NetworkModel>,
     /// The speed model of each replay, parallel to `networks` (empty: `machines.speed` for every
     /// one). Replays that differ only in speed share the fits and failures too: a straggler sweep
     /// then differs only by its stragglers.
     pub replay_speeds: Vec<Speed>,
+    /// The protocol of each replay, parallel to `networks` (empty: one-shot for every one).
+    pub protocols: Vec<Protocol>,
     /// Machine speeds and failures.
     pub machines: MachineModel,
     /// The server stops waiting at this virtual time (seconds), if set.
@@ -78,6 +88,7 @@ impl ClusterConfig {
             support,
             networks: vec![NetworkModel::default()],
             replay_speeds: Vec::new(),
+            protocols: Vec::new(),
             machines: MachineModel::default(),
             deadline: None,
             clock: Clock::Measured,
@@ -117,6 +128,13 @@ impl ClusterConfig {
                 self.networks.len()
             )));
         }
+        if !self.protocols.is_empty() && self.protocols.len() != self.networks.len() {
+            return Err(ClusterError::Setting(format!(
+                "{} protocols for {} networks: give one per network, or none",
+                self.protocols.len(),
+                self.networks.len()
+            )));
+        }
         for speed in &self.replay_speeds {
             let model = MachineModel { speed: speed.clone(), ..self.machines.clone() };
             model.validate().map_err(|e| ClusterError::Setting(format!("replay speed: {e}")))?;
@@ -152,6 +170,20 @@ pub struct RunOutcome {
     pub busiest_worker_seconds: f64,
 }
 
+impl RunRecord {
+    /// Adds the global baseline: its model, its time and the speedup `global_s / makespan_s`.
+    pub fn attach_global(&mut self, g: &GlobalFit) {
+        self.global_s = Some(g.seconds);
+        self.speedup = Some(g.seconds / self.makespan_s);
+        self.estimators.push(NamedModel { name: "global".into(), model: g.model.clone() });
+    }
+}
+
+/// ` in round r`, after the first.
+fn round_words(round: usize) -> String {
+    if round > 1 { format!(" in round {round}") } else { String::new() }
+}
+
 /// ` and N arrived after the deadline`, when N > 0.
 fn late_words(late: usize) -> String {
     if late > 0 { format!(" and {late} arrived after the deadline") } else { String::new() }
@@ -163,9 +195,13 @@ pub enum ClusterError {
     /// A cluster setting is out of range.
     #[error("{0}")]
     Setting(String),
-    /// No report reached the server in time.
-    #[error("no machine reported in time: {failed} of {machines} machines failed{}", late_words(*late))]
-    NoReports { machines: usize, failed: usize, late: usize },
+    /// No answer reached the server in time.
+    #[error(
+        "no machine reported in time{}: {failed} of {machines} machines failed{}",
+        round_words(*round),
+        late_words(*late)
+    )]
+    NoReports { machines: usize, failed: usize, late: usize, round: usize },
     /// A local fit failed on its data (e.g. a shard whose column is constant).
     #[error(transparent)]
     LocalFit(#[from] LocalFitError),
@@ -177,9 +213,9 @@ pub enum ClusterError {
     UnderNetwork { network: usize, source: Box<ClusterError> },
 }
 
-/// Runs one simulated distributed fit of `data` (its shards are the machines) under every network of
-/// `config`. `global` adds the global baseline to the records; `on_report` is called once per machine
-/// message (progress).
+/// Runs one simulated distributed fit of `data` (its shards are the machines) under every network
+/// (and protocol) of `config`. `global` adds the global baseline to the records; `on_report` is
+/// called once per machine as its first-round work is done (progress).
 pub fn run(
     data: Arc<ShardedData>,
     features: Vec<String>,
@@ -193,59 +229,180 @@ pub fn run(
     if m == 0 {
         return Err(ClusterError::Setting("the data gives no machine any rows: there is nothing to fit".into()));
     }
-    let draws = config.machines.draw(m, config.seed, &config.stream);
-    let inputs =
-        Arc::new(FitInputs { data: data.clone(), features, target, em: config.em.clone(), seed: config.fit_seed });
     let n = data.n();
-    let supports: Vec<usize> =
-        data.shards.iter().map(|r| distributed::support_count(config.support, r.len(), n)).collect();
-    let finish_config = config.clone();
-    // Each replay's speed factors; the failures are `draws`' (failure draws do not depend on speed).
+    let rows: Vec<usize> = data.shards.iter().map(|r| r.len()).collect();
+    let inputs = Arc::new(MachineInputs {
+        support: rows.iter().map(|&r| distributed::support_count(config.support, r, n)).collect(),
+        data,
+        features,
+        target,
+        em: config.em.clone(),
+        seed: config.fit_seed,
+        clock: config.clock.clone(),
+    });
+    let failures = Failures::new(&config.machines, m, config.seed, &config.stream);
     let speeds: Vec<Vec<f64>> = match config.replay_speeds.is_empty() {
-        true => vec![draws.iter().map(|d| d.0).collect(); config.networks.len()],
+        true => vec![config.machines.speeds(m, config.seed, &config.stream); config.networks.len()],
         false => config
             .replay_speeds
             .iter()
             .map(|s| {
-                let model = MachineModel { speed: s.clone(), ..config.machines.clone() };
-                model.draw(m, config.seed, &config.stream).iter().map(|d| d.0).collect()
+                MachineModel { speed: s.clone(), ..config.machines.clone() }.speeds(m, config.seed, &config.stream)
             })
             .collect(),
     };
-    let rows: Vec<usize> = data.shards.iter().map(|r| r.len()).collect();
-    let finish: actors::Finish =
-        Box::new(move |reports| server::serve(reports, &speeds, &rows, &finish_config, global.as_ref()));
-    let threads = config.threads;
-    let busy = Arc::new(std::sync::Mutex::new(vec![0.0; threads]));
-    let busy_out = busy.clone();
+    let protocols = match config.protocols.is_empty() {
+        true => vec![Protocol::default(); config.networks.len()],
+        false => config.protocols.clone(),
+    };
+    let busy = Arc::new(Mutex::new(vec![0.0; config.threads]));
+    let busy_in_pool = busy.clone();
     let wall0 = Instant::now();
     let sys = System::new();
+    let config = config.clone();
     let outcome = sys.block_on(async move {
-        let (tx, rx) = oneshot::channel();
-        let server =
-            Server { reports: vec![None; m], pending: m, error: None, finish: Some(finish), done: Some(tx), on_report }
-                .start();
-        let slots = std::sync::atomic::AtomicUsize::new(0);
-        let busy_in_pool = busy.clone();
-        let pool = SyncArbiter::start(threads, move || FitWorker {
-            slot: slots.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            busy: busy_in_pool.clone(),
-        });
-        for (id, (&(_, fails), &support)) in draws.iter().zip(&supports).enumerate() {
-            let machine =
-                Machine { id, fails, support, inputs: inputs.clone(), pool: pool.clone(), server: server.clone() }
-                    .start();
-            machine.do_send(StartFit);
-        }
-        drop(pool);
-        let outcome =
-            rx.await.unwrap_or_else(|_| Err(ClusterError::Setting("the server stopped without an answer".into())));
+        // Whatever the outcome, the system stops, or `sys.run` below would wait for ever.
+        let outcome = replays(config, inputs, rows, failures, speeds, protocols, global, on_report, busy_in_pool).await;
         System::current().stop();
         outcome
     });
     sys.run().expect("the actor system shuts down");
     let mut outcome = outcome?;
     outcome.wall_seconds = wall0.elapsed().as_secs_f64();
-    outcome.busiest_worker_seconds = busy_out.lock().expect("workers have stopped").iter().copied().fold(0.0, f64::max);
+    outcome.busiest_worker_seconds = busy.lock().expect("workers have stopped").iter().copied().fold(0.0, f64::max);
     Ok(outcome)
+}
+
+/// The run inside the actor system: the worker pool, the first round's work once, then every
+/// replay on the scheduler.
+#[allow(clippy::too_many_arguments)]
+async fn replays(
+    config: ClusterConfig,
+    inputs: Arc<MachineInputs>,
+    rows: Vec<usize>,
+    failures: Failures,
+    speeds: Vec<Vec<f64>>,
+    protocols: Vec<Protocol>,
+    global: Option<GlobalFit>,
+    on_report: Option<Arc<dyn Fn() + Send + Sync>>,
+    busy: Arc<Mutex<Vec<f64>>>,
+) -> Result<RunOutcome, ClusterError> {
+    let (m, threads, d) = (rows.len(), config.threads, inputs.data.x.ncols());
+    {
+        let slots = std::sync::atomic::AtomicUsize::new(0);
+        let pool = SyncArbiter::start(threads, move || Worker {
+            slot: slots.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            busy: busy.clone(),
+        });
+        let spawn = || -> Vec<Addr<Machine>> {
+            (0..m)
+                .map(|id| {
+                    let state = Arc::new(Mutex::new(MachineState::new(id, inputs.clone())));
+                    Machine { id, rows: rows[id], state, pool: pool.clone() }.start()
+                })
+                .collect()
+        };
+        let mut round_one = failures.clone();
+        let running: Vec<bool> = (0..m).map(|i| !round_one.in_round(i, 1)).collect();
+        let mut done: Vec<(Work, Vec<Option<Computed>>)> = Vec::new();
+        let mut fit_cpu_seconds = 0.0;
+        let cpu0 = thread_cpu_seconds();
+        let cx = StepInputs {
+            em: &config.em,
+            reduction: &config.reduction,
+            clock: &config.clock,
+            features: &inputs.features,
+            target: &inputs.target,
+            rows: &rows,
+            d,
+            fit_seed: config.fit_seed,
+            baselines: &config.baselines,
+        };
+        let shared =
+            Shared { cx, deadline: config.deadline, seed: config.seed, stream: &config.stream, failures: &failures };
+        let mut reductions = Vec::new();
+        let mut records = Vec::with_capacity(protocols.len());
+        let several = protocols.len() > 1;
+        for (i, protocol) in protocols.iter().enumerate() {
+            let works = protocol.kind.first_round();
+            for work in &works {
+                if done.iter().all(|(w, _)| !same_work(w, work)) {
+                    // Progress counts machines, once: on the run's first piece of work.
+                    let progress = if done.is_empty() { on_report.as_deref() } else { None };
+                    let answers = first_round(&spawn(), &running, work, progress).await?;
+                    fit_cpu_seconds += answers.iter().flatten().map(|c| c.cpu).sum::<f64>();
+                    done.push((work.clone(), answers));
+                }
+            }
+            let first: FirstRound = (0..m)
+                .map(|i| {
+                    let parts = works.iter().map(|w| {
+                        let (_, answers) = done.iter().find(|(d, _)| same_work(d, w)).expect("computed above");
+                        answers[i].clone()
+                    });
+                    let parts: Option<Vec<Computed>> = parts.collect();
+                    parts.map(|p| (p.iter().map(|c| c.answer.clone()).collect(), p.iter().map(|c| c.seconds).sum()))
+                })
+                .collect();
+            let replay = Replay { network: &config.networks[i], speeds: &speeds[i], protocol };
+            let replayed =
+                simulate::replay(&replay, &shared, &spawn(), &first, &mut reductions).await.map_err(|e| {
+                    if several { ClusterError::UnderNetwork { network: i, source: Box::new(e) } } else { e }
+                })?;
+            fit_cpu_seconds += replayed.machine_cpu;
+            let mut record = server::record(replayed, &replay, &rows, config.clock.name());
+            if let Some(g) = &global {
+                record.attach_global(g);
+            }
+            records.push(record);
+        }
+        Ok(RunOutcome {
+            records,
+            wall_seconds: 0.0,
+            fit_cpu_seconds,
+            server_cpu_seconds: thread_cpu_seconds() - cpu0,
+            busiest_worker_seconds: 0.0,
+        })
+    }
+}
+
+/// Whether two pieces of first-round work are the same (then their answers are shared).
+fn same_work(a: &Work, b: &Work) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}
+
+/// Every running machine's answer to a piece of first-round work, computed on the pool in parallel
+/// (`None` for the machines that fail in round 1). A machine whose work fails ends the run with the
+/// error of the lowest such machine.
+async fn first_round(
+    machines: &[Addr<Machine>],
+    running: &[bool],
+    work: &Work,
+    on_report: Option<&(dyn Fn() + Send + Sync)>,
+) -> Result<Vec<Option<Computed>>, ClusterError> {
+    let asked: Vec<_> =
+        machines.iter().zip(running).map(|(a, &run)| run.then(|| a.send(Compute(work.clone())))).collect();
+    let mut answers = Vec::with_capacity(asked.len());
+    let mut error: Option<LocalFitError> = None;
+    for request in asked {
+        if let Some(f) = on_report {
+            f();
+        }
+        let Some(request) = request else {
+            answers.push(None);
+            continue;
+        };
+        let result = request.await.map_err(|_| ClusterError::Setting("a machine actor stopped".into()))?;
+        match result {
+            Ok(c) => answers.push(Some(c)),
+            Err(e) => {
+                error.get_or_insert(e);
+                answers.push(None);
+            }
+        }
+    }
+    match error {
+        Some(e) => Err(ClusterError::LocalFit(e)),
+        None => Ok(answers),
+    }
 }

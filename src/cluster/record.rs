@@ -1,11 +1,9 @@
-//! What one simulated run leaves behind: every machine's times and bytes, the virtual timeline, the
-//! estimators' models. Everything here is a function of the inputs and the seed (and, with the
+//! What one simulated run leaves behind: every machine's times and bytes, every round's times, the
+//! virtual timeline, the estimators' models. Everything here is a function of the inputs and the seed (and, with the
 //! measured clock, of the measured CPU times), never of thread scheduling.
 
 use serde::{Deserialize, Serialize};
 
-use super::schedule::Timing;
-use crate::distributed::LocalReport;
 use crate::numeric::model::Moe;
 use crate::reduce::Init;
 
@@ -13,24 +11,36 @@ use crate::reduce::Init;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EventKind {
-    /// A machine starts its local fit.
+    /// A machine starts its first-round work (its local fit, in one-shot).
     FitStart,
-    /// A machine finishes its local fit.
+    /// A machine finishes its first-round work.
     FitEnd,
-    /// A machine sends its report.
+    /// The server sends a machine a request (a round after the first).
+    Request,
+    /// A request reaches its machine.
+    Receive,
+    /// A machine starts the work of a request.
+    ComputeStart,
+    /// A machine finishes the work of a request.
+    ComputeEnd,
+    /// A machine sends its answer.
     Send,
-    /// A report reaches the server in time.
+    /// An answer reaches the server in time.
     Arrive,
-    /// A report reaches the server after the deadline (left out).
+    /// An answer reaches the server after its round closed (left out).
     Late,
-    /// A machine fails and never reports.
+    /// A machine fails and never answers again.
     Failed,
-    /// The server stops waiting (deadline reached).
+    /// The server stops waiting for the round (deadline reached).
     Deadline,
     /// The server starts reducing.
     ReduceStart,
     /// The server has the reduced model.
     ReduceEnd,
+    /// The server starts a step of a protocol (other than a reduction).
+    StepStart,
+    /// The server's step is done.
+    StepEnd,
 }
 
 /// One event on the virtual timeline; `machine` is `None` for the server.
@@ -42,18 +52,46 @@ pub struct Event {
     pub kind: EventKind,
     /// Which machine (0-based), or `None` for the server.
     pub machine: Option<usize>,
+    /// The protocol's round (from 1).
+    pub round: usize,
 }
 
 impl Event {
-    /// An event of machine `machine`.
-    pub fn machine(machine: usize, time: f64, kind: EventKind) -> Event {
-        Event { time, kind, machine: Some(machine) }
+    /// An event of machine `machine` in round `round`.
+    pub fn machine(machine: usize, round: usize, time: f64, kind: EventKind) -> Event {
+        Event { time, kind, machine: Some(machine), round }
     }
 
-    /// An event of the server.
-    pub fn server(time: f64, kind: EventKind) -> Event {
-        Event { time, kind, machine: None }
+    /// An event of the server in round `round`.
+    pub fn server(round: usize, time: f64, kind: EventKind) -> Event {
+        Event { time, kind, machine: None, round }
     }
+}
+
+/// One round of a protocol: when it opened, how its time splits, when the server's step ended.
+/// `compute_s + network_s + wait_s = step_start_s - open_s` and `end_s = step_start_s + step_s`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    /// The round, from 1.
+    pub round: usize,
+    /// When it opened: 0, or the end of the previous round's step (requests sent).
+    pub open_s: f64,
+    /// Slowest compute among the answers the step used.
+    pub compute_s: f64,
+    /// The rest of the time to the last used answer's arrival: requests' and answers' network delays
+    /// (and a machine's wait for its own previous work).
+    pub network_s: f64,
+    /// Time the server then waited for the deadline (answers late or lost, machines failed).
+    pub wait_s: f64,
+    /// When the server's step started.
+    pub step_start_s: f64,
+    /// Duration of the server's step on the run's clock (the reduction, a start's fit, an M-step, an
+    /// average).
+    pub step_s: f64,
+    /// When the step ended.
+    pub end_s: f64,
+    /// Answers the step used.
+    pub answers: usize,
 }
 
 /// A machine's part in the reduction: its weight, its screening score and verdict.
@@ -76,19 +114,21 @@ pub struct MachineRecord {
     pub rows: usize,
     /// Speed factor (compute time multiplier).
     pub speed: f64,
-    /// Whether it failed (then every later field is empty).
+    /// Whether it failed (in the round `failed_round`; failed in round 1, every later field is empty).
     pub failed: bool,
-    /// Virtual compute time of its fit.
+    /// Virtual compute time of its work, summed over the rounds it answered.
     pub compute_s: Option<f64>,
-    /// Network delay of its report.
+    /// Network delay of its answers, summed.
     pub network_s: Option<f64>,
-    /// Arrival time at the server.
+    /// Arrival time of its last answer at the server.
     pub arrival_s: Option<f64>,
-    /// Attempts needed to get the report through.
+    /// Attempts needed to get its answers through.
     pub attempts: Option<u32>,
-    /// Size of its report in bytes.
+    /// Size of its answers in bytes.
     pub bytes: Option<u64>,
-    /// Whether the server used its report.
+    /// The round it failed in (from 1), if it failed.
+    pub failed_round: Option<usize>,
+    /// Whether the server's last step used its answer (in one-shot: its report arrived in time).
     pub included: bool,
     /// Its weight lambda_m in the reduction (renormalised over the included machines).
     pub lambda: Option<f64>,
@@ -108,65 +148,11 @@ pub struct MachineRecord {
     pub model: Option<Moe>,
 }
 
-impl MachineRecord {
-    /// A machine with `rows` rows and speed factor `speed` that failed: every later field is empty.
-    pub fn failed(machine: usize, rows: usize, speed: f64) -> MachineRecord {
-        MachineRecord {
-            machine,
-            rows,
-            speed,
-            failed: true,
-            compute_s: None,
-            network_s: None,
-            arrival_s: None,
-            attempts: None,
-            bytes: None,
-            included: false,
-            lambda: None,
-            outlier_score: None,
-            flagged: false,
-            iterations: None,
-            total_iterations: None,
-            converged: None,
-            em_trace: None,
-            model: None,
-        }
-    }
-
-    /// A machine that sent `report`, with its virtual `timing` and its `share` of the reduction.
-    pub fn reported(
-        machine: usize,
-        rows: usize,
-        speed: f64,
-        report: &LocalReport,
-        timing: &Timing,
-        share: ReductionShare,
-    ) -> MachineRecord {
-        MachineRecord {
-            failed: false,
-            compute_s: Some(timing.compute),
-            network_s: Some(timing.delivery.seconds),
-            arrival_s: Some(timing.arrival),
-            attempts: Some(timing.delivery.attempts),
-            bytes: Some(timing.bytes),
-            included: timing.included,
-            lambda: share.lambda,
-            outlier_score: share.outlier_score,
-            flagged: share.flagged,
-            iterations: Some(report.summary.iterations),
-            total_iterations: Some(report.summary.total_iterations),
-            converged: Some(report.summary.converged),
-            em_trace: Some(report.trace.clone()),
-            model: Some(report.model.clone()),
-            ..MachineRecord::failed(machine, rows, speed)
-        }
-    }
-}
-
 /// A named estimator's model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NamedModel {
-    /// `reduction`, `median`, `aligned-average`, `naive-average` or `global`.
+    /// `reduction`, `median`, `aligned-average`, `naive-average`, `distributed-em`, `refine`,
+    /// `fedavg` or `global`.
     pub name: String,
     /// The model.
     pub model: Moe,
@@ -181,34 +167,41 @@ pub struct RunRecord {
     pub machines: Vec<MachineRecord>,
     /// The virtual timeline, sorted by time (then machine, server last).
     pub events: Vec<Event>,
-    /// Slowest included machine's compute time.
+    /// The protocol's label.
+    pub protocol: String,
+    /// The protocol's kind: `one-shot`, `distributed-em`, `refine` or `fedavg`.
+    pub protocol_kind: String,
+    /// Every round of the protocol (one-shot: one).
+    pub rounds: Vec<RoundRecord>,
+    /// Slowest used machine's compute time, summed over the rounds.
     pub local_compute_max_s: f64,
-    /// Time the reports spent in the network beyond the slowest compute: the last used report's
-    /// arrival minus `local_compute_max_s`.
+    /// Network time beyond the slowest compute, summed over the rounds: in each, the last used
+    /// answer's arrival minus the round's opening and its `compute_s`.
     pub network_s: f64,
-    /// Time the server then waited for the deadline (reports late or lost, machines failed): reduce
-    /// start minus the last used report's arrival; 0 without a deadline.
+    /// Time the server waited for deadlines (answers late or lost, machines failed), summed over the
+    /// rounds; 0 without a deadline.
     pub wait_s: f64,
-    /// When the server started reducing.
+    /// When the server started its last step (in one-shot: the reduction).
     pub reduce_start_s: f64,
-    /// Duration of the reduction.
+    /// Duration of the server's steps, summed over the rounds (in one-shot: the reduction).
     pub reduce_s: f64,
-    /// End of the reduction: the distributed learning time.
+    /// End of the last step: the distributed learning time.
     pub makespan_s: f64,
-    /// Bytes of every report that was sent.
+    /// Bytes of every message of every round, requests and answers.
     pub bytes_sent: u64,
     /// Machines flagged as outliers by the server's screening.
     pub flagged_machines: Vec<usize>,
     /// Whether the flagged machines were left out of the reduced model.
     pub flagged_dropped: bool,
-    /// The reduction's start and its MM objective trace.
-    pub reduction_init: Init,
+    /// The reduction's start, when the protocol reduces.
+    pub reduction_init: Option<Init>,
     /// MM objective after every assignment step of the retained run (on all supporting points).
     pub objective_trace: Vec<f64>,
     /// MM iterations of every run of the reduction (starts, continuation, refinement, and the runs on
     /// the kept machines after a drop).
     pub mm_iterations: usize,
-    /// Reduced model and baselines computed from the same reports (and the global fit, when given).
+    /// The protocol's model first (`reduction` in one-shot), then the baselines computed from the same
+    /// reports (one-shot) or the reduced model it started from (refine), and the global fit when given.
     pub estimators: Vec<NamedModel>,
     /// Time of the global fit on all training rows, when given.
     pub global_s: Option<f64>,

@@ -134,8 +134,7 @@ pub fn local_fit(
         rows: y.len(),
         source,
     })?;
-    let rows = rand::seq::index::sample(&mut rng::stream(seed, &[2, machine as u64]), y.len(), support.min(y.len()))
-        .into_vec();
+    let rows = support_rows(machine, y.len(), support, seed);
     let summary = fit.summary;
     Ok(LocalReport {
         machine,
@@ -145,6 +144,12 @@ pub fn local_fit(
         model: fit.model,
         trace: fit.trace,
     })
+}
+
+/// The rows of machine `machine`'s share of the supporting sample: `support` of its `rows` rows
+/// (all of them when it has fewer), drawn without replacement from the stream `(seed, 2, machine)`.
+pub fn support_rows(machine: usize, rows: usize, support: usize, seed: u64) -> Vec<usize> {
+    rand::seq::index::sample(&mut rng::stream(seed, &[2, machine as u64]), rows, support.min(rows)).into_vec()
 }
 
 /// The server's reduction of the reports that arrived (lambda_m renormalised over them).

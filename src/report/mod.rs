@@ -42,12 +42,14 @@ impl Default for ViewOptions {
 }
 
 /// Column names of results.csv, in order.
-pub const RESULT_COLUMNS: [&str; 30] = [
+pub const RESULT_COLUMNS: [&str; 33] = [
     "scenario",
     "cell",
     "machines",
     "n",
     "network",
+    "protocol",
+    "protocol_kind",
     "k",
     "support",
     "straggler_fraction",
@@ -68,6 +70,7 @@ pub const RESULT_COLUMNS: [&str; 30] = [
     "reduce_s",
     "makespan_s",
     "speedup",
+    "rounds",
     "bytes_sent",
     "machines_included",
     "machines_flagged",
@@ -92,8 +95,9 @@ fn opt_number(v: Option<f64>) -> String {
     v.map_or(String::new(), number)
 }
 
-/// results.csv as bytes: one row per cell x repetition x estimator, with the cell's settings (K, S,
-/// straggler fraction, failure probability), empty where a metric does not apply.
+/// results.csv as bytes: one row per cell x repetition x estimator, with the cell's network and
+/// protocol and its settings (K, S, straggler fraction, failure probability), empty where a metric
+/// does not apply.
 /// `transport_to_truth_sum` is the authors' convention: the divergence summed over the test rows
 /// (`transport_to_truth` x the number of test rows) instead of averaged. Numbers are
 /// written in their shortest exact form ([`number`]), so the file is reproducible byte for byte.
@@ -109,6 +113,8 @@ pub fn results_csv(plan: &Plan, rows: &[ResultRow]) -> Vec<u8> {
             r.machines.to_string(),
             r.n.to_string(),
             r.network.clone(),
+            r.protocol.clone(),
+            r.protocol_kind.to_string(),
             setting.k.to_string(),
             setting.support.to_string(),
             opt_number(setting.straggler_fraction()),
@@ -129,6 +135,7 @@ pub fn results_csv(plan: &Plan, rows: &[ResultRow]) -> Vec<u8> {
             opt_number(r.reduce_s),
             opt_number(r.makespan_s),
             opt_number(r.speedup),
+            opt(r.rounds),
             opt(r.bytes_sent),
             opt(r.machines_included),
             opt(r.machines_flagged),

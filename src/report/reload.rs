@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::cluster::clock::{Clock, CostModel};
+use crate::cluster::protocol::ProtocolKind;
 use crate::cluster::record::RunRecord;
 use crate::distributed::Scores;
 use crate::study::{self, CellRun, Estimator, Plan, ResultRow, StudyOutput};
@@ -106,13 +107,20 @@ fn rows_of(path: &Path, plan: &Plan) -> Result<Vec<ResultRow>, String> {
         };
         let index = |name: &str| count(name)?.ok_or_else(|| fail(line, format!("{name} is empty")));
         let estimator = Estimator::parse(get("estimator"))
-            .ok_or_else(|| fail(line, format!("unknown estimator `{}`", get("estimator"))))?
-            .name();
+            .map(Estimator::name)
+            .or_else(|| ProtocolKind::estimator_named(get("estimator")))
+            .ok_or_else(|| fail(line, format!("unknown estimator `{}`", get("estimator"))))?;
+        let protocol_kind = ProtocolKind::NAMES
+            .into_iter()
+            .find(|k| *k == get("protocol_kind"))
+            .ok_or_else(|| fail(line, format!("unknown protocol kind `{}`", get("protocol_kind"))))?;
         rows.push(ResultRow {
             cell: index("cell")?,
             machines: index("machines")?,
             n: index("n")?,
             network: get("network").to_string(),
+            protocol: get("protocol").to_string(),
+            protocol_kind,
             rep: index("rep")?,
             estimator,
             scores: Scores {
@@ -130,6 +138,7 @@ fn rows_of(path: &Path, plan: &Plan) -> Result<Vec<ResultRow>, String> {
             reduce_s: opt("reduce_s")?,
             makespan_s: opt("makespan_s")?,
             speedup: opt("speedup")?,
+            rounds: count("rounds")?,
             bytes_sent: opt("bytes_sent")?.map(|v| v as u64),
             machines_included: count("machines_included")?,
             machines_flagged: count("machines_flagged")?,

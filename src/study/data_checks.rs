@@ -44,13 +44,14 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
     let runs = ns
         .len()
         .saturating_mul(settings)
+        .saturating_mul(plan.protocols.len())
         .saturating_mul(plan.networks.len())
         .saturating_mul(machines.len())
         .saturating_mul(plan.repetitions);
     if runs > MAX_CLUSTER_RUNS {
         problems.add("repetitions", format!(
-            "{} n x {settings} settings (K, S, stragglers, failures) x {} networks x {} machine counts x {} repetitions = {runs} cluster runs; at most {MAX_CLUSTER_RUNS} (sweep fewer values or repeat less)",
-            ns.len(), plan.networks.len(), machines.len(), plan.repetitions
+            "{} n x {settings} settings (K, S, stragglers, failures) x {} protocols x {} networks x {} machine counts x {} repetitions = {runs} cluster runs; at most {MAX_CLUSTER_RUNS} (sweep fewer values or repeat less)",
+            ns.len(), plan.protocols.len(), plan.networks.len(), machines.len(), plan.repetitions
         ));
         return;
     }
@@ -58,7 +59,7 @@ pub(super) fn data_checks(plan: &mut Plan, pending: Pending, problems: &Problems
         && check_expert_windows(plan, &ns, &machines, problems)
         && categories.is_none_or(|values| check_categories(plan, &values, problems))
     {
-        plan.cells = cells(&ns, settings, plan.networks.len(), &machines);
+        plan.cells = cells(&ns, settings, plan.protocols.len(), plan.networks.len(), &machines);
     }
 }
 
@@ -315,14 +316,16 @@ fn check_shards(plan: &Plan, ns: &[usize], machines: &[usize], problems: &Proble
     true
 }
 
-/// The cells in sweep order: n, then setting, then network, then M.
-fn cells(ns: &[usize], settings: usize, networks: usize, machines: &[usize]) -> Vec<Cell> {
+/// The cells in sweep order: n, then setting, then protocol, then network, then M.
+fn cells(ns: &[usize], settings: usize, protocols: usize, networks: usize, machines: &[usize]) -> Vec<Cell> {
     let mut cells = Vec::new();
     for (n_index, &n) in ns.iter().enumerate() {
         for setting in 0..settings {
-            for network in 0..networks {
-                for &m in machines {
-                    cells.push(Cell { index: cells.len(), n_index, n, setting, network, machines: m });
+            for protocol in 0..protocols {
+                for network in 0..networks {
+                    for &m in machines {
+                        cells.push(Cell { index: cells.len(), n_index, n, setting, protocol, network, machines: m });
+                    }
                 }
             }
         }

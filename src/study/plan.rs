@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::cluster::clock::Clock;
 use crate::cluster::machines::{MachineModel, Speed};
 use crate::cluster::network::NetworkModel;
+use crate::cluster::protocol::Protocol;
 use crate::data::CsvFile;
 use crate::data::sharding::{self, PartitionSpec, ShardSizes};
 use crate::data::synthetic::Recipe;
@@ -138,6 +139,9 @@ pub struct Cell {
     pub n: usize,
     /// Index into the settings.
     pub setting: usize,
+    /// Index into the protocols.
+    #[serde(default)]
+    pub protocol: usize,
     /// Index into the networks.
     pub network: usize,
     /// Machines M.
@@ -186,6 +190,8 @@ pub struct Plan {
     pub deadline: Option<f64>,
     /// The networks of the sweep.
     pub networks: Vec<Network>,
+    /// The protocols of the sweep (default: one-shot alone).
+    pub protocols: Vec<Protocol>,
     /// The swept combinations of K, S and the machine model, in sweep order (K, then S, then the
     /// straggler fraction, then the failure probability).
     pub settings: Vec<Setting>,
@@ -193,7 +199,7 @@ pub struct Plan {
     pub em: EmSettings,
     /// The server's reduction settings; `k` is each setting's.
     pub reduction: ReductionSettings,
-    /// The cells, in sweep order (n, then setting, then network, then M).
+    /// The cells, in sweep order (n, then setting, then protocol, then network, then M).
     pub cells: Vec<Cell>,
 }
 

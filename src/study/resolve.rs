@@ -13,6 +13,7 @@ use super::source::Source;
 use crate::cluster::clock::{Clock, CostModel};
 use crate::cluster::machines::{MachineModel, Speed};
 use crate::cluster::network::{Latency, NetworkModel};
+use crate::cluster::protocol::{Protocol, ProtocolKind};
 use crate::data::sharding::{PartitionSpec, ShardSizes};
 use crate::data::synthetic::{MAX_TRUE_COMPONENTS, MAX_TRUE_COVARIATES, Profile, Recipe};
 use crate::numeric::em::{EmSettings, check_subset_rows};
@@ -88,6 +89,7 @@ fn resolve(source: &Source, problems: &Problems, constants: &Constants) -> (Plan
     let shard_sizes = resolve_shard_sizes(&cluster.table("shard_sizes"));
     cluster.finish();
     let networks = resolve_networks(&root);
+    let protocols = resolve_protocols(&root);
     let machine_models = resolve_machines(&root.table("machines"));
     let em = resolve_em(&root.table("em"), ks[0], seed);
     let reduction = resolve_reduction(&root.table("reduction"), ks[0], seed);
@@ -118,6 +120,7 @@ fn resolve(source: &Source, problems: &Problems, constants: &Constants) -> (Plan
         shard_sizes,
         deadline,
         networks,
+        protocols,
         settings,
         em,
         reduction,
@@ -325,6 +328,46 @@ fn resolve_networks(root: &Section) -> Vec<Network> {
         }
     }
     networks
+}
+
+/// `[[protocol]]`: every protocol with its name (default: one-shot alone). Keys by kind:
+/// `distributed-em` takes `max_rounds` (default 500), `refine` takes `rounds` (default 3), `fedavg`
+/// takes `local_iterations` (default 5) and `rounds` (default 50).
+fn resolve_protocols(root: &Section) -> Vec<Protocol> {
+    let tables = root.tables("protocol");
+    if tables.is_empty() {
+        return vec![Protocol::default()];
+    }
+    let protocols: Vec<Protocol> = tables
+        .iter()
+        .map(|t| {
+            let name = t.opt_text("name").map(String::from);
+            if t.raw("kind").is_none() {
+                let kinds: Vec<String> = ProtocolKind::NAMES.iter().map(|k| format!("\"{k}\"")).collect();
+                t.problem("kind", format!("missing: expected one of {}", kinds.join(", ")));
+            }
+            let kind = match t.kind(&ProtocolKind::NAMES) {
+                Some("distributed-em") => ProtocolKind::DistributedEm { max_rounds: t.count("max_rounds", 1, 500) },
+                Some("refine") => ProtocolKind::Refine { rounds: t.count("rounds", 0, 3) },
+                Some("fedavg") => ProtocolKind::FedAvg {
+                    local_iterations: t.count("local_iterations", 1, 5),
+                    rounds: t.count("rounds", 1, 50),
+                },
+                _ => ProtocolKind::OneShot,
+            };
+            t.finish();
+            Protocol { name: name.unwrap_or_else(|| kind.name().into()), kind }
+        })
+        .collect();
+    for (i, p) in protocols.iter().enumerate() {
+        if protocols[..i].iter().any(|o| o.name == p.name) {
+            tables[i].problem(
+                "name",
+                format!("\"{}\" is the name of an earlier protocol: every protocol needs its own name", p.name),
+            );
+        }
+    }
+    protocols
 }
 
 /// A latency table: `kind` and the parameters of that kind (default: constant 0).

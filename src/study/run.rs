@@ -10,7 +10,7 @@ use std::time::Instant;
 use ndarray::{Array1, Array2, Axis};
 use rand::RngExt;
 
-use crate::cluster::record::{NamedModel, RunRecord};
+use crate::cluster::record::RunRecord;
 use crate::cluster::{self, ClusterConfig, GlobalFit};
 use crate::data::sharding::{self, Partition, PartitionSpec, ShardedData};
 use crate::data::synthetic::{Recipe, Simulator, TruthSpec};
@@ -72,13 +72,19 @@ pub struct ResultRow {
     pub n: usize,
     /// Network label.
     pub network: String,
+    /// Protocol name.
+    pub protocol: String,
+    /// Protocol kind: `one-shot`, `distributed-em`, `refine` or `fedavg`.
+    pub protocol_kind: &'static str,
     /// Repetition.
     pub rep: usize,
     /// Estimator name.
     pub estimator: &'static str,
     /// Accuracy on the test rows.
     pub scores: Scores,
-    /// Slowest included machine's compute time (reduction row only).
+    /// Rounds of the protocol (its row only).
+    pub rounds: Option<usize>,
+    /// Slowest included machine's compute time (the protocol's row only; summed over rounds).
     pub local_compute_max_s: Option<f64>,
     /// Network time after the slowest compute, up to the last used report (reduction row only).
     pub network_s: Option<f64>,
@@ -385,7 +391,7 @@ fn run_data_set(
     for run in &mut runs {
         let k = plan.setting(&run.cell).k;
         if let Some((_, g)) = globals.iter().find(|(gk, _)| *gk == k) {
-            attach_global(&mut run.record, g);
+            run.record.attach_global(g);
         }
         rows.extend(score_run(plan, ds, run));
     }
@@ -473,6 +479,7 @@ fn group_task(
         support: setting.support,
         networks: group.iter().map(|c| plan.networks[c.network].model.clone()).collect(),
         replay_speeds: group.iter().map(|c| plan.setting(c).machines.speed.clone()).collect(),
+        protocols: group.iter().map(|c| plan.protocols[c.protocol].clone()).collect(),
         machines: setting.machines.clone(),
         deadline: plan.deadline,
         clock: plan.clock.clone(),
@@ -533,71 +540,84 @@ fn fit_seed(seed: u64, rep: usize) -> u64 {
     rng::stream(seed, &[rep as u64, 13]).random()
 }
 
-/// Adds the global baseline to a record: its model, its time and the speedup.
-fn attach_global(record: &mut RunRecord, g: &GlobalFit) {
-    record.global_s = Some(g.seconds);
-    record.speedup = Some(g.seconds / record.makespan_s);
-    record.estimators.push(NamedModel { name: "global".into(), model: g.model.clone() });
-}
-
-/// results.csv rows of one run, in the scenario's estimator order.
+/// results.csv rows of one run: the protocol's own estimator first when it is not the reduction,
+/// then the scenario's estimators in order (the baselines only in one-shot cells: they are computed
+/// from the local fits alone). The protocol's row carries the times, rounds and bytes.
 fn score_run(plan: &Plan, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
     let r = &run.record;
     let score = |e: &Estimate| {
         distributed::score(e, ds.test_x.view(), ds.test_y.view(), ds.test_labels.as_deref(), ds.truth.as_ref())
     };
+    let protocol = &plan.protocols[run.cell.protocol];
+    let timed = protocol.kind.estimator();
+    let one_shot = timed == Estimator::Reduction.name();
+    let model = |name: &str| r.estimator(name).map(|m| Estimate::Moe(Box::new(m.clone())));
+    let mut estimates: Vec<(&'static str, Option<Estimate>)> = Vec::new();
+    if !one_shot {
+        estimates.push((timed, model(timed)));
+    }
+    for &est in &plan.estimators {
+        let estimate = match est {
+            Estimator::Truth => ds.truth.clone().map(|t| Estimate::Moe(Box::new(t))),
+            Estimator::Baseline(_) if !one_shot => continue,
+            Estimator::Baseline(Baseline::Pooled) => {
+                let included: Vec<(&Moe, usize)> = r
+                    .machines
+                    .iter()
+                    .filter(|m| m.included)
+                    .filter_map(|m| m.model.as_ref().map(|model| (model, m.rows)))
+                    .collect();
+                let (models, sizes): (Vec<&Moe>, Vec<usize>) = included.into_iter().unzip();
+                PooledMixture::new(&models, &sizes).ok().map(Estimate::Pooled)
+            }
+            _ => model(est.name()),
+        };
+        estimates.push((est.name(), estimate));
+    }
     let net = plan.networks[run.cell.network].label.clone();
     let mut rows = Vec::new();
-    for &est in &plan.estimators {
-        let name = est.name();
-        let estimate = if est == Estimator::Truth {
-            ds.truth.clone().map(|t| Estimate::Moe(Box::new(t)))
-        } else if est == Estimator::Baseline(Baseline::Pooled) {
-            let included: Vec<(&Moe, usize)> = r
-                .machines
-                .iter()
-                .filter(|m| m.included)
-                .filter_map(|m| m.model.as_ref().map(|model| (model, m.rows)))
-                .collect();
-            let (models, sizes): (Vec<&Moe>, Vec<usize>) = included.into_iter().unzip();
-            PooledMixture::new(&models, &sizes).ok().map(Estimate::Pooled)
-        } else {
-            r.estimator(name).map(|m| Estimate::Moe(Box::new(m.clone())))
-        };
+    for (name, estimate) in estimates {
         let Some(estimate) = estimate else { continue };
-        let is_reduction = est == Estimator::Reduction;
-        let is_global = est == Estimator::Global;
+        let is_timed = name == timed;
+        let is_global = name == Estimator::Global.name();
+        let own = |v: f64| is_timed.then_some(v);
         rows.push(ResultRow {
             cell: run.cell.index,
             machines: r.machines.len(),
             n: run.cell.n,
             network: net.clone(),
+            protocol: protocol.name.clone(),
+            protocol_kind: protocol.kind.name(),
             rep: run.rep,
             estimator: name,
             scores: score(&estimate),
-            local_compute_max_s: is_reduction.then_some(r.local_compute_max_s),
-            network_s: is_reduction.then_some(r.network_s),
-            wait_s: is_reduction.then_some(r.wait_s),
-            reduce_s: is_reduction.then_some(r.reduce_s),
-            makespan_s: if is_reduction {
+            rounds: is_timed.then_some(r.rounds.len()),
+            local_compute_max_s: own(r.local_compute_max_s),
+            network_s: own(r.network_s),
+            wait_s: own(r.wait_s),
+            reduce_s: own(r.reduce_s),
+            makespan_s: if is_timed {
                 Some(r.makespan_s)
             } else if is_global {
                 r.global_s
             } else {
                 None
             },
-            speedup: if is_reduction {
+            speedup: if is_timed {
                 r.speedup
             } else if is_global {
                 Some(1.0)
             } else {
                 None
             },
-            bytes_sent: is_reduction.then_some(r.bytes_sent),
-            machines_included: is_reduction.then(|| r.machines.iter().filter(|m| m.lambda.is_some()).count()),
-            machines_flagged: is_reduction.then_some(r.flagged_machines.len()),
-            local_converged: is_reduction.then(|| r.machines.iter().filter(|m| m.converged == Some(true)).count()),
-            rows_per_parameter: is_reduction.then(|| {
+            bytes_sent: is_timed.then_some(r.bytes_sent),
+            machines_included: is_timed.then(|| {
+                // One-shot: the machines the reduced model kept (the screening may drop some).
+                r.machines.iter().filter(|m| if one_shot { m.lambda.is_some() } else { m.included }).count()
+            }),
+            machines_flagged: is_timed.then_some(r.flagged_machines.len()),
+            local_converged: is_timed.then(|| r.machines.iter().filter(|m| m.converged == Some(true)).count()),
+            rows_per_parameter: is_timed.then(|| {
                 let smallest = r.machines.iter().map(|m| m.rows).min().unwrap_or(0);
                 smallest as f64 / n_free_params(plan.setting(&run.cell).k, plan.d) as f64
             }),
@@ -616,6 +636,8 @@ mod tests {
             machines: 16,
             n: 60000,
             network: "lan".into(),
+            protocol: "one-shot".into(),
+            protocol_kind: "one-shot",
             rep: 1,
             estimator: "reduction",
             scores: Scores {
@@ -627,6 +649,7 @@ mod tests {
                 ari: Some(0.8),
                 clustering_error: Some(0.1),
             },
+            rounds: Some(1),
             local_compute_max_s: Some(1.0),
             network_s: Some(0.1),
             wait_s: Some(0.0),

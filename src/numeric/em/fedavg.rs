@@ -60,6 +60,66 @@ pub fn average(models: &[Moe], rows: &[usize]) -> Moe {
     naive_average(&refs, rows).expect("models of one shape, started from one model")
 }
 
+/// The server of federated averaging: the model it sends, the log-likelihood trace and whether it
+/// stopped on the tolerance.
+pub struct Server {
+    model: Moe,
+    trace: Vec<f64>,
+    converged: bool,
+    max_rounds: usize,
+    tol: f64,
+}
+
+impl Server {
+    /// A server that sends `start` in the first round.
+    pub fn new(start: &Moe, settings: &FedAvgSettings) -> Server {
+        Server {
+            model: start.clone(),
+            trace: Vec::new(),
+            converged: false,
+            max_rounds: settings.rounds,
+            tol: settings.tol,
+        }
+    }
+
+    /// The model to send (after the last round: the result).
+    pub fn model(&self) -> &Moe {
+        &self.model
+    }
+
+    /// Takes the machines' answers to the model sent (their models and the sent model's
+    /// log-likelihood on their rows, in machine order, with their rows) and says whether another round
+    /// follows. It stops when the whole log-likelihood of the model sent changes by at most
+    /// `tol * max(|L|, N)` from the previous round (keeping the model sent), or after `rounds` rounds
+    /// (keeping the last average).
+    pub fn receive(&mut self, answers: Vec<(Moe, f64)>, rows: &[usize]) -> bool {
+        let n: usize = rows.iter().sum();
+        self.trace.push(answers.iter().map(|(_, l)| l).sum());
+        if self.trace.len() >= 2 && rel_change(&self.trace, n) <= self.tol {
+            self.converged = true;
+            return false;
+        }
+        let models: Vec<Moe> = answers.into_iter().map(|(m, _)| m).collect();
+        self.model = average(&models, rows);
+        self.trace.len() < self.max_rounds
+    }
+
+    /// Rounds so far.
+    pub fn rounds(&self) -> usize {
+        self.trace.len()
+    }
+
+    /// Whether it stopped on the tolerance.
+    pub fn converged(&self) -> bool {
+        self.converged
+    }
+
+    /// The whole log-likelihood of the model sent in each round (index 0: the start).
+    pub fn trace(&self) -> &[f64] {
+        &self.trace
+    }
+}
+
 /// A finished run of federated averaging.
 #[derive(Debug, Clone)]
 pub struct FedAvg {
@@ -84,17 +144,20 @@ pub fn fit(
     let clients: Vec<Client> =
         shards.iter().map(|(x, y)| Client::new(*x, *y, features, target)).collect::<Result<_, _>>()?;
     let rows: Vec<usize> = clients.iter().map(Client::rows).collect();
-    let n: usize = rows.iter().sum();
-    let (mut model, mut trace, mut converged) = (start.clone(), Vec::new(), false);
-    for _ in 0..settings.rounds {
-        let answers: Vec<(Moe, f64)> = clients.iter().map(|c| c.answer(&model, settings)).collect::<Result<_, _>>()?;
-        trace.push(answers.iter().map(|(_, l)| l).sum());
-        if trace.len() >= 2 && rel_change(&trace, n) <= settings.tol {
-            converged = true;
-            break;
+    let mut server = Server::new(start, settings);
+    if settings.rounds > 0 {
+        loop {
+            let answers: Vec<(Moe, f64)> =
+                clients.iter().map(|c| c.answer(server.model(), settings)).collect::<Result<_, _>>()?;
+            if !server.receive(answers, &rows) {
+                break;
+            }
         }
-        let models: Vec<Moe> = answers.into_iter().map(|(m, _)| m).collect();
-        model = average(&models, &rows);
     }
-    Ok(FedAvg { model, rounds: trace.len(), trace, converged })
+    Ok(FedAvg {
+        model: server.model().clone(),
+        rounds: server.rounds(),
+        trace: server.trace().to_vec(),
+        converged: server.converged(),
+    })
 }

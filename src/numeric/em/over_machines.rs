@@ -141,6 +141,9 @@ pub struct ShardStats {
     /// `Q` of the current (previously accepted) responsibilities at the requested gate: the step
     /// halving's test (0 for the first request).
     pub trial_q: f64,
+    /// `Q` of the current responsibilities at the current gate (0 for the first request): what
+    /// `trial_q` must beat, summed over the same machines as `trial_q`.
+    pub current_q: f64,
 }
 
 impl ShardStats {
@@ -157,6 +160,7 @@ impl ShardStats {
             neg_hessian: a.neg_hessian + b.neg_hessian,
             q: a.q + b.q,
             trial_q: a.trial_q + b.trial_q,
+            current_q: a.current_q + b.current_q,
         })
     }
 }
@@ -170,13 +174,24 @@ pub struct Shard {
     y_squared: Array1<f64>,
     tau: Option<Array2<f64>>,
     trial: Option<Array2<f64>>,
+    /// `Q` of `tau` at the current gate, and of `trial` at the candidate's gate.
+    q: f64,
+    trial_q: f64,
 }
 
 impl Shard {
     /// The machine's rows `(x, y)` standardised by the union's `scaling`.
     pub fn new(x: ArrayView2<f64>, y: ArrayView1<f64>, scaling: &Scaling) -> Shard {
         let (xs, y) = scaling.apply(x, y);
-        Shard { xt: with_intercept(xs.view()), y_squared: y.mapv(|v| v * v), y, tau: None, trial: None }
+        Shard {
+            xt: with_intercept(xs.view()),
+            y_squared: y.mapv(|v| v * v),
+            y,
+            tau: None,
+            trial: None,
+            q: 0.0,
+            trial_q: 0.0,
+        }
     }
 
     /// Rows.
@@ -189,10 +204,10 @@ impl Shard {
     /// responsibilities are kept as the candidate's until the verdict).
     pub fn answer(&mut self, request: &Request) -> ShardStats {
         match request.verdict {
-            Verdict::First => (self.tau, self.trial) = (None, None),
+            Verdict::First => (self.tau, self.trial, self.q) = (None, None, 0.0),
             Verdict::Accepted => {
                 if let Some(t) = self.trial.take() {
-                    self.tau = Some(t);
+                    (self.tau, self.q) = (Some(t), self.trial_q);
                 }
             }
             Verdict::Rejected => self.trial = None,
@@ -218,10 +233,11 @@ impl Shard {
             neg_hessian,
             q: gate::objective_on(tau, e.gate.log_pi.view(), 1),
             trial_q,
+            current_q: self.q,
         };
         match self.tau {
-            None => self.tau = Some(e.tau),
-            Some(_) => self.trial = Some(e.tau),
+            None => (self.tau, self.q) = (Some(e.tau), stats.q),
+            Some(_) => (self.trial, self.trial_q) = (Some(e.tau), stats.q),
         }
         stats
     }
@@ -288,8 +304,8 @@ impl Server {
     }
 
     /// Takes the machines' answers to the last request (in machine order) and says what comes next.
-    /// A candidate is accepted when the summed `trial_q` passes [`gate::accepts`] against the
-    /// current `Q` (or when its gate is the current one); a run stops on the tolerance, on the
+    /// A candidate is accepted when the summed `trial_q` passes [`gate::accepts`] against the summed
+    /// `current_q` of the same machines (or when its gate is the current one); a run stops on the tolerance, on the
     /// iteration cap, or when a log-likelihood is not finite (keeping the last finite parameters),
     /// like [`super::iterates`].
     pub fn receive(&mut self, answers: Vec<ShardStats>) -> Next {
@@ -304,8 +320,7 @@ impl Server {
             self.stats = Some(total);
             return self.propose();
         };
-        let q0 = self.stats.as_ref().expect("a candidate follows an E-step").q;
-        let accepted = trial.delta.is_none() || gate::accepts(total.trial_q, q0);
+        let accepted = trial.delta.is_none() || gate::accepts(total.trial_q, total.current_q);
         if accepted {
             if !total.loglik.is_finite() {
                 return Next::Done;
