@@ -943,3 +943,47 @@ fn heterogeneous_data_give_each_machine_rows_of_its_experts_only() {
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["data_recipe"], "heterogeneous (balanced, 2 experts per machine)");
 }
+
+/// The shipped protocols scenario, made small: every protocol under every network, a trade-off plot,
+/// and results.csv byte-identical across reruns and --jobs 1 vs 2 with the model clock.
+#[test]
+fn protocol_results_are_byte_identical_across_reruns_and_jobs() {
+    let dir = workdir("protocols-reproducible");
+    let scenario = repo("scenarios/protocols.toml");
+    let mut results = Vec::new();
+    for (name, jobs) in [("a", "1"), ("b", "1"), ("c", "2")] {
+        let out_dir = dir.join(name);
+        let args = [
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+            "--jobs",
+            jobs,
+            "--set",
+            "cluster.machines=[4, 16]",
+            "--set",
+            "data.n=12000",
+        ];
+        let out = dmoe(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        results.push(std::fs::read(out_dir.join("results.csv")).unwrap());
+    }
+    assert!(results[0] == results[1], "results.csv differs between two identical runs");
+    assert!(results[0] == results[2], "results.csv differs between --jobs 1 and --jobs 2");
+    let text = String::from_utf8(results[0].clone()).unwrap();
+    for (protocol, kind, estimator) in [
+        ("one-shot", "one-shot", "reduction"),
+        ("exact EM", "distributed-em", "distributed-em"),
+        ("one-shot + 3 rounds", "refine", "refine"),
+        ("fedavg 5x", "fedavg", "fedavg"),
+    ] {
+        for network in ["rack", "lan", "wan"] {
+            let needle = format!(",{network},{protocol},{kind},");
+            let row = text.lines().find(|l| l.contains(&needle) && l.contains(&format!(",{estimator},")));
+            assert!(row.is_some(), "no {estimator} row for {protocol} under {network}");
+        }
+    }
+    assert!(dir.join("a/plots/tradeoff.png").exists(), "the trade-off plot is drawn");
+}

@@ -215,3 +215,65 @@ impl RunRecord {
         self.estimators.iter().find(|e| e.name == name).map(|e| &e.model)
     }
 }
+
+/// What a span of the timeline is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    /// A machine's work: its first-round work (`fit-start` to `fit-end`) or a request's
+    /// (`compute-start` to `compute-end`).
+    Work,
+    /// A request in flight to a machine (`request` to `receive`).
+    Request,
+    /// An answer in flight to the server (`send` to `arrive`, or to `late`).
+    Answer { late: bool },
+    /// A server step (`reduce-start` to `reduce-end`, or `step-start` to `step-end`).
+    Step { reduces: bool },
+}
+
+/// An interval of the virtual timeline; `machine` is `None` for the server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    pub machine: Option<usize>,
+    pub round: usize,
+    pub kind: SpanKind,
+    pub start: f64,
+    pub end: f64,
+}
+
+impl RunRecord {
+    /// The timeline's intervals, each from its opening event to its closing one in the same round
+    /// (by machine, or the server), in the order they close.
+    pub fn spans(&self) -> Vec<Span> {
+        use EventKind::*;
+        let mut open: Vec<(Option<usize>, usize, u8, f64)> = Vec::new();
+        let mut spans = Vec::new();
+        for e in &self.events {
+            let (slot, opens) = match e.kind {
+                FitStart | ComputeStart => (0, true),
+                FitEnd | ComputeEnd => (0, false),
+                Request => (1, true),
+                Receive => (1, false),
+                Send => (2, true),
+                Arrive | Late => (2, false),
+                ReduceStart | StepStart => (3, true),
+                ReduceEnd | StepEnd => (3, false),
+                Failed | Deadline => continue,
+            };
+            if opens {
+                open.push((e.machine, e.round, slot, e.time));
+                continue;
+            }
+            let Some(i) = open.iter().position(|o| (o.0, o.1, o.2) == (e.machine, e.round, slot)) else { continue };
+            let (machine, round, _, start) = open.swap_remove(i);
+            let kind = match e.kind {
+                FitEnd | ComputeEnd => SpanKind::Work,
+                Receive => SpanKind::Request,
+                Late => SpanKind::Answer { late: true },
+                Arrive => SpanKind::Answer { late: false },
+                other => SpanKind::Step { reduces: other == ReduceEnd },
+            };
+            spans.push(Span { machine, round, kind, start, end: e.time });
+        }
+        spans
+    }
+}

@@ -200,6 +200,7 @@ pub(super) async fn replay(
                     _ => None,
                 });
                 events.push(Event::machine(m, 1, 0.0, EventKind::FitStart));
+                free_at[m] = compute;
                 agenda.at(compute, Ev::Done { m, round: 1, parts: parts.clone(), compute });
             }
         }
@@ -218,7 +219,7 @@ pub(super) async fn replay(
             Ev::Done { m, round: r, parts, compute } => {
                 events.push(Event::machine(m, r, now, if r == 1 { EventKind::FitEnd } else { EventKind::ComputeEnd }));
                 events.push(Event::machine(m, r, now, EventKind::Send));
-                let bytes: u64 = parts.iter().map(Answer::bytes).sum();
+                let bytes = Answer::message_bytes(&parts);
                 let (arrival, delivery) = up[m].send(replay.network, now, bytes);
                 let f = &mut facts[m];
                 f.compute += compute;
@@ -254,8 +255,7 @@ pub(super) async fn replay(
             }
             Ev::Receive { m, round: r } => {
                 events.push(Event::machine(m, r, now, EventKind::Receive));
-                if failures.in_round(m, r) {
-                    facts[m].failed_in = Some(r);
+                if facts[m].failed_in == Some(r) {
                     events.push(Event::machine(m, r, now, EventKind::Failed));
                     continue;
                 }
@@ -306,9 +306,14 @@ pub(super) async fn replay(
                     let (arrival, _) = down[m].send(replay.network, now, bytes);
                     bytes_sent += bytes;
                     events.push(Event::machine(m, next, now, EventKind::Request));
-                    if !failures.in_round(m, next) {
-                        expected += 1;
-                        pending[m].push_back(machines[m].send(Compute(work.clone())));
+                    // Its fate in this round is drawn now: a machine that fails in it is not asked
+                    // again, even if this request is still in flight when the next round opens.
+                    match failures.in_round(m, next) {
+                        true => facts[m].failed_in = Some(next),
+                        false => {
+                            expected += 1;
+                            pending[m].push_back(machines[m].send(Compute(work.clone())));
+                        }
                     }
                     agenda.at(arrival, Ev::Receive { m, round: next });
                 }

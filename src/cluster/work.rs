@@ -83,9 +83,15 @@ impl Work {
 }
 
 impl Answer {
-    /// Bytes of the answer, 8 of them for the machine's id.
-    pub fn bytes(&self) -> u64 {
-        8 + match self {
+    /// Bytes of a message carrying `parts` (the first round's answer may carry several): 8 for the
+    /// machine's id, then each part's.
+    pub fn message_bytes(parts: &[Answer]) -> u64 {
+        8 + parts.iter().map(Answer::bytes).sum::<u64>()
+    }
+
+    /// Bytes of the answer's content.
+    fn bytes(&self) -> u64 {
+        match self {
             Answer::Fit(report) => report_bytes(report),
             Answer::Moments(m) => 8 * (1 + m.mean.len() + m.comoment.len()) as u64,
             Answer::Sample { x, y } => 8 * (x.len() + y.len()) as u64,

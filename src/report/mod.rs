@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::cluster::clock::CostModel;
-use crate::cluster::record::{EventKind, RunRecord};
+use crate::cluster::record::{EventKind, RunRecord, SpanKind};
 use crate::destination::{self, Destination};
 use crate::study::Plan;
 use crate::study::{ResultRow, StudyOutput};
@@ -148,8 +148,9 @@ pub fn results_csv(plan: &Plan, rows: &[ResultRow]) -> Vec<u8> {
 }
 
 /// A Chrome trace (open in Perfetto or chrome://tracing) of one run's virtual timeline: one track per
-/// machine (fit, then the report in flight), one for the server (reduction), markers for failures,
-/// late reports and the deadline. Times in microseconds of virtual time.
+/// machine (its work and its messages in flight, round by round), one for the server (its steps:
+/// the reduction in one-shot), markers for failures and deadlines. Times in microseconds of
+/// virtual time.
 pub fn chrome_trace(record: &RunRecord) -> serde_json::Value {
     let us = |s: f64| s * 1e6;
     let server = record.machines.len();
@@ -157,21 +158,45 @@ pub fn chrome_trace(record: &RunRecord) -> serde_json::Value {
         vec![json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": server, "args": {"name": "server"}})];
     for m in &record.machines {
         events.push(json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": m.machine, "args": {"name": format!("machine {}", m.machine)}}));
-        if m.failed {
-            events.push(json!({"name": "failed", "ph": "i", "s": "t", "ts": 0.0, "pid": 1, "tid": m.machine}));
-            continue;
-        }
-        let (c, a) = (m.compute_s.unwrap_or(0.0), m.arrival_s.unwrap_or(0.0));
-        events.push(json!({"name": "local EM fit", "ph": "X", "ts": 0.0, "dur": us(c), "pid": 1, "tid": m.machine,
-            "args": {"rows": m.rows, "speed": m.speed, "iterations": m.iterations, "converged": m.converged}}));
-        events.push(json!({"name": if m.included { "report in flight" } else { "report in flight (late)" }, "ph": "X",
-            "ts": us(c), "dur": us(a - c), "pid": 1, "tid": m.machine, "args": {"bytes": m.bytes, "attempts": m.attempts}}));
     }
-    for e in record.events.iter().filter(|e| e.kind == EventKind::Deadline) {
-        events.push(json!({"name": "deadline", "ph": "i", "s": "g", "ts": us(e.time), "pid": 1, "tid": server}));
+    for sp in record.spans() {
+        let tid = sp.machine.unwrap_or(server);
+        let machine = sp.machine.map(|i| &record.machines[i]);
+        let (name, args) = match (sp.kind, sp.round) {
+            (SpanKind::Work, 1) if machine.is_some_and(|m| m.iterations.is_some()) => {
+                let m = machine.expect("a machine's span");
+                (
+                    "local EM fit",
+                    json!({"rows": m.rows, "speed": m.speed, "iterations": m.iterations, "converged": m.converged}),
+                )
+            }
+            (SpanKind::Work, _) => ("machine work", json!({})),
+            (SpanKind::Request, _) => ("request in flight", json!({})),
+            (SpanKind::Answer { late }, 1) => {
+                (if late { "report in flight (late)" } else { "report in flight" }, json!({}))
+            }
+            (SpanKind::Answer { late }, _) => {
+                (if late { "answer in flight (late)" } else { "answer in flight" }, json!({}))
+            }
+            (SpanKind::Step { reduces: true }, _) => (
+                "reduction",
+                json!({"start": format!("{:?}", record.reduction_init), "mm_iterations": record.mm_iterations}),
+            ),
+            (SpanKind::Step { reduces: false }, _) => ("server step", json!({})),
+        };
+        let mut args = args;
+        args["round"] = json!(sp.round);
+        events.push(json!({"name": name, "ph": "X", "ts": us(sp.start), "dur": us(sp.end - sp.start), "pid": 1, "tid": tid, "args": args}));
     }
-    events.push(json!({"name": "reduction", "ph": "X", "ts": us(record.reduce_start_s), "dur": us(record.reduce_s), "pid": 1, "tid": server,
-        "args": {"start": format!("{:?}", record.reduction_init), "mm_iterations": record.mm_iterations}}));
+    for e in &record.events {
+        let name = match e.kind {
+            EventKind::Failed => "failed",
+            EventKind::Deadline => "deadline",
+            _ => continue,
+        };
+        let (tid, scope) = (e.machine.unwrap_or(server), if e.machine.is_some() { "t" } else { "g" });
+        events.push(json!({"name": name, "ph": "i", "s": scope, "ts": us(e.time), "pid": 1, "tid": tid, "args": {"round": e.round}}));
+    }
     json!({"traceEvents": events, "displayTimeUnit": "ms"})
 }
 

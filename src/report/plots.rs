@@ -13,8 +13,10 @@ mod style;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use self::figures::{Accuracy, Bar, Breakdown, EXCESS_FLOOR, Gantt, Objective, Speedup, mean, render};
-use self::style::{GUIDE, estimator_look};
+use self::figures::{
+    Accuracy, Bar, Breakdown, EXCESS_FLOOR, Gantt, Objective, Speedup, Tradeoff, TradeoffSeries, mean, render,
+};
+use self::style::{GUIDE, estimator_look, sequence_look};
 use super::ViewOptions;
 use crate::study::warnings::{LOGLIK_GAP_WARNING, LoglikLoss};
 use crate::study::{Cell, Plan, Setting};
@@ -25,8 +27,8 @@ fn many_n(checked: &Plan) -> bool {
     checked.cells.iter().any(|c| c.n != checked.cells[0].n)
 }
 
-/// A sweep group: the cells sharing n, setting and network (so M varies along them), named by
-/// what varies between groups; the network in full when it alone varies.
+/// A sweep group: the cells sharing n, setting, protocol and network (so M varies along them), named
+/// by what varies between groups; the network in full when it alone varies.
 fn group_label(checked: &Plan, cell: &Cell) -> String {
     let network = &checked.networks[cell.network].label;
     let mut parts = Vec::new();
@@ -35,6 +37,9 @@ fn group_label(checked: &Plan, cell: &Cell) -> String {
     }
     if checked.swept().any() {
         parts.push(checked.setting_label(checked.setting(cell)));
+    }
+    if checked.protocols.len() > 1 {
+        parts.push(checked.protocols[cell.protocol].name.clone());
     }
     match (parts.is_empty(), checked.networks.len() > 1) {
         (true, true) => network.clone(),
@@ -61,21 +66,24 @@ fn group_kind(checked: &Plan) -> String {
             parts.push(what);
         }
     }
+    if checked.protocols.len() > 1 {
+        parts.push("protocol");
+    }
     if checked.networks.len() > 1 {
         parts.push("network");
     }
     if parts.is_empty() { "one cell".to_string() } else { parts.join(" and ") }
 }
 
-/// `values[(group label)][M]` = per-repetition values of `f` for rows of `estimator`.
+/// `values[(group label)][M]` = per-repetition values of `f` for the protocols' own rows (the
+/// reduction's in one-shot cells: the rows with the times).
 fn by_group_and_m(
     checked: &Plan,
     rows: &[ResultRow],
-    estimator: &str,
     f: impl Fn(&ResultRow) -> Option<f64>,
 ) -> Vec<(String, BTreeMap<usize, Vec<f64>>)> {
     let mut out: Vec<(String, BTreeMap<usize, Vec<f64>>)> = Vec::new();
-    for r in rows.iter().filter(|r| r.estimator == estimator) {
+    for r in rows.iter().filter(|r| r.rounds.is_some()) {
         let Some(v) = f(r).filter(|v| v.is_finite()) else { continue };
         let label = group_label(checked, &checked.cells[r.cell]);
         let pos = out.iter().position(|(l, _)| *l == label).unwrap_or_else(|| {
@@ -118,7 +126,8 @@ pub const METRICS: [&str; 7] = ["rpe", "loglik", "param-mse", "transport", "corr
 pub const DEFAULT_METRICS: [&str; 4] = ["rpe", "loglik", "param-mse", "transport"];
 
 /// The estimators of the accuracy plots, in legend order (the global fit is the reference line).
-const ACCURACY_ESTIMATORS: [&str; 5] = ["reduction", "median", "aligned-average", "naive-average", "pooled"];
+const ACCURACY_ESTIMATORS: [&str; 8] =
+    ["reduction", "refine", "distributed-em", "fedavg", "median", "aligned-average", "naive-average", "pooled"];
 
 /// A linear accuracy axis whose positive values span more than this factor becomes a log axis.
 const LOG_SPAN: f64 = 100.0;
@@ -161,7 +170,7 @@ fn thousands(n: usize) -> String {
 pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptions) -> Result<Vec<String>, String> {
     let mut drawn = Vec::new();
     let facts = facts(checked, &sizes(checked));
-    let speedup = by_group_and_m(checked, &out.rows, "reduction", |r| r.speedup);
+    let speedup = by_group_and_m(checked, &out.rows, |r| r.speedup);
     if !speedup.is_empty() {
         let (title, bar_desc) = (format!("Speedup: {facts}"), group_kind(checked));
         drawn.push(render(dir, "speedup", &Speedup { title, groups: speedup, bar_desc })?);
@@ -169,7 +178,12 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
     let (bars, x_desc) = breakdown_bars(checked, &out.rows);
     let title = format!("Distributed learning time: {facts}");
     drawn.push(render(dir, "time-breakdown", &Breakdown { title, x_desc, bars })?);
-    drawn.extend(write_accuracy(dir, checked, &out.rows, &opts.metrics)?);
+    drawn.extend(write_tradeoffs(dir, checked, &out.rows)?);
+    // A refine cell's reduction is the one-shot cell's (the same fits): scored once.
+    let one_shot = |r: &&ResultRow| checked.protocols[checked.cells[r.cell].protocol].kind.estimator() == "reduction";
+    let accuracy_rows: Vec<ResultRow> =
+        out.rows.iter().filter(|r| r.estimator != "reduction" || one_shot(r)).cloned().collect();
+    drawn.extend(write_accuracy(dir, checked, &accuracy_rows, &opts.metrics)?);
     let first_rep: Vec<&CellRun> = out.runs.iter().filter(|r| r.rep == 0).collect();
     let timeline = match opts.timeline {
         Some((cell, rep)) => out.runs.iter().find(|r| r.cell.index == cell && r.rep == rep),
@@ -193,6 +207,70 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
     if !first_rep.is_empty() {
         let title = format!("Convergence of the reduction's MM: {facts}");
         drawn.push(render(dir, "mm-objective", &Objective { title, traces: objective_excess(checked, &first_rep) })?);
+    }
+    Ok(drawn)
+}
+
+/// The trade-off plots of a study with several protocols: one per data set size and setting (file
+/// `tradeoff`, or `tradeoff-<i>` with several), one panel per network, a marker per protocol and M
+/// at the mean makespan and the mean test log-likelihood per row lost against the global fit over
+/// the repetitions (the global fit's minus the protocol's). None without several protocols or
+/// without a global fit.
+fn write_tradeoffs(dir: &Path, checked: &Plan, rows: &[ResultRow]) -> Result<Vec<String>, String> {
+    let loss = LoglikLoss::new(checked, rows);
+    if checked.protocols.len() < 2 || !loss.has_global() {
+        return Ok(Vec::new());
+    }
+    let mut groups: Vec<(usize, usize)> = checked.cells.iter().map(|c| (c.n, c.setting)).collect();
+    groups.dedup();
+    let kinds: Vec<&str> = checked.protocols.iter().map(|p| p.kind.estimator()).collect();
+    let distinct_kinds = kinds.iter().enumerate().all(|(i, k)| !kinds[..i].contains(k));
+    let mut drawn = Vec::new();
+    for (gi, &(n, setting)) in groups.iter().enumerate() {
+        let panels = checked
+            .networks
+            .iter()
+            .enumerate()
+            .map(|(net, network)| {
+                let series: Vec<TradeoffSeries> = checked
+                    .protocols
+                    .iter()
+                    .enumerate()
+                    .map(|(p, protocol)| {
+                        let mut by_m: BTreeMap<usize, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+                        for r in rows.iter().filter(|r| r.rounds.is_some()) {
+                            let c = &checked.cells[r.cell];
+                            if (c.n, c.setting, c.network, c.protocol) != (n, setting, net, p) {
+                                continue;
+                            }
+                            if let (Some(t), Some(l)) = (r.makespan_s, loss.of(r)) {
+                                let e = by_m.entry(r.machines).or_default();
+                                e.0.push(t);
+                                e.1.push(l);
+                            }
+                        }
+                        let points = by_m.into_iter().map(|(m, (t, g))| (m, mean(&t), mean(&g))).collect();
+                        let look = match distinct_kinds {
+                            true => estimator_look(protocol.kind.estimator()),
+                            false => sequence_look(p, checked.protocols.len()),
+                        };
+                        (protocol.name.clone(), look, points)
+                    })
+                    .collect();
+                (short_network(&network.label), series)
+            })
+            .collect();
+        let data = match groups.len() {
+            1 => sizes(checked),
+            _ => {
+                let swept = checked.setting_label(&checked.settings[setting]);
+                let swept = if swept.is_empty() { swept } else { format!(", {swept}") };
+                format!("n = {}{swept}", thousands(n))
+            }
+        };
+        let title = format!("Time against accuracy per protocol: {}", facts(checked, &data));
+        let stem = if groups.len() > 1 { format!("tradeoff-{gi}") } else { "tradeoff".to_string() };
+        drawn.push(render(dir, &stem, &Tradeoff { title, panels, floor: LOSS_FLOOR })?);
     }
     Ok(drawn)
 }
@@ -243,6 +321,7 @@ fn breakdown_bars(checked: &Plan, rows: &[ResultRow]) -> (Vec<Bar>, String) {
         m: varies(&|c| c.machines),
         n: varies(&|c| c.n),
         setting: varies(&|c| c.setting),
+        protocol: varies(&|c| c.protocol),
         network: varies(&|c| c.network),
     };
     let x_desc = if vary == (Varies { m: true, ..Varies::default() }) { "machines M" } else { "cell" };
@@ -251,7 +330,7 @@ fn breakdown_bars(checked: &Plan, rows: &[ResultRow]) -> (Vec<Bar>, String) {
         .iter()
         .map(|c| {
             let cell_rows: Vec<&ResultRow> = rows.iter().filter(|r| r.cell == c.index).collect();
-            let red: Vec<&&ResultRow> = cell_rows.iter().filter(|r| r.estimator == "reduction").collect();
+            let red: Vec<&&ResultRow> = cell_rows.iter().filter(|r| r.rounds.is_some()).collect();
             let avg =
                 |f: &dyn Fn(&ResultRow) -> Option<f64>| mean(&red.iter().filter_map(|r| f(r)).collect::<Vec<_>>());
             let glob: Vec<f64> =
@@ -278,19 +357,20 @@ struct Varies {
     m: bool,
     n: bool,
     setting: bool,
+    protocol: bool,
     network: bool,
 }
 
 /// A bar's label names only what varies across cells, one per line: M (also when nothing varies),
-/// n, each swept setting key (`K=3`), and a network by its name up to any parenthesis; just the
-/// number M when only M varies.
+/// n, each swept setting key (`K=3`), the protocol, and a network by its name up to any
+/// parenthesis; just the number M when only M varies.
 fn bar_label(checked: &Plan, c: &Cell, m: usize, vary: Varies) -> String {
     if vary == (Varies { m: true, ..Varies::default() }) {
         return m.to_string();
     }
     let net = checked.networks[c.network].label.clone();
     let mut parts = Vec::new();
-    if vary.m || !(vary.n || vary.setting || vary.network) {
+    if vary.m || !(vary.n || vary.setting || vary.protocol || vary.network) {
         parts.push(format!("M={m}"));
     }
     if vary.n {
@@ -299,6 +379,9 @@ fn bar_label(checked: &Plan, c: &Cell, m: usize, vary: Varies) -> String {
     if vary.setting {
         let label = checked.setting_label(checked.setting(c));
         parts.extend(label.split(", ").map(|p| p.replace(" = ", "=")));
+    }
+    if vary.protocol {
+        parts.push(checked.protocols[c.protocol].name.clone());
     }
     if vary.network {
         parts.push(short_network(&net));

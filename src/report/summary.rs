@@ -13,10 +13,12 @@ pub struct CellSummary {
     pub cell: usize,
     pub machines: usize,
     pub n: usize,
-    /// The swept setting keys' values in words (`K = 3, S = 500`), empty when none is swept.
+    /// The swept setting keys' values in words (`K = 3, S = 500`), and the protocol with the
+    /// estimator its columns show when several are swept; empty when nothing is swept.
     pub setting: String,
     pub network: String,
-    /// The reduction's makespan, seconds.
+    /// The protocol's makespan (the reduction's, in one-shot), seconds; its row gives every
+    /// number below that is not the global fit's.
     pub makespan_s: Option<f64>,
     pub speedup: Option<f64>,
     /// Test RPE of the reduction and of the global fit.
@@ -59,21 +61,29 @@ pub fn cells(plan: &Plan, rows: &[ResultRow]) -> Vec<CellSummary> {
         .into_iter()
         .map(|c| {
             let of = |est: &'static str| rows.iter().filter(move |r| r.cell == c && r.estimator == est);
+            // The protocol's own row: the reduction's in one-shot cells.
+            let own = || rows.iter().filter(move |r| r.cell == c && r.rounds.is_some());
             let first = rows.iter().find(|r| r.cell == c).expect("a cell has rows");
-            let count = |f: fn(&ResultRow) -> Option<usize>| mean_of(of("reduction"), |r| f(r).map(|v| v as f64));
+            let count = |f: fn(&ResultRow) -> Option<usize>| mean_of(own(), |r| f(r).map(|v| v as f64));
+            let mut setting = plan.setting_label(&plan.settings[plan.cells[c].setting]);
+            if plan.protocols.len() > 1 {
+                let p = &plan.protocols[plan.cells[c].protocol];
+                let what = format!("{} ({})", p.name, p.kind.estimator());
+                setting = if setting.is_empty() { what } else { format!("{setting}, {what}") };
+            }
             CellSummary {
                 cell: c,
                 machines: first.machines,
                 n: first.n,
-                setting: plan.setting_label(&plan.settings[plan.cells[c].setting]),
+                setting,
                 network: first.network.clone(),
-                makespan_s: mean_of(of("reduction"), |r| r.makespan_s),
-                speedup: mean_of(of("reduction"), |r| r.speedup),
-                rpe: mean_of(of("reduction"), |r| Some(r.scores.rpe)),
+                makespan_s: mean_of(own(), |r| r.makespan_s),
+                speedup: mean_of(own(), |r| r.speedup),
+                rpe: mean_of(own(), |r| Some(r.scores.rpe)),
                 rpe_global: mean_of(of("global"), |r| Some(r.scores.rpe)),
                 // Below 1e-12 nats per row a gap is round-off (M = 1 is the global fit itself).
-                loglik_gap: mean_of(of("reduction"), |r| loss.of(r)).map(|g| if g.abs() < 1e-12 { 0.0 } else { g }),
-                param_mse: mean_of(of("reduction"), |r| r.scores.param_mse),
+                loglik_gap: mean_of(own(), |r| loss.of(r)).map(|g| if g.abs() < 1e-12 { 0.0 } else { g }),
+                param_mse: mean_of(own(), |r| r.scores.param_mse),
                 param_mse_global: mean_of(of("global"), |r| r.scores.param_mse),
                 machines_included: count(|r| r.machines_included),
                 machines_flagged: count(|r| r.machines_flagged),

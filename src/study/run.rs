@@ -616,7 +616,9 @@ fn score_run(plan: &Plan, ds: &DataSet, run: &CellRun) -> Vec<ResultRow> {
                 r.machines.iter().filter(|m| if one_shot { m.lambda.is_some() } else { m.included }).count()
             }),
             machines_flagged: is_timed.then_some(r.flagged_machines.len()),
-            local_converged: is_timed.then(|| r.machines.iter().filter(|m| m.converged == Some(true)).count()),
+            // Only protocols with local fits (one-shot, refine) have local fits to count.
+            local_converged: (is_timed && r.machines.iter().any(|m| m.converged.is_some()))
+                .then(|| r.machines.iter().filter(|m| m.converged == Some(true)).count()),
             rows_per_parameter: is_timed.then(|| {
                 let smallest = r.machines.iter().map(|m| m.rows).min().unwrap_or(0);
                 smallest as f64 / n_free_params(plan.setting(&run.cell).k, plan.d) as f64

@@ -151,7 +151,7 @@ fn unfinished_global_fits(plan: &Plan, out: &StudyOutput) -> Vec<String> {
 /// sizes, a column partition; the average case is warned about before the run).
 fn short_smallest_shards(plan: &Plan, out: &StudyOutput) -> Vec<String> {
     let mut warnings = Vec::new();
-    for (cell, (m, rows)) in cell_means(out, "reduction", |r| r.rows_per_parameter) {
+    for (cell, (m, _, rows)) in cell_means(out, Of::Protocol, |r| r.rows_per_parameter) {
         let c = &plan.cells[cell];
         let average = rows_per_parameter(plan, c.n, c.machines, plan.setting(c).k);
         if rows < MIN_ROWS_PER_PARAMETER && average >= MIN_ROWS_PER_PARAMETER {
@@ -185,11 +185,11 @@ fn unconverged_local_fits(_: &Plan, out: &StudyOutput) -> Vec<String> {
 /// global fit (mean over the repetitions).
 fn loglik_gaps(plan: &Plan, out: &StudyOutput) -> Vec<String> {
     let loss = LoglikLoss::new(plan, &out.rows);
-    cell_means(out, "reduction", |r| loss.of(r))
+    cell_means(out, Of::Protocol, |r| loss.of(r))
         .into_iter()
-        .filter(|(_, (_, gap))| *gap > LOGLIK_GAP_WARNING)
-        .map(|(cell, (m, gap))| format!(
-            "cell {cell} (M = {m}): the reduction's test log-likelihood is {gap:.3} nats per row below the global fit's (warning level {LOGLIK_GAP_WARNING}), whatever its RPE says"
+        .filter(|(_, (_, _, gap))| *gap > LOGLIK_GAP_WARNING)
+        .map(|(cell, (m, name, gap))| format!(
+            "cell {cell} (M = {m}): the {name}'s test log-likelihood is {gap:.3} nats per row below the global fit's (warning level {LOGLIK_GAP_WARNING}), whatever its RPE says"
         ))
         .collect()
 }
@@ -203,7 +203,9 @@ fn inflated_variances(_: &Plan, out: &StudyOutput) -> Vec<String> {
     let mut ratios: BTreeMap<usize, (usize, f64)> = BTreeMap::new();
     for run in &out.runs {
         let r = &run.record;
-        if let (Some(reduced), Some(global)) = (largest(r, "reduction"), largest(r, "global")) {
+        // The protocol's model is the record's first estimator (the reduction, in one-shot).
+        let own = r.estimators.first().map_or("reduction", |e| e.name.as_str());
+        if let (Some(reduced), Some(global)) = (largest(r, own), largest(r, "global")) {
             let e = ratios.entry(run.cell.index).or_insert((r.machines.len(), 0.0));
             e.1 = e.1.max(reduced / global);
         }
@@ -221,13 +223,13 @@ fn inflated_variances(_: &Plan, out: &StudyOutput) -> Vec<String> {
 /// Cells whose reduction's parameter MSE against the truth is more than
 /// [`PARAM_MSE_RATIO_WARNING`] times the global fit's (means over the repetitions).
 fn parameter_errors(_: &Plan, out: &StudyOutput) -> Vec<String> {
-    let global = cell_means(out, "global", |r| r.scores.param_mse);
-    cell_means(out, "reduction", |r| r.scores.param_mse)
+    let global = cell_means(out, Of::Named("global"), |r| r.scores.param_mse);
+    cell_means(out, Of::Protocol, |r| r.scores.param_mse)
         .into_iter()
-        .filter_map(|(cell, (m, reduced))| {
-            let &(_, global) = global.get(&cell)?;
+        .filter_map(|(cell, (m, name, reduced))| {
+            let &(_, _, global) = global.get(&cell)?;
             (reduced > PARAM_MSE_RATIO_WARNING * global).then(|| format!(
-                "cell {cell} (M = {m}): the reduction's parameter MSE against the truth is {} times the global fit's ({reduced:.3e} vs {global:.3e}; warning level {PARAM_MSE_RATIO_WARNING}x): some reduced expert is far off, whatever its RPE and log-likelihood say",
+                "cell {cell} (M = {m}): the {name}'s parameter MSE against the truth is {} times the global fit's ({reduced:.3e} vs {global:.3e}; warning level {PARAM_MSE_RATIO_WARNING}x): some reduced expert is far off, whatever its RPE and log-likelihood say",
                 times(reduced / global)
             ))
         })
@@ -239,17 +241,30 @@ fn times(ratio: f64) -> String {
     if ratio < 1e4 { format!("{ratio:.0}") } else { format!("{ratio:.1e}") }
 }
 
-/// Per cell, its M and the mean of `f` over the rows of `estimator` that have a value.
+/// Which rows of a cell a warning reads.
+#[derive(Clone, Copy)]
+enum Of {
+    /// The protocol's own row (the reduction's in one-shot cells).
+    Protocol,
+    /// The rows of one estimator.
+    Named(&'static str),
+}
+
+/// Per cell, its M, the estimator read and the mean of `f` over its rows that have a value.
 fn cell_means(
     out: &StudyOutput,
-    estimator: &str,
+    of: Of,
     f: impl Fn(&ResultRow) -> Option<f64>,
-) -> BTreeMap<usize, (usize, f64)> {
-    let mut values: BTreeMap<usize, (usize, Vec<f64>)> = BTreeMap::new();
-    for r in out.rows.iter().filter(|r| r.estimator == estimator) {
+) -> BTreeMap<usize, (usize, &'static str, f64)> {
+    let mut values: BTreeMap<usize, (usize, &'static str, Vec<f64>)> = BTreeMap::new();
+    let wanted = |r: &&ResultRow| match of {
+        Of::Protocol => r.rounds.is_some(),
+        Of::Named(name) => r.estimator == name,
+    };
+    for r in out.rows.iter().filter(wanted) {
         if let Some(v) = f(r) {
-            values.entry(r.cell).or_insert((r.machines, Vec::new())).1.push(v);
+            values.entry(r.cell).or_insert((r.machines, r.estimator, Vec::new())).2.push(v);
         }
     }
-    values.into_iter().map(|(c, (m, v))| (c, (m, v.iter().sum::<f64>() / v.len() as f64))).collect()
+    values.into_iter().map(|(c, (m, name, v))| (c, (m, name, v.iter().sum::<f64>() / v.len() as f64))).collect()
 }

@@ -16,9 +16,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axes::{linear_label, linear_ticks, log_label, log_ticks, machine_ticks, text_width};
 use super::style::{
-    CHAR_EM, Entry, FAILURE, GUIDE, IN_FLIGHT, LATE, LEGEND_WIDTH, LOCAL_FIT, Look, Marker, REDUCTION, WAIT,
-    draw_legend, estimator_look, marker_at, sequence_look,
+    CHAR_EM, Entry, FAILURE, GUIDE, IN_FLIGHT, LATE, LEGEND_WIDTH, LOCAL_FIT, Look, Marker, REDUCTION, REQUEST,
+    SERVER_STEP, WAIT, draw_legend, estimator_look, marker_at, sequence_look,
 };
+use crate::cluster::record::{Event, EventKind, Span, SpanKind};
 use crate::study::CellRun;
 
 /// Width and height of every figure, legend panel included.
@@ -607,65 +608,84 @@ impl Gantt<'_> {
         (self.server_half() - GANTT_HALF_HEIGHT).ceil()
     }
 
-    /// Every machine's local fit, its report in flight (grey when late), and a cross for a failure.
+    /// Every machine's work, its requests and answers in flight (late answers grey), and a cross for a
+    /// failure, round by round from the record's timeline.
     fn draw_machines<DB: DrawingBackend>(&self, chart: &mut GanttChart<'_, DB>) -> Result<Vec<Entry>, String> {
-        let machines = &self.run.record.machines;
+        let r = &self.run.record;
+        let spans = r.spans();
         let h = GANTT_HALF_HEIGHT;
-        let (fit, flight, late, failed) = (LOCAL_FIT, IN_FLIGHT, LATE, FAILURE);
-        chart
-            .draw_series(machines.iter().filter_map(|x| {
-                x.compute_s.map(|c| {
-                    Rectangle::new([(0.0, self.row(x.machine) - h), (c, self.row(x.machine) + h)], fit.filled())
-                })
-            }))
-            .map_err(err)?;
-        chart
-            .draw_series(machines.iter().filter_map(|x| {
-                let (c, a) = (x.compute_s?, x.arrival_s?);
-                let style = if x.included { flight.filled() } else { late.filled() };
-                Some(Rectangle::new([(c, self.row(x.machine) - h), (a, self.row(x.machine) + h)], style))
-            }))
-            .map_err(err)?;
-        let mut entries = vec![Entry::block("local EM fit", fit), Entry::block("report in flight", flight)];
-        if machines.iter().any(|x| x.arrival_s.is_some() && !x.included) {
-            entries.push(Entry::block("late report (not used)", late));
+        let several = r.rounds.len() > 1;
+        let bar = |sp: &Span, color: RGBColor| {
+            let y = self.row(sp.machine.expect("a machine's span"));
+            Rectangle::new([(sp.start, y - h), (sp.end, y + h)], color.filled())
+        };
+        let of = |kind: SpanKind| spans.iter().filter(move |sp| sp.machine.is_some() && sp.kind == kind);
+        chart.draw_series(of(SpanKind::Work).map(|sp| bar(sp, LOCAL_FIT))).map_err(err)?;
+        chart.draw_series(of(SpanKind::Request).map(|sp| bar(sp, REQUEST))).map_err(err)?;
+        chart.draw_series(of(SpanKind::Answer { late: false }).map(|sp| bar(sp, IN_FLIGHT))).map_err(err)?;
+        chart.draw_series(of(SpanKind::Answer { late: true }).map(|sp| bar(sp, LATE))).map_err(err)?;
+        let fits = r.machines.iter().any(|m| m.iterations.is_some());
+        let mut entries = match (fits, several) {
+            (true, false) => vec![Entry::block("local EM fit", LOCAL_FIT), Entry::block("report in flight", IN_FLIGHT)],
+            (true, true) => vec![Entry::block("local EM fit, then E-steps", LOCAL_FIT)],
+            (false, _) => vec![Entry::block("machine work", LOCAL_FIT)],
+        };
+        if several {
+            entries.push(Entry::block("request in flight", REQUEST));
+            entries.push(Entry::block("answer in flight", IN_FLIGHT));
         }
-        if machines.iter().any(|x| x.failed) {
-            chart
-                .draw_series(
-                    machines
-                        .iter()
-                        .filter(|x| x.failed)
-                        .map(|x| Cross::new((0.0, self.row(x.machine)), 6, failed.stroke_width(2))),
-                )
-                .map_err(err)?;
+        if of(SpanKind::Answer { late: true }).next().is_some() {
+            entries.push(Entry::block(if several { "late answer (not used)" } else { "late report (not used)" }, LATE));
+        }
+        let failures: Vec<&Event> = r.events.iter().filter(|e| e.kind == EventKind::Failed).collect();
+        if !failures.is_empty() {
+            let cross = |e: &&Event| {
+                Cross::new((e.time, self.row(e.machine.expect("a machine fails"))), 6, FAILURE.stroke_width(2))
+            };
+            chart.draw_series(failures.iter().map(cross)).map_err(err)?;
             entries.push(Entry::line(
                 "failed machine",
-                Look { color: failed, marker: Marker::Cross, dashed: false, width: 0 },
+                Look { color: FAILURE, marker: Marker::Cross, dashed: false, width: 0 },
             ));
         }
         Ok(entries)
     }
 
-    /// The server's reduction, and the deadline when the server stopped waiting at it.
+    /// The server's steps (the reduction in one-shot), its waits for the deadline, and each deadline
+    /// it stopped at.
     fn draw_server<'a, DB: DrawingBackend + 'a>(&self, chart: &mut GanttChart<'a, DB>) -> Result<Vec<Entry>, String> {
         let r = &self.run.record;
         let h = self.server_half();
         let mut entries = Vec::new();
-        if r.wait_s > 0.0 {
-            let waited = r.reduce_start_s - r.wait_s;
-            chart.draw_series([Rectangle::new([(waited, -h), (r.reduce_start_s, h)], WAIT.filled())]).map_err(err)?;
+        let waits: Vec<(f64, f64)> =
+            r.rounds.iter().filter(|x| x.wait_s > 0.0).map(|x| (x.step_start_s - x.wait_s, x.step_start_s)).collect();
+        if !waits.is_empty() {
+            chart
+                .draw_series(waits.iter().map(|&(a, b)| Rectangle::new([(a, -h), (b, h)], WAIT.filled())))
+                .map_err(err)?;
             entries.push(Entry::block("server waits for the deadline", WAIT));
         }
+        let steps: Vec<Span> = r.spans().into_iter().filter(|sp| sp.machine.is_none()).collect();
+        let style = |sp: &Span| if sp.kind == (SpanKind::Step { reduces: true }) { REDUCTION } else { SERVER_STEP };
         chart
-            .draw_series([Rectangle::new([(r.reduce_start_s, -h), (r.makespan_s, h)], REDUCTION.filled())])
+            .draw_series(steps.iter().map(|sp| Rectangle::new([(sp.start, -h), (sp.end, h)], style(sp).filled())))
             .map_err(err)?;
-        entries.push(Entry::block("reduction", REDUCTION));
-        if r.events.iter().any(|e| e.kind == crate::cluster::record::EventKind::Deadline) {
-            let d = r.reduce_start_s;
+        if steps.iter().any(|sp| sp.kind == (SpanKind::Step { reduces: true })) {
+            entries.push(Entry::block("reduction", REDUCTION));
+        }
+        if steps.iter().any(|sp| sp.kind == (SpanKind::Step { reduces: false })) {
+            entries.push(Entry::block("server step (start fit, M-step, average)", SERVER_STEP));
+        }
+        let deadlines: Vec<f64> = r.events.iter().filter(|e| e.kind == EventKind::Deadline).map(|e| e.time).collect();
+        if !deadlines.is_empty() {
             let deadline = Look { color: FAILURE, ..GUIDE };
-            draw_line(chart, vec![(d, -(h + 0.32)), (d, self.row(0) + 0.7)], deadline)?;
+            for d in &deadlines {
+                draw_line(chart, vec![(*d, -(h + 0.32)), (*d, self.row(0) + 0.7)], deadline)?;
+            }
             entries.push(Entry::line("deadline", deadline));
+        }
+        if r.rounds.len() > 1 {
+            entries.push(Entry::note(format!("{} rounds", r.rounds.len())));
         }
         Ok(entries)
     }
@@ -790,6 +810,67 @@ impl Figure for Panels {
             scene.chart(&panel)?;
         }
         Ok(self.legend.iter().map(Entry::clone).collect())
+    }
+}
+
+/// One protocol in a trade-off panel: its name, its look and its points `(M, mean makespan, mean
+/// test log-likelihood per row lost against the global fit)`, by M.
+pub(super) type TradeoffSeries = (String, Look, Vec<(usize, f64, f64)>);
+
+/// Makespan against accuracy, both on log axes: the test log-likelihood per row each protocol loses
+/// against the global fit (losses and gains below `floor` drawn at it), one panel per network with
+/// a marker per protocol and M, the axes shared by the panels.
+pub(super) struct Tradeoff {
+    pub(super) title: String,
+    /// Per network: its name and its protocols' series.
+    pub(super) panels: Vec<(String, Vec<TradeoffSeries>)>,
+    /// The smallest loss drawn.
+    pub(super) floor: f64,
+}
+
+impl Figure for Tradeoff {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
+        let points = || self.panels.iter().flat_map(|(_, s)| s.iter().flat_map(|(_, _, p)| p.iter()));
+        let (x_lo, x_hi) = log_bounds(points().map(|p| p.1));
+        let (y_lo, y_hi) = log_bounds(points().map(|p| p.2.max(self.floor)));
+        let fits = (area.dim_in_pixel().0 as f64 - 20.0) / (CHAR_EM * self.title.chars().count().max(1) as f64);
+        let (top, body) = area.split_vertically(36);
+        let title_font = (FONT, fits.clamp(11.0, 19.0)).into_font().color(&BLACK);
+        top.draw(&Text::new(self.title.clone(), (MARGIN as i32, 10), title_font)).map_err(err)?;
+        let panels = body.split_evenly((1, self.panels.len().max(1)));
+        // About one x tick per 50 pixels of a panel.
+        let x_ticks = ((panels[0].dim_in_pixel().0 as usize).saturating_sub(Y_AREA as usize) / 50).max(3);
+        for (i, ((network, series), panel)) in self.panels.iter().zip(&panels).enumerate() {
+            let x: Ticked<LogCoord<f64>> =
+                Ticked { inner: (x_lo..x_hi).log_scale().into(), ticks: log_ticks(x_lo, x_hi, x_ticks) };
+            let mut chart = ChartBuilder::on(panel)
+                .caption(network, (FONT, 16))
+                .margin(8)
+                .x_label_area_size(X_AREA)
+                .y_label_area_size(if i == 0 { Y_AREA } else { 45 })
+                .build_cartesian_2d(x, log_axis(y_lo, y_hi))
+                .map_err(err)?;
+            let y_desc = match i {
+                0 => format!("nats per test row lost vs global fit (< {} at it)", log_label(self.floor)),
+                _ => String::new(),
+            };
+            mesh(&mut chart, ("makespan (s)", &|v| log_label(*v)), (&y_desc, &|v| log_label(*v)), true)?;
+            for (_, look, p) in series {
+                let at: Vec<(usize, f64, f64)> = p.iter().map(|&(m, t, l)| (m, t, l.max(self.floor))).collect();
+                draw_line(&mut chart, at.iter().map(|&(_, t, l)| (t, l)).collect(), Look { width: 1, ..*look })?;
+                chart.draw_series(at.iter().map(|&(_, t, l)| marker_at((t, l), *look))).map_err(err)?;
+                let label = (FONT, 12).into_font().color(&look.color).pos(Pos::new(HPos::Left, VPos::Bottom));
+                chart
+                    .draw_series(at.iter().map(|&(m, t, l)| Text::new(format!(" {m}"), (t, l), label.clone())))
+                    .map_err(err)?;
+            }
+        }
+        let mut entries: Vec<Entry> = match self.panels.first() {
+            Some((_, series)) => series.iter().map(|(name, look, _)| Entry::line(name.clone(), *look)).collect(),
+            None => Vec::new(),
+        };
+        entries.push(Entry::note("numbers: machines M; down and left is better"));
+        Ok(entries)
     }
 }
 

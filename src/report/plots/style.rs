@@ -17,8 +17,9 @@ pub(super) const CHAR_EM: f64 = 0.62;
 /// Width of the legend panel on the right of every figure, in pixels.
 pub(super) const LEGEND_WIDTH: u32 = 240;
 
-/// The estimators' colours (colour-blind safe, Okabe & Ito 2008), by [`estimator_look`] only.
-const ESTIMATOR_COLOURS: [RGBColor; 7] = [
+/// The estimators' colours (colour-blind safe, Okabe & Ito 2008, then three tones of their own for the
+/// protocols' models), by [`estimator_look`] only.
+const ESTIMATOR_COLOURS: [RGBColor; 10] = [
     RGBColor(0, 0, 0),
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
@@ -26,12 +27,17 @@ const ESTIMATOR_COLOURS: [RGBColor; 7] = [
     RGBColor(204, 121, 167),
     RGBColor(230, 159, 0),
     RGBColor(120, 120, 120),
+    RGBColor(0, 50, 100),
+    RGBColor(0, 170, 190),
+    RGBColor(140, 80, 20),
 ];
 
 /// The phases of a cluster run, in the time breakdown and the timeline alike.
 pub(super) const LOCAL_FIT: RGBColor = RGBColor(86, 180, 233);
 pub(super) const IN_FLIGHT: RGBColor = RGBColor(240, 200, 50);
 pub(super) const REDUCTION: RGBColor = RGBColor(70, 70, 70);
+pub(super) const SERVER_STEP: RGBColor = RGBColor(0, 90, 60);
+pub(super) const REQUEST: RGBColor = RGBColor(250, 150, 90);
 pub(super) const WAIT: RGBColor = RGBColor(160, 130, 210);
 pub(super) const LATE: RGBColor = RGBColor(200, 200, 200);
 pub(super) const FAILURE: RGBColor = RGBColor(170, 20, 60);
@@ -64,8 +70,9 @@ pub(super) struct Look {
 }
 
 /// The look of an estimator, fixed by its name: the reduction a thick blue line with circles, the
-/// global fit a dashed black line, the true model a dashed grey one, the baselines each their own
-/// colour and marker.
+/// global fit a dashed black line, the true model a dashed grey one, the baselines and the other
+/// protocols' models (exact EM navy squares, refine teal triangles, fedavg brown diamonds) each
+/// their own colour and marker.
 pub(super) fn estimator_look(name: &str) -> Look {
     let (c, marker, dashed, width) = match name {
         "reduction" => (1, Marker::Circle, false, 3),
@@ -75,6 +82,9 @@ pub(super) fn estimator_look(name: &str) -> Look {
         "naive-average" => (2, Marker::Cross, false, 2),
         "pooled" => (5, Marker::Diamond, true, 2),
         "truth" => (6, Marker::None, true, 2),
+        "distributed-em" => (7, Marker::Square, false, 3),
+        "refine" => (8, Marker::Triangle, false, 3),
+        "fedavg" => (9, Marker::Diamond, false, 2),
         _ => (6, Marker::Circle, false, 2),
     };
     Look { color: ESTIMATOR_COLOURS[c], marker, dashed, width }
