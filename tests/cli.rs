@@ -496,7 +496,7 @@ fn fit_on_machines_refines_the_reduction_by_rounds_of_em() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("refinement: 4 iterations of exact EM over the machines in "), "{stdout}");
+    assert!(stdout.contains("refine: 4 iterations of exact EM over the machines in "), "{stdout}");
     let table: Vec<&str> = stdout.lines().skip_while(|l| !l.contains("gap closed")).skip(1).take(5).collect();
     assert_eq!(
         table.iter().map(|l| l.split_whitespace().next().unwrap()).collect::<Vec<_>>(),
@@ -504,18 +504,39 @@ fn fit_on_machines_refines_the_reduction_by_rounds_of_em() {
     );
     let line = stdout.lines().find(|l| l.starts_with("refine ")).unwrap_or_else(|| panic!("no refine row: {stdout}"));
     assert!(!line.contains("NaN"), "{line}");
-    assert!(stdout.contains("refined model written to"), "{stdout}");
+    assert!(stdout.contains("refine model written to"), "{stdout}");
     let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "3", "--protocol", "refine"]);
     assert_user_error(&out, "--protocol applies to a distributed fit: add --machines M");
     let out = dmoe(&[&args[..], &["--protocol", "refine", "--rounds", "0"]].concat());
     assert_user_error(&out, "--rounds: expected");
     let out = dmoe(&[&args[..], &["--rounds", "2"]].concat());
-    assert_user_error(&out, "--rounds applies to --protocol refine");
-    let out =
-        dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "3", "--backend", "mpi", "--protocol", "refine"]);
-    assert_user_error(&out, "--protocol and --rounds do not apply to --backend mpi yet");
+    assert_user_error(&out, "--rounds applies to --protocol refine or distributed-em");
+    let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "3", "--backend", "mpi", "--rounds", "2"]);
+    assert_user_error(&out, "--rounds applies to --protocol refine or distributed-em");
     let model = dmoe::numeric::model::Moe::load(&refined).unwrap();
     assert_eq!(model.target.as_deref(), Some("y"), "the refined model names its target");
+}
+
+/// `fit --protocol distributed-em`: exact EM over the machines from a start fitted on their
+/// supporting rows reaches the global fit's test log-likelihood, and --out gets its model.
+#[test]
+fn fit_on_machines_runs_exact_distributed_em() {
+    let dir = workdir("distributed_em");
+    let (data, model) = (dir.join("d.csv"), dir.join("m.json"));
+    let out = dmoe(&["simulate", "--k", "3", "--d", "2", "--n", "6000", "--seed", "4", "--out", s(&data)]);
+    assert!(out.status.success());
+    let args = ["fit", "--data", s(&data), "--target", "y", "--k", "3", "--machines", "6", "--support", "300"];
+    let out = dmoe(&[&args[..], &["--protocol", "distributed-em", "--out", s(&model)]].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("distributed-em model written to"), "{stdout}");
+    let loglik = |name: &str| -> f64 {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{stdout}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let (em, global) = (loglik("distributed-em"), loglik("global"));
+    assert!((em - global).abs() / 1200.0 < 1e-4, "distributed-em {em} vs global {global} over 1,200 test rows");
+    assert_eq!(dmoe::numeric::model::Moe::load(&model).unwrap().k(), 3);
 }
 
 fn category_csv(dir: &std::path::Path) -> PathBuf {

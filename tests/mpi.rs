@@ -99,6 +99,36 @@ fn mpi_fit_equals_the_in_process_fit_on_the_same_shards() {
     }
 }
 
+/// Exact EM over the ranks (refine from the reduction, distributed-em from the supporting rows)
+/// equals the in-process run on the same contiguous shards: rank 0 adds the statistics in rank order.
+#[test]
+fn mpi_exact_em_equals_the_in_process_run() {
+    let dir = workdir("mpi_exact_em");
+    let data = simulate(&dir, 24_000);
+    let d = data.to_str().unwrap();
+    for protocol in ["refine", "distributed-em"] {
+        let (mpi_out, local_out) =
+            (dir.join(format!("mpi-{protocol}.json")), dir.join(format!("local-{protocol}.json")));
+        let common =
+            ["fit", "--data", d, "--target", "y", "--k", "3", "--seed", "5", "--protocol", protocol, "--rounds", "4"];
+        let out = mpirun(4, &[&common[..], &["--backend", "mpi", "--out", mpi_out.to_str().unwrap()]].concat());
+        assert!(out.status.success(), "{protocol}: {}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(&format!("{protocol}: 4 iterations of exact EM over the ranks")), "{stdout}");
+        let timing: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("mpi-{protocol}.timing.json"))).unwrap()).unwrap();
+        assert_eq!(timing["exact_em"]["iterations"], 4, "{timing}");
+        let local = ["--machines", "4", "--partition", "contiguous", "--out", local_out.to_str().unwrap()];
+        let out = dmoe(&[&common[..], &local[..]].concat());
+        assert!(out.status.success(), "{protocol}: {}", String::from_utf8_lossy(&out.stderr));
+        let (a, b) = (params(&mpi_out), params(&local_out));
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= 1e-9 * y.abs().max(1.0), "{protocol}, parameter {i}: MPI {x} vs in-process {y}");
+        }
+    }
+}
+
 fn write_parts(dir: &Path, data: &Path, rows_per_part: &[usize]) {
     let text = std::fs::read_to_string(data).unwrap();
     let mut lines = text.lines();

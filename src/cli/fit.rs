@@ -106,20 +106,24 @@ pub struct FitArgs {
     /// to the truth to the comparison.
     #[arg(long)]
     truth: Option<PathBuf>,
-    /// With --machines: how the machines' work is combined. `one-shot` (the paper: one reduction of
-    /// the local fits) or `refine` (the reduction, then --rounds iterations of exact EM over the
-    /// machines started from it: each round the machines send their E-step's sufficient statistics
-    /// and the server takes the M-step). With `refine`, --out gets the refined model.
+    /// With --machines or --backend mpi: how the machines' work is combined. `one-shot` (the paper:
+    /// one reduction of the local fits), `refine` (the reduction, then --rounds iterations of exact
+    /// EM over the machines started from it: each round the machines send their E-step's
+    /// sufficient statistics and the server takes the M-step) or `distributed-em` (exact EM over the
+    /// machines from a start fitted on their supporting rows with the targets, to convergence or
+    /// --rounds iterations; the one-shot reduction is still reported beside it). --out gets the
+    /// protocol's model.
     #[arg(long, value_enum, default_value_t = Protocol::OneShot)]
     protocol: Protocol,
-    /// With --protocol refine: iterations of exact EM over the machines (default 3). Each is one
-    /// round of messages, plus one per step halving of the gate; the standardisation and the
-    /// start's E-step take one round each.
+    /// With --protocol refine: iterations of exact EM over the machines (default 3); with
+    /// distributed-em: at most this many (default --max-iter). Each is one round of messages, plus
+    /// one per step halving of the gate; the standardisation and the start's E-step take one round
+    /// each.
     #[arg(long)]
     rounds: Option<usize>,
 }
 
-/// `--rounds` when not given.
+/// `--rounds` of refine when not given.
 const DEFAULT_REFINE_ITERATIONS: usize = 3;
 
 /// How `fit --machines` combines the machines.
@@ -129,6 +133,35 @@ enum Protocol {
     OneShot,
     /// The reduction, then rounds of exact EM over the machines.
     Refine,
+    /// Exact EM over the machines from a start fitted on the supporting rows.
+    DistributedEm,
+}
+
+impl Protocol {
+    /// Exact EM after the reduction, if the protocol has it (`rounds`: `--rounds`; `max_iter`:
+    /// `--max-iter`).
+    fn exact_em(self, rounds: Option<usize>, max_iter: usize) -> Option<pipeline::ExactEm> {
+        match self {
+            Protocol::OneShot => None,
+            Protocol::Refine => {
+                Some(pipeline::ExactEm::Refine { iterations: rounds.unwrap_or(DEFAULT_REFINE_ITERATIONS) })
+            }
+            Protocol::DistributedEm => {
+                Some(pipeline::ExactEm::DistributedEm { max_iterations: rounds.unwrap_or(max_iter) })
+            }
+        }
+    }
+}
+
+/// `--rounds` needs a protocol with exact EM, and is at least 1.
+fn check_rounds(a: &FitArgs) -> Result<(), String> {
+    match (a.protocol, a.rounds) {
+        (Protocol::OneShot, Some(_)) => {
+            Err("--rounds applies to --protocol refine or distributed-em: add one (or drop --rounds)".into())
+        }
+        (_, Some(r)) => within(r, 1, MAX_ITERATIONS).map(|_| ()).map_err(|e| format!("--rounds: {e}")),
+        _ => Ok(()),
+    }
 }
 
 impl FitArgs {
@@ -196,15 +229,7 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
     } else if a.threads.is_some() {
         return Err("--threads applies to a fit on one machine: a distributed fit (--machines) fits each machine on one thread; drop --threads".into());
     }
-    match (a.protocol, a.rounds) {
-        (Protocol::Refine, Some(r)) => {
-            within(r, 1, MAX_ITERATIONS).map_err(|e| format!("--rounds: {e}"))?;
-        }
-        (Protocol::OneShot, Some(_)) => {
-            return Err("--rounds applies to --protocol refine: add it (or drop --rounds)".into());
-        }
-        _ => {}
-    }
+    check_rounds(&a)?;
     let outputs = Outputs::claim(&a)?;
     let file = data::CsvFile::open(&a.data).map_err(|e| e.to_string())?;
     let features = match (&a.features, &partition) {
@@ -310,10 +335,7 @@ pub fn fit_mpi(a: &FitArgs) -> ExitCode {
             return fail(format!("{flag} does not apply to --backend mpi (rank 0 writes only the reduced model)"));
         }
     }
-    if a.protocol != Protocol::OneShot || a.rounds.is_some() {
-        return fail("--protocol and --rounds do not apply to --backend mpi yet: it runs the one-shot reduction only; run the refinement in process (--machines M --partition contiguous)".into());
-    }
-    if let Err(e) = a.check_ranges() {
+    if let Err(e) = check_rounds(a).and_then(|_| a.check_ranges()) {
         return fail(e);
     }
     let partition = match a.partition.as_ref().unwrap_or(&PartitionSpec::Contiguous) {
@@ -339,6 +361,7 @@ fn run_mpi(a: &FitArgs, partition: sharding::Partition) -> ExitCode {
         seed: a.seed,
         test_fraction: a.test_fraction(),
         out: a.out.clone(),
+        exact_em: a.protocol.exact_em(a.rounds, em_settings(a).max_iter),
     });
     ExitCode::from(code as u8)
 }
@@ -383,14 +406,14 @@ fn fit_distributed(
         }
     }
     // Files first, so that a closed stdout (`| head`) cannot lose them.
-    let model = fit.refinement.as_ref().map_or(&fit.reduction.model, |r| r.model());
+    let model = fit.exact_em.as_ref().map_or(&fit.reduction.model, |(_, run, _)| run.model());
     outputs.write(model, Some(&fit.global.model))?;
     print_local_fits(&fit, &settings.partition_name);
     print_reduction(&fit, settings.reduction.outliers);
-    print_refinement(&fit, ds);
+    print_exact_em(&fit, ds);
     print_times(&fit);
     print_scores(&fit.scores);
-    let what = if fit.refinement.is_some() { "refined" } else { "reduced" };
+    let what = fit.exact_em.as_ref().map_or("reduced", |(which, _, _)| which.name());
     for (what, path) in [(what, &a.out), ("global", &a.global_out)] {
         if let Some(p) = path {
             say!("{what} model written to {}", p.display());
@@ -421,10 +444,7 @@ fn in_process_settings(
         test_fraction: a.test_fraction(),
         seed: a.seed,
         truth: None,
-        refine_rounds: match a.protocol {
-            Protocol::OneShot => 0,
-            Protocol::Refine => a.rounds.unwrap_or(DEFAULT_REFINE_ITERATIONS),
-        },
+        exact_em: a.protocol.exact_em(a.rounds, em_settings(a).max_iter),
     };
     settings.validate().map_err(|e| e.to_string())?;
     settings.truth = a.truth.as_deref().map(Moe::load).transpose().map_err(|e| e.to_string())?;
@@ -486,16 +506,18 @@ fn print_reduction(fit: &InProcessFit, outliers: OutlierPolicy) {
     }
 }
 
-/// With `--protocol refine`: the test log-likelihood per row after each iteration, and the share of
-/// the one-shot reduction's gap to the global fit that it closed, `(L_t - L_0) / (L_global - L_0)`.
-fn print_refinement(fit: &InProcessFit, ds: &data::Dataset) {
-    let Some(r) = &fit.refinement else { return };
+/// With `--protocol refine` or `distributed-em`: the test log-likelihood per row after each
+/// iteration, and the share of the start's gap to the global fit that it closed,
+/// `(L_t - L_0) / (L_global - L_0)`.
+fn print_exact_em(fit: &InProcessFit, ds: &data::Dataset) {
+    let Some((which, r, _)) = &fit.exact_em else { return };
     let x = ds.x.select(ndarray::Axis(0), &fit.test_rows);
     let y = ds.y.select(ndarray::Axis(0), &fit.test_rows);
     let per_row = |m: &Moe| m.loglik(x.view(), y.view()) / y.len() as f64;
     let (start, global) = (per_row(&r.models[0]), per_row(&fit.global.model));
     say!(
-        "refinement: {} iterations of exact EM over the machines in {} rounds, CPU {:.3} s (slowest machine per round + server)",
+        "{}: {} iterations of exact EM over the machines in {} rounds, CPU {:.3} s (slowest machine per round + server)",
+        which.name(),
         r.models.len() - 1,
         r.rounds,
         r.seconds

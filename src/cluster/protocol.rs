@@ -23,7 +23,7 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, concatenate};
+use ndarray::{Array1, Array2};
 
 use super::ClusterError;
 use super::clock::{Clock, CostModel};
@@ -33,7 +33,7 @@ use crate::distributed::{self, Baseline, Estimate, LocalReport};
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::em::fedavg::{self, FedAvgSettings};
 use crate::numeric::em::over_machines::{self, Moments, Next};
-use crate::numeric::em::{self, EmError, EmSettings};
+use crate::numeric::em::{EmError, EmSettings};
 use crate::numeric::model::Moe;
 use crate::reduce::{Reduction, ReductionSettings};
 
@@ -341,24 +341,21 @@ fn take_moments(answers: Vec<(usize, Vec<Answer>)>) -> (Vec<Moments>, Vec<(usize
     (moments, rest)
 }
 
-/// The start of exact EM and of federated averaging: EM with the local settings (its starts seeded
-/// as machine 0's) on the supporting rows the machines sent with their targets, and its seconds on
-/// the run's clock.
+/// The start of exact EM and of federated averaging: `distributed::sample_start` on the supporting
+/// rows the machines sent with their targets, and its seconds on the run's clock.
 fn fit_start(answers: Vec<(usize, Vec<Answer>)>, cx: &StepInputs) -> Result<(Moe, f64), ClusterError> {
-    let (mut xs, mut ys): (Vec<Array2<f64>>, Vec<Array1<f64>>) = (Vec::new(), Vec::new());
-    for p in answers.into_iter().flat_map(|(_, parts)| parts) {
-        if let Answer::Sample { x, y } = p {
-            xs.push(x);
-            ys.push(y);
-        }
-    }
-    let xv: Vec<ArrayView2<f64>> = xs.iter().map(|x| x.view()).collect();
-    let yv: Vec<ArrayView1<f64>> = ys.iter().map(|y| y.view()).collect();
-    let x = concatenate(Axis(0), &xv).expect("samples share the feature count");
-    let y = concatenate(Axis(0), &yv).expect("samples are columns");
-    let settings = EmSettings { seed: distributed::machine_seed(cx.fit_seed, 0), threads: 1, ..cx.em.clone() };
-    let fit = em::fit(x.view(), y.view(), cx.features, cx.target, &settings)
-        .map_err(|e| ClusterError::Setting(format!("the start fitted on the {} supporting rows: {e}", y.len())))?;
+    let samples: Vec<(Array2<f64>, Array1<f64>)> = answers
+        .into_iter()
+        .flat_map(|(_, parts)| parts)
+        .filter_map(|p| match p {
+            Answer::Sample { x, y } => Some((x, y)),
+            _ => None,
+        })
+        .collect();
+    let views: Vec<_> = samples.iter().map(|(x, y)| (x.view(), y.view())).collect();
+    let rows: usize = samples.iter().map(|(_, y)| y.len()).sum();
+    let fit = distributed::sample_start(&views, cx.features, cx.target, cx.em, cx.fit_seed)
+        .map_err(|e| ClusterError::Setting(format!("the start fitted on the {rows} supporting rows: {e}")))?;
     let seconds = cx.clock.fit_seconds(&fit.summary, cx.em.k, cx.d);
     Ok((fit.model, seconds))
 }

@@ -152,6 +152,24 @@ pub fn support_rows(machine: usize, rows: usize, support: usize, seed: u64) -> V
     rand::seq::index::sample(&mut rng::stream(seed, &[2, machine as u64]), rows, support.min(rows)).into_vec()
 }
 
+/// The start of exact EM over machines without a reduced model: EM with the local settings `em` (its
+/// starts seeded as machine 0's, from `seed`) on the machines' supporting rows with their targets,
+/// `samples`, stacked in machine order.
+pub fn sample_start(
+    samples: &[(ArrayView2<f64>, ArrayView1<f64>)],
+    features: &[String],
+    target: &str,
+    em_settings: &EmSettings,
+    seed: u64,
+) -> Result<em::FittedMoe, EmError> {
+    let xs: Vec<ArrayView2<f64>> = samples.iter().map(|s| s.0).collect();
+    let ys: Vec<ArrayView1<f64>> = samples.iter().map(|s| s.1).collect();
+    let x = concatenate(Axis(0), &xs).expect("samples share the feature count");
+    let y = concatenate(Axis(0), &ys).expect("samples are columns");
+    let settings = EmSettings { seed: machine_seed(seed, 0), threads: 1, ..em_settings.clone() };
+    em::fit(x.view(), y.view(), features, target, &settings)
+}
+
 /// The server's reduction of the reports that arrived (lambda_m renormalised over them).
 pub fn aggregate(reports: &[LocalReport], settings: &ReductionSettings) -> Result<Reduction, ReductionError> {
     if reports.is_empty() {

@@ -10,7 +10,7 @@
 //!
 //! The error messages name the settings by the `dmoe fit` flags that set them.
 
-use ndarray::Axis;
+use ndarray::{Array1, Array2, Axis};
 
 use super::{Baseline, Estimate, LocalFitError, LocalReport, Scores};
 use crate::data::Dataset;
@@ -43,9 +43,37 @@ pub struct InProcessSettings {
     pub seed: u64,
     /// The true model, when known: adds parameter MSE and transport divergence to the scores.
     pub truth: Option<Moe>,
-    /// Iterations of exact EM over the machines started from the reduced model (`refine`, one
-    /// round each plus one per step halving); 0: the one-shot reduction alone.
-    pub refine_rounds: usize,
+    /// Exact EM over the machines after the reduction (`dmoe fit --protocol`), if any.
+    pub exact_em: Option<ExactEm>,
+}
+
+/// Exact EM over the machines (`em::over_machines`) after the one-shot reduction: one round per
+/// iteration plus one per step halving of the gate, after the standardisation round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExactEm {
+    /// `refine`: this many iterations from the reduced model (tolerance 0).
+    Refine { iterations: usize },
+    /// `distributed-em`: from the start fitted on the machines' supporting rows with their targets
+    /// (`distributed::sample_start`), to EM's tolerance or this many iterations.
+    DistributedEm { max_iterations: usize },
+}
+
+impl ExactEm {
+    /// The estimator's name: `refine` or `distributed-em`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExactEm::Refine { .. } => "refine",
+            ExactEm::DistributedEm { .. } => "distributed-em",
+        }
+    }
+
+    /// The settings of its EM from the local ones.
+    pub fn settings(self, em: &EmSettings) -> EmSettings {
+        match self {
+            ExactEm::Refine { iterations } => EmSettings { max_iter: iterations, tol: 0.0, ..em.clone() },
+            ExactEm::DistributedEm { max_iterations } => EmSettings { max_iter: max_iterations, ..em.clone() },
+        }
+    }
 }
 
 /// Why an in-process distributed fit could not run.
@@ -83,8 +111,8 @@ pub enum PipelineError {
     #[error("global fit: {0}")]
     GlobalFit(EmError),
     /// EM over the machines from the reduced model failed.
-    #[error("refinement (EM over the machines): {0}")]
-    Refine(EmError),
+    #[error("exact EM over the machines: {0}")]
+    ExactEm(EmError),
 }
 
 impl PipelineError {
@@ -94,7 +122,7 @@ impl PipelineError {
             self,
             PipelineError::LocalFit(_)
                 | PipelineError::GlobalFit(_)
-                | PipelineError::Refine(_)
+                | PipelineError::ExactEm(_)
                 | PipelineError::Reduction(ReductionError::NotFinite(_))
         )
     }
@@ -128,8 +156,9 @@ pub struct InProcessFit {
     pub reduce_cpu_seconds: f64,
     /// EM on every training row.
     pub global: FittedMoe,
-    /// Exact EM over the machines from the reduced model (`refine`), when `refine_rounds > 0`.
-    pub refinement: Option<OverMachines>,
+    /// Exact EM over the machines (`refine` or `distributed-em`), when asked for, with the thread
+    /// CPU seconds of its start (the reduction's time for refine, the sample fit's for distributed-em).
+    pub exact_em: Option<(ExactEm, OverMachines, f64)>,
     /// The reduced model, every baseline, the refined model, then the global fit, scored on the
     /// test rows.
     pub scores: Vec<ScoredEstimator>,
@@ -183,9 +212,9 @@ pub fn fit_in_process(data: &Dataset, settings: &InProcessSettings) -> Result<In
     let t0 = thread_cpu_seconds();
     let reduction = super::aggregate(&reports, &settings.reduction)?;
     let reduce_cpu_seconds = thread_cpu_seconds() - t0;
-    let refinement = match settings.refine_rounds {
-        0 => None,
-        rounds => Some(refine(data, &sharded, &reduction.model, rounds, &settings.em)?),
+    let exact_em = match settings.exact_em {
+        None => None,
+        Some(which) => Some(exact_em(data, &sharded, &reports, &reduction, which, settings)?),
     };
     let global = em::fit(sharded.x.view(), sharded.y.view(), &data.features, &data.target, &settings.em)
         .map_err(PipelineError::GlobalFit)?;
@@ -197,25 +226,46 @@ pub fn fit_in_process(data: &Dataset, settings: &InProcessSettings) -> Result<In
         reduction,
         reduce_cpu_seconds,
         global,
-        refinement,
+        exact_em,
         scores: Vec::new(),
     };
     fit.scores = score_estimators(data, &fit, settings.truth.as_ref());
     Ok(fit)
 }
 
-/// `iterations` iterations of exact EM over the machines of `sharded` from `start` (tolerance 0:
-/// it stops early only when an iteration changes nothing, or a step is not finite).
-fn refine(
+/// Exact EM over the machines of `sharded`: from the reduced model (`refine`; its start costs
+/// nothing more), or from EM on the machines' supporting rows with their targets (`distributed-em`,
+/// the rows of their reports' supporting samples), with the CPU seconds of that start.
+fn exact_em(
     data: &Dataset,
     sharded: &ShardedData,
-    start: &Moe,
-    iterations: usize,
-    em_settings: &EmSettings,
-) -> Result<OverMachines, PipelineError> {
+    reports: &[LocalReport],
+    reduction: &Reduction,
+    which: ExactEm,
+    settings: &InProcessSettings,
+) -> Result<(ExactEm, OverMachines, f64), PipelineError> {
     let shards: Vec<_> = (0..sharded.shards.len()).map(|m| (sharded.shard_x(m), sharded.shard_y(m))).collect();
-    let settings = EmSettings { max_iter: iterations, tol: 0.0, ..em_settings.clone() };
-    over_machines::fit(&shards, &data.features, &data.target, start, &settings).map_err(PipelineError::Refine)
+    let (start, start_seconds) = match which {
+        ExactEm::Refine { .. } => (reduction.model.clone(), 0.0),
+        ExactEm::DistributedEm { .. } => {
+            let samples: Vec<(Array2<f64>, Array1<f64>)> = shards
+                .iter()
+                .zip(reports)
+                .enumerate()
+                .map(|(m, ((x, y), r))| {
+                    let rows = super::support_rows(m, y.len(), r.support.nrows(), settings.seed);
+                    (x.select(Axis(0), &rows), y.select(Axis(0), &rows))
+                })
+                .collect();
+            let views: Vec<_> = samples.iter().map(|(x, y)| (x.view(), y.view())).collect();
+            let fit = super::sample_start(&views, &data.features, &data.target, &settings.em, settings.seed)
+                .map_err(PipelineError::ExactEm)?;
+            (fit.model, fit.summary.cpu_seconds)
+        }
+    };
+    let em = which.settings(&settings.em);
+    let run = over_machines::fit(&shards, &data.features, &data.target, &start, &em).map_err(PipelineError::ExactEm)?;
+    Ok((which, run, start_seconds))
 }
 
 /// The checks of [`check`], then the train/test split: `(training rows, test rows)`.
@@ -292,8 +342,13 @@ fn score_estimators(data: &Dataset, fit: &InProcessFit, truth: Option<&Moe>) -> 
         vec![("reduction", reduced, Some(fit.distributed_seconds()))];
     let baselines = super::baselines(&fit.reports, &fit.reduction, &Baseline::ALL);
     rows.extend(baselines.into_iter().map(|(name, e)| (name, e, None)));
-    if let Some(r) = &fit.refinement {
-        rows.push(("refine", Estimate::Moe(Box::new(r.model().clone())), Some(fit.distributed_seconds() + r.seconds)));
+    if let Some((which, run, start_seconds)) = &fit.exact_em {
+        // Refine runs after the reduction; distributed-em after its start alone.
+        let before = match which {
+            ExactEm::Refine { .. } => fit.distributed_seconds(),
+            ExactEm::DistributedEm { .. } => *start_seconds,
+        };
+        rows.push((which.name(), Estimate::Moe(Box::new(run.model().clone())), Some(before + run.seconds)));
     }
     let global = Estimate::Moe(Box::new(fit.global.model.clone()));
     rows.push(("global", global, Some(fit.global.summary.cpu_seconds)));

@@ -4,7 +4,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 /// Per-column mean and population standard deviation of a data matrix.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ColumnScaling {
     /// Column means.
     pub mean: Array1<f64>,

@@ -180,7 +180,7 @@ impl FittedMoe {
 }
 
 /// Parameters on the standardised scale (the design has an intercept column).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Params {
     /// Gate coefficients, K x (d+1), last row 0.
     pub gate: Array2<f64>,
@@ -198,7 +198,7 @@ struct EStep {
 }
 
 /// z-scoring of x and y, kept to map parameters back to the raw scale.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scaling {
     x: ColumnScaling,
     y_mean: f64,
@@ -551,7 +551,7 @@ fn update_experts(
 /// The sums over rows that the experts' M-step needs, for weights `tau`: the K weighted Gram
 /// matrices `G_k = sum_i tau_ik xt_i xt_i'` side by side (p x K p), `r_k = sum_i tau_ik y_i xt_i`
 /// (p x K) and `n_k = sum_i tau_ik` (K). Sums over row blocks, or over machines, add up.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExpertSums {
     /// `[G_1 .. G_K]`, p x K p.
     pub grams: Array2<f64>,

@@ -36,7 +36,7 @@ use crate::numeric::scaling::ColumnScaling;
 
 /// Rows, column means and co-moments `C = sum_i (z_i - mean)(z_i - mean)'` of `z = (x, y)`: what a
 /// machine sends for the standardisation (the target is the last column).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Moments {
     /// Rows.
     pub n: usize,
@@ -101,7 +101,7 @@ impl Moments {
 }
 
 /// What the server tells the machines about the previous request's candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Verdict {
     /// There was none: the parameters are the start.
     First,
@@ -113,7 +113,7 @@ pub enum Verdict {
 
 /// A request of the iterations: the candidate parameters (standardised scale) and the verdict on the
 /// previous candidate.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Request {
     /// The parameters to evaluate.
     pub params: Params,
@@ -122,7 +122,7 @@ pub struct Request {
 }
 
 /// A machine's answer: the sufficient statistics of its rows at the requested parameters.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ShardStats {
     /// Rows.
     pub rows: usize,
