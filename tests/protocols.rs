@@ -182,3 +182,20 @@ fn a_round_that_misses_its_deadline_goes_on_with_the_answers_in_hand() {
     }
     assert!(r.events.iter().any(|e| e.kind == EventKind::Late && slow.contains(&e.machine.unwrap())));
 }
+
+/// When every machine has failed before the protocol is done, it ends with the server's last model
+/// and the record says why, instead of failing the run.
+#[test]
+fn a_protocol_whose_machines_all_fail_ends_with_the_servers_last_model() {
+    let data = sharded(8_000, 8, 8);
+    let mut c = config(8, ProtocolKind::FedAvg { local_iterations: 1, rounds: 30 });
+    c.em.tol = 0.0;
+    c.machines.failure_probability = 0.4;
+    let r = run(&data, &c);
+    let why = r.stopped.as_deref().expect("every machine fails long before 31 rounds");
+    assert!(why.starts_with("every machine had failed by round "), "{why}");
+    assert!(r.rounds.len() < 31, "{} rounds", r.rounds.len());
+    assert!(r.machines.iter().all(|m| m.failed), "every machine failed");
+    assert!(r.estimator("fedavg").is_some(), "the last average is the model");
+    assert_eq!(r.converged, Some(false));
+}

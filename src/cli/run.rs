@@ -25,7 +25,8 @@ pub struct RunArgs {
     /// Show no progress and print no summary.
     #[arg(long)]
     quiet: bool,
-    /// Nats per test row the reduction may lose against the global fit for an M to be recommended.
+    /// Nats per test row the protocol's model (the reduction, in one-shot) may lose against the
+    /// global fit for an M to be recommended.
     #[arg(long, default_value_t = report::recommend::DEFAULT_BUDGET, allow_negative_numbers = true)]
     budget: f64,
     /// Override a scenario key with a TOML value, e.g. --set data.n=[4000] --set repetitions=1.
@@ -137,7 +138,7 @@ pub fn run(a: RunArgs) -> Result<(), String> {
 
 /// Prints the recommended M of every sweep group under `budget`, wrapped to 100 columns.
 pub(super) fn print_recommendations(list: &[report::recommend::Recommendation], budget: f64) {
-    say!("recommended M (the fastest whose reduction loses at most {budget} nats per test row; --budget):");
+    say!("recommended M (the fastest whose model loses at most {budget} nats per test row; --budget):");
     for r in list {
         // Two spaces before the first line and four before the others: 100 columns at most.
         for (i, line) in report::summary::wrap(&format!("{}: {}", r.group, r.reason), 96).iter().enumerate() {

@@ -71,6 +71,17 @@ impl ProtocolKind {
         }
     }
 
+    /// The most rounds the protocol can take, step halvings of the gate aside: 1 for one-shot, the
+    /// first round and the cap after it otherwise (refine: its start's E-step and its iterations).
+    pub fn most_rounds(&self) -> usize {
+        match *self {
+            ProtocolKind::OneShot | ProtocolKind::Refine { rounds: 0 } => 1,
+            ProtocolKind::DistributedEm { max_rounds } => 1 + max_rounds,
+            ProtocolKind::Refine { rounds } => 2 + rounds,
+            ProtocolKind::FedAvg { rounds, .. } => 1 + rounds,
+        }
+    }
+
     /// What the machines do at time 0, before any message: the parts of their first answer.
     pub fn first_round(&self) -> Vec<Work> {
         match self {
@@ -254,6 +265,15 @@ impl Server {
                     more.then(|| Work::FedAvg { model: Arc::new(server.model().clone()), settings: settings.clone() });
                 Ok(Step { ask, seconds, reduces: false })
             }
+        }
+    }
+
+    /// Whether the protocol stopped on its tolerance (`None` when it runs a fixed number of rounds).
+    pub fn converged(&self) -> Option<bool> {
+        match self {
+            Server::Em { kind: ProtocolKind::DistributedEm { .. }, em: Some((s, _)), .. } => Some(s.converged()),
+            Server::FedAvg { server: Some(s), .. } => Some(s.converged()),
+            _ => None,
         }
     }
 

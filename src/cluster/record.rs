@@ -173,6 +173,14 @@ pub struct RunRecord {
     pub protocol_kind: String,
     /// Every round of the protocol (one-shot: one).
     pub rounds: Vec<RoundRecord>,
+    /// Whether the protocol stopped on its tolerance (exact EM, federated averaging); `None` for
+    /// one-shot and refine, which run a fixed number of rounds.
+    #[serde(default)]
+    pub converged: Option<bool>,
+    /// Why the protocol ended before it was done, if it did: every machine failed, or no answer
+    /// arrived by a round's deadline (the model is the server's last).
+    #[serde(default)]
+    pub stopped: Option<String>,
     /// Slowest used machine's compute time, summed over the rounds.
     pub local_compute_max_s: f64,
     /// Network time beyond the slowest compute, summed over the rounds: in each, the last used

@@ -33,7 +33,7 @@ impl Reduced {
 /// The record of a replay on clock `clock` of machines with `rows` rows. The run's times sum the
 /// rounds': `local_compute_max_s + network_s + wait_s + reduce_s = makespan_s`.
 pub(super) fn record(replayed: Replayed, replay: &Replay, rows: &[usize], clock: &str) -> RunRecord {
-    let Replayed { events, rounds, machines, estimators, reduced, bytes_sent, .. } = replayed;
+    let Replayed { events, rounds, machines, estimators, reduced, bytes_sent, converged, stopped, .. } = replayed;
     let last_round = rounds.last().expect("a finished protocol has closed a round");
     let shares = reduced.as_ref().map_or_else(|| vec![ReductionShare::default(); rows.len()], |r| r.shares(rows.len()));
     let machines = machines
@@ -62,6 +62,8 @@ pub(super) fn record(replayed: Replayed, replay: &Replay, rows: &[usize], clock:
         objective_trace: reduced.as_ref().map_or_else(Vec::new, |r| r.reduction.objective_trace.clone()),
         mm_iterations: reduced.as_ref().map_or(0, |r| r.reduction.mm_iterations()),
         rounds,
+        converged,
+        stopped,
         estimators,
         global_s: None,
         speedup: None,

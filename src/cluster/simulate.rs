@@ -81,6 +81,10 @@ pub(super) struct Replayed {
     pub bytes_sent: u64,
     /// Measured thread CPU seconds of the machines' work after the first round.
     pub machine_cpu: f64,
+    /// Whether the protocol stopped on its tolerance (`Server::converged`).
+    pub converged: Option<bool>,
+    /// Why it ended early, if it did.
+    pub stopped: Option<String>,
 }
 
 /// The first round's answers of every machine (`None`: it fails in round 1), shared by the replays.
@@ -186,6 +190,7 @@ pub(super) async fn replay(
     let mut bytes_sent = 0;
     let mut machine_cpu = 0.0;
     let mut done = false;
+    let mut stopped = None;
 
     for (m, answer) in first.iter().enumerate() {
         match answer {
@@ -240,7 +245,7 @@ pub(super) async fn replay(
                 round.compute = round.compute.max(compute);
                 round.last_arrival = round.last_arrival.max(now);
                 if round.answers.len() == round.expected {
-                    close(
+                    let stepped = close(
                         &mut round,
                         now,
                         &mut server,
@@ -251,6 +256,10 @@ pub(super) async fn replay(
                         &mut rounds,
                         &mut facts,
                     )?;
+                    if !stepped {
+                        stopped = Some(format!("no answer arrived by the deadline of round {}", round.number));
+                        done = true;
+                    }
                 }
             }
             Ev::Receive { m, round: r } => {
@@ -274,7 +283,7 @@ pub(super) async fn replay(
             Ev::Deadline { round: r } => {
                 if r == round.number && !round.closed {
                     events.push(Event::server(r, now, EventKind::Deadline));
-                    close(
+                    let stepped = close(
                         &mut round,
                         now,
                         &mut server,
@@ -285,6 +294,10 @@ pub(super) async fn replay(
                         &mut rounds,
                         &mut facts,
                     )?;
+                    if !stepped {
+                        stopped = Some(format!("no answer arrived by the deadline of round {}", round.number));
+                        done = true;
+                    }
                 }
             }
             Ev::Stepped { ask, reduces } => {
@@ -318,25 +331,31 @@ pub(super) async fn replay(
                     agenda.at(arrival, Ev::Receive { m, round: next });
                 }
                 round = Round::new(next, now, if shared.deadline.is_some() { running } else { expected });
+                if round.expected == 0 {
+                    // Every machine has failed: the protocol ends with the server's last model.
+                    stopped = Some(format!("every machine had failed by round {next}"));
+                    round.closed = true;
+                    done = true;
+                    continue;
+                }
                 if let Some(t) = shared.deadline {
                     agenda.at(now + t, Ev::Deadline { round: next });
-                }
-                if round.expected == 0 {
-                    return Err(no_reports(&facts, &round));
                 }
             }
         }
     }
     assert!(done, "the agenda ran out before the protocol was done");
+    let converged = server.converged();
     let (estimators, reduced) = server.finish(cx)?;
     events.sort_by(|a, b| {
         a.time.total_cmp(&b.time).then(a.machine.map_or(usize::MAX, |m| m).cmp(&b.machine.map_or(usize::MAX, |m| m)))
     });
-    Ok(Replayed { events, rounds, machines: facts, estimators, reduced, bytes_sent, machine_cpu })
+    Ok(Replayed { events, rounds, machines: facts, estimators, reduced, bytes_sent, machine_cpu, converged, stopped })
 }
 
 /// Closes the round at `now`: the server steps on the answers in hand (sorted by machine) and its
-/// step's end is scheduled.
+/// step's end is scheduled. `false` when no answer is in after the first round (the protocol then
+/// ends with the server's last model); an error when none is in the first.
 #[allow(clippy::too_many_arguments)]
 fn close(
     round: &mut Round,
@@ -348,10 +367,10 @@ fn close(
     events: &mut Vec<Event>,
     rounds: &mut Vec<RoundRecord>,
     facts: &mut [MachineFacts],
-) -> Result<(), ClusterError> {
+) -> Result<bool, ClusterError> {
     round.closed = true;
     if round.answers.is_empty() {
-        return Err(no_reports(facts, round));
+        return if round.number == 1 { Err(no_reports(facts, round)) } else { Ok(false) };
     }
     let mut answers = std::mem::take(&mut round.answers);
     answers.sort_by_key(|(m, _)| *m);
@@ -374,7 +393,7 @@ fn close(
         answers: facts.iter().filter(|f| f.used_in == Some(r)).count(),
     });
     agenda.at(now + step.seconds, Ev::Stepped { ask: step.ask, reduces: step.reduces });
-    Ok(())
+    Ok(true)
 }
 
 /// The error of a round that closed without an answer.

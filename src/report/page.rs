@@ -114,7 +114,7 @@ fn warnings(h: &mut String, run: &Value, has_global: bool, has_truth: bool) {
 fn recommendations(h: &mut String, list: &[Recommendation], budget: f64) {
     let _ = writeln!(
         h,
-        "<h2 id=\"recommendation\">Recommended M</h2>\n<p>The M with the shortest makespan whose reduction loses at most {budget} nats per test row against the global fit (<code>dmoe report --budget</code> to change it) and, with a true model, has a parameter error under 100 times the global fit's; none when that M is slower than the global fit on one machine. Means over the repetitions.</p>\n<ul>"
+        "<h2 id=\"recommendation\">Recommended M</h2>\n<p>The M with the shortest makespan whose model (the protocol's; the reduction in one-shot) loses at most {budget} nats per test row against the global fit (<code>dmoe report --budget</code> to change it) and, with a true model, has a parameter error under 100 times the global fit's; none when that M is slower than the global fit on one machine. Means over the repetitions.</p>\n<ul>"
     );
     for r in list {
         let _ = writeln!(h, "<li><b>{}</b>: {}</li>", escape(&r.group), escape(&r.reason));

@@ -177,7 +177,8 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
     }
     let (bars, x_desc) = breakdown_bars(checked, &out.rows);
     let title = format!("Distributed learning time: {facts}");
-    drawn.push(render(dir, "time-breakdown", &Breakdown { title, x_desc, bars })?);
+    let rounds = checked.protocols.iter().any(|p| p.kind.most_rounds() > 1);
+    drawn.push(render(dir, "time-breakdown", &Breakdown { title, x_desc, bars, rounds })?);
     drawn.extend(write_tradeoffs(dir, checked, &out.rows)?);
     // A refine cell's reduction is the one-shot cell's (the same fits): scored once.
     let one_shot = |r: &&ResultRow| checked.protocols[checked.cells[r.cell].protocol].kind.estimator() == "reduction";
@@ -199,14 +200,20 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
         let swept =
             swept.split(", ").filter(|p| !p.is_empty() && !p.starts_with("K = ")).collect::<Vec<_>>().join(", ");
         let swept = if swept.is_empty() { swept } else { format!(", {swept}") };
-        let data = format!("M = {m}, n = {}, {network}{swept}", thousands(run.cell.n));
+        let protocol = match checked.protocols.len() {
+            1 => String::new(),
+            _ => format!(", {}", checked.protocols[run.cell.protocol].name),
+        };
+        let data = format!("M = {m}, n = {}, {network}{protocol}{swept}", thousands(run.cell.n));
         let title = format!("Virtual timeline of cell {}, repetition {}: {data}", run.cell.index, run.rep);
         let title = format!("{title}, K = {}, d = {}", setting.k, checked.d);
         drawn.push(render(dir, "timeline", &Gantt { title, run })?);
     }
-    if !first_rep.is_empty() {
+    // The cells whose protocol reduces (one-shot, refine).
+    let reducing: Vec<&CellRun> = first_rep.iter().copied().filter(|r| !r.record.objective_trace.is_empty()).collect();
+    if !reducing.is_empty() {
         let title = format!("Convergence of the reduction's MM: {facts}");
-        drawn.push(render(dir, "mm-objective", &Objective { title, traces: objective_excess(checked, &first_rep) })?);
+        drawn.push(render(dir, "mm-objective", &Objective { title, traces: objective_excess(checked, &reducing) })?);
     }
     Ok(drawn)
 }

@@ -1,5 +1,5 @@
 //! Which M to use: per sweep group (network, and data size and setting when they vary), the M with the shortest
-//! mean makespan among those whose reduction loses at most `budget` nats per test row against the
+//! mean makespan among those whose model (the protocol's: the reduction in one-shot) loses at most `budget` nats per test row against the
 //! global fit (means over the repetitions) and whose parameter MSE, when a truth is known, is at
 //! most `PARAM_MSE_RATIO_WARNING` times the global fit's; none when that M is slower than the
 //! global fit on one machine. The reason comes in one sentence.
@@ -76,7 +76,7 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
         return (
             None,
             format!(
-                "no M keeps the reduction within {budget} nats per test row of the global fit with a parameter error under {PARAM_MSE_RATIO_WARNING} times the global fit's (the closest: M = {}, {} nats per row): fit on one machine, or raise --budget",
+                "no M keeps the model within {budget} nats per test row of the global fit with a parameter error under {PARAM_MSE_RATIO_WARNING} times the global fit's (the closest: M = {}, {} nats per row): fit on one machine, or raise --budget",
                 closest.0.machines,
                 short(Some(closest.2))
             ),
@@ -109,21 +109,21 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
     let speedup = best.speedup.map_or(String::new(), |s| format!(", speedup {}", short(Some(s))));
     let reason = if timed.len() == 1 {
         format!(
-            "M = {} ({} s{speedup}) is the only M swept; its reduction {}, within the budget of {budget}: sweep cluster.machines to compare",
+            "M = {} ({} s{speedup}) is the only M swept; its model {}, within the budget of {budget}: sweep cluster.machines to compare",
             best.machines,
             short(Some(makespan)),
             loses(gap)
         )
     } else if top.machines == best.machines {
         format!(
-            "M = {}: the fastest of the swept M ({} s{speedup}), and its reduction {}, within the budget of {budget}",
+            "M = {}: the fastest of the swept M ({} s{speedup}), and its model {}, within the budget of {budget}",
             best.machines,
             short(Some(makespan)),
             loses(gap)
         )
     } else {
         format!(
-            "M = {}: the fastest ({} s{speedup}) of the M whose reduction stays within {budget} nats per test row of the global fit; M = {} is faster ({} s) but {why_not}",
+            "M = {}: the fastest ({} s{speedup}) of the M whose model stays within {budget} nats per test row of the global fit; M = {} is faster ({} s) but {why_not}",
             best.machines,
             short(Some(makespan)),
             top.machines,
@@ -133,7 +133,7 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
     (Some(best.machines), reason)
 }
 
-/// What the reduction loses (or gains, on these test rows) against the global fit.
+/// What the protocol's model loses (or gains, on these test rows) against the global fit.
 fn loses(gap: f64) -> String {
     match gap < 0.0 {
         true => format!("gains {} nats per test row over the global fit", short(Some(-gap))),

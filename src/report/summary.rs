@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn wrapped_lines_stay_within_the_width() {
-        let text = "M = 16: the fastest of the swept M (0.3334 s, speedup 5.725), and its reduction loses 2.696e-6 nats per test row";
+        let text = "M = 16: the fastest of the swept M (0.3334 s, speedup 5.725), and its model loses 2.696e-6 nats per test row";
         let lines = wrap(text, 40);
         assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
         assert_eq!(lines.join(" "), text);

@@ -466,7 +466,12 @@ fn group_task(
         .iter()
         .map(|c| {
             let own = swept(&[plan.setting(c)]);
-            format!("cell {} rep {rep}: M = {machines}, n = {}{own}, {}", c.index, c.n, plan.networks[c.network].label)
+            let protocol = match plan.protocols.len() {
+                1 => String::new(),
+                _ => format!(", {}", plan.protocols[c.protocol].name),
+            };
+            let network = &plan.networks[c.network].label;
+            format!("cell {} rep {rep}: M = {machines}, n = {}{own}{protocol}, {network}", c.index, c.n)
         })
         .collect();
     let indices: Vec<String> = group.iter().map(|c| c.index.to_string()).collect();

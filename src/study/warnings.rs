@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Plan, ResultRow, StudyOutput};
+use super::{CellRun, Plan, ResultRow, StudyOutput};
 use crate::numeric::model::n_free_params;
 
 /// Fewer training rows per free parameter than this on a machine, and its local fit is unreliable.
@@ -39,6 +39,7 @@ pub const ALL_FAIL_WARNING: f64 = 1e-3;
 /// whose runs lose all their machines with a chance of [`ALL_FAIL_WARNING`] or more.
 pub fn before_run(plan: &Plan) -> Vec<String> {
     let mut warnings = few_rows(plan);
+    warnings.extend(failing_rounds(plan));
     let mut seen: Vec<(usize, u64)> = Vec::new();
     for c in &plan.cells {
         let p = plan.setting(c).machines.failure_probability;
@@ -53,6 +54,36 @@ pub fn before_run(plan: &Plan) -> Vec<String> {
             warnings.push(format!(
                 "M = {} with failure probability {p}: every machine of a run fails with probability {all_fail:.2e} ({chance:.2e} that it happens in one of the {} repetitions); such a run makes no model and stops the study: use more machines or a lower probability",
                 c.machines, plan.repetitions
+            ));
+        }
+    }
+    warnings
+}
+
+/// Every (protocol with several rounds, M, failure probability p) whose machines may all fail before
+/// the protocol's last round: each survives its at most R rounds with probability `(1-p)^R`, so all M
+/// have failed by then with probability `(1 - (1-p)^R)^M`; the protocol then ends early with the
+/// server's last model.
+fn failing_rounds(plan: &Plan) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut seen: Vec<(usize, usize, u64)> = Vec::new();
+    for c in &plan.cells {
+        let p = plan.setting(c).machines.failure_probability;
+        let protocol = &plan.protocols[c.protocol];
+        let rounds = protocol.kind.most_rounds();
+        if rounds < 2 || p <= 0.0 {
+            continue;
+        }
+        if seen.contains(&(c.protocol, c.machines, p.to_bits())) {
+            continue;
+        }
+        seen.push((c.protocol, c.machines, p.to_bits()));
+        let survives = (1.0 - p).powi(rounds.min(i32::MAX as usize) as i32);
+        let all_fail = (1.0 - survives).powi(c.machines as i32);
+        if all_fail >= ALL_FAIL_WARNING {
+            warnings.push(format!(
+                "protocol {} at M = {} with failure probability {p} per round: a machine survives its up to {rounds} rounds with probability {survives:.2e}, and every machine has failed by then with probability {all_fail:.2e}: the protocol then ends early with the server's last model (the record and a warning say so)",
+                protocol.name, c.machines
             ));
         }
     }
@@ -117,6 +148,7 @@ impl<'a> LoglikLoss<'a> {
 /// parameter error).
 pub fn after_run(plan: &Plan, out: &StudyOutput) -> Vec<String> {
     [
+        unfinished_protocols,
         unfinished_global_fits,
         short_smallest_shards,
         unconverged_local_fits,
@@ -145,6 +177,36 @@ fn unfinished_global_fits(plan: &Plan, out: &StudyOutput) -> Vec<String> {
             "the global fit (n = {n}, K = {k}, repetition {rep}) stopped at em.max_iter before converging: every comparison with it is against an unfinished fit; raise em.max_iter"
         ))
         .collect()
+}
+
+/// Cells whose protocol ended early (every machine failed, or no answer by a round's deadline), or
+/// stopped on its round cap before its tolerance (exact EM, federated averaging), counted over the
+/// repetitions.
+fn unfinished_protocols(plan: &Plan, out: &StudyOutput) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut cells: Vec<usize> = out.runs.iter().map(|r| r.cell.index).collect();
+    cells.dedup();
+    for cell in cells {
+        let runs: Vec<&CellRun> = out.runs.iter().filter(|r| r.cell.index == cell).collect();
+        let name = &plan.protocols[plan.cells[cell].protocol].name;
+        let m = runs[0].record.machines.len();
+        let stopped: Vec<&str> = runs.iter().filter_map(|r| r.record.stopped.as_deref()).collect();
+        if let Some(first) = stopped.first() {
+            warnings.push(format!(
+                "cell {cell} (M = {m}): protocol {name} ended early in {} of {} repetitions ({first}): its model is the server's last",
+                stopped.len(),
+                runs.len()
+            ));
+        }
+        let capped = runs.iter().filter(|r| r.record.stopped.is_none() && r.record.converged == Some(false)).count();
+        if capped > 0 {
+            warnings.push(format!(
+                "cell {cell} (M = {m}): protocol {name} reached its round cap before converging in {capped} of {} repetitions; raise max_rounds (distributed-em) or rounds (fedavg)",
+                runs.len()
+            ));
+        }
+    }
+    warnings
 }
 
 /// Cells whose smallest shard is short of rows although the average is not (unequal shards: lognormal
@@ -189,7 +251,8 @@ fn loglik_gaps(plan: &Plan, out: &StudyOutput) -> Vec<String> {
         .into_iter()
         .filter(|(_, (_, _, gap))| *gap > LOGLIK_GAP_WARNING)
         .map(|(cell, (m, name, gap))| format!(
-            "cell {cell} (M = {m}): the {name}'s test log-likelihood is {gap:.3} nats per row below the global fit's (warning level {LOGLIK_GAP_WARNING}), whatever its RPE says"
+            "cell {cell} (M = {m}): {}'s test log-likelihood is {gap:.3} nats per row below the global fit's (warning level {LOGLIK_GAP_WARNING}), whatever its RPE says",
+            model_of(name)
         ))
         .collect()
 }
@@ -229,11 +292,20 @@ fn parameter_errors(_: &Plan, out: &StudyOutput) -> Vec<String> {
         .filter_map(|(cell, (m, name, reduced))| {
             let &(_, _, global) = global.get(&cell)?;
             (reduced > PARAM_MSE_RATIO_WARNING * global).then(|| format!(
-                "cell {cell} (M = {m}): the {name}'s parameter MSE against the truth is {} times the global fit's ({reduced:.3e} vs {global:.3e}; warning level {PARAM_MSE_RATIO_WARNING}x): some reduced expert is far off, whatever its RPE and log-likelihood say",
+                "cell {cell} (M = {m}): {}'s parameter MSE against the truth is {} times the global fit's ({reduced:.3e} vs {global:.3e}; warning level {PARAM_MSE_RATIO_WARNING}x): some expert is far off, whatever its RPE and log-likelihood say",
+                model_of(name),
                 times(reduced / global)
             ))
         })
         .collect()
+}
+
+/// The protocol's model in words: `the reduction` (one-shot), or `the distributed-em model`.
+fn model_of(estimator: &str) -> String {
+    match estimator {
+        "reduction" => "the reduction".into(),
+        other => format!("the {other} model"),
+    }
 }
 
 /// A ratio in words: `474` or `4.7e5`.

@@ -409,12 +409,12 @@ impl Categories {
 }
 
 /// The phases of a bar, bottom to top: the slowest local fit, the network, the wait for the
-/// deadline, the reduction.
-const PHASES: [(&str, RGBColor); 4] = [
-    ("slowest local fit", LOCAL_FIT),
-    ("network", IN_FLIGHT),
-    ("wait for the deadline", WAIT),
-    ("reduction", REDUCTION),
+/// deadline, the reduction; with protocols of several rounds, each summed over the rounds.
+const PHASES: [(&str, &str, RGBColor); 4] = [
+    ("slowest local fit", "slowest machine's work, per round", LOCAL_FIT),
+    ("network", "network", IN_FLIGHT),
+    ("wait for the deadline", "wait for the deadlines", WAIT),
+    ("reduction", "server's steps (the reduction in one-shot)", REDUCTION),
 ];
 
 /// A cell's bar: its label, the mean seconds of each of [`PHASES`], and the global fit's.
@@ -430,6 +430,8 @@ pub(super) struct Breakdown {
     pub(super) x_desc: String,
     /// One bar per cell.
     pub(super) bars: Vec<Bar>,
+    /// Whether some protocol takes several rounds (the phases are then sums over rounds).
+    pub(super) rounds: bool,
 }
 
 impl Figure for Breakdown {
@@ -445,7 +447,8 @@ impl Figure for Breakdown {
         mesh(&mut chart, (&self.x_desc, &|_| String::new()), (y_desc, &|v| linear_label(*v, step)), false)?;
         categories.label(area, &chart)?;
         let mut entries = Vec::new();
-        for (p, (name, c)) in PHASES.into_iter().enumerate() {
+        for (p, (one, several, c)) in PHASES.into_iter().enumerate() {
+            let name = if self.rounds { several } else { one };
             // The wait is shown (and named in the legend) only when some cell waited.
             if p == 2 && self.bars.iter().all(|b| b.phases[p] == 0.0) {
                 continue;
@@ -685,6 +688,17 @@ impl Gantt<'_> {
             entries.push(Entry::line("deadline", deadline));
         }
         if r.rounds.len() > 1 {
+            // A faint line where each round opens (every k-th of many), so the rounds can be told apart.
+            let every = r.rounds.len().div_ceil(40);
+            let opening = Look { color: RGBColor(150, 150, 150), marker: Marker::None, dashed: true, width: 1 };
+            for round in r.rounds.iter().skip(1).step_by(every) {
+                draw_line(chart, vec![(round.open_s, -(h + 0.32)), (round.open_s, self.row(0) + 0.7)], opening)?;
+            }
+            let which = match every {
+                1 => "a round opens".to_string(),
+                _ => format!("a round opens (one line per {every} rounds)"),
+            };
+            entries.push(Entry::line(which, opening));
             entries.push(Entry::note(format!("{} rounds", r.rounds.len())));
         }
         Ok(entries)
