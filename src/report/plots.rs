@@ -16,7 +16,7 @@ use std::path::Path;
 use self::figures::{
     Accuracy, Bar, Breakdown, EXCESS_FLOOR, Gantt, Objective, Speedup, Tradeoff, TradeoffSeries, mean, render,
 };
-use self::style::{GUIDE, estimator_look, sequence_look};
+use self::style::{GUIDE, Look, estimator_look, sequence_look};
 use super::ViewOptions;
 use crate::study::warnings::{LOGLIK_GAP_WARNING, LoglikLoss};
 use crate::study::{Cell, Plan, Setting};
@@ -173,7 +173,8 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
     let speedup = by_group_and_m(checked, &out.rows, |r| r.speedup);
     if !speedup.is_empty() {
         let (title, bar_desc) = (format!("Speedup: {facts}"), group_kind(checked));
-        drawn.push(render(dir, "speedup", &Speedup { title, groups: speedup, bar_desc })?);
+        let looks = protocol_looks(checked, &out.rows, &speedup);
+        drawn.push(render(dir, "speedup", &Speedup { title, groups: speedup, bar_desc, looks })?);
     }
     let (bars, x_desc) = breakdown_bars(checked, &out.rows);
     let title = format!("Distributed learning time: {facts}");
@@ -218,6 +219,35 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
     Ok(drawn)
 }
 
+/// The look of a protocol: its kind's estimator look when no two protocols share a kind, otherwise
+/// one of a sequence over the protocols.
+fn protocol_look(checked: &Plan, protocol: usize) -> Look {
+    let kinds: Vec<&str> = checked.protocols.iter().map(|p| p.kind.estimator()).collect();
+    match kinds.iter().enumerate().all(|(i, k)| !kinds[..i].contains(k)) {
+        true => estimator_look(kinds[protocol]),
+        false => sequence_look(protocol, kinds.len()),
+    }
+}
+
+/// With several protocols, each speedup group's look: its protocol's colour and marker, and a line
+/// per network (the first thick, the second dashed, the third thin, and so on); empty otherwise (the
+/// groups then take a sequence).
+fn protocol_looks(checked: &Plan, rows: &[ResultRow], groups: &[(String, BTreeMap<usize, Vec<f64>>)]) -> Vec<Look> {
+    if checked.protocols.len() < 2 {
+        return Vec::new();
+    }
+    groups
+        .iter()
+        .map(|(label, _)| {
+            let row =
+                rows.iter().find(|r| r.rounds.is_some() && group_label(checked, &checked.cells[r.cell]) == *label);
+            let cell = &checked.cells[row.expect("a group comes from a row").cell];
+            let (dashed, width) = [(false, 3), (true, 2), (false, 1)][cell.network % 3];
+            Look { dashed, width, ..protocol_look(checked, cell.protocol) }
+        })
+        .collect()
+}
+
 /// The trade-off plots of a study with several protocols: one per data set size and setting (file
 /// `tradeoff`, or `tradeoff-<i>` with several), one panel per network, a marker per protocol and M
 /// at the mean makespan and the mean test log-likelihood per row lost against the global fit over
@@ -230,8 +260,6 @@ fn write_tradeoffs(dir: &Path, checked: &Plan, rows: &[ResultRow]) -> Result<Vec
     }
     let mut groups: Vec<(usize, usize)> = checked.cells.iter().map(|c| (c.n, c.setting)).collect();
     groups.dedup();
-    let kinds: Vec<&str> = checked.protocols.iter().map(|p| p.kind.estimator()).collect();
-    let distinct_kinds = kinds.iter().enumerate().all(|(i, k)| !kinds[..i].contains(k));
     let mut drawn = Vec::new();
     for (gi, &(n, setting)) in groups.iter().enumerate() {
         let panels = checked
@@ -257,11 +285,7 @@ fn write_tradeoffs(dir: &Path, checked: &Plan, rows: &[ResultRow]) -> Result<Vec
                             }
                         }
                         let points = by_m.into_iter().map(|(m, (t, g))| (m, mean(&t), mean(&g))).collect();
-                        let look = match distinct_kinds {
-                            true => estimator_look(protocol.kind.estimator()),
-                            false => sequence_look(p, checked.protocols.len()),
-                        };
-                        (protocol.name.clone(), look, points)
+                        (protocol.name.clone(), protocol_look(checked, p), points)
                     })
                     .collect();
                 (short_network(&network.label), series)
@@ -472,7 +496,9 @@ fn merged_label(checked: &Plan, n: usize, members: &[(usize, usize)]) -> String 
 }
 
 /// The estimators of a group's rows with, for each, `f`'s finite values (positive ones on a log
-/// axis) by M; estimators in legend order, none without a value.
+/// axis) by M; estimators in legend order, none without a value. An estimator that several
+/// protocols produce (two refine protocols, say) is one series per protocol, labelled
+/// `refine (protocol name)`.
 fn estimator_series(
     rows: &[&ResultRow],
     log_y: bool,
@@ -480,14 +506,23 @@ fn estimator_series(
 ) -> Vec<(String, BTreeMap<usize, Vec<f64>>)> {
     let mut series = Vec::new();
     for est in ACCURACY_ESTIMATORS {
-        let mut g: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        let mut protocols: Vec<&str> = Vec::new();
         for r in rows.iter().filter(|r| r.estimator == est) {
-            if let Some(v) = f(r).filter(|v| v.is_finite() && (!log_y || *v > 0.0)) {
-                g.entry(r.machines).or_default().push(v);
+            if !protocols.contains(&r.protocol.as_str()) {
+                protocols.push(&r.protocol);
             }
         }
-        if !g.is_empty() {
-            series.push((est.to_string(), g));
+        for protocol in &protocols {
+            let mut g: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+            for r in rows.iter().filter(|r| r.estimator == est && r.protocol == *protocol) {
+                if let Some(v) = f(r).filter(|v| v.is_finite() && (!log_y || *v > 0.0)) {
+                    g.entry(r.machines).or_default().push(v);
+                }
+            }
+            if !g.is_empty() {
+                let label = if protocols.len() > 1 { format!("{est} ({protocol})") } else { est.to_string() };
+                series.push((label, g));
+            }
         }
     }
     series

@@ -102,7 +102,11 @@ pub fn baselines(plan: &Plan, rows: &[ResultRow]) -> Vec<BaselineSummary> {
     let machines = rows.iter().map(|r| r.machines).max().unwrap_or(0);
     let rows: Vec<&ResultRow> = rows.iter().filter(|r| r.machines == machines).collect();
     let mut names: Vec<&'static str> = Vec::new();
-    for r in rows.iter().filter(|r| !matches!(r.estimator, "reduction" | "global")) {
+    // The protocols' own models are in the cells' lines already.
+    let own = |r: &ResultRow| {
+        r.rounds.is_some() || crate::cluster::protocol::ProtocolKind::estimator_named(r.estimator).is_some()
+    };
+    for r in rows.iter().filter(|r| !matches!(r.estimator, "reduction" | "global") && !own(r)) {
         if !names.contains(&r.estimator) {
             names.push(r.estimator);
         }

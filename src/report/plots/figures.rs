@@ -256,6 +256,8 @@ pub(super) struct Speedup {
     pub(super) groups: Vec<(String, BTreeMap<usize, Vec<f64>>)>,
     /// What the groups are, for the x axis of the bars.
     pub(super) bar_desc: String,
+    /// Each group's look, when the groups are protocols under networks (empty: a sequence).
+    pub(super) looks: Vec<Look>,
 }
 
 const SPEEDUP_DESC: &str = "speedup = global fit time / makespan";
@@ -275,6 +277,9 @@ impl Speedup {
 
     /// The look of group `i`: the reduction's own when there is one group.
     fn look(&self, i: usize) -> Look {
+        if let Some(look) = self.looks.get(i) {
+            return *look;
+        }
         match self.groups.len() {
             1 => estimator_look("reduction"),
             n => sequence_look(i, n),
@@ -531,17 +536,38 @@ impl Accuracy {
         X: Ranged<ValueType = f64>,
         Y: Ranged<ValueType = f64>,
     {
+        let looks = self.looks();
         let mut entries: Vec<Entry> =
-            self.series.iter().map(|(name, _)| Entry::line(name.clone(), estimator_look(name))).collect();
+            self.series.iter().zip(&looks).map(|((name, _), look)| Entry::line(name.clone(), *look)).collect();
         for (label, value, look) in &self.references {
             let r = chart.x_range();
             draw_line(&mut chart, vec![(r.start, *value), (r.end, *value)], *look)?;
             entries.push(Entry::line(label.clone(), *look));
         }
-        for (name, g) in self.series.iter().rev() {
-            draw_series(&mut chart, g, estimator_look(name), self.floor)?;
+        for ((_, g), look) in self.series.iter().zip(&looks).rev() {
+            draw_series(&mut chart, g, *look, self.floor)?;
         }
         Ok(entries)
+    }
+
+    /// Each series' look: its estimator's (the label up to ` (`); a second or later series of the
+    /// same estimator (another protocol's) is dashed in turn and takes another marker.
+    fn looks(&self) -> Vec<Look> {
+        let base = |label: &str| label.split(" (").next().unwrap_or(label).to_string();
+        let markers = [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Diamond, Marker::Cross];
+        self.series
+            .iter()
+            .enumerate()
+            .map(|(i, (label, _))| {
+                let b = base(label);
+                let nth = self.series[..i].iter().filter(|(l, _)| base(l) == b).count();
+                let look = estimator_look(&b);
+                match nth {
+                    0 => look,
+                    k => Look { dashed: k % 2 == 1, marker: markers[k % markers.len()], ..look },
+                }
+            })
+            .collect()
     }
 }
 
