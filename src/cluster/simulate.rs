@@ -220,6 +220,7 @@ pub(super) async fn replay(
     }
 
     while let Some((now, ev)) = agenda.pop() {
+        let mut closes = false;
         match ev {
             Ev::Done { m, round: r, parts, compute } => {
                 events.push(Event::machine(m, r, now, if r == 1 { EventKind::FitEnd } else { EventKind::ComputeEnd }));
@@ -244,23 +245,8 @@ pub(super) async fn replay(
                 round.answers.push((m, parts));
                 round.compute = round.compute.max(compute);
                 round.last_arrival = round.last_arrival.max(now);
-                if round.answers.len() == round.expected {
-                    let stepped = close(
-                        &mut round,
-                        now,
-                        &mut server,
-                        shared,
-                        reductions,
-                        &mut agenda,
-                        &mut events,
-                        &mut rounds,
-                        &mut facts,
-                    )?;
-                    if !stepped {
-                        stopped = Some(format!("no answer arrived by the deadline of round {}", round.number));
-                        done = true;
-                    }
-                }
+                // The round closes (below) with its last expected answer.
+                closes = round.answers.len() == round.expected;
             }
             Ev::Receive { m, round: r } => {
                 events.push(Event::machine(m, r, now, EventKind::Receive));
@@ -283,21 +269,7 @@ pub(super) async fn replay(
             Ev::Deadline { round: r } => {
                 if r == round.number && !round.closed {
                     events.push(Event::server(r, now, EventKind::Deadline));
-                    let stepped = close(
-                        &mut round,
-                        now,
-                        &mut server,
-                        shared,
-                        reductions,
-                        &mut agenda,
-                        &mut events,
-                        &mut rounds,
-                        &mut facts,
-                    )?;
-                    if !stepped {
-                        stopped = Some(format!("no answer arrived by the deadline of round {}", round.number));
-                        done = true;
-                    }
+                    closes = true;
                 }
             }
             Ev::Stepped { ask, reduces } => {
@@ -341,6 +313,23 @@ pub(super) async fn replay(
                 if let Some(t) = shared.deadline {
                     agenda.at(now + t, Ev::Deadline { round: next });
                 }
+            }
+        }
+        if closes {
+            let stepped = close(
+                &mut round,
+                now,
+                &mut server,
+                shared,
+                reductions,
+                &mut agenda,
+                &mut events,
+                &mut rounds,
+                &mut facts,
+            )?;
+            if !stepped {
+                stopped = Some(format!("no answer arrived by the deadline of round {}", round.number));
+                done = true;
             }
         }
     }
