@@ -1,12 +1,18 @@
 //! The actors: a `Machine` per simulated machine, which holds its state across the rounds and does
 //! its work on a bounded pool of `Worker` threads (as many as real cores by default, so 128
-//! machines compute two at a time on a 2-core box). The server's side and the scheduler are in
+//! machines compute two at a time on a 2-core box), and a `ServerActor` per replay, which steps the
+//! protocol on each closed round. The scheduler that sends them their messages in virtual time is
 //! `simulate`; the numbers come from `work` and `protocol`.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 
+use super::ClusterError;
+use super::protocol::{Answers, Reduced, Reductions, Server, Step, StepInputs};
+use super::record::NamedModel;
 use super::work::{Computed, MachineState, Work};
 use crate::distributed::LocalFitError;
 use crate::numeric::cputime::thread_cpu_seconds;
@@ -95,5 +101,60 @@ impl Handler<Compute> for Machine {
             }
             .into_actor(self),
         ))
+    }
+}
+
+/// Ask the server to step on the answers of a closed round (machine, its answer's parts), in machine
+/// order.
+#[derive(Message)]
+#[rtype(result = "Result<Step, ClusterError>")]
+pub(super) struct Close(pub Answers);
+
+/// Ask the server for the protocol's outcome once it is done.
+#[derive(Message)]
+#[rtype(result = "Result<Finished, ClusterError>")]
+pub(super) struct Finish;
+
+/// A finished protocol: its estimators (its model first), the reduction it made if any, and whether it
+/// stopped on its tolerance.
+pub(super) struct Finished {
+    pub estimators: Vec<NamedModel>,
+    pub reduced: Option<Reduced>,
+    pub converged: Option<bool>,
+}
+
+/// The server of one replay: the protocol's state (`protocol::Server`) and what its steps read. Its
+/// handlers are the protocol's server side; the scheduler (`simulate`) sends it each closed round.
+/// Replays that reduce the same machines' reports share one reduction (`reductions`).
+pub(super) struct ServerActor {
+    /// The protocol's state; taken by `Finish`.
+    pub server: Option<Server>,
+    /// The run's settings and shard sizes.
+    pub inputs: Arc<StepInputs>,
+    /// Reductions made so far in the run, shared by its replays.
+    pub reductions: Rc<RefCell<Reductions>>,
+}
+
+impl Actor for ServerActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Close> for ServerActor {
+    type Result = Result<Step, ClusterError>;
+
+    fn handle(&mut self, Close(answers): Close, _: &mut Context<Self>) -> Self::Result {
+        let server = self.server.as_mut().expect("a finished server is not asked to step");
+        server.step(answers, &self.inputs, &mut self.reductions.borrow_mut())
+    }
+}
+
+impl Handler<Finish> for ServerActor {
+    type Result = Result<Finished, ClusterError>;
+
+    fn handle(&mut self, _: Finish, _: &mut Context<Self>) -> Self::Result {
+        let server = self.server.take().expect("a server finishes once");
+        let converged = server.converged();
+        let (estimators, reduced) = server.finish(&self.inputs)?;
+        Ok(Finished { estimators, reduced, converged })
     }
 }

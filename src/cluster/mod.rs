@@ -18,6 +18,8 @@ mod server;
 mod simulate;
 pub mod work;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -307,20 +309,20 @@ async fn replays(
         let mut done: Vec<(Work, Vec<Option<Computed>>)> = Vec::new();
         let mut fit_cpu_seconds = 0.0;
         let cpu0 = thread_cpu_seconds();
-        let cx = StepInputs {
-            em: &config.em,
-            reduction: &config.reduction,
-            clock: &config.clock,
-            features: &inputs.features,
-            target: &inputs.target,
-            rows: &rows,
+        let cx = Arc::new(StepInputs {
+            em: config.em.clone(),
+            reduction: config.reduction.clone(),
+            clock: config.clock.clone(),
+            features: inputs.features.clone(),
+            target: inputs.target.clone(),
+            rows: rows.clone(),
             d,
             fit_seed: config.fit_seed,
-            baselines: &config.baselines,
-        };
+            baselines: config.baselines.clone(),
+        });
         let shared =
             Shared { cx, deadline: config.deadline, seed: config.seed, stream: &config.stream, failures: &failures };
-        let mut reductions = Vec::new();
+        let reductions = Rc::new(RefCell::new(Vec::new()));
         let mut records = Vec::with_capacity(protocols.len());
         let several = protocols.len() > 1;
         for (i, protocol) in protocols.iter().enumerate() {
@@ -345,10 +347,9 @@ async fn replays(
                 })
                 .collect();
             let replay = Replay { network: &config.networks[i], speeds: &speeds[i], protocol };
-            let replayed =
-                simulate::replay(&replay, &shared, &spawn(), &first, &mut reductions).await.map_err(|e| {
-                    if several { ClusterError::UnderNetwork { network: i, source: Box::new(e) } } else { e }
-                })?;
+            let replayed = simulate::replay(&replay, &shared, &spawn(), &first, &reductions).await.map_err(|e| {
+                if several { ClusterError::UnderNetwork { network: i, source: Box::new(e) } } else { e }
+            })?;
             fit_cpu_seconds += replayed.machine_cpu;
             let mut record = server::record(replayed, &replay, &rows, config.clock.name());
             if let Some(g) = &global {

@@ -118,21 +118,25 @@ impl Default for Protocol {
     }
 }
 
+/// The answers of a closed round: each machine that answered, with its answer's parts, in machine
+/// order.
+pub(super) type Answers = Vec<(usize, Vec<Answer>)>;
+
 /// Reductions already made in a run: the machines reduced, the reduction and its seconds. Replays
 /// under which the same reports arrive share one (and its measured time).
 pub(super) type Reductions = Vec<(Vec<usize>, Reduction, f64)>;
 
 /// What every step may read: the run's settings and the shard sizes.
-pub(super) struct StepInputs<'a> {
-    pub em: &'a EmSettings,
-    pub reduction: &'a ReductionSettings,
-    pub clock: &'a Clock,
-    pub features: &'a [String],
-    pub target: &'a str,
-    pub rows: &'a [usize],
+pub(super) struct StepInputs {
+    pub em: EmSettings,
+    pub reduction: ReductionSettings,
+    pub clock: Clock,
+    pub features: Vec<String>,
+    pub target: String,
+    pub rows: Vec<usize>,
     pub d: usize,
     pub fit_seed: u64,
-    pub baselines: &'a [Baseline],
+    pub baselines: Vec<Baseline>,
 }
 
 /// The reduction a protocol made: the reports it used, in machine order, and the result.
@@ -181,7 +185,7 @@ impl Server {
     /// One step on the answers of a closed round (machine, its answer's parts), in machine order.
     pub fn step(
         &mut self,
-        answers: Vec<(usize, Vec<Answer>)>,
+        answers: Answers,
         cx: &StepInputs,
         reductions: &mut Reductions,
     ) -> Result<Step, ClusterError> {
@@ -201,7 +205,7 @@ impl Server {
                     let (moments, answers) = take_moments(answers);
                     let t0 = thread_cpu_seconds();
                     let scaling =
-                        Moments::combine(&moments).scaling(cx.features, cx.target, k).map_err(server_error)?;
+                        Moments::combine(&moments).scaling(&cx.features, &cx.target, k).map_err(server_error)?;
                     let mut seconds = cx.clock.charge(thread_cpu_seconds() - t0, summing);
                     let (start, settings, max_rounds) = match *kind {
                         ProtocolKind::Refine { rounds } => {
@@ -286,7 +290,7 @@ impl Server {
             Server::OneShot { reduced } => {
                 let r = reduced.expect("one-shot reduces in its only step");
                 let mut out = vec![named("reduction", r.reduction.model.clone())];
-                for (name, est) in distributed::baselines(&r.included, &r.reduction, cx.baselines) {
+                for (name, est) in distributed::baselines(&r.included, &r.reduction, &cx.baselines) {
                     if let Estimate::Moe(model) = est {
                         out.push(named(name, *model));
                     }
@@ -335,7 +339,7 @@ fn reduce(
         return Ok((Reduced { included, reduction: reduction.clone() }, *seconds));
     }
     let t0 = thread_cpu_seconds();
-    let reduction = distributed::aggregate(&included, cx.reduction)?;
+    let reduction = distributed::aggregate(&included, &cx.reduction)?;
     let cpu = thread_cpu_seconds() - t0;
     let seconds = cx.clock.reduction_seconds(cpu, &reduction, cx.reduction.k);
     done.push((ids, reduction.clone(), seconds));
@@ -374,7 +378,7 @@ fn fit_start(answers: Vec<(usize, Vec<Answer>)>, cx: &StepInputs) -> Result<(Moe
         .collect();
     let views: Vec<_> = samples.iter().map(|(x, y)| (x.view(), y.view())).collect();
     let rows: usize = samples.iter().map(|(_, y)| y.len()).sum();
-    let fit = distributed::sample_start(&views, cx.features, cx.target, cx.em, cx.fit_seed)
+    let fit = distributed::sample_start(&views, &cx.features, &cx.target, &cx.em, cx.fit_seed)
         .map_err(|e| ClusterError::Setting(format!("the start fitted on the {rows} supporting rows: {e}")))?;
     let seconds = cx.clock.fit_seconds(&fit.summary, cx.em.k, cx.d);
     Ok((fit.model, seconds))

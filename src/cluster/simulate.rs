@@ -23,15 +23,18 @@ use actix::dev::Request;
 use actix::prelude::*;
 
 use super::ClusterError;
-use super::actors::{Compute, Machine};
+use super::actors::{Close, Compute, Finish, Finished, Machine, ServerActor};
 use super::events::{Agenda, Ranked};
 use super::machines::Failures;
 use super::network::{Delivery, NetworkModel};
-use super::protocol::{Protocol, Reduced, Reductions, Server, StepInputs};
+use super::protocol::{Answers, Protocol, Reduced, Reductions, Server, Step, StepInputs};
 use super::record::{Event, EventKind, NamedModel, RoundRecord};
 use super::work::{Answer, Computed, Work};
 use crate::distributed::LocalReport;
 use crate::numeric::rng::{self, Rng};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
 
 /// What a replay runs under.
 pub(super) struct Replay<'a> {
@@ -42,7 +45,7 @@ pub(super) struct Replay<'a> {
 
 /// What every replay of a run shares.
 pub(super) struct Shared<'a> {
-    pub cx: StepInputs<'a>,
+    pub cx: Arc<StepInputs>,
     pub deadline: Option<f64>,
     pub seed: u64,
     pub stream: &'a [u64],
@@ -172,13 +175,18 @@ pub(super) async fn replay(
     shared: &Shared<'_>,
     machines: &[Addr<Machine>],
     first: &FirstRound,
-    reductions: &mut Reductions,
+    reductions: &Rc<RefCell<Reductions>>,
 ) -> Result<Replayed, ClusterError> {
     let n_machines = machines.len();
     let cx = &shared.cx;
     let (k, d) = (cx.em.k, cx.d);
     let mut failures = shared.failures.clone();
-    let mut server = Server::new(&replay.protocol.kind, cx.em);
+    let server = ServerActor {
+        server: Some(Server::new(&replay.protocol.kind, &cx.em)),
+        inputs: cx.clone(),
+        reductions: reductions.clone(),
+    }
+    .start();
     let mut agenda = Agenda::new();
     let mut events = Vec::new();
     let mut rounds = Vec::new();
@@ -258,7 +266,7 @@ pub(super) async fn replay(
                     .pop_front()
                     .expect("a request's work was started when it was sent")
                     .await
-                    .map_err(|_| ClusterError::Setting("a machine actor stopped".into()))??;
+                    .map_err(|_| stopped_actor("machine"))??;
                 machine_cpu += computed.cpu;
                 let start = now.max(free_at[m]);
                 let compute = computed.seconds * replay.speeds[m];
@@ -316,62 +324,52 @@ pub(super) async fn replay(
             }
         }
         if closes {
-            let stepped = close(
-                &mut round,
-                now,
-                &mut server,
-                shared,
-                reductions,
-                &mut agenda,
-                &mut events,
-                &mut rounds,
-                &mut facts,
-            )?;
-            if !stepped {
-                stopped = Some(format!("no answer arrived by the deadline of round {}", round.number));
-                done = true;
+            match close(&mut round, &mut facts)? {
+                None => {
+                    stopped = Some(format!("no answer arrived by the deadline of round {}", round.number));
+                    done = true;
+                }
+                Some(answers) => {
+                    let step = server.send(Close(answers)).await.map_err(|_| stopped_actor("server"))??;
+                    rounds.push(round_record(&round, now, &step, &facts));
+                    let kind = if step.reduces { EventKind::ReduceStart } else { EventKind::StepStart };
+                    events.push(Event::server(round.number, now, kind));
+                    agenda.at(now + step.seconds, Ev::Stepped { ask: step.ask, reduces: step.reduces });
+                }
             }
         }
     }
     assert!(done, "the agenda ran out before the protocol was done");
-    let converged = server.converged();
-    let (estimators, reduced) = server.finish(cx)?;
+    let Finished { estimators, reduced, converged } =
+        server.send(Finish).await.map_err(|_| stopped_actor("server"))??;
     events.sort_by(|a, b| {
         a.time.total_cmp(&b.time).then(a.machine.map_or(usize::MAX, |m| m).cmp(&b.machine.map_or(usize::MAX, |m| m)))
     });
     Ok(Replayed { events, rounds, machines: facts, estimators, reduced, bytes_sent, machine_cpu, converged, stopped })
 }
 
-/// Closes the round at `now`: the server steps on the answers in hand (sorted by machine) and its
-/// step's end is scheduled. `false` when no answer is in after the first round (the protocol then
-/// ends with the server's last model); an error when none is in the first.
-#[allow(clippy::too_many_arguments)]
-fn close(
-    round: &mut Round,
-    now: f64,
-    server: &mut Server,
-    shared: &Shared,
-    reductions: &mut Reductions,
-    agenda: &mut Agenda<Ev>,
-    events: &mut Vec<Event>,
-    rounds: &mut Vec<RoundRecord>,
-    facts: &mut [MachineFacts],
-) -> Result<bool, ClusterError> {
+/// Closes the round: its answers, sorted by machine, for the server's step (their machines marked
+/// as used in it); `None` when no answer is in after the first round (the protocol then ends with the
+/// server's last model); an error when none is in the first.
+fn close(round: &mut Round, facts: &mut [MachineFacts]) -> Result<Option<Answers>, ClusterError> {
     round.closed = true;
     if round.answers.is_empty() {
-        return if round.number == 1 { Err(no_reports(facts, round)) } else { Ok(false) };
+        return if round.number == 1 { Err(no_reports(facts, round)) } else { Ok(None) };
     }
     let mut answers = std::mem::take(&mut round.answers);
     answers.sort_by_key(|(m, _)| *m);
     for (m, _) in &answers {
         facts[*m].used_in = Some(round.number);
     }
+    Ok(Some(answers))
+}
+
+/// The record of a round closed at `now` whose step is `step`: its compute (the slowest used
+/// answer's), network (the rest up to the last used arrival), wait and step.
+fn round_record(round: &Round, now: f64, step: &Step, facts: &[MachineFacts]) -> RoundRecord {
     let last = round.last_arrival.max(round.open + round.compute);
-    let step = server.step(answers, &shared.cx, reductions)?;
-    let r = round.number;
-    events.push(Event::server(r, now, if step.reduces { EventKind::ReduceStart } else { EventKind::StepStart }));
-    rounds.push(RoundRecord {
-        round: r,
+    RoundRecord {
+        round: round.number,
         open_s: round.open,
         compute_s: round.compute,
         network_s: (last - round.open) - round.compute,
@@ -379,10 +377,13 @@ fn close(
         step_start_s: now,
         step_s: step.seconds,
         end_s: now + step.seconds,
-        answers: facts.iter().filter(|f| f.used_in == Some(r)).count(),
-    });
-    agenda.at(now + step.seconds, Ev::Stepped { ask: step.ask, reduces: step.reduces });
-    Ok(true)
+        answers: facts.iter().filter(|f| f.used_in == Some(round.number)).count(),
+    }
+}
+
+/// The error of an actor that stopped (it never does while the run needs it).
+fn stopped_actor(which: &str) -> ClusterError {
+    ClusterError::Setting(format!("the {which} actor stopped"))
 }
 
 /// The error of a round that closed without an answer.
