@@ -199,3 +199,21 @@ fn a_protocol_whose_machines_all_fail_ends_with_the_servers_last_model() {
     assert!(r.estimator("fedavg").is_some(), "the last average is the model");
     assert_eq!(r.converged, Some(false));
 }
+
+/// A later round whose deadline passes with no answer ends the protocol there: the wait counts in
+/// the makespan, and the record says why.
+#[test]
+fn a_round_with_no_answer_by_its_deadline_ends_the_protocol_at_the_deadline() {
+    let data = sharded(8_000, 4, 9);
+    let mut c = config(9, ProtocolKind::FedAvg { local_iterations: 2, rounds: 5 });
+    c.machines.speed = Speed::Stragglers { fraction: 1.0, slowdown: 1000.0 };
+    c.deadline = Some(0.005);
+    let r = run(&data, &c);
+    assert_eq!(r.stopped.as_deref(), Some("no answer arrived by the deadline of round 2"));
+    assert_eq!(r.rounds.len(), 2, "the sample round, then the round nobody answered in time");
+    let last = &r.rounds[1];
+    assert_eq!((last.answers, last.compute_s, last.step_s), (0, 0.0, 0.0));
+    close(last.wait_s, 0.005, "the server waited the whole deadline");
+    close(r.makespan_s, last.open_s + 0.005, "the makespan ends at that deadline");
+    assert!(r.estimator("fedavg").is_some(), "the start is the model");
+}

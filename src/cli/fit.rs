@@ -71,7 +71,8 @@ pub struct FitArgs {
     /// Also print standard errors (empirical Fisher information); single-machine fits only.
     #[arg(long)]
     stderr: bool,
-    /// Where to write the fitted model (JSON); with --machines, the reduced model.
+    /// Where to write the fitted model (JSON); with --machines or --backend mpi, the protocol's model
+    /// (the reduced one for one-shot).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Fit on M machines and reduce (in process, one machine after another). Without it, one fit on
@@ -222,7 +223,8 @@ pub fn fit(a: FitArgs) -> Result<(), String> {
             ("--outliers", a.outliers.is_some()),
             ("--test-fraction", a.test_fraction.is_some()),
         ];
-        let given = [given.as_slice(), &[("--protocol", a.protocol != Protocol::OneShot)]].concat();
+        let protocol = [("--protocol", a.protocol != Protocol::OneShot), ("--rounds", a.rounds.is_some())];
+        let given = [given.as_slice(), &protocol].concat();
         if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
             return Err(format!("{flag} applies to a distributed fit: add --machines M (or drop {flag})"));
         }
@@ -332,7 +334,7 @@ pub fn fit_mpi(a: &FitArgs) -> ExitCode {
         [("--truth", a.truth.is_some()), ("--global-out", a.global_out.is_some()), ("--stderr", a.stderr)]
     {
         if given {
-            return fail(format!("{flag} does not apply to --backend mpi (rank 0 writes only the reduced model)"));
+            return fail(format!("{flag} does not apply to --backend mpi (rank 0 writes only the protocol's model)"));
         }
     }
     if let Err(e) = check_rounds(a).and_then(|_| a.check_ranges()) {

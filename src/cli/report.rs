@@ -23,7 +23,8 @@ pub struct ReportArgs {
     /// The repetition of that cell's timeline.
     #[arg(long, value_name = "REP", default_value_t = 0, requires = "timeline")]
     rep: usize,
-    /// Nats per test row the reduction may lose against the global fit for an M to be recommended
+    /// Nats per test row the protocol's model (the reduction, in one-shot) may lose against the
+    /// global fit for an M to be recommended
     /// (default: the run's own, 0.01 unless `run --budget` said otherwise).
     #[arg(long, allow_negative_numbers = true)]
     budget: Option<f64>,

@@ -326,7 +326,14 @@ pub(super) async fn replay(
         if closes {
             match close(&mut round, &mut facts)? {
                 None => {
-                    stopped = Some(format!("no answer arrived by the deadline of round {}", round.number));
+                    // The server waited for the round's deadline in vain: that wait is part of the
+                    // run, and the protocol ends with the server's last model.
+                    let r = round.number;
+                    stopped = Some(match facts.iter().all(|f| f.failed_in.is_some()) {
+                        true => format!("every machine had failed by round {r} (the server waited for its deadline)"),
+                        false => format!("no answer arrived by the deadline of round {r}"),
+                    });
+                    rounds.push(round_record(&round, now, &Step { ask: None, seconds: 0.0, reduces: false }, &facts));
                     done = true;
                 }
                 Some(answers) => {

@@ -234,13 +234,26 @@ fn over_ranks(
         });
         let stats = serde_json::to_vec(&shard.answer(&request)).expect("statistics serialise");
         let Some(answers) = gather(root, rank, &stats, size) else { continue };
-        let stats: Vec<ShardStats> =
-            answers.iter().map(|a| serde_json::from_slice(a).expect("ranks send statistics")).collect();
+        // JSON has no NaN or infinity: a rank whose statistics are not finite sends `null` there.
+        let stats: Result<Vec<ShardStats>, String> = answers
+            .iter()
+            .enumerate()
+            .map(|(r, a)| {
+                serde_json::from_slice(a).map_err(|_| {
+                    format!("error: exact EM, round {rounds}: rank {r} sent statistics that are not finite numbers")
+                })
+            })
+            .collect();
         let Some(Ok((server, next))) = state.as_mut() else { unreachable!("rank 0 asked, so it has a server") };
-        *next = match server.receive(stats) {
-            Next::Ask(request) => Command::Ask { scaling: None, request },
-            Next::Done => Command::Stop,
-        };
+        match stats {
+            Ok(stats) => {
+                *next = match server.receive(stats) {
+                    Next::Ask(request) => Command::Ask { scaling: None, request },
+                    Next::Done => Command::Stop,
+                }
+            }
+            Err(e) => state = Some(Err(e)),
+        }
     }
     let (server, _) = match state? {
         Ok(s) => s,
@@ -397,7 +410,7 @@ fn finish(r: Reduced, exact: Option<ExactRun>, wall0: Instant, outputs: Option<&
     write_outputs(outputs, &model, &timing)
 }
 
-/// Rank 0's output files: the reduced model (`--out`) and its timing report beside it.
+/// Rank 0's output files: the protocol's model (`--out`) and its timing report beside it.
 struct Outputs {
     model: Destination,
     timing: Destination,

@@ -157,7 +157,8 @@ pub struct InProcessFit {
     /// EM on every training row.
     pub global: FittedMoe,
     /// Exact EM over the machines (`refine` or `distributed-em`), when asked for, with the thread
-    /// CPU seconds of its start (the reduction's time for refine, the sample fit's for distributed-em).
+    /// CPU seconds of its start (0 for refine, whose start is the reduction, timed on its own; the
+    /// sample fit's for distributed-em).
     pub exact_em: Option<(ExactEm, OverMachines, f64)>,
     /// The reduced model, every baseline, the refined model, then the global fit, scored on the
     /// test rows.

@@ -27,7 +27,7 @@ pub struct ViewOptions {
     pub metrics: Vec<String>,
     /// `(cell, repetition)`; `None` for the largest cluster of repetition 0.
     pub timeline: Option<(usize, usize)>,
-    /// Nats per test row the reduction may lose against the global fit (`recommend`).
+    /// Nats per test row the protocol's model may lose against the global fit (`recommend`).
     pub budget: f64,
 }
 

@@ -130,7 +130,7 @@ fn summary_table(h: &mut String, cells: &[CellSummary]) {
     let _ = writeln!(
         h,
         "<h2 id=\"summary\">Summary</h2>\n<p>Per cell, means over the repetitions. The log-likelihood gap is the test \
-         log-likelihood per row the reduction loses against the global fit (0.05 and more: a warning); the parameter \
+         log-likelihood per row the protocol's model (the reduction, in one-shot) loses against the global fit (0.05 and more: a warning); the parameter \
          error is against the true model (when the data have one). Machines included: those whose local models entered the reduced model \
          (not the failed, the late, nor those the screening dropped); local fits converged: among the machines \
          that did not fail.</p>\n<table id=\"summary-table\">\n<thead>\n<tr><th>cell</th><th>M</th>\

@@ -181,10 +181,15 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
     let rounds = checked.protocols.iter().any(|p| p.kind.most_rounds() > 1);
     drawn.push(render(dir, "time-breakdown", &Breakdown { title, x_desc, bars, rounds })?);
     drawn.extend(write_tradeoffs(dir, checked, &out.rows)?);
-    // A refine cell's reduction is the one-shot cell's (the same fits): scored once.
-    let one_shot = |r: &&ResultRow| checked.protocols[checked.cells[r.cell].protocol].kind.estimator() == "reduction";
-    let accuracy_rows: Vec<ResultRow> =
-        out.rows.iter().filter(|r| r.estimator != "reduction" || one_shot(r)).cloned().collect();
+    // Every protocol that reduces (one-shot, refine) reduces the same fits: its reduction is plotted
+    // once, from the first such protocol's cells.
+    let reducer = out.rows.iter().find(|r| r.estimator == "reduction").map(|r| checked.cells[r.cell].protocol);
+    let accuracy_rows: Vec<ResultRow> = out
+        .rows
+        .iter()
+        .filter(|r| r.estimator != "reduction" || Some(checked.cells[r.cell].protocol) == reducer)
+        .cloned()
+        .collect();
     drawn.extend(write_accuracy(dir, checked, &accuracy_rows, &opts.metrics)?);
     let first_rep: Vec<&CellRun> = out.runs.iter().filter(|r| r.rep == 0).collect();
     let timeline = match opts.timeline {

@@ -24,7 +24,7 @@ pub struct CellSummary {
     /// Test RPE of the reduction and of the global fit.
     pub rpe: Option<f64>,
     pub rpe_global: Option<f64>,
-    /// Nats per test row the reduction loses against the global fit.
+    /// Nats per test row the protocol's model loses against the global fit.
     pub loglik_gap: Option<f64>,
     /// Parameter MSE against the truth of the reduction and of the global fit.
     pub param_mse: Option<f64>,

@@ -201,8 +201,12 @@ fn unfinished_protocols(plan: &Plan, out: &StudyOutput) -> Vec<String> {
         let capped = runs.iter().filter(|r| r.record.stopped.is_none() && r.record.converged == Some(false)).count();
         if capped > 0 {
             warnings.push(format!(
-                "cell {cell} (M = {m}): protocol {name} reached its round cap before converging in {capped} of {} repetitions; raise max_rounds (distributed-em) or rounds (fedavg)",
-                runs.len()
+                "cell {cell} (M = {m}): protocol {name} reached its round cap before converging in {capped} of {} repetitions; raise its {}",
+                runs.len(),
+                match plan.protocols[plan.cells[cell].protocol].kind {
+                    crate::cluster::protocol::ProtocolKind::FedAvg { .. } => "rounds",
+                    _ => "max_rounds",
+                }
             ));
         }
     }
@@ -243,7 +247,7 @@ fn unconverged_local_fits(_: &Plan, out: &StudyOutput) -> Vec<String> {
         .collect()
 }
 
-/// Cells whose reduction loses more than [`LOGLIK_GAP_WARNING`] nats per test row against the
+/// Cells whose protocol's model (the reduction, in one-shot) loses more than [`LOGLIK_GAP_WARNING`] nats per test row against the
 /// global fit (mean over the repetitions).
 fn loglik_gaps(plan: &Plan, out: &StudyOutput) -> Vec<String> {
     let loss = LoglikLoss::new(plan, &out.rows);
@@ -283,7 +287,7 @@ fn inflated_variances(_: &Plan, out: &StudyOutput) -> Vec<String> {
         .collect()
 }
 
-/// Cells whose reduction's parameter MSE against the truth is more than
+/// Cells whose protocol's model's parameter MSE against the truth is more than
 /// [`PARAM_MSE_RATIO_WARNING`] times the global fit's (means over the repetitions).
 fn parameter_errors(_: &Plan, out: &StudyOutput) -> Vec<String> {
     let global = cell_means(out, Of::Named("global"), |r| r.scores.param_mse);

@@ -585,7 +585,7 @@ impl Figure for Gantt<'_> {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
         let r = &self.run.record;
         let m = r.machines.len();
-        let end = headroom(r.machines.iter().filter_map(|x| x.arrival_s).chain([r.makespan_s]), 1.05);
+        let end = headroom(r.events.iter().map(|e| e.time).chain([r.makespan_s]), 1.05);
         // A little room left of 0, so that a failed machine's cross is not cut by the axis.
         let (x, step) = linear_axis(-0.015 * end..end);
         let (bottom, top) = (-(self.server_half() + 0.32), self.row(0) + 0.7);
@@ -712,6 +712,9 @@ impl Gantt<'_> {
                 draw_line(chart, vec![(*d, -(h + 0.32)), (*d, self.row(0) + 0.7)], deadline)?;
             }
             entries.push(Entry::line("deadline", deadline));
+        }
+        if let Some(why) = &r.stopped {
+            entries.push(Entry::note(format!("ended early: {why}")));
         }
         if r.rounds.len() > 1 {
             // A faint line where each round opens (every k-th of many), so the rounds can be told apart.
