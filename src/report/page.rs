@@ -131,9 +131,10 @@ fn summary_table(h: &mut String, cells: &[CellSummary]) {
         h,
         "<h2 id=\"summary\">Summary</h2>\n<p>Per cell, means over the repetitions. The log-likelihood gap is the test \
          log-likelihood per row the protocol's model (the reduction, in one-shot) loses against the global fit (0.05 and more: a warning); the parameter \
-         error is against the true model (when the data have one). Machines included: those whose local models entered the reduced model \
-         (not the failed, the late, nor those the screening dropped); local fits converged: among the machines \
-         that did not fail.</p>\n<table id=\"summary-table\">\n<thead>\n<tr><th>cell</th><th>M</th>\
+         error is against the true model (when the data have one). Machines included: in one-shot, those whose local models entered the reduced model \
+         (not the failed, the late, nor those the screening dropped), in other protocols those whose answers the last step used; \
+         local fits converged: among the machines that did not fail (none for protocols without local fits). \
+         The RPE and parameter MSE columns marked reduction are those of the protocol's model.</p>\n<table id=\"summary-table\">\n<thead>\n<tr><th>cell</th><th>M</th>\
          <th>n</th>{setting_head}<th class=\"text\">network</th><th>makespan (s)</th><th>speedup</th><th>test RPE<br>reduction</th>\
          <th>test RPE<br>global</th><th>loglik gap<br>nats/row</th><th>param MSE<br>reduction</th>\
          <th>param MSE<br>global</th><th>machines<br>included</th><th>machines<br>flagged</th>\
