@@ -57,7 +57,7 @@ impl MachineModel {
             Speed::Stragglers { fraction, slowdown } => {
                 let slow = ((fraction * machines as f64).round() as usize).min(machines);
                 let mut ids: Vec<usize> = (0..machines).collect();
-                ids.shuffle(&mut sub_stream(seed, path, 4, None));
+                ids.shuffle(&mut rng::substream(seed, path, &[4]));
                 let mut s = vec![1.0; machines];
                 for &m in &ids[..slow] {
                     s[m] = slowdown;
@@ -65,18 +65,10 @@ impl MachineModel {
                 s
             }
             Speed::Lognormal { sigma } => (0..machines)
-                .map(|m| (sigma * sub_stream(seed, path, 3, Some(m)).sample::<f64, _>(StandardNormal)).exp())
+                .map(|m| (sigma * rng::substream(seed, path, &[3, m as u64]).sample::<f64, _>(StandardNormal)).exp())
                 .collect(),
         }
     }
-}
-
-/// The stream `(seed, path, tag[, machine])`.
-fn sub_stream(seed: u64, path: &[u64], tag: u64, machine: Option<usize>) -> Rng {
-    let mut p = path.to_vec();
-    p.push(tag);
-    p.extend(machine.map(|m| m as u64));
-    rng::stream(seed, &p)
 }
 
 /// When the machines fail. In every round, a machine still running fails with the model's
@@ -96,7 +88,7 @@ impl Failures {
     pub fn new(model: &MachineModel, machines: usize, seed: u64, path: &[u64]) -> Failures {
         Failures {
             probability: model.failure_probability,
-            streams: (0..machines).map(|m| sub_stream(seed, path, 2, Some(m))).collect(),
+            streams: (0..machines).map(|m| rng::substream(seed, path, &[2, m as u64])).collect(),
             drawn: vec![Vec::new(); machines],
         }
     }

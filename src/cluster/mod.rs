@@ -290,81 +290,79 @@ async fn replays(
     busy: Arc<Mutex<Vec<f64>>>,
 ) -> Result<RunOutcome, ClusterError> {
     let (m, threads, d) = (rows.len(), config.threads, inputs.data.x.ncols());
-    {
-        let slots = std::sync::atomic::AtomicUsize::new(0);
-        let pool = SyncArbiter::start(threads, move || Worker {
-            slot: slots.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            busy: busy.clone(),
-        });
-        let spawn = || -> Vec<Addr<Machine>> {
-            (0..m)
-                .map(|id| {
-                    let state = Arc::new(Mutex::new(MachineState::new(id, inputs.clone())));
-                    Machine { id, rows: rows[id], state, pool: pool.clone() }.start()
-                })
-                .collect()
-        };
-        let mut round_one = failures.clone();
-        let running: Vec<bool> = (0..m).map(|i| !round_one.in_round(i, 1)).collect();
-        let mut done: Vec<(Work, Vec<Option<Computed>>)> = Vec::new();
-        let mut fit_cpu_seconds = 0.0;
-        let cpu0 = thread_cpu_seconds();
-        let cx = Arc::new(StepInputs {
-            em: config.em.clone(),
-            reduction: config.reduction.clone(),
-            clock: config.clock.clone(),
-            features: inputs.features.clone(),
-            target: inputs.target.clone(),
-            rows: rows.clone(),
-            d,
-            fit_seed: config.fit_seed,
-            baselines: config.baselines.clone(),
-        });
-        let shared =
-            Shared { cx, deadline: config.deadline, seed: config.seed, stream: &config.stream, failures: &failures };
-        let reductions = Rc::new(RefCell::new(Vec::new()));
-        let mut records = Vec::with_capacity(protocols.len());
-        let several = protocols.len() > 1;
-        for (i, protocol) in protocols.iter().enumerate() {
-            let works = protocol.kind.first_round();
-            for work in &works {
-                if done.iter().all(|(w, _)| !same_work(w, work)) {
-                    // Progress counts machines, once: on the run's first piece of work.
-                    let progress = if done.is_empty() { on_report.as_deref() } else { None };
-                    let answers = first_round(&spawn(), &running, work, progress).await?;
-                    fit_cpu_seconds += answers.iter().flatten().map(|c| c.cpu).sum::<f64>();
-                    done.push((work.clone(), answers));
-                }
+    let slots = std::sync::atomic::AtomicUsize::new(0);
+    let pool = SyncArbiter::start(threads, move || Worker {
+        slot: slots.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        busy: busy.clone(),
+    });
+    let spawn = || -> Vec<Addr<Machine>> {
+        (0..m)
+            .map(|id| {
+                let state = Arc::new(Mutex::new(MachineState::new(id, inputs.clone())));
+                Machine { id, rows: rows[id], state, pool: pool.clone() }.start()
+            })
+            .collect()
+    };
+    let mut round_one = failures.clone();
+    let running: Vec<bool> = (0..m).map(|i| !round_one.in_round(i, 1)).collect();
+    let mut done: Vec<(Work, Vec<Option<Computed>>)> = Vec::new();
+    let mut fit_cpu_seconds = 0.0;
+    let cpu0 = thread_cpu_seconds();
+    let cx = Arc::new(StepInputs {
+        em: config.em.clone(),
+        reduction: config.reduction.clone(),
+        clock: config.clock.clone(),
+        features: inputs.features.clone(),
+        target: inputs.target.clone(),
+        rows: rows.clone(),
+        d,
+        fit_seed: config.fit_seed,
+        baselines: config.baselines.clone(),
+    });
+    let shared =
+        Shared { cx, deadline: config.deadline, seed: config.seed, stream: &config.stream, failures: &failures };
+    let reductions = Rc::new(RefCell::new(Vec::new()));
+    let mut records = Vec::with_capacity(protocols.len());
+    let several = protocols.len() > 1;
+    for (i, protocol) in protocols.iter().enumerate() {
+        let works = protocol.kind.first_round();
+        for work in &works {
+            if done.iter().all(|(w, _)| !same_work(w, work)) {
+                // Progress counts machines, once: on the run's first piece of work.
+                let progress = if done.is_empty() { on_report.as_deref() } else { None };
+                let answers = first_round(&spawn(), &running, work, progress).await?;
+                fit_cpu_seconds += answers.iter().flatten().map(|c| c.cpu).sum::<f64>();
+                done.push((work.clone(), answers));
             }
-            let first: FirstRound = (0..m)
-                .map(|i| {
-                    let parts = works.iter().map(|w| {
-                        let (_, answers) = done.iter().find(|(d, _)| same_work(d, w)).expect("computed above");
-                        answers[i].clone()
-                    });
-                    let parts: Option<Vec<Computed>> = parts.collect();
-                    parts.map(|p| (p.iter().map(|c| c.answer.clone()).collect(), p.iter().map(|c| c.seconds).sum()))
-                })
-                .collect();
-            let replay = Replay { network: &config.networks[i], speeds: &speeds[i], protocol };
-            let replayed = simulate::replay(&replay, &shared, &spawn(), &first, &reductions).await.map_err(|e| {
-                if several { ClusterError::UnderNetwork { network: i, source: Box::new(e) } } else { e }
-            })?;
-            fit_cpu_seconds += replayed.machine_cpu;
-            let mut record = server::record(replayed, &replay, &rows, config.clock.name());
-            if let Some(g) = &global {
-                record.attach_global(g);
-            }
-            records.push(record);
         }
-        Ok(RunOutcome {
-            records,
-            wall_seconds: 0.0,
-            fit_cpu_seconds,
-            server_cpu_seconds: thread_cpu_seconds() - cpu0,
-            busiest_worker_seconds: 0.0,
-        })
+        let first: FirstRound = (0..m)
+            .map(|i| {
+                let parts = works.iter().map(|w| {
+                    let (_, answers) = done.iter().find(|(d, _)| same_work(d, w)).expect("computed above");
+                    answers[i].as_ref()
+                });
+                let parts: Option<Vec<&Computed>> = parts.collect();
+                parts.map(|p| (p.iter().map(|c| c.answer.clone()).collect(), p.iter().map(|c| c.seconds).sum()))
+            })
+            .collect();
+        let replay = Replay { network: &config.networks[i], speeds: &speeds[i], protocol };
+        let replayed = simulate::replay(&replay, &shared, &spawn(), &first, &reductions)
+            .await
+            .map_err(|e| if several { ClusterError::UnderNetwork { network: i, source: Box::new(e) } } else { e })?;
+        fit_cpu_seconds += replayed.machine_cpu;
+        let mut record = server::record(replayed, &replay, &rows, config.clock.name());
+        if let Some(g) = &global {
+            record.attach_global(g);
+        }
+        records.push(record);
     }
+    Ok(RunOutcome {
+        records,
+        wall_seconds: 0.0,
+        fit_cpu_seconds,
+        server_cpu_seconds: thread_cpu_seconds() - cpu0,
+        busiest_worker_seconds: 0.0,
+    })
 }
 
 /// Whether two pieces of first-round work are the same (then their answers are shared).

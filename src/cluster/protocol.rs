@@ -29,6 +29,7 @@ use super::ClusterError;
 use super::clock::{Clock, CostModel};
 use super::record::NamedModel;
 use super::work::{Answer, Work};
+use crate::distributed::pipeline::ExactEm;
 use crate::distributed::{self, Baseline, Estimate, LocalReport};
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::em::fedavg::{self, FedAvgSettings};
@@ -207,25 +208,27 @@ impl Server {
                     let scaling =
                         Moments::combine(&moments).scaling(&cx.features, &cx.target, k).map_err(server_error)?;
                     let mut seconds = cx.clock.charge(thread_cpu_seconds() - t0, summing);
-                    let (start, settings, max_rounds) = match *kind {
+                    let (start, exact, max_rounds) = match *kind {
                         ProtocolKind::Refine { rounds } => {
                             let (r, s) = reduce(answers, cx, reductions)?;
                             seconds += s;
                             let start = r.reduction.model.clone();
                             *reduced = Some(r);
-                            (start, EmSettings { max_iter: rounds, tol: 0.0, ..cx.em.clone() }, usize::MAX)
+                            (start, ExactEm::Refine { iterations: rounds }, usize::MAX)
                         }
                         ProtocolKind::DistributedEm { max_rounds } => {
                             let (start, s) = fit_start(answers, cx)?;
                             seconds += s;
-                            (start, EmSettings { max_iter: max_rounds, ..cx.em.clone() }, max_rounds)
+                            (start, ExactEm::DistributedEm { max_iterations: max_rounds }, max_rounds)
                         }
                         _ => unreachable!("an EM server runs distributed-em or refine"),
                     };
+                    let settings = exact.settings(&cx.em);
                     let (server, request) = over_machines::Server::new(&start, scaling.clone(), &settings);
                     *em = Some((Box::new(server), max_rounds));
                     let ask = Work::Em { scaling: Some(Arc::new(scaling)), request: Arc::new(request) };
-                    return Ok(Step { ask: Some(ask), seconds, reduces: false });
+                    // Refine's first step is its reduction (and the standardisation).
+                    return Ok(Step { ask: Some(ask), seconds, reduces: reduced.is_some() });
                 };
                 let stats = answers
                     .into_iter()
@@ -320,11 +323,7 @@ fn server_error(e: EmError) -> ClusterError {
 
 /// The reduction of the answers' local fits (reusing an earlier one of the same machines) and its
 /// seconds on the run's clock.
-fn reduce(
-    answers: Vec<(usize, Vec<Answer>)>,
-    cx: &StepInputs,
-    done: &mut Reductions,
-) -> Result<(Reduced, f64), ClusterError> {
+fn reduce(answers: Answers, cx: &StepInputs, done: &mut Reductions) -> Result<(Reduced, f64), ClusterError> {
     let included: Vec<LocalReport> = answers
         .into_iter()
         .filter_map(|(_, parts)| {
@@ -347,7 +346,7 @@ fn reduce(
 }
 
 /// The answers' moments, and the answers without them.
-fn take_moments(answers: Vec<(usize, Vec<Answer>)>) -> (Vec<Moments>, Vec<(usize, Vec<Answer>)>) {
+fn take_moments(answers: Answers) -> (Vec<Moments>, Answers) {
     let mut moments = Vec::new();
     let rest = answers
         .into_iter()
@@ -367,7 +366,7 @@ fn take_moments(answers: Vec<(usize, Vec<Answer>)>) -> (Vec<Moments>, Vec<(usize
 
 /// The start of exact EM and of federated averaging: `distributed::sample_start` on the supporting
 /// rows the machines sent with their targets, and its seconds on the run's clock.
-fn fit_start(answers: Vec<(usize, Vec<Answer>)>, cx: &StepInputs) -> Result<(Moe, f64), ClusterError> {
+fn fit_start(answers: Answers, cx: &StepInputs) -> Result<(Moe, f64), ClusterError> {
     let samples: Vec<(Array2<f64>, Array1<f64>)> = answers
         .into_iter()
         .flat_map(|(_, parts)| parts)

@@ -27,7 +27,7 @@ use super::actors::{Close, Compute, Finish, Finished, Machine, ServerActor};
 use super::events::{Agenda, Ranked};
 use super::machines::Failures;
 use super::network::{Delivery, NetworkModel};
-use super::protocol::{Answers, Protocol, Reduced, Reductions, Server, Step, StepInputs};
+use super::protocol::{Answers, Protocol, Reduced, Reductions, Server, StepInputs};
 use super::record::{Event, EventKind, NamedModel, RoundRecord};
 use super::work::{Answer, Computed, Work};
 use crate::distributed::LocalReport;
@@ -127,9 +127,7 @@ struct Link {
 impl Link {
     /// The link of stream `(seed, path, tag, machine)`.
     fn new(seed: u64, path: &[u64], tag: u64, machine: usize) -> Link {
-        let mut p = path.to_vec();
-        p.extend([tag, machine as u64]);
-        Link { rng: rng::stream(seed, &p), last: 0.0 }
+        Link { rng: rng::substream(seed, path, &[tag, machine as u64]), last: 0.0 }
     }
 
     /// Sends `bytes` at `now`: the arrival (never before the link's previous one) and the delivery.
@@ -147,7 +145,7 @@ struct Round {
     open: f64,
     /// Answers the server waits for.
     expected: usize,
-    answers: Vec<(usize, Vec<Answer>)>,
+    answers: Answers,
     /// Slowest compute among the answers in hand.
     compute: f64,
     last_arrival: f64,
@@ -333,12 +331,13 @@ pub(super) async fn replay(
                         true => format!("every machine had failed by round {r} (the server waited for its deadline)"),
                         false => format!("no answer arrived by the deadline of round {r}"),
                     });
-                    rounds.push(round_record(&round, now, &Step { ask: None, seconds: 0.0, reduces: false }, &facts));
+                    rounds.push(round_record(&round, now, 0.0, 0));
                     done = true;
                 }
                 Some(answers) => {
+                    let used = answers.len();
                     let step = server.send(Close(answers)).await.map_err(|_| stopped_actor("server"))??;
-                    rounds.push(round_record(&round, now, &step, &facts));
+                    rounds.push(round_record(&round, now, step.seconds, used));
                     let kind = if step.reduces { EventKind::ReduceStart } else { EventKind::StepStart };
                     events.push(Event::server(round.number, now, kind));
                     agenda.at(now + step.seconds, Ev::Stepped { ask: step.ask, reduces: step.reduces });
@@ -371,9 +370,9 @@ fn close(round: &mut Round, facts: &mut [MachineFacts]) -> Result<Option<Answers
     Ok(Some(answers))
 }
 
-/// The record of a round closed at `now` whose step is `step`: its compute (the slowest used
-/// answer's), network (the rest up to the last used arrival), wait and step.
-fn round_record(round: &Round, now: f64, step: &Step, facts: &[MachineFacts]) -> RoundRecord {
+/// The record of a round closed at `now` whose step, on `answers` answers, takes `step_s`: its
+/// compute (the slowest used answer's), network (the rest up to the last used arrival), wait and step.
+fn round_record(round: &Round, now: f64, step_s: f64, answers: usize) -> RoundRecord {
     let last = round.last_arrival.max(round.open + round.compute);
     RoundRecord {
         round: round.number,
@@ -382,9 +381,9 @@ fn round_record(round: &Round, now: f64, step: &Step, facts: &[MachineFacts]) ->
         network_s: (last - round.open) - round.compute,
         wait_s: now - last,
         step_start_s: now,
-        step_s: step.seconds,
-        end_s: now + step.seconds,
-        answers: facts.iter().filter(|f| f.used_in == Some(round.number)).count(),
+        step_s,
+        end_s: now + step_s,
+        answers,
     }
 }
 

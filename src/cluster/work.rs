@@ -159,7 +159,7 @@ impl MachineState {
     /// Does `work` on the machine's rows, on the calling thread.
     pub fn answer(&mut self, work: &Work) -> Result<Computed, LocalFitError> {
         let t0 = thread_cpu_seconds();
-        let (answer, modelled) = self.compute(work)?;
+        let (answer, passes) = self.compute(work)?;
         // A local fit's own EM timing, as in its summary (the supporting rows' copy is left out).
         let cpu = match &answer {
             Answer::Fit(r) => r.summary.cpu_seconds,
@@ -168,31 +168,29 @@ impl MachineState {
         let seconds = match (&answer, &self.inputs.clock) {
             (Answer::Fit(r), clock) => clock.fit_seconds(&r.summary, r.model.k(), r.model.d()),
             (_, Clock::Measured) => cpu,
-            (_, Clock::Model(c)) => modelled(c),
+            (_, Clock::Model(c)) => passes.seconds(c, self.inputs.data.x.ncols()),
         };
         Ok(Computed { answer: charged(answer, seconds), seconds, cpu })
     }
 
-    /// The answer and its model-clock cost.
-    #[allow(clippy::type_complexity)]
-    fn compute(&mut self, work: &Work) -> Result<(Answer, Box<dyn Fn(&CostModel) -> f64>), LocalFitError> {
+    /// The answer and the passes over the rows it took (for the model clock; a local fit is charged
+    /// by its own summary instead).
+    fn compute(&mut self, work: &Work) -> Result<(Answer, Passes), LocalFitError> {
         let i = &self.inputs;
         let (x, y) = (i.data.shard_x(self.id), i.data.shard_y(self.id));
-        let (rows, k, d) = (y.len() as u64, i.em.k, x.ncols());
+        let (rows, k) = (y.len() as u64, i.em.k);
         let fail = |source: EmError| LocalFitError { machine: self.id, rows: y.len(), source };
         Ok(match work {
             Work::Fit => {
                 let r =
                     distributed::local_fit(self.id, x, y, &i.features, &i.target, &i.em, i.support[self.id], i.seed)?;
-                (Answer::Fit(r), Box::new(|_: &CostModel| 0.0))
+                (Answer::Fit(r), Passes::NONE)
             }
-            Work::Moments => {
-                (Answer::Moments(Moments::of(x, y)), Box::new(move |c: &CostModel| c.em_seconds(rows, 1, d)))
-            }
+            Work::Moments => (Answer::Moments(Moments::of(x, y)), Passes { rows, components: 1, standardised: 0 }),
             Work::Sample => {
                 let picked = distributed::support_rows(self.id, y.len(), i.support[self.id], i.seed);
                 let answer = Answer::Sample { x: x.select(Axis(0), &picked), y: y.select(Axis(0), &picked) };
-                (answer, Box::new(|_: &CostModel| 0.0))
+                (answer, Passes::NONE)
             }
             Work::Em { scaling, request } => {
                 let first = self.shard.is_none();
@@ -203,11 +201,7 @@ impl MachineState {
                     self.shard = Some(Shard::new(x, y, scaling));
                 }
                 let stats = self.shard.as_mut().expect("made above").answer(request);
-                let once = if first { rows } else { 0 };
-                (
-                    Answer::Em(stats),
-                    Box::new(move |c: &CostModel| c.em_seconds(rows, k, d) + once as f64 * c.em_per_component),
-                )
+                (Answer::Em(stats), Passes { rows, components: k, standardised: if first { rows } else { 0 } })
             }
             Work::FedAvg { model, settings } => {
                 let first = self.client.is_none();
@@ -216,12 +210,29 @@ impl MachineState {
                 }
                 let client = self.client.as_ref().expect("made above");
                 let (model, loglik) = client.answer(model, settings).map_err(fail)?;
-                let passes = rows * settings.local_iterations as u64;
-                let once = if first { rows } else { 0 };
-                let cost = move |c: &CostModel| c.em_seconds(passes, k, d) + once as f64 * c.em_per_component;
-                (Answer::FedAvg { model, loglik }, Box::new(cost))
+                let rows_passes = rows * settings.local_iterations as u64;
+                let passes = Passes { rows: rows_passes, components: k, standardised: if first { rows } else { 0 } };
+                (Answer::FedAvg { model, loglik }, passes)
             }
         })
+    }
+}
+
+/// The work of a request on the model clock: `rows` rows x passes of an E-step with `components`
+/// components, and `standardised` rows z-scored first.
+struct Passes {
+    rows: u64,
+    components: usize,
+    standardised: u64,
+}
+
+impl Passes {
+    /// No work the model clock charges here.
+    const NONE: Passes = Passes { rows: 0, components: 1, standardised: 0 };
+
+    /// `e(rows, components) + standardised em_per_component` on d features.
+    fn seconds(&self, c: &CostModel, d: usize) -> f64 {
+        c.em_seconds(self.rows, self.components, d) + self.standardised as f64 * c.em_per_component
     }
 }
 

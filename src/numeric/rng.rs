@@ -23,6 +23,11 @@ pub fn stream(seed: u64, path: &[u64]) -> Rng {
     Rng::seed_from_u64(key)
 }
 
+/// The stream `(seed, path..., tail...)`: a stream under the run's path, e.g. one machine's.
+pub fn substream(seed: u64, path: &[u64], tail: &[u64]) -> Rng {
+    stream(seed, &[path, tail].concat())
+}
+
 #[cfg(test)]
 mod tests {
     use rand::RngExt;

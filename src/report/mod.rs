@@ -162,7 +162,7 @@ pub fn chrome_trace(record: &RunRecord) -> serde_json::Value {
     for sp in record.spans() {
         let tid = sp.machine.unwrap_or(server);
         let machine = sp.machine.map(|i| &record.machines[i]);
-        let (name, args) = match (sp.kind, sp.round) {
+        let (name, mut args) = match (sp.kind, sp.round) {
             (SpanKind::Work, 1) if machine.is_some_and(|m| m.iterations.is_some()) => {
                 let m = machine.expect("a machine's span");
                 (
@@ -184,7 +184,6 @@ pub fn chrome_trace(record: &RunRecord) -> serde_json::Value {
             ),
             (SpanKind::Step { reduces: false }, _) => ("server step", json!({})),
         };
-        let mut args = args;
         args["round"] = json!(sp.round);
         events.push(json!({"name": name, "ph": "X", "ts": us(sp.start), "dur": us(sp.end - sp.start), "pid": 1, "tid": tid, "args": args}));
     }

@@ -86,27 +86,28 @@ pub struct ResultRow {
     pub rounds: Option<usize>,
     /// Slowest included machine's compute time (the protocol's row only; summed over rounds).
     pub local_compute_max_s: Option<f64>,
-    /// Network time after the slowest compute, up to the last used report (reduction row only).
+    /// Network time beyond the slowest compute, up to the last used answer, summed over rounds
+    /// (the protocol's row only, as every cluster fact below).
     pub network_s: Option<f64>,
-    /// Wait for the deadline after the last used report (reduction row only).
+    /// Wait for the deadlines after the last used answers, summed over rounds.
     pub wait_s: Option<f64>,
-    /// Reduction time (reduction row only).
+    /// The server's steps (the reduction, in one-shot), summed over rounds.
     pub reduce_s: Option<f64>,
-    /// Learning time: the makespan (reduction) or the global fit's time (global).
+    /// Learning time: the makespan (the protocol's row) or the global fit's time (global).
     pub makespan_s: Option<f64>,
-    /// Global time / makespan (reduction row; 1 on the global row).
+    /// Global time / makespan (the protocol's row; 1 on the global row).
     pub speedup: Option<f64>,
-    /// Bytes sent by the machines (reduction row only).
+    /// Bytes of every message, requests and answers.
     pub bytes_sent: Option<u64>,
-    /// Machines whose local models entered the reduced model: reported in time and not dropped
-    /// by the screening (reduction row only).
+    /// In one-shot, machines whose local models entered the reduced model (reported in time, not
+    /// dropped by the screening); otherwise, machines whose answers the last step used.
     pub machines_included: Option<usize>,
-    /// Machines flagged as outliers by the server's screening (reduction row only).
+    /// Machines flagged as outliers by the server's screening.
     pub machines_flagged: Option<usize>,
-    /// Local fits that converged before em.max_iter, among the machines that did not fail
-    /// (reduction row only).
+    /// Local fits that converged before em.max_iter, among the machines that did not fail (empty
+    /// for protocols without local fits).
     pub local_converged: Option<usize>,
-    /// Training rows of the smallest shard per free parameter of the model (reduction row only).
+    /// Training rows of the smallest shard per free parameter of the model.
     pub rows_per_parameter: Option<f64>,
 }
 
