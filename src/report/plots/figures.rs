@@ -856,6 +856,41 @@ impl Figure for Panels {
     }
 }
 
+/// Size of the M labels beside the trade-off plot's markers.
+const POINT_LABEL_SIZE: f64 = 12.0;
+
+/// Writes each label to the upper right of its point (backend pixels), moved up a line at a time (or,
+/// at the top of the chart, down) until it overlaps no label already written, inside the chart's
+/// `rows` of pixels, so that points that fall together (at the loss floor, say) stay readable.
+fn draw_point_labels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    labels: &[(String, (i32, i32), RGBColor)],
+    rows: std::ops::Range<i32>,
+) -> Result<(), String> {
+    let (x0, y0) = area.get_base_pixel();
+    let height = POINT_LABEL_SIZE as i32 + 1;
+    let (first, last) = (rows.start - y0, rows.end - y0 - height);
+    let mut placed: Vec<(i32, i32, i32)> = Vec::new();
+    for (text, (px, py), color) in labels {
+        let (left, width) = (px - x0 + 6, text_width(text, POINT_LABEL_SIZE).ceil() as i32);
+        let overlaps = |top: i32| {
+            placed.iter().any(|&(l, t, w)| left < l + w && l < left + width && top < t + height && t < top + height)
+        };
+        let base = py - y0 - height - 2;
+        let up = (0..20).map(|k| base - k * height);
+        let down = (1..20).map(|k| base + k * height);
+        let top = up
+            .chain(down)
+            .filter(|&t| (first..=last).contains(&t))
+            .find(|&t| !overlaps(t))
+            .unwrap_or(base.clamp(first, last.max(first)));
+        placed.push((left, top, width));
+        let font = (FONT, POINT_LABEL_SIZE).into_font().color(color);
+        area.draw(&Text::new(text.clone(), (left, top), font)).map_err(err)?;
+    }
+    Ok(())
+}
+
 /// One protocol in a trade-off panel: its name, its look and its points `(M, mean makespan, mean
 /// test log-likelihood per row lost against the global fit)`, by M.
 pub(super) type TradeoffSeries = (String, Look, Vec<(usize, f64, f64)>);
@@ -898,15 +933,15 @@ impl Figure for Tradeoff {
                 _ => String::new(),
             };
             mesh(&mut chart, ("makespan (s)", &|v| log_label(*v)), (&y_desc, &|v| log_label(*v)), true)?;
+            let mut labels = Vec::new();
             for (_, look, p) in series {
                 let at: Vec<(usize, f64, f64)> = p.iter().map(|&(m, t, l)| (m, t, l.max(self.floor))).collect();
                 draw_line(&mut chart, at.iter().map(|&(_, t, l)| (t, l)).collect(), Look { width: 1, ..*look })?;
                 chart.draw_series(at.iter().map(|&(_, t, l)| marker_at((t, l), *look))).map_err(err)?;
-                let label = (FONT, 12).into_font().color(&look.color).pos(Pos::new(HPos::Left, VPos::Bottom));
-                chart
-                    .draw_series(at.iter().map(|&(m, t, l)| Text::new(format!(" {m}"), (t, l), label.clone())))
-                    .map_err(err)?;
+                labels.extend(at.iter().map(|&(m, t, l)| (m.to_string(), chart.backend_coord(&(t, l)), look.color)));
             }
+            let (_, rows) = chart.plotting_area().get_pixel_range();
+            draw_point_labels(panel, &labels, rows)?;
         }
         let mut entries: Vec<Entry> = match self.panels.first() {
             Some((_, series)) => series.iter().map(|(name, look, _)| Entry::line(name.clone(), *look)).collect(),
