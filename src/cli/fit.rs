@@ -54,7 +54,8 @@ pub struct FitArgs {
     /// (0: every row for both).
     #[arg(long, default_value_t = EmSettings::default().subset_rows)]
     subset_rows: usize,
-    /// Continue the best start with plain EM steps instead of SQUAREM-accelerated ones.
+    /// Continue the best start with plain EM steps instead of SQUAREM-accelerated ones (also for the
+    /// exact EM of --protocol refine and distributed-em).
     #[arg(long)]
     plain_em: bool,
     /// Threads of a fit on one machine (default: every core). The rows are cut into fixed blocks
@@ -118,8 +119,8 @@ pub struct FitArgs {
     protocol: Protocol,
     /// With --protocol refine: iterations of exact EM over the machines (default 3); with
     /// distributed-em: at most this many (default --max-iter). Each is one round of messages, plus
-    /// one per step halving of the gate; the standardisation and the start's E-step take one round
-    /// each.
+    /// one per step halving of the gate and one per SQUAREM jump (none with --plain-em); the
+    /// standardisation and the start's E-step take one round each.
     #[arg(long)]
     rounds: Option<usize>,
 }

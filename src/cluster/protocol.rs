@@ -72,7 +72,7 @@ impl ProtocolKind {
         }
     }
 
-    /// The most rounds the protocol can take, step halvings of the gate aside: 1 for one-shot, the
+    /// The most rounds the protocol can take, step halvings of the gate and SQUAREM jumps aside: 1 for one-shot, the
     /// first round and the cap after it otherwise (refine: its start's E-step and its iterations).
     pub fn most_rounds(&self) -> usize {
         match *self {

@@ -851,6 +851,25 @@ impl Standardised {
         }
         Ok(Iterates { models, logliks: to_raw_trace(&trace, self.rows(), self.scaling.y_sd) })
     }
+
+    /// SQUAREM-accelerated EM from `start` (the retained run of [`fit`] with the exact Hessian on
+    /// every row and tolerance 0) for at most `iterations` points of the trace: the last model and
+    /// the log-likelihood trace (raw scale). Exact EM over machines with `accelerate` reproduces it.
+    pub fn accelerated(&self, start: &Moe, floor: f64, iterations: usize) -> Result<(Moe, Vec<f64>), EmError> {
+        let passes = Cell::new(0);
+        let pb = Problem {
+            xt: self.xt.view(),
+            y: self.y.view(),
+            floor,
+            curvature: gate::Curvature::AllRows,
+            passes: &passes,
+            threads: 1,
+        };
+        let mut trace = Vec::new();
+        let (p, _) = iterate_squarem(&pb, to_standard(start, &self.scaling), iterations, 0.0, &mut trace);
+        let model = to_raw_model(&p, &self.scaling, &self.features)?;
+        Ok((Moe { target: Some(self.target.clone()), ..model }, to_raw_trace(&trace, self.rows(), self.scaling.y_sd)))
+    }
 }
 
 /// The log-likelihood of standardised y shifted to raw y: `L_raw = L_std - n ln(s_y)`.

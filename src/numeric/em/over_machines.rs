@@ -18,9 +18,17 @@
 //!   request carries the halved step (one more round), and the machines forget their speculative
 //!   responsibilities.
 //!
+//! - With `accelerate` (the default, as in the single-machine fit), the server runs SQUAREM's cycle
+//!   (Varadhan & Roland 2008, scheme S3, with the monotone safeguard): two plain steps, the jump
+//!   from their three points (computed by the server alone), one round for the E-step at the jump,
+//!   the stabilising step from it, kept only when its log-likelihood is at least that of the
+//!   second plain point. A cycle with a jump costs one round more than its three steps; a jump that
+//!   loses costs one more (the second point's E-step is asked again).
+//!
 //! Up to the order of summation (per machine, then over machines, instead of per row block), every
-//! iterate equals the single-machine EM's from the same start, without acceleration and with the
-//! exact Hessian on every row (tests/over_machines.rs checks 1e-9 relative per iteration).
+//! iterate equals the single-machine EM's from the same start (plain `super::iterates`, or
+//! accelerated `Standardised::accelerated`), with the exact Hessian on every row
+//! (tests/over_machines.rs checks 1e-9 relative per iteration, both ways).
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
@@ -252,6 +260,16 @@ struct Trial {
     halvings: usize,
 }
 
+/// What the last request asked the machines for.
+enum Asked {
+    /// The E-step at the start (or again at the second point of a SQUAREM cycle whose jump lost).
+    EStep,
+    /// The E-step at a candidate of the M-step, with the step halving's test.
+    Candidate(Trial),
+    /// The E-step at a SQUAREM jump.
+    Jump(Params),
+}
+
 /// What the server does next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
@@ -261,8 +279,15 @@ pub enum Next {
     Done,
 }
 
-/// The server of exact EM: the accepted parameters, the summed statistics at them, the candidate
-/// under test and the log-likelihood trace.
+/// The server of exact EM: the parameters whose E-step the machines hold (`base`) with the summed
+/// statistics at them, the last point of the log-likelihood trace (`model`: the same as `base`
+/// except while a SQUAREM jump is tried), the pending request and the trace.
+///
+/// With `accelerate`, the server runs the single-machine SQUAREM cycle (`super::iterate_squarem`)
+/// round by round: two plain steps `p0 -> p1 -> p2`, the jump `px` (no round: the server has every
+/// point), a round for the E-step at `px`, the stabilising step `p3 = M(px)` (its E-step rounds),
+/// and `p3` kept only when its log-likelihood is at least `p2`'s. When it is not, the machines
+/// hold `px`'s responsibilities, so one more round asks for `p2`'s E-step again.
 pub struct Server {
     scaling: Scaling,
     features: Vec<String>,
@@ -270,9 +295,15 @@ pub struct Server {
     floor: f64,
     tol: f64,
     max_iter: usize,
-    params: Params,
+    accelerate: bool,
+    base: Params,
     stats: Option<ShardStats>,
-    trial: Option<Trial>,
+    model: Params,
+    asked: Asked,
+    /// The plain points of the current SQUAREM cycle (`p0`, then `p1`, `p2`).
+    cycle: Vec<Params>,
+    /// While a jump is tried: the cycle's `p2` and its statistics, to fall back on.
+    fallback: Option<(Params, ShardStats)>,
     trace: Vec<f64>,
     rows: usize,
     rounds: usize,
@@ -281,7 +312,8 @@ pub struct Server {
 
 impl Server {
     /// A server that starts from the raw-scale model `start`, on the union's `scaling`; `settings`
-    /// gives the variance floor, the tolerance and the iteration cap. Returns the first request.
+    /// gives the variance floor, the tolerance, the iteration cap and whether to accelerate.
+    /// Returns the first request.
     pub fn new(start: &Moe, scaling: Scaling, settings: &EmSettings) -> (Server, Request) {
         let params = to_standard(start, &scaling);
         let request = Request { params: params.clone(), verdict: Verdict::First };
@@ -292,9 +324,13 @@ impl Server {
             floor: settings.variance_floor,
             tol: settings.tol,
             max_iter: settings.max_iter,
-            params,
+            accelerate: settings.accelerate,
+            cycle: vec![params.clone()],
+            model: params.clone(),
+            base: params,
             stats: None,
-            trial: None,
+            asked: Asked::EStep,
+            fallback: None,
             trace: Vec::new(),
             rows: 0,
             rounds: 0,
@@ -305,58 +341,121 @@ impl Server {
 
     /// Takes the machines' answers to the last request (in machine order) and says what comes next.
     /// A candidate is accepted when the summed `trial_q` passes [`gate::accepts`] against the summed
-    /// `current_q` of the same machines (or when its gate is the current one); a run stops on the tolerance, on the
-    /// iteration cap, or when a log-likelihood is not finite (keeping the last finite parameters),
-    /// like [`super::iterates`].
+    /// `current_q` of the same machines (or when its gate is the current one); a run stops on the
+    /// tolerance (judged on plain steps), on the iteration cap, or when a plain step's
+    /// log-likelihood is not finite (keeping the last finite parameters), like
+    /// [`super::iterates`] and the single-machine SQUAREM.
     pub fn receive(&mut self, answers: Vec<ShardStats>) -> Next {
         let total = ShardStats::total(answers);
         self.rounds += 1;
         self.rows = total.rows;
-        let Some(mut trial) = self.trial.take() else {
-            self.trace.push(total.loglik);
-            if !total.loglik.is_finite() {
-                return Next::Done;
+        match std::mem::replace(&mut self.asked, Asked::EStep) {
+            Asked::EStep => {
+                if self.trace.is_empty() {
+                    self.trace.push(total.loglik);
+                    if !total.loglik.is_finite() {
+                        return Next::Done;
+                    }
+                }
+                self.stats = Some(total);
+                self.propose(Verdict::Accepted)
             }
-            self.stats = Some(total);
-            return self.propose();
-        };
+            Asked::Jump(px) => {
+                if !total.loglik.is_finite() {
+                    // No stabilising step from a non-finite jump: the cycle goes on from p2, whose
+                    // responsibilities the machines still hold as their current ones.
+                    let (p2, s2) = self.fallback.take().expect("a jump under test");
+                    (self.base, self.stats, self.cycle) = (p2.clone(), Some(s2), vec![p2]);
+                    return self.propose(Verdict::Rejected);
+                }
+                (self.base, self.stats) = (px, Some(total));
+                self.propose(Verdict::Accepted)
+            }
+            Asked::Candidate(trial) => self.judge(trial, total),
+        }
+    }
+
+    /// The answers to a candidate: halve its gate step when `Q` dropped, else take it as the next
+    /// point (a plain step, or a jump's stabilising step).
+    fn judge(&mut self, mut trial: Trial, total: ShardStats) -> Next {
         let accepted = trial.delta.is_none() || gate::accepts(total.trial_q, total.current_q);
-        if accepted {
-            if !total.loglik.is_finite() {
-                return Next::Done;
+        if !accepted {
+            trial.halvings += 1;
+            trial.step *= 0.5;
+            if trial.halvings == gate::MAX_HALVINGS {
+                // No step improved Q: the gate is kept, as in the single-machine step.
+                trial.delta = None;
+                trial.params.gate = self.base.gate.clone();
+            } else {
+                let delta = trial.delta.as_ref().expect("a stepped gate");
+                trial.params.gate = gate::stepped(&self.base.gate, delta, trial.step);
             }
-            self.params = trial.params;
-            self.trace.push(total.loglik);
-            self.stats = Some(total);
-            if rel_change(&self.trace, self.rows) <= self.tol {
-                self.converged = true;
-                return Next::Done;
+            let request = Request { params: trial.params.clone(), verdict: Verdict::Rejected };
+            self.asked = Asked::Candidate(trial);
+            return Next::Ask(request);
+        }
+        if let Some((p2, s2)) = self.fallback.take() {
+            return self.stabilised(trial.params, total, p2, s2);
+        }
+        if !total.loglik.is_finite() {
+            return Next::Done;
+        }
+        self.take(trial.params, total);
+        if rel_change(&self.trace, self.rows) <= self.tol {
+            self.converged = true;
+            return Next::Done;
+        }
+        if self.iterations() >= self.max_iter {
+            return Next::Done;
+        }
+        if self.accelerate {
+            self.cycle.push(self.base.clone());
+            if self.cycle.len() == 3 {
+                let p2 = self.cycle.pop().expect("three points");
+                if let Some(px) = super::squarem_jump(&self.cycle[0], &self.cycle[1], &p2, self.floor) {
+                    let s2 = self.stats.clone().expect("statistics at p2");
+                    self.fallback = Some((p2, s2));
+                    self.cycle.clear();
+                    self.asked = Asked::Jump(px.clone());
+                    return Next::Ask(Request { params: px, verdict: Verdict::Accepted });
+                }
+                self.cycle = vec![p2];
             }
+        }
+        self.propose(Verdict::Accepted)
+    }
+
+    /// The stabilising step `p3 = M(px)` of a jump is in: kept as the next point when its
+    /// log-likelihood is finite and at least `p2`'s, else the cycle ends at `p2` and its E-step is
+    /// asked again (the machines hold the jump's responsibilities).
+    fn stabilised(&mut self, p3: Params, total: ShardStats, p2: Params, s2: ShardStats) -> Next {
+        if total.loglik.is_finite() && total.loglik >= s2.loglik {
+            self.take(p3, total);
+            self.cycle = vec![self.base.clone()];
             if self.iterations() >= self.max_iter {
                 return Next::Done;
             }
-            return self.propose();
+            return self.propose(Verdict::Accepted);
         }
-        trial.halvings += 1;
-        trial.step *= 0.5;
-        if trial.halvings == gate::MAX_HALVINGS {
-            // No step improved Q: the gate is kept, as in the single-machine step.
-            trial.delta = None;
-            trial.params.gate = self.params.gate.clone();
-        } else {
-            let delta = trial.delta.as_ref().expect("a stepped gate");
-            trial.params.gate = gate::stepped(&self.params.gate, delta, trial.step);
-        }
-        let request = Request { params: trial.params.clone(), verdict: Verdict::Rejected };
-        self.trial = Some(trial);
-        Next::Ask(request)
+        (self.base, self.model, self.stats, self.cycle) = (p2.clone(), p2.clone(), Some(s2), vec![p2.clone()]);
+        self.asked = Asked::EStep;
+        Next::Ask(Request { params: p2, verdict: Verdict::First })
     }
 
-    /// The M-step from the summed statistics at the current parameters: the experts, the variances,
-    /// and the gate one full Newton step away (or kept, for K = 1 or without a direction).
-    fn propose(&mut self) -> Next {
+    /// `params` becomes the next point of the trace, with `stats` its E-step's sums.
+    fn take(&mut self, params: Params, stats: ShardStats) {
+        self.trace.push(stats.loglik);
+        self.model = params.clone();
+        self.base = params;
+        self.stats = Some(stats);
+    }
+
+    /// The M-step from the summed statistics at `base`: the experts, the variances, and the gate
+    /// one full Newton step away (or kept, for K = 1 or without a direction). `verdict` tells the
+    /// machines what became of the previous request's E-step.
+    fn propose(&mut self, verdict: Verdict) -> Next {
         let stats = self.stats.as_ref().expect("statistics at the current parameters");
-        let mut next = self.params.clone();
+        let mut next = self.base.clone();
         stats.experts.solve(&mut next.experts);
         let ss = stats.experts.residual_sums(&stats.y2, &next.experts);
         stats.experts.update_variances(&ss, &mut next.variances, self.floor);
@@ -365,10 +464,10 @@ impl Server {
             _ => gate::newton_direction(&stats.neg_hessian, &stats.gradient),
         };
         if let Some(d) = &delta {
-            next.gate = gate::stepped(&self.params.gate, d, 1.0);
+            next.gate = gate::stepped(&self.base.gate, d, 1.0);
         }
-        let request = Request { params: next.clone(), verdict: Verdict::Accepted };
-        self.trial = Some(Trial { params: next, delta, step: 1.0, halvings: 0 });
+        let request = Request { params: next.clone(), verdict };
+        self.asked = Asked::Candidate(Trial { params: next, delta, step: 1.0, halvings: 0 });
         Next::Ask(request)
     }
 
@@ -387,9 +486,9 @@ impl Server {
         self.converged
     }
 
-    /// The current parameters on the raw scale (with the start's target name).
+    /// The last point of the trace on the raw scale (with the start's target name).
     pub fn model(&self) -> Result<Moe, EmError> {
-        let mut model = to_raw_model(&self.params, &self.scaling, &self.features)?;
+        let mut model = to_raw_model(&self.model, &self.scaling, &self.features)?;
         model.target = self.target.clone();
         Ok(model)
     }
