@@ -825,19 +825,9 @@ impl Standardised {
     /// for at most `iterations` iterations.
     pub fn iterates(&self, start: &Moe, floor: f64, iterations: usize) -> Result<Iterates, EmError> {
         let passes = Cell::new(0);
-        let pb = Problem {
-            xt: self.xt.view(),
-            y: self.y.view(),
-            floor,
-            curvature: gate::Curvature::AllRows,
-            passes: &passes,
-            threads: 1,
-        };
-        let raw = |p: &Params| {
-            to_raw_model(p, &self.scaling, &self.features).map(|m| Moe { target: Some(self.target.clone()), ..m })
-        };
+        let pb = self.problem(floor, &passes);
         let mut p = to_standard(start, &self.scaling);
-        let mut models = vec![raw(&p)?];
+        let mut models = vec![self.raw(&p)?];
         let mut e = pb.e_step(&p);
         let mut trace = vec![e.loglik];
         for _ in 0..iterations {
@@ -847,7 +837,7 @@ impl Standardised {
             let Some((next, e_next)) = pb.em_step(e, &p) else { break };
             (p, e) = (next, e_next);
             trace.push(e.loglik);
-            models.push(raw(&p)?);
+            models.push(self.raw(&p)?);
         }
         Ok(Iterates { models, logliks: to_raw_trace(&trace, self.rows(), self.scaling.y_sd) })
     }
@@ -857,18 +847,27 @@ impl Standardised {
     /// the log-likelihood trace (raw scale). Exact EM over machines with `accelerate` reproduces it.
     pub fn accelerated(&self, start: &Moe, floor: f64, iterations: usize) -> Result<(Moe, Vec<f64>), EmError> {
         let passes = Cell::new(0);
-        let pb = Problem {
-            xt: self.xt.view(),
-            y: self.y.view(),
-            floor,
-            curvature: gate::Curvature::AllRows,
-            passes: &passes,
-            threads: 1,
-        };
         let mut trace = Vec::new();
-        let (p, _) = iterate_squarem(&pb, to_standard(start, &self.scaling), iterations, 0.0, &mut trace);
-        let model = to_raw_model(&p, &self.scaling, &self.features)?;
-        Ok((Moe { target: Some(self.target.clone()), ..model }, to_raw_trace(&trace, self.rows(), self.scaling.y_sd)))
+        let (p, _) = iterate_squarem(
+            &self.problem(floor, &passes),
+            to_standard(start, &self.scaling),
+            iterations,
+            0.0,
+            &mut trace,
+        );
+        Ok((self.raw(&p)?, to_raw_trace(&trace, self.rows(), self.scaling.y_sd)))
+    }
+
+    /// The EM problem on these rows: one thread, the exact Hessian on every row, passes counted in
+    /// `passes`.
+    fn problem<'a>(&'a self, floor: f64, passes: &'a Cell<usize>) -> Problem<'a> {
+        Problem { xt: self.xt.view(), y: self.y.view(), floor, curvature: gate::Curvature::AllRows, passes, threads: 1 }
+    }
+
+    /// Standardised parameters as a raw-scale model with these rows' names.
+    fn raw(&self, p: &Params) -> Result<Moe, EmError> {
+        let model = to_raw_model(p, &self.scaling, &self.features)?;
+        Ok(Moe { target: Some(self.target.clone()), ..model })
     }
 }
 
