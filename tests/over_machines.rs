@@ -75,8 +75,9 @@ fn em_over_machines_equals_single_machine_em_iteration_by_iteration() {
 /// With acceleration, exact EM over machines runs the single-machine SQUAREM cycle
 /// (`Standardised::accelerated`): capped at every t, its last model equals the single-machine one
 /// within 1e-9 relative, with as many points on its trace; the jumps make it differ from plain EM.
-/// In the K = 5 case the jump of the cycle that ends at iteration 9 loses to its second plain point
-/// (seen by instrumenting the server), so the fallback round is covered too.
+/// Its rounds are the standardisation, the start's E-step, one per iteration and per halving, one
+/// per kept jump and three per lost one; the K = 5 run both keeps and loses jumps, so the fallback
+/// is covered.
 #[test]
 fn accelerated_em_over_machines_equals_single_machine_squarem() {
     for (k, d, n, iterations) in [(3, 2, 4_000, 12), (5, 20, 8_000, 10)] {
@@ -95,9 +96,19 @@ fn accelerated_em_over_machines_equals_single_machine_squarem() {
             }
         }
         let settings = EmSettings { k, tol: 0.0, max_iter: iterations, ..EmSettings::default() };
-        let four = over_machines_iterates(&data.x, &data.y, 4, &start, &settings);
+        let shards: Vec<_> = (0..4)
+            .map(|m| (data.x.slice(s![m * n / 4..(m + 1) * n / 4, ..]), data.y.slice(s![m * n / 4..(m + 1) * n / 4])))
+            .collect();
+        let run = over_machines::fit(&shards, &names(d), "y", &start, &settings).unwrap();
+        let t = run.tally;
+        let expected_rounds = 2 + iterations + t.halvings + t.jumps_kept + 3 * t.jumps_lost;
+        assert_eq!(run.rounds, expected_rounds, "K = {k}: rounds of {t:?}");
+        assert!(t.jumps_kept >= 1, "K = {k}: a jump is kept ({t:?})");
+        if k == 5 {
+            assert!(t.jumps_lost >= 1, "K = 5: a jump loses ({t:?})");
+        }
         let plain = em::iterates(data.x.view(), data.y.view(), &names(d), "y", &start, &settings, iterations).unwrap();
-        let apart = relative_gap(four.last().unwrap(), plain.last().unwrap());
+        let apart = relative_gap(run.model(), plain.last().unwrap());
         assert!(apart > 1e-6, "K = {k}: SQUAREM's jumps leave plain EM's path ({apart:.2e})");
     }
 }

@@ -111,13 +111,13 @@ fn latency_is_charged_once_per_message_of_every_round() {
 #[test]
 fn refine_on_the_simulator_equals_exact_em_from_the_reduction() {
     let data = sharded(8_000, 4, 5);
-    let c = config(5, ProtocolKind::Refine { rounds: 2 });
+    let c = config(5, ProtocolKind::Refine { rounds: 4 });
     let r = run(&data, &c);
     let reduced = r.estimator("reduction").expect("refine keeps its reduction");
     let refined = r.estimator("refine").expect("and its refined model");
     let shards: Vec<_> = (0..4).map(|m| (data.shard_x(m), data.shard_y(m))).collect();
     let features: Vec<String> = FEATURES.iter().map(|f| f.to_string()).collect();
-    let settings = EmSettings { max_iter: 2, tol: 0.0, ..c.em.clone() };
+    let settings = EmSettings { max_iter: 4, tol: 0.0, ..c.em.clone() };
     let direct = over_machines::fit(&shards, &features, "y", reduced, &settings).unwrap();
     let expected = direct.model();
     for (a, b) in [(&refined.experts, &expected.experts), (&refined.gate, &expected.gate)] {

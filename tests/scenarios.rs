@@ -976,7 +976,7 @@ fn protocol_results_are_byte_identical_across_reruns_and_jobs() {
     for (protocol, kind, estimator) in [
         ("one-shot", "one-shot", "reduction"),
         ("exact EM", "distributed-em", "distributed-em"),
-        ("one-shot + 3 rounds", "refine", "refine"),
+        ("one-shot + 3 iterations", "refine", "refine"),
         ("fedavg 5x", "fedavg", "fedavg"),
     ] {
         for network in ["rack", "lan", "wan"] {

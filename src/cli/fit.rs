@@ -119,8 +119,8 @@ pub struct FitArgs {
     protocol: Protocol,
     /// With --protocol refine: iterations of exact EM over the machines (default 3); with
     /// distributed-em: at most this many (default --max-iter). Each is one round of messages, plus
-    /// one per step halving of the gate and one per SQUAREM jump (none with --plain-em); the
-    /// standardisation and the start's E-step take one round each.
+    /// one per step halving of the gate and, for SQUAREM (not with --plain-em), one per kept jump
+    /// and three per lost one; the standardisation and the start's E-step take one round each.
     #[arg(long)]
     rounds: Option<usize>,
 }
@@ -518,11 +518,15 @@ fn print_exact_em(fit: &InProcessFit, ds: &data::Dataset) {
     let y = ds.y.select(ndarray::Axis(0), &fit.test_rows);
     let per_row = |m: &Moe| m.loglik(x.view(), y.view()) / y.len() as f64;
     let (start, global) = (per_row(&r.models[0]), per_row(&fit.global.model));
+    let t = r.tally;
     say!(
-        "{}: {} iterations of exact EM over the machines in {} rounds, CPU {:.3} s (slowest machine per round + server)",
+        "{}: {} iterations of exact EM over the machines in {} rounds ({} step halvings of the gate, {} SQUAREM jumps kept, {} lost), CPU {:.3} s (slowest machine per round + server)",
         which.name(),
         r.models.len() - 1,
         r.rounds,
+        t.halvings,
+        t.jumps_kept,
+        t.jumps_lost,
         r.seconds
     );
     say!("  iteration   test log-lik/row   - global    gap closed");

@@ -72,12 +72,15 @@ impl ProtocolKind {
         }
     }
 
-    /// The most rounds the protocol can take, step halvings of the gate and SQUAREM jumps aside: 1 for one-shot, the
-    /// first round and the cap after it otherwise (refine: its start's E-step and its iterations).
-    pub fn most_rounds(&self) -> usize {
+    /// The most rounds the protocol can take, step halvings of the gate aside: 1 for one-shot, the
+    /// first round and the cap after it otherwise. Refine takes its start's E-step and one round
+    /// per iteration; with `accelerate`, at worst every SQUAREM jump loses, which costs three rounds
+    /// for each cycle of two iterations that is followed by another: `2 + R + 3 floor((R - 1) / 2)`.
+    pub fn most_rounds(&self, accelerate: bool) -> usize {
         match *self {
             ProtocolKind::OneShot | ProtocolKind::Refine { rounds: 0 } => 1,
             ProtocolKind::DistributedEm { max_rounds } => 1 + max_rounds,
+            ProtocolKind::Refine { rounds } if accelerate => 2 + rounds + 3 * ((rounds - 1) / 2),
             ProtocolKind::Refine { rounds } => 2 + rounds,
             ProtocolKind::FedAvg { rounds, .. } => 1 + rounds,
         }

@@ -259,7 +259,9 @@ fn over_ranks(
         Ok(s) => s,
         Err(e) => return Some(Err(e)),
     };
+    let tally = server.tally();
     let timing = json!({"protocol": which.name(), "iterations": server.iterations(), "rounds": rounds,
+        "halvings": tally.halvings, "jumps_kept": tally.jumps_kept, "jumps_lost": tally.jumps_lost,
         "converged": server.converged(), "wall_seconds": wall0.elapsed().as_secs_f64()});
     println!(
         "{}: {} iterations of exact EM over the ranks in {rounds} rounds (the first with the reports), {:.3} s",

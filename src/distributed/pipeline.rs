@@ -47,8 +47,9 @@ pub struct InProcessSettings {
     pub exact_em: Option<ExactEm>,
 }
 
-/// Exact EM over the machines (`em::over_machines`) after the one-shot reduction: one round per
-/// iteration plus one per step halving of the gate, after the standardisation round.
+/// Exact EM over the machines (`em::over_machines`): one round per iteration plus one per step
+/// halving of the gate, one per kept SQUAREM jump and three per lost one (with `accelerate`), after
+/// the standardisation round and the start's E-step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExactEm {
     /// `refine`: this many iterations from the reduced model (tolerance 0).

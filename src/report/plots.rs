@@ -178,7 +178,7 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
     }
     let (bars, x_desc) = breakdown_bars(checked, &out.rows);
     let title = format!("Distributed learning time: {facts}");
-    let rounds = checked.protocols.iter().any(|p| p.kind.most_rounds() > 1);
+    let rounds = checked.protocols.iter().any(|p| p.kind.most_rounds(checked.em.accelerate) > 1);
     drawn.push(render(dir, "time-breakdown", &Breakdown { title, x_desc, bars, rounds })?);
     drawn.extend(write_tradeoffs(dir, checked, &out.rows)?);
     // Every protocol that reduces (one-shot, refine) reduces the same fits: its reduction is plotted

@@ -70,7 +70,7 @@ fn failing_rounds(plan: &Plan) -> Vec<String> {
     for c in &plan.cells {
         let p = plan.setting(c).machines.failure_probability;
         let protocol = &plan.protocols[c.protocol];
-        let rounds = protocol.kind.most_rounds();
+        let rounds = protocol.kind.most_rounds(plan.em.accelerate);
         if rounds < 2 || p <= 0.0 {
             continue;
         }

@@ -57,7 +57,8 @@ pub struct EmSettings {
     /// Newton steps take their curvature from, when the data have more rows (0: every row for both).
     /// At least [`MIN_SUBSET_ROWS`] otherwise.
     pub subset_rows: usize,
-    /// Whether the retained run is accelerated by SQUAREM (plain EM steps otherwise).
+    /// Whether the retained run is accelerated by SQUAREM (plain EM steps otherwise); also exact EM
+    /// over machines (`over_machines`).
     pub accelerate: bool,
     /// Threads for the passes over the rows (>= 1). The rows are cut into fixed blocks whose sums
     /// are added in block order (`blocks`), so the fit is the same for any number of threads. With
@@ -843,8 +844,8 @@ impl Standardised {
     }
 
     /// SQUAREM-accelerated EM from `start` (the retained run of [`fit`] with the exact Hessian on
-    /// every row and tolerance 0) for at most `iterations` points of the trace: the last model and
-    /// the log-likelihood trace (raw scale). Exact EM over machines with `accelerate` reproduces it.
+    /// every row and tolerance 0) for at most `iterations` iterations: the last model and the
+    /// log-likelihood trace, the start's included (raw scale). Exact EM over machines with `accelerate` reproduces it.
     pub fn accelerated(&self, start: &Moe, floor: f64, iterations: usize) -> Result<(Moe, Vec<f64>), EmError> {
         let passes = Cell::new(0);
         let mut trace = Vec::new();

@@ -1,6 +1,6 @@
 //! Exact EM over machines (docs/em.md, "EM over machines"): the data stay on the machines, and the
-//! server takes exactly the single-machine EM step of [`super::iterates`] from the sums of what every
-//! machine computes on its own rows.
+//! server takes exactly the single-machine EM steps (plain, [`super::iterates`], or SQUAREM's) from the
+//! sums of what every machine computes on its own rows.
 //!
 //! Rounds, each a request from the server and one answer per machine:
 //! - standardisation: every machine sends the [`Moments`] of its `(x, y)`; the server combines them
@@ -22,8 +22,9 @@
 //!   (Varadhan & Roland 2008, scheme S3, with the monotone safeguard): two plain steps, the jump
 //!   from their three points (computed by the server alone), one round for the E-step at the jump,
 //!   the stabilising step from it, kept only when its log-likelihood is at least that of the
-//!   second plain point. A cycle with a jump costs one round more than its three steps; a jump that
-//!   loses costs one more (the second point's E-step is asked again).
+//!   second plain point. A cycle whose jump is kept takes three iterations in four rounds; a cycle
+//!   whose jump loses takes two iterations in five (the jump's E-step, the stabilising step's, and
+//!   the second point's E-step asked again, since the machines no longer hold it).
 //!
 //! Up to the order of summation (per machine, then over machines, instead of per row block), every
 //! iterate equals the single-machine EM's from the same start (plain `super::iterates`, or
@@ -260,6 +261,17 @@ struct Trial {
     halvings: usize,
 }
 
+/// What the rounds of a run went to, besides one per iteration and the first E-step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Gate steps halved (one round each).
+    pub halvings: usize,
+    /// SQUAREM jumps whose stabilising step was kept (one round each: the jump's E-step).
+    pub jumps_kept: usize,
+    /// Jumps that lost to the cycle's second point, or whose log-likelihood was not finite.
+    pub jumps_lost: usize,
+}
+
 /// What the last request asked the machines for.
 enum Asked {
     /// The E-step at the start (or again at the second point of a SQUAREM cycle whose jump lost).
@@ -307,6 +319,7 @@ pub struct Server {
     trace: Vec<f64>,
     rows: usize,
     rounds: usize,
+    tally: Tally,
     converged: bool,
 }
 
@@ -334,6 +347,7 @@ impl Server {
             trace: Vec::new(),
             rows: 0,
             rounds: 0,
+            tally: Tally::default(),
             converged: false,
         };
         (server, request)
@@ -365,6 +379,7 @@ impl Server {
                     // No stabilising step from a non-finite jump: the cycle goes on from p2, whose
                     // responsibilities the machines still hold as their current ones.
                     let (p2, s2) = self.fallback.take().expect("a jump under test");
+                    self.tally.jumps_lost += 1;
                     (self.base, self.stats, self.cycle) = (p2.clone(), Some(s2), vec![p2]);
                     return self.propose(Verdict::Rejected);
                 }
@@ -381,6 +396,7 @@ impl Server {
         let accepted = trial.delta.is_none() || gate::accepts(total.trial_q, total.current_q);
         if !accepted {
             trial.halvings += 1;
+            self.tally.halvings += 1;
             trial.step *= 0.5;
             if trial.halvings == gate::MAX_HALVINGS {
                 // No step improved Q: the gate is kept, as in the single-machine step.
@@ -426,10 +442,17 @@ impl Server {
     }
 
     /// The stabilising step `p3 = M(px)` of a jump is in: kept as the next point when its
-    /// log-likelihood is finite and at least `p2`'s, else the cycle ends at `p2` and its E-step is
-    /// asked again (the machines hold the jump's responsibilities).
+    /// log-likelihood is finite and at least `p2`'s (per row when the two rounds heard from different
+    /// rows, as under a deadline or failures), else the cycle ends at `p2` and its E-step is asked
+    /// again (the machines hold the jump's responsibilities).
     fn stabilised(&mut self, p3: Params, total: ShardStats, p2: Params, s2: ShardStats) -> Next {
-        if total.loglik.is_finite() && total.loglik >= s2.loglik {
+        let no_worse = if total.rows == s2.rows {
+            total.loglik >= s2.loglik
+        } else {
+            total.loglik / total.rows as f64 >= s2.loglik / s2.rows as f64
+        };
+        if total.loglik.is_finite() && no_worse {
+            self.tally.jumps_kept += 1;
             self.take(p3, total);
             self.cycle = vec![self.base.clone()];
             if self.iterations() >= self.max_iter {
@@ -437,6 +460,7 @@ impl Server {
             }
             return self.propose(Verdict::Accepted);
         }
+        self.tally.jumps_lost += 1;
         (self.base, self.model, self.stats, self.cycle) = (p2.clone(), p2.clone(), Some(s2), vec![p2.clone()]);
         self.asked = Asked::EStep;
         Next::Ask(Request { params: p2, verdict: Verdict::First })
@@ -476,9 +500,15 @@ impl Server {
         self.trace.len().saturating_sub(1)
     }
 
-    /// Rounds so far (requests answered), the start's E-step and every step halving included.
+    /// Rounds so far (requests answered), the start's E-step, every step halving and every SQUAREM
+    /// jump's rounds included.
     pub fn rounds(&self) -> usize {
         self.rounds
+    }
+
+    /// What the rounds beyond one per iteration went to.
+    pub fn tally(&self) -> Tally {
+        self.tally
     }
 
     /// Whether the run stopped on the tolerance.
@@ -508,6 +538,8 @@ pub struct OverMachines {
     pub trace: Vec<f64>,
     /// Rounds, the standardisation's included.
     pub rounds: usize,
+    /// What the rounds beyond the standardisation, the start's E-step and one per iteration went to.
+    pub tally: Tally,
     /// Whether it stopped on the tolerance.
     pub converged: bool,
     /// Thread CPU seconds as a cluster would take them: per round, the slowest machine's answer
@@ -562,6 +594,7 @@ pub fn fit(
         models,
         trace: server.trace(),
         rounds: server.rounds() + 1,
+        tally: server.tally(),
         converged: server.converged(),
         seconds,
     })
