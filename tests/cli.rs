@@ -508,6 +508,8 @@ fn fit_on_machines_refines_the_reduction_by_rounds_of_em() {
     let out = dmoe(&["fit", "--data", s(&data), "--target", "y", "--k", "3", "--protocol", "refine"]);
     assert_user_error(&out, "--protocol applies to a distributed fit: add --machines M");
     let out = dmoe(&[&args[..], &["--protocol", "refine", "--rounds", "0"]].concat());
+    assert_user_error(&out, "--rounds: refine with 0 iterations is the one-shot protocol: use --protocol one-shot");
+    let out = dmoe(&[&args[..], &["--protocol", "distributed-em", "--rounds", "0"]].concat());
     assert_user_error(&out, "--rounds: expected");
     let out = dmoe(&[&args[..], &["--rounds", "2"]].concat());
     assert_user_error(&out, "--rounds applies to --protocol refine or distributed-em");

@@ -368,6 +368,36 @@ fn a_network_under_which_nothing_arrives_is_named_with_its_cell() {
     assert!(!out_dir.exists(), "no partial output");
 }
 
+/// Failures that leave a protocol of several rounds with few machines are warned about twice: before
+/// the run as a worst case over its round cap, after it with how few machines its last step heard.
+#[test]
+fn a_protocol_left_with_few_machines_is_warned_about() {
+    let dir = workdir("few_machines");
+    let out_dir = dir.join("d");
+    let scenario = repo("scenarios/protocols.toml");
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--set",
+        "cluster.machines=[8]",
+        "--set",
+        "data.n=8000",
+        "--set",
+        "machines.failure_probability=0.4",
+        "--set",
+        "network=[{name=\"rack\",latency={kind=\"constant\",seconds=0.0001}}]",
+        "--set",
+        "protocol=[{name=\"fedavg 1x\",kind=\"fedavg\",local_iterations=1,rounds=6}]",
+    ];
+    let out = dmoe(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("should it run all of its up to 7 rounds (the worst case"), "{err}");
+    assert!(err.contains("protocol fedavg 1x's last step used the answers of fewer than half the machines"), "{err}");
+}
+
 /// A text element of an SVG drawn by plotters: position, anchor, font size, rotation, content.
 #[derive(Debug)]
 struct SvgText {
@@ -603,7 +633,7 @@ fn report_redraws_the_same_views_and_takes_a_metric_and_a_timeline() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let strict = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
     assert!(
-        strict.contains("<li><b>lan</b>: stay on one machine: the fastest M within the budget (M = 1,"),
+        strict.contains("<li><b>lan</b>: stay on one machine, if the data can be gathered there: the fastest within the budget (M = 1,"),
         "{strict}"
     );
     let after = common::snapshot(&out_dir);

@@ -161,6 +161,9 @@ fn check_rounds(a: &FitArgs) -> Result<(), String> {
         (Protocol::OneShot, Some(_)) => {
             Err("--rounds applies to --protocol refine or distributed-em: add one (or drop --rounds)".into())
         }
+        (Protocol::Refine, Some(0)) => {
+            Err("--rounds: refine with 0 iterations is the one-shot protocol: use --protocol one-shot".into())
+        }
         (_, Some(r)) => within(r, 1, MAX_ITERATIONS).map(|_| ()).map_err(|e| format!("--rounds: {e}")),
         _ => Ok(()),
     }
@@ -529,7 +532,7 @@ fn print_exact_em(fit: &InProcessFit, ds: &data::Dataset) {
         t.jumps_lost,
         r.seconds
     );
-    say!("  iteration   test log-lik/row   - global    gap closed");
+    say!("  iteration   test log-lik/row   vs global   gap closed");
     for (t, m) in r.models.iter().enumerate() {
         let l = per_row(m);
         let closed =
@@ -538,13 +541,21 @@ fn print_exact_em(fit: &InProcessFit, ds: &data::Dataset) {
     }
 }
 
-/// The time of the distributed fit (`max_m t_m + t_reduce`) against the global fit's.
+/// The time of the distributed fit (`max_m t_m + t_reduce`) against the global fit's, and that of
+/// exact EM's protocol when it ran.
 fn print_times(fit: &InProcessFit) {
     let (distributed_s, global_s) = (fit.distributed_seconds(), fit.global.summary.cpu_seconds);
     say!(
-        "time: distributed {distributed_s:.3} s (slowest local fit + reduction, no network), global {global_s:.3} s, speedup {:.2}",
+        "time: one-shot {distributed_s:.3} s (slowest local fit + reduction, no network), global {global_s:.3} s, speedup {:.2}",
         global_s / distributed_s
     );
+    if let (Some((which, ..)), Some(t)) = (&fit.exact_em, fit.exact_em_seconds()) {
+        let parts = match which {
+            pipeline::ExactEm::Refine { .. } => "one-shot + exact EM's rounds",
+            pipeline::ExactEm::DistributedEm { .. } => "start on the supporting rows + exact EM's rounds",
+        };
+        say!("time: {} {t:.3} s ({parts}, no network), speedup {:.2}", which.name(), global_s / t);
+    }
 }
 
 /// The table of every estimator's scores on the held-out rows.

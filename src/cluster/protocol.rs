@@ -39,7 +39,7 @@ use crate::numeric::model::Moe;
 use crate::reduce::{Reduction, ReductionSettings};
 
 /// A protocol and its settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ProtocolKind {
     /// Local fits and one reduction.
     OneShot,
@@ -172,7 +172,7 @@ impl Server {
         match *kind {
             ProtocolKind::OneShot | ProtocolKind::Refine { rounds: 0 } => Server::OneShot { reduced: None },
             ProtocolKind::DistributedEm { .. } | ProtocolKind::Refine { .. } => {
-                Server::Em { kind: kind.clone(), reduced: None, em: None }
+                Server::Em { kind: *kind, reduced: None, em: None }
             }
             ProtocolKind::FedAvg { local_iterations, rounds } => Server::FedAvg {
                 settings: Arc::new(FedAvgSettings {

@@ -176,6 +176,18 @@ impl InProcessFit {
     pub fn distributed_seconds(&self) -> f64 {
         self.slowest_local_seconds() + self.reduce_cpu_seconds
     }
+
+    /// The time of exact EM's protocol without network, when it ran: refine runs after the
+    /// reduction (`max_m t_m + t_reduce + t_EM`), distributed-em after its start alone
+    /// (`t_start + t_EM`); `t_EM` sums each round's slowest machine and server step.
+    pub fn exact_em_seconds(&self) -> Option<f64> {
+        let (which, run, start_seconds) = self.exact_em.as_ref()?;
+        let before = match which {
+            ExactEm::Refine { .. } => self.distributed_seconds(),
+            ExactEm::DistributedEm { .. } => *start_seconds,
+        };
+        Some(before + run.seconds)
+    }
 }
 
 /// The rules for the numbers of a distributed fit, shared by `InProcessSettings::validate` and the
@@ -344,13 +356,8 @@ fn score_estimators(data: &Dataset, fit: &InProcessFit, truth: Option<&Moe>) -> 
         vec![("reduction", reduced, Some(fit.distributed_seconds()))];
     let baselines = super::baselines(&fit.reports, &fit.reduction, &Baseline::ALL);
     rows.extend(baselines.into_iter().map(|(name, e)| (name, e, None)));
-    if let Some((which, run, start_seconds)) = &fit.exact_em {
-        // Refine runs after the reduction; distributed-em after its start alone.
-        let before = match which {
-            ExactEm::Refine { .. } => fit.distributed_seconds(),
-            ExactEm::DistributedEm { .. } => *start_seconds,
-        };
-        rows.push((which.name(), Estimate::Moe(Box::new(run.model().clone())), Some(before + run.seconds)));
+    if let Some((which, run, _)) = &fit.exact_em {
+        rows.push((which.name(), Estimate::Moe(Box::new(run.model().clone())), fit.exact_em_seconds()));
     }
     let global = Estimate::Moe(Box::new(fit.global.model.clone()));
     rows.push(("global", global, Some(fit.global.summary.cpu_seconds)));

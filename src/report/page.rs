@@ -125,7 +125,7 @@ fn recommendations(h: &mut String, list: &[Recommendation], budget: f64) {
 /// One row per cell: means over the repetitions.
 fn summary_table(h: &mut String, cells: &[CellSummary]) {
     // The setting column only when the study sweeps K, S, stragglers or failures.
-    let swept = cells.iter().any(|c| !c.setting.is_empty());
+    let swept = cells.iter().any(|c| !c.label().is_empty());
     let setting_head = if swept { "<th class=\"text\">setting</th>" } else { "" };
     let _ = writeln!(
         h,
@@ -141,7 +141,7 @@ fn summary_table(h: &mut String, cells: &[CellSummary]) {
          <th>local fits<br>converged</th></tr>\n</thead>\n<tbody>"
     );
     for c in cells {
-        let setting = if swept { format!("<td class=\"text\">{}</td>", escape(&c.setting)) } else { String::new() };
+        let setting = if swept { format!("<td class=\"text\">{}</td>", escape(&c.label())) } else { String::new() };
         let numbers = [
             c.makespan_s,
             c.speedup,

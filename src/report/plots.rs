@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use self::figures::{
-    Accuracy, Bar, Breakdown, EXCESS_FLOOR, Gantt, Objective, Speedup, Tradeoff, TradeoffSeries, mean, render,
+    Accuracy, Bar, Breakdown, EXCESS_FLOOR, Gantt, Objective, Series, Speedup, Tradeoff, TradeoffSeries, mean, render,
 };
-use self::style::{GUIDE, Look, estimator_look, sequence_look};
+use self::style::{GUIDE, Look, Marker, estimator_look, sequence_look};
 use super::ViewOptions;
 use crate::study::warnings::{LOGLIK_GAP_WARNING, LoglikLoss};
 use crate::study::{Cell, Plan, Setting};
@@ -462,8 +462,8 @@ fn write_accuracy(dir: &Path, checked: &Plan, rows: &[ResultRow], metrics: &[Str
         let context = facts(checked, &data);
         for name in metrics {
             let figure = match ACCURACY.into_iter().find(|m| m.0 == name) {
-                Some(metric) => accuracy_figure(group_rows, metric, &context),
-                None if name == "loglik" => loglik_figure(&loss, group_rows, &context),
+                Some(metric) => accuracy_figure(checked, group_rows, metric, &context),
+                None if name == "loglik" => loglik_figure(checked, &loss, group_rows, &context),
                 None => return Err(format!("no accuracy metric `{name}` (metrics: {})", METRICS.join(", "))),
             };
             if let Some(fig) = figure {
@@ -500,34 +500,57 @@ fn merged_label(checked: &Plan, n: usize, members: &[(usize, usize)]) -> String 
     format!("{}{same}", parts.join(", "))
 }
 
-/// The estimators of a group's rows with, for each, `f`'s finite values (positive ones on a log
-/// axis) by M; estimators in legend order, none without a value. An estimator that several
-/// protocols produce (two refine protocols, say) is one series per protocol, labelled
-/// `refine (protocol name)`.
+/// The estimators of a group's rows with, for each, its look and `f`'s finite values (positive ones
+/// on a log axis) by M; estimators in legend order, none without a value. With several protocols, a
+/// protocol's own estimator (distributed-em, refine, fedavg; the reduction of one-shot) is labelled
+/// by the protocol's name and drawn in the protocol's look, as in the trade-off and speedup plots;
+/// any other estimator that several protocols report is one series per protocol, labelled
+/// `median (protocol name)`, each after the first dashed in turn with another marker.
 fn estimator_series(
+    checked: &Plan,
     rows: &[&ResultRow],
     log_y: bool,
     f: impl Fn(&ResultRow) -> Option<f64>,
-) -> Vec<(String, BTreeMap<usize, Vec<f64>>)> {
+) -> Vec<Series> {
+    let several = checked.protocols.len() > 1;
     let mut series = Vec::new();
     for est in ACCURACY_ESTIMATORS {
-        let mut protocols: Vec<&str> = Vec::new();
+        let mut protocols: Vec<usize> = Vec::new();
         for r in rows.iter().filter(|r| r.estimator == est) {
-            if !protocols.contains(&r.protocol.as_str()) {
-                protocols.push(&r.protocol);
+            let p = checked.cells[r.cell].protocol;
+            if !protocols.contains(&p) {
+                protocols.push(p);
             }
         }
-        for protocol in &protocols {
-            let mut g: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-            for r in rows.iter().filter(|r| r.estimator == est && r.protocol == *protocol) {
+        let mut others = 0;
+        for &p in &protocols {
+            let mut values: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+            for r in rows.iter().filter(|r| r.estimator == est && checked.cells[r.cell].protocol == p) {
                 if let Some(v) = f(r).filter(|v| v.is_finite() && (!log_y || *v > 0.0)) {
-                    g.entry(r.machines).or_default().push(v);
+                    values.entry(r.machines).or_default().push(v);
                 }
             }
-            if !g.is_empty() {
-                let label = if protocols.len() > 1 { format!("{est} ({protocol})") } else { est.to_string() };
-                series.push((label, g));
+            if values.is_empty() {
+                continue;
             }
+            let protocol = &checked.protocols[p];
+            let (label, look) = if several && protocol.kind.estimator() == est {
+                (protocol.name.clone(), protocol_look(checked, p))
+            } else {
+                let label = if protocols.len() > 1 { format!("{est} ({})", protocol.name) } else { est.to_string() };
+                let markers = [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Diamond, Marker::Cross];
+                let base = estimator_look(est);
+                let look = match others {
+                    0 => base,
+                    k => {
+                        let others: Vec<Marker> = markers.into_iter().filter(|m| *m != base.marker).collect();
+                        Look { dashed: k % 2 == 1, marker: others[(k - 1) % others.len()], ..base }
+                    }
+                };
+                others += 1;
+                (label, look)
+            };
+            series.push(Series { label, look, values });
         }
     }
     series
@@ -537,21 +560,22 @@ fn estimator_series(
 /// model (when the scenario reports it) as references; `None`
 /// when no estimator has a value.
 fn accuracy_figure(
+    checked: &Plan,
     rows: &[&ResultRow],
     (_, title, y_desc, log_y, f): AccuracyMetric,
     context: &str,
 ) -> Option<Accuracy> {
-    let mut series = estimator_series(rows, log_y, f);
+    let mut series = estimator_series(checked, rows, log_y, f);
     if series.is_empty() {
         return None;
     }
     // A positive metric spanning more than two orders of magnitude (an estimator that broke down)
     // goes on a log axis, so that the others stay readable.
-    let values = || series.iter().flat_map(|(_, g)| g.values().flatten().copied());
+    let values = || series.iter().flat_map(|s| s.values.values().flatten().copied());
     let (lo, hi) = values().fold((f64::INFINITY, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let log_y = log_y || (lo > 0.0 && hi > LOG_SPAN * lo);
     if log_y {
-        series = estimator_series(rows, true, f);
+        series = estimator_series(checked, rows, true, f);
     }
     // The global fit's mean, and the true model's where it is drawable (its parameter error is 0).
     let mean_of = |est: &str| {
@@ -577,10 +601,10 @@ fn accuracy_figure(
 /// included, drawn at it; the mean over repetitions is taken first),
 /// with the warning level as the reference. Without a global fit in the scenario: each estimator's
 /// test log-likelihood per row itself. `None` when no estimator has a value.
-fn loglik_figure(loss: &LoglikLoss, rows: &[&ResultRow], context: &str) -> Option<Accuracy> {
+fn loglik_figure(checked: &Plan, loss: &LoglikLoss, rows: &[&ResultRow], context: &str) -> Option<Accuracy> {
     if !loss.has_global() {
         let per_row = |r: &ResultRow| Some(r.scores.test_loglik / loss.test_rows(r) as f64);
-        let series = estimator_series(rows, false, per_row);
+        let series = estimator_series(checked, rows, false, per_row);
         return (!series.is_empty()).then(|| Accuracy {
             title: format!("Test log-likelihood per row (no global fit in this scenario): {context}"),
             y_desc: "test log-likelihood per row (nats)".into(),
@@ -591,7 +615,7 @@ fn loglik_figure(loss: &LoglikLoss, rows: &[&ResultRow], context: &str) -> Optio
         });
     }
     // Gains (negative losses) kept: the mean is taken before the floor.
-    let series = estimator_series(rows, false, |r| loss.of(r));
+    let series = estimator_series(checked, rows, false, |r| loss.of(r));
     if series.is_empty() {
         return None;
     }

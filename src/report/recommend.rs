@@ -1,8 +1,9 @@
-//! Which M to use: per sweep group (network, and data size and setting when they vary), the M with the shortest
+//! Which M to use: per sweep group (network, and data size, setting and protocol when they vary), the M with the shortest
 //! mean makespan among those whose model (the protocol's: the reduction in one-shot) loses at most `budget` nats per test row against the
 //! global fit (means over the repetitions) and whose parameter MSE, when a truth is known, is at
 //! most `PARAM_MSE_RATIO_WARNING` times the global fit's; none when that M is slower than the
-//! global fit on one machine. The reason comes in one sentence.
+//! global fit on one machine. With several protocols, also which protocol and M to use per
+//! network: the same rule over every protocol's cells. The reason comes in one sentence.
 
 use super::summary::{CellSummary, short};
 use crate::study::warnings::PARAM_MSE_RATIO_WARNING;
@@ -21,18 +22,43 @@ pub struct Recommendation {
     pub reason: String,
 }
 
-/// One recommendation per (n, setting, network) group of `cells`, in sweep order.
+/// One recommendation per (n, setting, protocol, network) group of `cells`, in sweep order; then,
+/// with several protocols, one per (n, setting, network) over every protocol ([`across_protocols`]).
 pub fn recommend(cells: &[CellSummary], budget: f64) -> Vec<Recommendation> {
-    let key = |c: &CellSummary| (c.n, c.setting.clone(), c.network.clone());
-    let mut groups: Vec<(usize, String, String)> = cells.iter().map(key).collect();
-    groups.dedup();
+    let mut list = per_group(cells, budget, |c| c.label(), "");
+    if cells.iter().any(|c| c.protocol.is_some()) {
+        list.extend(per_group(cells, budget, |c| c.setting.clone(), "every protocol"));
+    }
+    list
+}
+
+/// One recommendation per group of `cells` with the same n, network and `label`, the group named
+/// by what varies and `what` (when not empty).
+fn per_group(
+    cells: &[CellSummary],
+    budget: f64,
+    label: impl Fn(&CellSummary) -> String,
+    what: &str,
+) -> Vec<Recommendation> {
+    let key = |c: &CellSummary| (c.n, label(c), c.network.clone());
+    let mut groups: Vec<(usize, String, String)> = Vec::new();
+    for g in cells.iter().map(key) {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    // Across protocols a cell is named by its protocol and M, within one by its M.
+    let name = |c: &CellSummary| match (&c.protocol, what.is_empty()) {
+        (Some(p), false) => format!("{p} at M = {}", c.machines),
+        _ => format!("M = {}", c.machines),
+    };
     let many_n = groups.iter().any(|g| g.0 != groups[0].0);
     let many_networks = groups.iter().any(|g| g.2 != groups[0].2);
     groups
         .iter()
         .map(|g| {
             let members: Vec<&CellSummary> = cells.iter().filter(|c| key(c) == *g).collect();
-            let (machines, reason) = advise(&members, budget);
+            let (machines, reason) = advise(&members, budget, &name);
             let mut parts = Vec::new();
             if many_n {
                 parts.push(format!("n = {}", g.0));
@@ -42,6 +68,9 @@ pub fn recommend(cells: &[CellSummary], budget: f64) -> Vec<Recommendation> {
             }
             if many_networks || parts.is_empty() {
                 parts.push(g.2.clone());
+            }
+            if !what.is_empty() {
+                parts.push(what.to_string());
             }
             Recommendation { group: parts.join(", "), machines, reason }
         })
@@ -56,8 +85,8 @@ fn fastest<'a>(set: &[Timed<'a>]) -> Option<Timed<'a>> {
     set.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.machines.cmp(&b.0.machines)))
 }
 
-/// The recommended M of one group's cells and the sentence that says why.
-fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
+/// The recommended M of one group's cells and the sentence that says why, each cell called by `name`.
+fn advise(cells: &[&CellSummary], budget: f64, name: &dyn Fn(&CellSummary) -> String) -> (Option<usize>, String) {
     let timed: Vec<Timed> = cells.iter().filter_map(|c| Some((*c, c.makespan_s?, c.loglik_gap?))).collect();
     if timed.is_empty() {
         return (
@@ -76,8 +105,8 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
         return (
             None,
             format!(
-                "no M keeps the model within {budget} nats per test row of the global fit with a parameter error under {PARAM_MSE_RATIO_WARNING} times the global fit's (the closest: M = {}, {} nats per row): fit on one machine, or raise --budget",
-                closest.0.machines,
+                "no M keeps the model within {budget} nats per test row of the global fit with a parameter error under {PARAM_MSE_RATIO_WARNING} times the global fit's (the closest: {}, {} nats per row): fit on one machine, or raise --budget",
+                name(closest.0),
                 short(Some(closest.2))
             ),
         );
@@ -85,7 +114,7 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
     let (top, top_makespan, top_gap) = fastest(&timed).expect("not empty");
     // Why the fastest M of all did not qualify, when it is not the recommended one.
     let why_not = match (top.param_mse, top.param_mse_global) {
-        _ if top.machines == best.machines => String::new(),
+        _ if top.cell == best.cell => String::new(),
         (Some(r), Some(g)) if top_gap <= budget => {
             format!("its parameter error is {} times the global fit's", short(Some(r / g)))
         }
@@ -94,13 +123,13 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
     if best.speedup.is_some_and(|s| s < 1.0) {
         let faster = match why_not.is_empty() {
             true => String::new(),
-            false => format!("; M = {} is faster ({} s) but {why_not}", top.machines, short(Some(top_makespan))),
+            false => format!("; {} is faster ({} s) but {why_not}", name(top), short(Some(top_makespan))),
         };
         return (
             None,
             format!(
-                "stay on one machine: the fastest M within the budget (M = {}, {} s) is slower than the global fit on one machine (speedup {}){faster}",
-                best.machines,
+                "stay on one machine, if the data can be gathered there: the fastest within the budget ({}, {} s) is slower than the global fit on one machine (speedup {}){faster}",
+                name(best),
                 short(Some(makespan)),
                 short(best.speedup)
             ),
@@ -109,24 +138,24 @@ fn advise(cells: &[&CellSummary], budget: f64) -> (Option<usize>, String) {
     let speedup = best.speedup.map_or(String::new(), |s| format!(", speedup {}", short(Some(s))));
     let reason = if timed.len() == 1 {
         format!(
-            "M = {} ({} s{speedup}) is the only M swept; its model {}, within the budget of {budget}: sweep cluster.machines to compare",
-            best.machines,
+            "{} ({} s{speedup}) is the only one swept; its model {}, within the budget of {budget}: sweep cluster.machines to compare",
+            name(best),
             short(Some(makespan)),
             loses(gap)
         )
-    } else if top.machines == best.machines {
+    } else if top.cell == best.cell {
         format!(
-            "M = {}: the fastest of the swept M ({} s{speedup}), and its model {}, within the budget of {budget}",
-            best.machines,
+            "{}: the fastest of those swept ({} s{speedup}), and its model {}, within the budget of {budget}",
+            name(best),
             short(Some(makespan)),
             loses(gap)
         )
     } else {
         format!(
-            "M = {}: the fastest ({} s{speedup}) of the M whose model stays within {budget} nats per test row of the global fit; M = {} is faster ({} s) but {why_not}",
-            best.machines,
+            "{}: the fastest ({} s{speedup}) of those whose model stays within {budget} nats per test row of the global fit; {} is faster ({} s) but {why_not}",
+            name(best),
             short(Some(makespan)),
-            top.machines,
+            name(top),
             short(Some(top_makespan))
         )
     };
@@ -147,10 +176,11 @@ mod tests {
 
     fn cell(machines: usize, network: &str, makespan: f64, gap: Option<f64>) -> CellSummary {
         CellSummary {
-            cell: machines,
+            cell: machines + network.len() * 1000 + (makespan * 1e6) as usize,
             machines,
             n: 1000,
             setting: String::new(),
+            protocol: None,
             network: network.into(),
             makespan_s: Some(makespan),
             speedup: Some(1.0 / makespan),
@@ -179,9 +209,45 @@ mod tests {
         assert_eq!((r[0].group.as_str(), r[0].machines), ("lan", Some(8)));
         assert!(r[0].reason.contains("M = 32 is faster (0.1 s) but loses 0.2 nats per row"), "{}", r[0].reason);
         assert_eq!((r[1].group.as_str(), r[1].machines), ("wan", Some(8)));
-        assert!(r[1].reason.contains("the fastest of the swept M (0.5 s, speedup 2)"), "{}", r[1].reason);
+        assert!(r[1].reason.contains("the fastest of those swept (0.5 s, speedup 2)"), "{}", r[1].reason);
         // A larger budget admits M = 32 on the LAN.
         assert_eq!(recommend(&cells, 0.5)[0].machines, Some(32));
+    }
+
+    #[test]
+    fn with_several_protocols_the_fastest_protocol_and_m_within_the_budget_is_named_per_network() {
+        let with = |protocol: &str, machines, network, makespan, gap| CellSummary {
+            protocol: Some(protocol.to_string()),
+            ..cell(machines, network, makespan, Some(gap))
+        };
+        let cells = [
+            with("one-shot (reduction)", 16, "rack", 0.10, 0.002),
+            with("one-shot (reduction)", 64, "rack", 0.05, 0.3),
+            with("exact EM (distributed-em)", 16, "rack", 0.08, 0.0),
+            with("one-shot (reduction)", 16, "wan", 0.30, 0.002),
+            with("exact EM (distributed-em)", 16, "wan", 9.0, 0.0),
+        ];
+        let r = recommend(&cells, DEFAULT_BUDGET);
+        let groups: Vec<&str> = r.iter().map(|r| r.group.as_str()).collect();
+        assert_eq!(
+            groups,
+            [
+                "one-shot (reduction), rack",
+                "exact EM (distributed-em), rack",
+                "one-shot (reduction), wan",
+                "exact EM (distributed-em), wan",
+                "rack, every protocol",
+                "wan, every protocol"
+            ]
+        );
+        assert_eq!(r[4].machines, Some(16));
+        assert!(r[4].reason.starts_with("exact EM (distributed-em) at M = 16: the fastest (0.08 s"), "{}", r[4].reason);
+        assert!(
+            r[4].reason.contains("one-shot (reduction) at M = 64 is faster (0.05 s) but loses 0.3"),
+            "{}",
+            r[4].reason
+        );
+        assert!(r[5].reason.starts_with("one-shot (reduction) at M = 16: the fastest"), "{}", r[5].reason);
     }
 
     #[test]
@@ -191,7 +257,7 @@ mod tests {
         assert!(r[0].reason.contains("the closest: M = 4, 0.02 nats per row"), "{}", r[0].reason);
         let r = recommend(&[cell(4, "lan", 0.3, Some(0.001))], DEFAULT_BUDGET);
         assert_eq!(r[0].machines, Some(4));
-        assert!(r[0].reason.contains("is the only M swept"), "{}", r[0].reason);
+        assert!(r[0].reason.contains("is the only one swept"), "{}", r[0].reason);
         // Slower than one machine (speedup 1 / makespan < 1): stay on one machine.
         let r = recommend(&[cell(4, "lan", 1.5, Some(0.001)), cell(8, "lan", 2.0, Some(0.001))], DEFAULT_BUDGET);
         assert_eq!(r[0].machines, None);

@@ -13,9 +13,11 @@ pub struct CellSummary {
     pub cell: usize,
     pub machines: usize,
     pub n: usize,
-    /// The swept setting keys' values in words (`K = 3, S = 500`), and the protocol with the
-    /// estimator its columns show when several are swept; empty when nothing is swept.
+    /// The swept setting keys' values in words (`K = 3, S = 500`); empty when none is swept.
     pub setting: String,
+    /// With several protocols swept, the cell's protocol and the estimator its columns show
+    /// (`exact EM (distributed-em)`).
+    pub protocol: Option<String>,
     pub network: String,
     /// The protocol's makespan (the reduction's, in one-shot), seconds; its row gives every
     /// number below that is not the global fit's.
@@ -33,6 +35,18 @@ pub struct CellSummary {
     pub machines_included: Option<f64>,
     pub machines_flagged: Option<f64>,
     pub local_converged: Option<f64>,
+}
+
+impl CellSummary {
+    /// The swept setting and protocol in words, as they head the cell's rows (empty when neither is
+    /// swept).
+    pub fn label(&self) -> String {
+        match (&self.protocol, self.setting.is_empty()) {
+            (None, _) => self.setting.clone(),
+            (Some(p), true) => p.clone(),
+            (Some(p), false) => format!("{}, {p}", self.setting),
+        }
+    }
 }
 
 /// A baseline estimator at the largest M of the study, means over its cells and repetitions.
@@ -65,17 +79,16 @@ pub fn cells(plan: &Plan, rows: &[ResultRow]) -> Vec<CellSummary> {
             let own = || rows.iter().filter(move |r| r.cell == c && r.rounds.is_some());
             let first = rows.iter().find(|r| r.cell == c).expect("a cell has rows");
             let count = |f: fn(&ResultRow) -> Option<usize>| mean_of(own(), |r| f(r).map(|v| v as f64));
-            let mut setting = plan.setting_label(&plan.settings[plan.cells[c].setting]);
-            if plan.protocols.len() > 1 {
+            let protocol = (plan.protocols.len() > 1).then(|| {
                 let p = &plan.protocols[plan.cells[c].protocol];
-                let what = format!("{} ({})", p.name, p.kind.estimator());
-                setting = if setting.is_empty() { what } else { format!("{setting}, {what}") };
-            }
+                format!("{} ({})", p.name, p.kind.estimator())
+            });
             CellSummary {
                 cell: c,
                 machines: first.machines,
                 n: first.n,
-                setting,
+                setting: plan.setting_label(&plan.settings[plan.cells[c].setting]),
+                protocol,
                 network: first.network.clone(),
                 makespan_s: mean_of(own(), |r| r.makespan_s),
                 speedup: mean_of(own(), |r| r.speedup),
@@ -164,26 +177,16 @@ pub fn text(cells: &[CellSummary], baselines: &[BaselineSummary]) -> Vec<String>
         );
         line.trim_end().to_string()
     };
+    // The columns of the protocol's model: the reduction's in one-shot.
+    let ours = if cells.iter().any(|c| c.protocol.is_some()) { "protocol" } else { "reduction" };
     let mut lines = vec![
         row(["", "", "", "", "", "", "test RPE", "", "loglik gap", "param MSE", ""]),
-        row([
-            "cell",
-            "M",
-            "n",
-            "network",
-            "makespan_s",
-            "speedup",
-            "reduction",
-            "global",
-            "nats/row",
-            "reduction",
-            "global",
-        ]),
+        row(["cell", "M", "n", "network", "makespan_s", "speedup", ours, "global", "nats/row", ours, "global"]),
     ];
     for (i, c) in cells.iter().enumerate() {
-        // A swept setting heads its cells, so the table keeps its width.
-        if !c.setting.is_empty() && (i == 0 || cells[i - 1].setting != c.setting) {
-            lines.push(format!("{}:", c.setting));
+        // A swept setting or protocol heads its cells, so the table keeps its width.
+        if !c.label().is_empty() && (i == 0 || cells[i - 1].label() != c.label()) {
+            lines.push(format!("{}:", c.label()));
         }
         let network: String = c.network.split(" (").next().unwrap_or(&c.network).chars().take(11).collect();
         lines.push(row([
@@ -243,7 +246,7 @@ mod tests {
 
     #[test]
     fn wrapped_lines_stay_within_the_width() {
-        let text = "M = 16: the fastest of the swept M (0.3334 s, speedup 5.725), and its model loses 2.696e-6 nats per test row";
+        let text = "M = 16: the fastest of those swept (0.3334 s, speedup 5.725), and its model loses 2.696e-6 nats per test row";
         let lines = wrap(text, 40);
         assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
         assert_eq!(lines.join(" "), text);
@@ -279,6 +282,7 @@ mod tests {
             machines: 99_999,
             n: 9_999_999,
             setting: "K = 3".into(),
+            protocol: None,
             network: "a very long network name (with details)".into(),
             makespan_s: Some(99_999.4),
             speedup: Some(123_456.0),

@@ -82,7 +82,7 @@ fn failing_rounds(plan: &Plan) -> Vec<String> {
         let all_fail = (1.0 - survives).powi(c.machines as i32);
         if all_fail >= ALL_FAIL_WARNING {
             warnings.push(format!(
-                "protocol {} at M = {} with failure probability {p} per round: a machine survives its up to {rounds} rounds with probability {survives:.2e}, and every machine has failed by then with probability {all_fail:.2e}: the protocol then ends early with the server's last model (the record and a warning say so)",
+                "protocol {} at M = {} with failure probability {p} per round: should it run all of its up to {rounds} rounds (the worst case; it may converge sooner), a machine survives them with probability {survives:.2e}, and every machine has failed by then with probability {all_fail:.2e}: the protocol then ends early with the server's last model (the record and a warning say so)",
                 protocol.name, c.machines
             ));
         }
@@ -179,9 +179,9 @@ fn unfinished_global_fits(plan: &Plan, out: &StudyOutput) -> Vec<String> {
         .collect()
 }
 
-/// Cells whose protocol ended early (every machine failed, or no answer by a round's deadline), or
-/// stopped on its round cap before its tolerance (exact EM, federated averaging), counted over the
-/// repetitions.
+/// Cells whose protocol ended early (every machine failed, or no answer by a round's deadline),
+/// whose last step of several rounds heard from fewer than half the machines, or that stopped on its
+/// round cap before its tolerance (exact EM, federated averaging), counted over the repetitions.
 fn unfinished_protocols(plan: &Plan, out: &StudyOutput) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut cells: Vec<usize> = out.runs.iter().map(|r| r.cell.index).collect();
@@ -195,6 +195,19 @@ fn unfinished_protocols(plan: &Plan, out: &StudyOutput) -> Vec<String> {
             warnings.push(format!(
                 "cell {cell} (M = {m}): protocol {name} ended early in {} of {} repetitions ({first}): its model is the server's last",
                 stopped.len(),
+                runs.len()
+            ));
+        }
+        let few: Vec<usize> = runs
+            .iter()
+            .filter(|r| r.record.rounds.len() > 1)
+            .map(|r| r.record.machines.iter().filter(|m| m.included).count())
+            .filter(|&used| 2 * used < m)
+            .collect();
+        if let Some(least) = few.iter().min() {
+            warnings.push(format!(
+                "cell {cell} (M = {m}): protocol {name}'s last step used the answers of fewer than half the machines in {} of {} repetitions (as few as {least}; failures or the deadline): its model is fitted on their rows only",
+                few.len(),
                 runs.len()
             ));
         }

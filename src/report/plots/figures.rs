@@ -483,14 +483,21 @@ impl Figure for Breakdown {
 }
 
 /// A metric by M for several estimators, with horizontal reference lines.
+/// One line of an accuracy plot: its legend label, its look, and its values over repetitions by M.
+pub(super) struct Series {
+    pub(super) label: String,
+    pub(super) look: Look,
+    pub(super) values: BTreeMap<usize, Vec<f64>>,
+}
+
 pub(super) struct Accuracy {
     pub(super) title: String,
     pub(super) y_desc: String,
     pub(super) log_y: bool,
     /// Values and means below it are drawn at it (after the mean is taken).
     pub(super) floor: Option<f64>,
-    /// Per estimator: M -> values over repetitions, in legend order.
-    pub(super) series: Vec<(String, BTreeMap<usize, Vec<f64>>)>,
+    /// Per estimator (or protocol), in legend order.
+    pub(super) series: Vec<Series>,
     /// The reference lines: legend label, value and look of each.
     pub(super) references: Vec<(String, f64, Look)>,
 }
@@ -500,7 +507,7 @@ impl Accuracy {
         let floor = self.floor.unwrap_or(f64::NEG_INFINITY);
         self.series
             .iter()
-            .flat_map(|(_, g)| g.values().flatten().copied())
+            .flat_map(|s| s.values.values().flatten().copied())
             .chain(self.references.iter().map(|r| r.1))
             .map(move |v| v.max(floor))
     }
@@ -508,7 +515,7 @@ impl Accuracy {
 
 impl Figure for Accuracy {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<Vec<Entry>, String> {
-        let ms: Vec<usize> = self.series.iter().flat_map(|(_, g)| g.keys().copied()).collect();
+        let ms: Vec<usize> = self.series.iter().flat_map(|s| s.values.keys().copied()).collect();
         let x = machines_axis(&ms, x_pixels(area));
         if self.log_y {
             let (lo, hi) = log_bounds(self.points());
@@ -536,38 +543,16 @@ impl Accuracy {
         X: Ranged<ValueType = f64>,
         Y: Ranged<ValueType = f64>,
     {
-        let looks = self.looks();
-        let mut entries: Vec<Entry> =
-            self.series.iter().zip(&looks).map(|((name, _), look)| Entry::line(name.clone(), *look)).collect();
+        let mut entries: Vec<Entry> = self.series.iter().map(|s| Entry::line(s.label.clone(), s.look)).collect();
         for (label, value, look) in &self.references {
             let r = chart.x_range();
             draw_line(&mut chart, vec![(r.start, *value), (r.end, *value)], *look)?;
             entries.push(Entry::line(label.clone(), *look));
         }
-        for ((_, g), look) in self.series.iter().zip(&looks).rev() {
-            draw_series(&mut chart, g, *look, self.floor)?;
+        for s in self.series.iter().rev() {
+            draw_series(&mut chart, &s.values, s.look, self.floor)?;
         }
         Ok(entries)
-    }
-
-    /// Each series' look: its estimator's (the label up to ` (`); a second or later series of the
-    /// same estimator (another protocol's) is dashed in turn and takes another marker.
-    fn looks(&self) -> Vec<Look> {
-        let base = |label: &str| label.split(" (").next().unwrap_or(label).to_string();
-        let markers = [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Diamond, Marker::Cross];
-        self.series
-            .iter()
-            .enumerate()
-            .map(|(i, (label, _))| {
-                let b = base(label);
-                let nth = self.series[..i].iter().filter(|(l, _)| base(l) == b).count();
-                let look = estimator_look(&b);
-                match nth {
-                    0 => look,
-                    k => Look { dashed: k % 2 == 1, marker: markers[k % markers.len()], ..look },
-                }
-            })
-            .collect()
     }
 }
 
@@ -929,16 +914,20 @@ impl Figure for Tradeoff {
                 .build_cartesian_2d(x, log_axis(y_lo, y_hi))
                 .map_err(err)?;
             let y_desc = match i {
-                0 => format!("nats per test row lost vs global fit (< {} at it)", log_label(self.floor)),
+                0 => format!("nats per test row lost vs global fit (below {} drawn at it)", log_label(self.floor)),
                 _ => String::new(),
             };
             mesh(&mut chart, ("makespan (s)", &|v| log_label(*v)), (&y_desc, &|v| log_label(*v)), true)?;
             let mut labels = Vec::new();
             for (_, look, p) in series {
-                let at: Vec<(usize, f64, f64)> = p.iter().map(|&(m, t, l)| (m, t, l.max(self.floor))).collect();
-                draw_line(&mut chart, at.iter().map(|&(_, t, l)| (t, l)).collect(), Look { width: 1, ..*look })?;
-                chart.draw_series(at.iter().map(|&(_, t, l)| marker_at((t, l), *look))).map_err(err)?;
-                labels.extend(at.iter().map(|&(m, t, l)| (m.to_string(), chart.backend_coord(&(t, l)), look.color)));
+                let at: Vec<(f64, f64)> = p.iter().map(|&(_, t, l)| (t, l.max(self.floor))).collect();
+                draw_line(&mut chart, at.clone(), Look { width: 1, ..*look })?;
+                chart.draw_series(at.iter().map(|&(t, l)| marker_at((t, l), *look))).map_err(err)?;
+                labels.extend(
+                    p.iter().zip(&at).map(|(&(m, _, lost), point)| {
+                        (self.point_label(m, lost), chart.backend_coord(point), look.color)
+                    }),
+                );
             }
             let (_, rows) = chart.plotting_area().get_pixel_range();
             draw_point_labels(panel, &labels, rows)?;
@@ -948,7 +937,33 @@ impl Figure for Tradeoff {
             None => Vec::new(),
         };
         entries.push(Entry::note("numbers: machines M; down and left is better"));
+        if self.panels.iter().flat_map(|(_, s)| s.iter().flat_map(|(_, _, p)| p.iter())).any(|p| self.marks_gain(p.2)) {
+            entries.push(Entry::note(format!(
+                "M (+g): beats the global fit by g >= {} nats per test row",
+                log_label(GAIN_MARK * self.floor)
+            )));
+        }
         Ok(entries)
+    }
+}
+
+/// Gains over the global fit of at least this many floors are written beside their points (smaller
+/// ones are as good as a tie).
+const GAIN_MARK: f64 = 10.0;
+
+impl Tradeoff {
+    /// Whether a point's loss is a gain worth writing beside it.
+    fn marks_gain(&self, lost: f64) -> bool {
+        -lost >= GAIN_MARK * self.floor
+    }
+
+    /// A point's label: its M, and its gain over the global fit when [`Self::marks_gain`] (such a
+    /// point is drawn at the floor with the smallest losses).
+    fn point_label(&self, machines: usize, lost: f64) -> String {
+        match self.marks_gain(lost) {
+            true => format!("{machines} (+{:.1e})", -lost),
+            false => machines.to_string(),
+        }
     }
 }
 
@@ -977,7 +992,11 @@ mod tests {
                 y_desc: "y".into(),
                 log_y,
                 floor: log_y.then_some(1e-6),
-                series: vec![("reduction".into(), g.clone())],
+                series: vec![Series {
+                    label: "reduction".into(),
+                    look: estimator_look("reduction"),
+                    values: g.clone(),
+                }],
                 references: vec![("global".into(), f64::MAX, estimator_look("global"))],
             };
             let mut svg = String::new();
