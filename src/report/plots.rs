@@ -360,7 +360,17 @@ fn breakdown_bars(checked: &Plan, rows: &[ResultRow]) -> (Vec<Bar>, String) {
         protocol: varies(&|c| c.protocol),
         network: varies(&|c| c.network),
     };
-    let x_desc = if vary == (Varies { m: true, ..Varies::default() }) { "machines M" } else { "cell" };
+    // With many bars, when every group of bars sweeps the same M, M is said once under the axis.
+    let same_ms = (vary.m && checked.cells.len() > MANY_BARS).then(|| same_machines(checked)).flatten();
+    let x_desc = match &same_ms {
+        _ if vary == (Varies { m: true, ..Varies::default() }) => "machines M".to_string(),
+        Some(ms) => {
+            let ms: Vec<String> = ms.iter().map(|m| m.to_string()).collect();
+            format!("cell (in each group, M = {})", ms.join(", "))
+        }
+        None => "cell".to_string(),
+    };
+    let vary = Varies { m: vary.m && same_ms.is_none(), ..vary };
     let bars = checked
         .cells
         .iter()
@@ -384,8 +394,29 @@ fn breakdown_bars(checked: &Plan, rows: &[ResultRow]) -> (Vec<Bar>, String) {
             }
         })
         .collect();
-    (bars, x_desc.to_string())
+    (bars, x_desc)
 }
+
+/// The machine counts M of every group of consecutive cells alike but for M, when there are several
+/// groups and all sweep the same M in the same order.
+fn same_machines(checked: &Plan) -> Option<Vec<usize>> {
+    let mut groups: Vec<(&Cell, Vec<usize>)> = Vec::new();
+    for c in &checked.cells {
+        match groups.last_mut() {
+            Some((first, ms))
+                if (first.n, first.setting, first.protocol, first.network)
+                    == (c.n, c.setting, c.protocol, c.network) =>
+            {
+                ms.push(c.machines)
+            }
+            _ => groups.push((c, vec![c.machines])),
+        }
+    }
+    (groups.len() > 1 && groups.iter().all(|(_, ms)| *ms == groups[0].1)).then(|| groups.swap_remove(0).1)
+}
+
+/// More bars than this in the time breakdown have no room for an M under each.
+const MANY_BARS: usize = 16;
 
 /// What varies across the cells of a study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -397,30 +428,33 @@ struct Varies {
     network: bool,
 }
 
-/// A bar's label names only what varies across cells, one per line: M (also when nothing varies),
-/// n, each swept setting key (`K=3`), the protocol, and a network by its name up to any
-/// parenthesis; just the number M when only M varies.
+/// A bar's label names only what varies across cells, one per line from the innermost sweep to the
+/// outermost: M (also when nothing varies), a network by its name up to any parenthesis, the
+/// protocol, each swept setting key (`K=3`, the last swept first), n; just the number M when only M
+/// varies.
 fn bar_label(checked: &Plan, c: &Cell, m: usize, vary: Varies) -> String {
     if vary == (Varies { m: true, ..Varies::default() }) {
         return m.to_string();
     }
     let net = checked.networks[c.network].label.clone();
+    // From the innermost sweep (M) to the outermost (n), as the cells are ordered.
     let mut parts = Vec::new();
     if vary.m || !(vary.n || vary.setting || vary.protocol || vary.network) {
         parts.push(format!("M={m}"));
     }
-    if vary.n {
-        parts.push(format!("n={}", thousands(c.n)));
-    }
-    if vary.setting {
-        let label = checked.setting_label(checked.setting(c));
-        parts.extend(label.split(", ").map(|p| p.replace(" = ", "=")));
+    if vary.network {
+        parts.push(short_network(&net));
     }
     if vary.protocol {
         parts.push(checked.protocols[c.protocol].name.clone());
     }
-    if vary.network {
-        parts.push(short_network(&net));
+    if vary.setting {
+        let label = checked.setting_label(checked.setting(c));
+        let keys: Vec<String> = label.split(", ").map(|p| p.replace(" = ", "=")).collect();
+        parts.extend(keys.into_iter().rev());
+    }
+    if vary.n {
+        parts.push(format!("n={}", thousands(c.n)));
     }
     parts.join("\n")
 }

@@ -361,9 +361,12 @@ impl Speedup {
     }
 }
 
-/// A categorical x axis: one position per label at 0, 1, ..., each label drawn under its bar in
-/// lines (split at `\n`), ticked at the labels that fit side by side: every one, or every second,
-/// third, ... counting back from the last.
+/// A categorical x axis: one position per label at 0, 1, ..., each label split at `\n` into lines
+/// from the innermost sweep to the outermost. Each line is drawn once, centred under the run of
+/// consecutive bars that share it and every line below it (M under its network, the network under
+/// its protocol, and so on); a line that differs from bar to bar is drawn under its bars, ticked at
+/// the labels that fit side by side (every one, or every second, third, ... counting back from the
+/// last).
 struct Categories {
     lines: Vec<Vec<String>>,
     shown: Vec<usize>,
@@ -372,11 +375,19 @@ struct Categories {
 /// Height of one line of a category label, in pixels.
 const CATEGORY_LINE: u32 = TICK_SIZE + 3;
 
+/// The room a category label takes on its line, in pixels: its width (at least 0.64 em per
+/// character, a generous estimate for DejaVu Sans) and a gap.
+fn category_width(label: &str) -> f64 {
+    let estimate = 0.64 * TICK_SIZE as f64 * label.chars().count() as f64;
+    text_width(label, TICK_SIZE as f64).max(estimate) + 6.0
+}
+
 impl Categories {
     fn new(labels: &[String], width: f64) -> Categories {
         let lines: Vec<Vec<String>> = labels.iter().map(|l| l.split('\n').map(str::to_string).collect()).collect();
         let n = lines.len().max(1);
-        let widest = lines.iter().flatten().map(|l| text_width(l, TICK_SIZE as f64)).fold(0.0, f64::max) + 10.0;
+        let first = lines.iter().filter_map(|l| l.first());
+        let widest = first.map(|l| category_width(l)).fold(0.0, f64::max) + 4.0;
         let every = ((widest * n as f64 / width).ceil() as usize).max(1);
         let mut shown: Vec<usize> = (0..lines.len()).rev().step_by(every).collect();
         shown.reverse();
@@ -394,7 +405,20 @@ impl Categories {
         X_AREA + (self.lines.iter().map(Vec::len).max().unwrap_or(1) as u32 - 1) * CATEGORY_LINE
     }
 
-    /// Draws the shown labels under their bars on `area`, whose chart is `chart`.
+    /// The runs of consecutive bars whose lines from `k` on agree: `(first, last)` bar of each.
+    fn runs(&self, k: usize) -> Vec<(usize, usize)> {
+        let tail = |i: usize| self.lines[i].get(k..).unwrap_or(&[]);
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for i in 0..self.lines.len() {
+            match runs.last_mut() {
+                Some(run) if tail(run.0) == tail(i) => run.1 = i,
+                _ => runs.push((i, i)),
+            }
+        }
+        runs
+    }
+
+    /// Draws the labels under their bars on `area`, whose chart is `chart`.
     fn label<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
         &self,
         area: &DrawingArea<DB, Shift>,
@@ -402,11 +426,25 @@ impl Categories {
     ) -> Result<(), String> {
         let style = TextStyle::from((FONT, TICK_SIZE).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         let bottom = chart.y_range().start;
-        for &i in &self.shown {
-            let (x, y) = chart.backend_coord(&(i as f64, bottom));
-            for (k, line) in self.lines[i].iter().enumerate() {
-                let at = (x, y + 8 + (k as u32 * CATEGORY_LINE) as i32);
-                area.draw(&Text::new(line.clone(), at, style.clone())).map_err(err)?;
+        let depth = self.lines.iter().map(Vec::len).max().unwrap_or(0);
+        for k in 0..depth {
+            let runs = self.runs(k);
+            let at: Vec<(f64, usize)> = match runs.len() == self.lines.len() {
+                true => self.shown.iter().map(|&i| (i as f64, i)).collect(),
+                false => runs.into_iter().map(|(a, b)| ((a + b) as f64 / 2.0, a)).collect(),
+            };
+            // A label that would touch the one before it on its line is left out.
+            let mut right = f64::NEG_INFINITY;
+            for (x, i) in at {
+                let Some(line) = self.lines[i].get(k) else { continue };
+                let (px, py) = chart.backend_coord(&(x, bottom));
+                let half = category_width(line) / 2.0;
+                if px as f64 - half < right {
+                    continue;
+                }
+                right = px as f64 + half;
+                let pos = (px, py + 8 + (k as u32 * CATEGORY_LINE) as i32);
+                area.draw(&Text::new(line.clone(), pos, style.clone())).map_err(err)?;
             }
         }
         Ok(())
@@ -482,7 +520,6 @@ impl Figure for Breakdown {
     }
 }
 
-/// A metric by M for several estimators, with horizontal reference lines.
 /// One line of an accuracy plot: its legend label, its look, and its values over repetitions by M.
 pub(super) struct Series {
     pub(super) label: String,
@@ -490,6 +527,7 @@ pub(super) struct Series {
     pub(super) values: BTreeMap<usize, Vec<f64>>,
 }
 
+/// A metric by M for several estimators, with horizontal reference lines.
 pub(super) struct Accuracy {
     pub(super) title: String,
     pub(super) y_desc: String,
