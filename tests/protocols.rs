@@ -187,21 +187,21 @@ fn a_round_that_misses_its_deadline_goes_on_with_the_answers_in_hand() {
     let r = run(&data, &c);
     assert_eq!(r.rounds.len(), 5);
     assert_eq!(r.rounds[0].answers, 8);
-    late_rounds_go_on_without_the_stragglers(&r, "fedavg");
+    late_rounds_go_on_without_the_stragglers(&r, "fedavg", 0.005);
     for kind in [ProtocolKind::DistributedEm { max_rounds: 6 }, ProtocolKind::Refine { rounds: 4 }] {
         c.protocols = vec![Protocol { name: kind.name().into(), kind }];
-        c.deadline = Some(if matches!(kind, ProtocolKind::Refine { .. }) { 0.05 } else { 0.005 });
+        let deadline = if matches!(kind, ProtocolKind::Refine { .. }) { 0.05 } else { 0.005 };
+        c.deadline = Some(deadline);
         let r = run(&data, &c);
         assert!(r.rounds.len() >= 4, "{}: {} rounds", kind.name(), r.rounds.len());
         assert!(r.estimator(kind.estimator()).is_some(), "{}: a model", kind.name());
-        late_rounds_go_on_without_the_stragglers(&r, kind.name());
+        late_rounds_go_on_without_the_stragglers(&r, kind.name(), deadline);
     }
 }
 
-/// Every round after the first of `r` closed at its deadline with the six punctual answers, and the
-/// two slow machines are not included.
-fn late_rounds_go_on_without_the_stragglers(r: &RunRecord, kind: &str) {
-    let deadline = r.rounds[1].step_start_s - r.rounds[1].open_s;
+/// Every round after the first of `r` closed at its `deadline` with the six punctual answers, and
+/// the two slow machines are not included.
+fn late_rounds_go_on_without_the_stragglers(r: &RunRecord, kind: &str, deadline: f64) {
     for round in &r.rounds[1..] {
         assert_eq!(round.answers, 6, "{kind}: round {}", round.round);
         close(round.step_start_s, round.open_s + deadline, "the round closes at its deadline");

@@ -114,7 +114,7 @@ fn warnings(h: &mut String, run: &Value, has_global: bool, has_truth: bool) {
 fn recommendations(h: &mut String, list: &[Recommendation], budget: f64) {
     let _ = writeln!(
         h,
-        "<h2 id=\"recommendation\">Recommended M</h2>\n<p>The M with the shortest makespan whose model (the protocol's; the reduction in one-shot) loses at most {budget} nats per test row against the global fit (<code>dmoe report --budget</code> to change it) and, with a true model, has a parameter error under 100 times the global fit's; none when that M is slower than the global fit on one machine. Means over the repetitions.</p>\n<ul>"
+        "<h2 id=\"recommendation\">Recommended M</h2>\n<p>The M with the shortest makespan whose model (the protocol's; the reduction in one-shot) loses at most {budget} nats per test row against the global fit (<code>dmoe report --budget</code> to change it) and, with a true model, has a parameter error under 100 times the global fit's; none when that M is slower than the global fit on one machine. With several protocols, the first lines apply the same rule over every protocol: which protocol and M to use on each network. Means over the repetitions.</p>\n<ul>"
     );
     for r in list {
         let _ = writeln!(h, "<li><b>{}</b>: {}</li>", escape(&r.group), escape(&r.reason));
@@ -126,7 +126,13 @@ fn recommendations(h: &mut String, list: &[Recommendation], budget: f64) {
 fn summary_table(h: &mut String, cells: &[CellSummary]) {
     // The setting column only when the study sweeps K, S, stragglers or failures.
     let swept = cells.iter().any(|c| !c.label().is_empty());
-    let setting_head = if swept { "<th class=\"text\">setting</th>" } else { "" };
+    let protocols = cells.iter().any(|c| c.protocol.is_some());
+    let setting_head = match (swept, protocols) {
+        (false, _) => "",
+        (true, false) => "<th class=\"text\">setting</th>",
+        (true, true) => "<th class=\"text\">setting, protocol (its model)</th>",
+    };
+    let ours = if protocols { "protocol" } else { "reduction" };
     let _ = writeln!(
         h,
         "<h2 id=\"summary\">Summary</h2>\n<p>Per cell, means over the repetitions. The log-likelihood gap is the test \
@@ -134,9 +140,9 @@ fn summary_table(h: &mut String, cells: &[CellSummary]) {
          error is against the true model (when the data have one). Machines included: in one-shot, those whose local models entered the reduced model \
          (not the failed, the late, nor those the screening dropped), in other protocols those whose answers the last step used; \
          local fits converged: among the machines that did not fail (none for protocols without local fits). \
-         The RPE and parameter MSE columns marked reduction are those of the protocol's model.</p>\n<table id=\"summary-table\">\n<thead>\n<tr><th>cell</th><th>M</th>\
-         <th>n</th>{setting_head}<th class=\"text\">network</th><th>makespan (s)</th><th>speedup</th><th>test RPE<br>reduction</th>\
-         <th>test RPE<br>global</th><th>loglik gap<br>nats/row</th><th>param MSE<br>reduction</th>\
+         The RPE and parameter MSE columns marked reduction or protocol are those of the protocol's model (the reduction, in one-shot).</p>\n<table id=\"summary-table\">\n<thead>\n<tr><th>cell</th><th>M</th>\
+         <th>n</th>{setting_head}<th class=\"text\">network</th><th>makespan (s)</th><th>speedup</th><th>test RPE<br>{ours}</th>\
+         <th>test RPE<br>global</th><th>loglik gap<br>nats/row</th><th>param MSE<br>{ours}</th>\
          <th>param MSE<br>global</th><th>machines<br>included</th><th>machines<br>flagged</th>\
          <th>local fits<br>converged</th></tr>\n</thead>\n<tbody>"
     );

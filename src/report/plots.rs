@@ -182,8 +182,12 @@ pub fn write_all(dir: &Path, checked: &Plan, out: &StudyOutput, opts: &ViewOptio
     drawn.push(render(dir, "time-breakdown", &Breakdown { title, x_desc, bars, rounds })?);
     drawn.extend(write_tradeoffs(dir, checked, &out.rows)?);
     // Every protocol that reduces (one-shot, refine) reduces the same fits: its reduction is plotted
-    // once, from the first such protocol's cells.
-    let reducer = out.rows.iter().find(|r| r.estimator == "reduction").map(|r| checked.cells[r.cell].protocol);
+    // once, from a one-shot protocol's cells when there is one (it is then that protocol's own
+    // model), else from the first reducing protocol's.
+    let reducing = |r: &&ResultRow| r.estimator == "reduction";
+    let own = |r: &&ResultRow| checked.protocols[checked.cells[r.cell].protocol].kind.estimator() == "reduction";
+    let reducer = (out.rows.iter().filter(reducing).find(own).or_else(|| out.rows.iter().find(reducing)))
+        .map(|r| checked.cells[r.cell].protocol);
     let accuracy_rows: Vec<ResultRow> = out
         .rows
         .iter()

@@ -14,21 +14,25 @@ pub const DEFAULT_BUDGET: f64 = 0.01;
 /// The advice for one sweep group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendation {
-    /// The group: its network, and its n when the study has several.
+    /// The group: what varies among n, setting, protocol and network (its network at least), or
+    /// `every protocol` (with the network when several) for the advice over every protocol.
     pub group: String,
-    /// The recommended M, `None` when no M qualifies or the gap cannot be measured.
+    /// The recommended M (over every protocol: that of the protocol the reason names), `None` when
+    /// no M qualifies or the gap cannot be measured.
     pub machines: Option<usize>,
     /// Why, in one sentence.
     pub reason: String,
 }
 
-/// One recommendation per (n, setting, protocol, network) group of `cells`, in sweep order; then,
-/// with several protocols, one per (n, setting, network) over every protocol ([`across_protocols`]).
+/// With several protocols, first one recommendation per (n, setting, network) over every protocol,
+/// which names the protocol and M to use; then one per (n, setting, protocol, network) group of
+/// `cells`, in sweep order.
 pub fn recommend(cells: &[CellSummary], budget: f64) -> Vec<Recommendation> {
-    let mut list = per_group(cells, budget, |c| c.label(), "");
+    let mut list = Vec::new();
     if cells.iter().any(|c| c.protocol.is_some()) {
         list.extend(per_group(cells, budget, |c| c.setting.clone(), "every protocol"));
     }
+    list.extend(per_group(cells, budget, |c| c.label(), ""));
     list
 }
 
@@ -58,7 +62,7 @@ fn per_group(
         .iter()
         .map(|g| {
             let members: Vec<&CellSummary> = cells.iter().filter(|c| key(c) == *g).collect();
-            let (machines, reason) = advise(&members, budget, &name);
+            let (machines, reason) = advise(&members, budget, &name, !what.is_empty());
             let mut parts = Vec::new();
             if many_n {
                 parts.push(format!("n = {}", g.0));
@@ -66,7 +70,7 @@ fn per_group(
             if !g.1.is_empty() {
                 parts.push(g.1.clone());
             }
-            if many_networks || parts.is_empty() {
+            if many_networks || (parts.is_empty() && what.is_empty()) {
                 parts.push(g.2.clone());
             }
             if !what.is_empty() {
@@ -85,8 +89,14 @@ fn fastest<'a>(set: &[Timed<'a>]) -> Option<Timed<'a>> {
     set.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.machines.cmp(&b.0.machines)))
 }
 
-/// The recommended M of one group's cells and the sentence that says why, each cell called by `name`.
-fn advise(cells: &[&CellSummary], budget: f64, name: &dyn Fn(&CellSummary) -> String) -> (Option<usize>, String) {
+/// The recommended M of one group's cells and the sentence that says why, each cell called by `name`
+/// (`across`: the cells are every protocol's).
+fn advise(
+    cells: &[&CellSummary],
+    budget: f64,
+    name: &dyn Fn(&CellSummary) -> String,
+    across: bool,
+) -> (Option<usize>, String) {
     let timed: Vec<Timed> = cells.iter().filter_map(|c| Some((*c, c.makespan_s?, c.loglik_gap?))).collect();
     if timed.is_empty() {
         return (
@@ -105,7 +115,8 @@ fn advise(cells: &[&CellSummary], budget: f64, name: &dyn Fn(&CellSummary) -> St
         return (
             None,
             format!(
-                "no M keeps the model within {budget} nats per test row of the global fit with a parameter error under {PARAM_MSE_RATIO_WARNING} times the global fit's (the closest: {}, {} nats per row): fit on one machine, or raise --budget",
+                "no {} keeps the model within {budget} nats per test row of the global fit with a parameter error under {PARAM_MSE_RATIO_WARNING} times the global fit's (the closest: {}, {} nats per row): fit on one machine, or raise --budget",
+                if across { "protocol and M" } else { "M" },
                 name(closest.0),
                 short(Some(closest.2))
             ),
@@ -232,22 +243,25 @@ mod tests {
         assert_eq!(
             groups,
             [
+                "rack, every protocol",
+                "wan, every protocol",
                 "one-shot (reduction), rack",
                 "exact EM (distributed-em), rack",
                 "one-shot (reduction), wan",
-                "exact EM (distributed-em), wan",
-                "rack, every protocol",
-                "wan, every protocol"
+                "exact EM (distributed-em), wan"
             ]
         );
-        assert_eq!(r[4].machines, Some(16));
-        assert!(r[4].reason.starts_with("exact EM (distributed-em) at M = 16: the fastest (0.08 s"), "{}", r[4].reason);
+        assert_eq!(r[0].machines, Some(16));
+        assert!(r[0].reason.starts_with("exact EM (distributed-em) at M = 16: the fastest (0.08 s"), "{}", r[0].reason);
         assert!(
-            r[4].reason.contains("one-shot (reduction) at M = 64 is faster (0.05 s) but loses 0.3"),
+            r[0].reason.contains("one-shot (reduction) at M = 64 is faster (0.05 s) but loses 0.3"),
             "{}",
-            r[4].reason
+            r[0].reason
         );
-        assert!(r[5].reason.starts_with("one-shot (reduction) at M = 16: the fastest"), "{}", r[5].reason);
+        assert!(r[1].reason.starts_with("one-shot (reduction) at M = 16: the fastest"), "{}", r[1].reason);
+        // With one network, the advice over every protocol is named just that.
+        let one: Vec<CellSummary> = cells.iter().filter(|c| c.network == "rack").cloned().collect();
+        assert_eq!(recommend(&one, DEFAULT_BUDGET)[0].group, "every protocol");
     }
 
     #[test]

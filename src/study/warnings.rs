@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{CellRun, Plan, ResultRow, StudyOutput};
+use crate::cluster::protocol::ProtocolKind;
 use crate::numeric::model::n_free_params;
 
 /// Fewer training rows per free parameter than this on a machine, and its local fit is unreliable.
@@ -80,9 +81,16 @@ fn failing_rounds(plan: &Plan) -> Vec<String> {
         seen.push((c.protocol, c.machines, p.to_bits()));
         let survives = (1.0 - p).powi(rounds.min(i32::MAX as usize) as i32);
         let all_fail = (1.0 - survives).powi(c.machines as i32);
+        // Refine runs its iterations whatever happens (its worst case is every SQUAREM jump lost);
+        // exact EM and fedavg may converge sooner.
+        let worst = match protocol.kind {
+            ProtocolKind::Refine { .. } if plan.em.accelerate => "the worst case, should every SQUAREM jump lose",
+            ProtocolKind::Refine { .. } => "as refine always does, step halvings aside",
+            _ => "the worst case; it may converge sooner",
+        };
         if all_fail >= ALL_FAIL_WARNING {
             warnings.push(format!(
-                "protocol {} at M = {} with failure probability {p} per round: should it run all of its up to {rounds} rounds (the worst case; it may converge sooner), a machine survives them with probability {survives:.2e}, and every machine has failed by then with probability {all_fail:.2e}: the protocol then ends early with the server's last model (the record and a warning say so)",
+                "protocol {} at M = {} with failure probability {p} per round: should it run all of its up to {rounds} rounds ({worst}), a machine survives them with probability {survives:.2e}, and every machine has failed by then with probability {all_fail:.2e}: the protocol then ends early with the server's last model (the record and a warning say so)",
                 protocol.name, c.machines
             ));
         }
@@ -198,9 +206,10 @@ fn unfinished_protocols(plan: &Plan, out: &StudyOutput) -> Vec<String> {
                 runs.len()
             ));
         }
+        // A protocol that ended early is warned about above; its last round may have heard nobody.
         let few: Vec<usize> = runs
             .iter()
-            .filter(|r| r.record.rounds.len() > 1)
+            .filter(|r| r.record.rounds.len() > 1 && r.record.stopped.is_none())
             .map(|r| r.record.machines.iter().filter(|m| m.included).count())
             .filter(|&used| 2 * used < m)
             .collect();
@@ -217,7 +226,7 @@ fn unfinished_protocols(plan: &Plan, out: &StudyOutput) -> Vec<String> {
                 "cell {cell} (M = {m}): protocol {name} reached its round cap before converging in {capped} of {} repetitions; raise its {}",
                 runs.len(),
                 match plan.protocols[plan.cells[cell].protocol].kind {
-                    crate::cluster::protocol::ProtocolKind::FedAvg { .. } => "rounds",
+                    ProtocolKind::FedAvg { .. } => "rounds",
                     _ => "max_rounds",
                 }
             ));

@@ -364,22 +364,39 @@ impl Speedup {
 /// A categorical x axis: one position per label at 0, 1, ..., each label split at `\n` into lines
 /// from the innermost sweep to the outermost. Each line is drawn once, centred under the run of
 /// consecutive bars that share it and every line below it (M under its network, the network under
-/// its protocol, and so on); a line that differs from bar to bar is drawn under its bars, ticked at
-/// the labels that fit side by side (every one, or every second, third, ... counting back from the
+/// its protocol, and so on), the runs of a line alternating between two rows when their labels
+/// would touch on one; a line that differs from bar to bar is drawn under its bars, ticked at the
+/// labels that fit side by side (every one, or every second, third, ... counting back from the
 /// last).
 struct Categories {
     lines: Vec<Vec<String>>,
     shown: Vec<usize>,
+    /// Per line of the labels, whether its runs alternate between two rows.
+    staggered: Vec<bool>,
 }
 
 /// Height of one line of a category label, in pixels.
 const CATEGORY_LINE: u32 = TICK_SIZE + 3;
 
-/// The room a category label takes on its line, in pixels: its width (at least 0.64 em per
-/// character, a generous estimate for DejaVu Sans) and a gap.
+/// plotters draws a font of size `s` at `s / 1.24` pixels (the SVG's font-size).
+const DRAWN_FONT_SCALE: f64 = 1.0 / 1.24;
+
+/// The room a category label takes on its line, in pixels: its width as drawn and a gap.
 fn category_width(label: &str) -> f64 {
-    let estimate = 0.64 * TICK_SIZE as f64 * label.chars().count() as f64;
-    text_width(label, TICK_SIZE as f64).max(estimate) + 6.0
+    text_width(label, TICK_SIZE as f64 * DRAWN_FONT_SCALE) + 8.0
+}
+
+/// The runs of consecutive labels whose lines from `k` on agree: `(first, last)` label of each.
+fn runs(lines: &[Vec<String>], k: usize) -> Vec<(usize, usize)> {
+    let tail = |i: usize| lines[i].get(k..).unwrap_or(&[]);
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for i in 0..lines.len() {
+        match runs.last_mut() {
+            Some(run) if tail(run.0) == tail(i) => run.1 = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    runs
 }
 
 impl Categories {
@@ -387,11 +404,24 @@ impl Categories {
         let lines: Vec<Vec<String>> = labels.iter().map(|l| l.split('\n').map(str::to_string).collect()).collect();
         let n = lines.len().max(1);
         let first = lines.iter().filter_map(|l| l.first());
-        let widest = first.map(|l| category_width(l)).fold(0.0, f64::max) + 4.0;
+        let widest = first.map(|l| category_width(l)).fold(0.0, f64::max);
         let every = ((widest * n as f64 / width).ceil() as usize).max(1);
         let mut shown: Vec<usize> = (0..lines.len()).rev().step_by(every).collect();
         shown.reverse();
-        Categories { lines, shown }
+        let per_label = width / n as f64;
+        let depth = lines.iter().map(Vec::len).max().unwrap_or(0);
+        let staggered = (0..depth)
+            .map(|k| {
+                let runs = runs(&lines, k);
+                let room = |i: usize| lines[i].get(k).map_or(0.0, |l| category_width(l));
+                runs.len() < lines.len()
+                    && runs.windows(2).any(|w| {
+                        let apart = ((w[1].0 + w[1].1) as f64 - (w[0].0 + w[0].1) as f64) / 2.0 * per_label;
+                        apart < (room(w[0].0) + room(w[1].0)) / 2.0
+                    })
+            })
+            .collect();
+        Categories { lines, shown, staggered }
     }
 
     /// The x axis (its grid and tick marks at the shown labels; the labels are drawn by [`Self::label`]).
@@ -400,22 +430,14 @@ impl Categories {
         Ticked { inner: (-0.5..(self.lines.len().max(1) as f64 - 0.5)).into(), ticks }
     }
 
-    /// Pixels below the chart for the labels and the axis description.
-    fn area(&self) -> u32 {
-        X_AREA + (self.lines.iter().map(Vec::len).max().unwrap_or(1) as u32 - 1) * CATEGORY_LINE
+    /// The first row of line `k` (each line takes one row, two when staggered).
+    fn row(&self, k: usize) -> u32 {
+        self.staggered[..k].iter().map(|&s| 1 + s as u32).sum()
     }
 
-    /// The runs of consecutive bars whose lines from `k` on agree: `(first, last)` bar of each.
-    fn runs(&self, k: usize) -> Vec<(usize, usize)> {
-        let tail = |i: usize| self.lines[i].get(k..).unwrap_or(&[]);
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        for i in 0..self.lines.len() {
-            match runs.last_mut() {
-                Some(run) if tail(run.0) == tail(i) => run.1 = i,
-                _ => runs.push((i, i)),
-            }
-        }
-        runs
+    /// Pixels below the chart for the labels and the axis description.
+    fn area(&self) -> u32 {
+        X_AREA + self.row(self.staggered.len()).saturating_sub(1) * CATEGORY_LINE
     }
 
     /// Draws the labels under their bars on `area`, whose chart is `chart`.
@@ -426,24 +448,24 @@ impl Categories {
     ) -> Result<(), String> {
         let style = TextStyle::from((FONT, TICK_SIZE).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         let bottom = chart.y_range().start;
-        let depth = self.lines.iter().map(Vec::len).max().unwrap_or(0);
-        for k in 0..depth {
-            let runs = self.runs(k);
+        for k in 0..self.staggered.len() {
+            let runs = runs(&self.lines, k);
             let at: Vec<(f64, usize)> = match runs.len() == self.lines.len() {
                 true => self.shown.iter().map(|&i| (i as f64, i)).collect(),
                 false => runs.into_iter().map(|(a, b)| ((a + b) as f64 / 2.0, a)).collect(),
             };
-            // A label that would touch the one before it on its line is left out.
-            let mut right = f64::NEG_INFINITY;
-            for (x, i) in at {
+            // Where the last label of each row ends; one that would still touch it is left out.
+            let mut right = [f64::NEG_INFINITY; 2];
+            for (r, (x, i)) in at.into_iter().enumerate() {
                 let Some(line) = self.lines[i].get(k) else { continue };
+                let sub = usize::from(self.staggered[k] && r % 2 == 1);
                 let (px, py) = chart.backend_coord(&(x, bottom));
                 let half = category_width(line) / 2.0;
-                if px as f64 - half < right {
+                if px as f64 - half < right[sub] {
                     continue;
                 }
-                right = px as f64 + half;
-                let pos = (px, py + 8 + (k as u32 * CATEGORY_LINE) as i32);
+                right[sub] = px as f64 + half;
+                let pos = (px, py + 8 + ((self.row(k) + sub as u32) * CATEGORY_LINE) as i32);
                 area.draw(&Text::new(line.clone(), pos, style.clone())).map_err(err)?;
             }
         }
