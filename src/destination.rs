@@ -527,12 +527,10 @@ fn lock_file(path: &Path) -> Result<File, LockError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::Scratch;
 
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("dmoe-destination-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn scratch(name: &str) -> Scratch {
+        Scratch::new(&format!("destination-{name}"))
     }
 
     fn listing(dir: &Path) -> Vec<String> {

@@ -50,6 +50,8 @@ pub mod numeric;
 pub mod reduce;
 #[cfg(feature = "plots")]
 pub mod report;
+#[cfg(test)]
+mod scratch;
 #[cfg(feature = "simulator")]
 pub mod study;
 

@@ -123,8 +123,7 @@ mod tests {
         };
         let text = to_toml(&saved);
         assert_eq!(toml::from_str::<Saved>(&text).unwrap(), saved);
-        let dir = std::env::temp_dir().join(format!("dmoe-calibration-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("calibration-test");
         let p = dir.join("c.toml");
         std::fs::write(&p, text.replace("mm_per_unit", "mm_per_units")).unwrap();
         let e = read(&p).unwrap_err();
@@ -139,6 +138,5 @@ mod tests {
         std::fs::write(&p, old).unwrap();
         let e = read(&p).unwrap_err();
         assert!(e.contains("has no `pool_per_unit`") && e.contains("dmoe calibrate --save"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -172,8 +172,7 @@ mod tests {
 
     #[test]
     fn keys_know_their_lines_and_overrides_replace_them() {
-        let dir = std::env::temp_dir().join(format!("dmoe-source-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("source");
         let f = dir.join("s.toml");
         std::fs::write(&f, "seed = 1\n\n[data]\nkind = \"synthetic\"\nn = [10, 20]\n\n[[network]]\nname = \"a\"\n[[network]]\nlatency = { kind = \"constant\", seconds = 1 }\n").unwrap();
         let s = Source::load(&f, &["data.k=3".into()]).unwrap();
@@ -191,6 +190,5 @@ mod tests {
         assert!(range.contains("the list `network` has 2 entries"), "{range}");
         let bad = Source::load(&f, &["clock=model".into()]).unwrap_err().to_string();
         assert!(bad.contains("--set 'clock=\"model\"'"), "the hint is shell-safe: {bad}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
