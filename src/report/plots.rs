@@ -543,7 +543,8 @@ fn merged_label(checked: &Plan, n: usize, members: &[(usize, usize)]) -> String 
 /// protocol's own estimator (distributed-em, refine, fedavg; the reduction of one-shot) is labelled
 /// by the protocol's name and drawn in the protocol's look, as in the trade-off and speedup plots;
 /// any other estimator that several protocols report is one series per protocol, labelled
-/// `median (protocol name)`, each after the first dashed in turn with another marker.
+/// `median (protocol name)`, each after the first dashed in turn with another marker. The
+/// protocols' own series come together, in the scenario's order, where the first of them would be.
 fn estimator_series(
     checked: &Plan,
     rows: &[&ResultRow],
@@ -552,6 +553,9 @@ fn estimator_series(
 ) -> Vec<Series> {
     let several = checked.protocols.len() > 1;
     let mut series = Vec::new();
+    // The protocols' own series by protocol index, and where in `series` they go.
+    let mut own: Vec<(usize, Series)> = Vec::new();
+    let mut own_at = None;
     for est in ACCURACY_ESTIMATORS {
         let mut protocols: Vec<usize> = Vec::new();
         for r in rows.iter().filter(|r| r.estimator == est) {
@@ -572,25 +576,28 @@ fn estimator_series(
                 continue;
             }
             let protocol = &checked.protocols[p];
-            let (label, look) = if several && protocol.kind.estimator() == est {
-                (protocol.name.clone(), protocol_look(checked, p))
-            } else {
-                let label = if protocols.len() > 1 { format!("{est} ({})", protocol.name) } else { est.to_string() };
-                let markers = [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Diamond, Marker::Cross];
-                let base = estimator_look(est);
-                let look = match others {
-                    0 => base,
-                    k => {
-                        let others: Vec<Marker> = markers.into_iter().filter(|m| *m != base.marker).collect();
-                        Look { dashed: k % 2 == 1, marker: others[(k - 1) % others.len()], ..base }
-                    }
-                };
-                others += 1;
-                (label, look)
+            if several && protocol.kind.estimator() == est {
+                own_at.get_or_insert(series.len());
+                own.push((p, Series { label: protocol.name.clone(), look: protocol_look(checked, p), values }));
+                continue;
+            }
+            let label = if protocols.len() > 1 { format!("{est} ({})", protocol.name) } else { est.to_string() };
+            let markers = [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Diamond, Marker::Cross];
+            let base = estimator_look(est);
+            let look = match others {
+                0 => base,
+                k => {
+                    let markers: Vec<Marker> = markers.into_iter().filter(|m| *m != base.marker).collect();
+                    Look { dashed: k % 2 == 1, marker: markers[(k - 1) % markers.len()], ..base }
+                }
             };
+            others += 1;
             series.push(Series { label, look, values });
         }
     }
+    own.sort_by_key(|(p, _)| *p);
+    let at = own_at.unwrap_or(series.len());
+    series.splice(at..at, own.into_iter().map(|(_, s)| s));
     series
 }
 
