@@ -132,7 +132,7 @@ fn summary_table(h: &mut String, cells: &[CellSummary]) {
         (true, false) => "<th class=\"text\">setting</th>",
         (true, true) => "<th class=\"text\">setting, protocol (its model)</th>",
     };
-    let ours = if protocols { "protocol" } else { "reduction" };
+    let ours = summary::model_column(cells);
     let _ = writeln!(
         h,
         "<h2 id=\"summary\">Summary</h2>\n<p>Per cell, means over the repetitions. The log-likelihood gap is the test \

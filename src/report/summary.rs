@@ -37,6 +37,12 @@ pub struct CellSummary {
     pub local_converged: Option<f64>,
 }
 
+/// What the columns of the protocol's model are headed: `protocol` when several are swept, else
+/// `reduction` (one-shot's model).
+pub fn model_column(cells: &[CellSummary]) -> &'static str {
+    if cells.iter().any(|c| c.protocol.is_some()) { "protocol" } else { "reduction" }
+}
+
 impl CellSummary {
     /// The swept setting and protocol in words, as they head the cell's rows (empty when neither is
     /// swept).
@@ -177,8 +183,7 @@ pub fn text(cells: &[CellSummary], baselines: &[BaselineSummary]) -> Vec<String>
         );
         line.trim_end().to_string()
     };
-    // The columns of the protocol's model: the reduction's in one-shot.
-    let ours = if cells.iter().any(|c| c.protocol.is_some()) { "protocol" } else { "reduction" };
+    let ours = model_column(cells);
     let mut lines = vec![
         row(["", "", "", "", "", "", "test RPE", "", "loglik gap", "param MSE", ""]),
         row(["cell", "M", "n", "network", "makespan_s", "speedup", ours, "global", "nats/row", ours, "global"]),

@@ -292,8 +292,8 @@ pub enum Next {
 }
 
 /// The server of exact EM: the parameters whose E-step the machines hold (`base`) with the summed
-/// statistics at them, the last point of the log-likelihood trace (`model`: the same as `base`
-/// except while a SQUAREM jump is tried), the pending request and the trace.
+/// statistics at them, the pending request and the log-likelihood trace, whose last point is `base`
+/// except while a SQUAREM jump is tried (then it is the `fallback`).
 ///
 /// With `accelerate`, the server runs the single-machine SQUAREM cycle (`super::iterate_squarem`)
 /// round by round: two plain steps `p0 -> p1 -> p2`, the jump `px` (no round: the server has every
@@ -310,7 +310,6 @@ pub struct Server {
     accelerate: bool,
     base: Params,
     stats: Option<ShardStats>,
-    model: Params,
     asked: Asked,
     /// The plain points of the current SQUAREM cycle (`p0`, then `p1`, `p2`).
     cycle: Vec<Params>,
@@ -339,7 +338,6 @@ impl Server {
             max_iter: settings.max_iter,
             accelerate: settings.accelerate,
             cycle: vec![params.clone()],
-            model: params.clone(),
             base: params,
             stats: None,
             asked: Asked::EStep,
@@ -461,7 +459,7 @@ impl Server {
             return self.propose(Verdict::Accepted);
         }
         self.tally.jumps_lost += 1;
-        (self.base, self.model, self.stats, self.cycle) = (p2.clone(), p2.clone(), Some(s2), vec![p2.clone()]);
+        (self.base, self.cycle) = (p2.clone(), vec![p2.clone()]);
         self.asked = Asked::EStep;
         Next::Ask(Request { params: p2, verdict: Verdict::First })
     }
@@ -469,7 +467,6 @@ impl Server {
     /// `params` becomes the next point of the trace, with `stats` its E-step's sums.
     fn take(&mut self, params: Params, stats: ShardStats) {
         self.trace.push(stats.loglik);
-        self.model = params.clone();
         self.base = params;
         self.stats = Some(stats);
     }
@@ -518,7 +515,8 @@ impl Server {
 
     /// The last point of the trace on the raw scale (with the start's target name).
     pub fn model(&self) -> Result<Moe, EmError> {
-        let mut model = to_raw_model(&self.model, &self.scaling, &self.features)?;
+        let last = self.fallback.as_ref().map_or(&self.base, |(p2, _)| p2);
+        let mut model = to_raw_model(last, &self.scaling, &self.features)?;
         model.target = self.target.clone();
         Ok(model)
     }

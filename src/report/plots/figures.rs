@@ -371,7 +371,8 @@ impl Speedup {
 struct Categories {
     lines: Vec<Vec<String>>,
     shown: Vec<usize>,
-    /// Per line of the labels, whether its runs alternate between two rows.
+    /// Per line of the labels, its runs ([`runs`]) and whether they alternate between two rows.
+    runs: Vec<Vec<(usize, usize)>>,
     staggered: Vec<bool>,
 }
 
@@ -410,9 +411,11 @@ impl Categories {
         shown.reverse();
         let per_label = width / n as f64;
         let depth = lines.iter().map(Vec::len).max().unwrap_or(0);
-        let staggered = (0..depth)
-            .map(|k| {
-                let runs = runs(&lines, k);
+        let runs: Vec<Vec<(usize, usize)>> = (0..depth).map(|k| runs(&lines, k)).collect();
+        let staggered = runs
+            .iter()
+            .enumerate()
+            .map(|(k, runs)| {
                 let room = |i: usize| lines[i].get(k).map_or(0.0, |l| category_width(l));
                 runs.len() < lines.len()
                     && runs.windows(2).any(|w| {
@@ -421,7 +424,7 @@ impl Categories {
                     })
             })
             .collect();
-        Categories { lines, shown, staggered }
+        Categories { lines, shown, runs, staggered }
     }
 
     /// The x axis (its grid and tick marks at the shown labels; the labels are drawn by [`Self::label`]).
@@ -448,11 +451,10 @@ impl Categories {
     ) -> Result<(), String> {
         let style = TextStyle::from((FONT, TICK_SIZE).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         let bottom = chart.y_range().start;
-        for k in 0..self.staggered.len() {
-            let runs = runs(&self.lines, k);
+        for (k, runs) in self.runs.iter().enumerate() {
             let at: Vec<(f64, usize)> = match runs.len() == self.lines.len() {
                 true => self.shown.iter().map(|&i| (i as f64, i)).collect(),
-                false => runs.into_iter().map(|(a, b)| ((a + b) as f64 / 2.0, a)).collect(),
+                false => runs.iter().map(|&(a, b)| ((a + b) as f64 / 2.0, a)).collect(),
             };
             // Where the last label of each row ends; one that would still touch it is left out.
             let mut right = [f64::NEG_INFINITY; 2];
