@@ -55,7 +55,10 @@
 //! relative (parameter MSE), test log-likelihoods by 4e-14 relative; no time moved. The eighteenth
 //! (issue #13) came with the event-driven scheduler that replaced the timeline computed after the
 //! fact: it added the columns `protocol`, `protocol_kind` (after `network`) and `rounds` (before
-//! `bytes_sent`); every other field of every row is unchanged, byte for byte.
+//! `bytes_sent`); every other field of every row is unchanged, byte for byte. The nineteenth (issue
+//! #12) came with pooling's own vectorised exponential (`numeric::exp`, within 2 ulp of the C
+//! library's) and, after a drop, the final gate fit started from the screening reference's gate:
+//! estimates and scores moved by at most 1.2e-13 relative, no time and no flagged machine moved.
 //!
 //! The copies were written on x86-64 with AVX2 and FMA, where ndarray's matrix products take the FMA
 //! kernel. On such a CPU the comparison is byte for byte. Elsewhere the products round differently,

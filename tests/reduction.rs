@@ -215,6 +215,26 @@ fn the_pool_of_kept_machines_equals_pooling_them_afresh() {
     }
 }
 
+#[test]
+fn after_a_drop_the_pool_is_the_kept_machines_and_the_median_still_scores_every_report() {
+    // With 200 supporting points (fewer than the median baseline's 500) the median used to read the
+    // reduction's pool directly; after a drop that pool holds the 7 kept machines only, so the
+    // median must pool all 8 reports again: it is the median of a fresh pool of every report.
+    let mut reports = eight_machines(23);
+    reports[3].model.experts.mapv_inplace(|b| -4.0 * b + 3.0);
+    reports[3].model.variances.mapv_inplace(|v| 30.0 * v);
+    let (models, sizes, all) = pooled(&reports);
+    let few = all.slice(ndarray::s![..200, ..]);
+    let r = reduce_checked(&models, &sizes, few, &ReductionSettings { k: 3, ..Default::default() });
+    assert_eq!((r.flagged.clone(), r.dropped), (vec![3], true), "scores {:?}", r.scores);
+    assert_eq!((r.large.n_experts(), r.large.lambdas.len(), r.large.n_support()), (21, 7, 200), "the kept pool");
+    let every = LargeModel::new(&models, &sizes, few).unwrap();
+    let expected = reduce::baselines::median_index(&every, &models);
+    let got = distributed::baselines(&reports, &r, &[distributed::Baseline::Median]);
+    let [(name, Estimate::Moe(median))] = got.as_slice() else { panic!("one K-component median") };
+    assert_eq!((*name, median.as_ref()), ("median", models[expected]));
+}
+
 /// Local reports of 8 machines on 16,000 rows (K = 3, d = 2), 1,000 supporting rows in all.
 fn eight_machines(seed: u64) -> Vec<distributed::LocalReport> {
     let (_, data) = problem(3, 2, 16_000, seed);

@@ -250,17 +250,20 @@ pub fn baselines(reports: &[LocalReport], reduction: &Reduction, which: &[Baseli
     for &b in which {
         let est = match b {
             Baseline::Median => {
-                let large = &reduction.large;
-                let s = large.n_support();
-                let idx = if s > MEDIAN_SUPPORT {
-                    let rows: Vec<usize> = (0..MEDIAN_SUPPORT).map(|i| i * s / MEDIAN_SUPPORT).collect();
-                    let x = large.xt.select(Axis(0), &rows);
-                    let sub =
+                // Every report is a candidate, so the pool is of every local model (the reduction's
+                // holds only the kept ones when screening dropped machines).
+                let xt = &reduction.large.xt;
+                let s = xt.nrows();
+                let idx = if s > MEDIAN_SUPPORT || reduction.dropped {
+                    let n = MEDIAN_SUPPORT.min(s);
+                    let rows: Vec<usize> = (0..n).map(|i| i * s / n).collect();
+                    let x = xt.select(Axis(0), &rows);
+                    let all =
                         crate::numeric::transport::LargeModel::new(&locals, &sizes, x.slice(ndarray::s![.., 1..]))
-                            .expect("the same models pool on fewer points");
-                    baselines::median_index(&sub, &locals)
+                            .expect("the models the reduction pooled pool again");
+                    baselines::median_index(&all, &locals)
                 } else {
-                    baselines::median_index(large, &locals)
+                    baselines::median_index(&reduction.large, &locals)
                 };
                 Some(Estimate::Moe(Box::new(locals[idx].clone())))
             }

@@ -7,6 +7,7 @@
 pub mod blocks;
 pub mod cputime;
 pub mod em;
+pub mod exp;
 pub mod gate;
 pub mod information;
 pub mod kmeans;

@@ -8,6 +8,7 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
+use crate::numeric::exp::exp_nonpositive;
 use crate::numeric::linalg::with_intercept;
 use crate::numeric::model::{Moe, affine};
 
@@ -94,23 +95,28 @@ impl LargeModel {
         }
         // Every local gate's logits in one product, then a softmax over each model's columns:
         // with a = max_k v_k and e_k = exp(v_k - a), `log pi_k = v_k - a - log sum e` and
-        // `w_k = lambda_m e_k / sum e` (one exponential per entry).
+        // `w_k = lambda_m e_k / sum e` (one exponential per entry). Each pass runs over a whole row,
+        // the per-model values spread over its columns, so that the exponentials are vectorised.
         let mut log_gates = affine(support, &gates);
         let mut weights = Array2::<f64>::zeros((support.nrows(), l));
+        let (mut tops, mut shifts, mut factors) = (vec![0.0; l], vec![0.0; l], vec![0.0; l]);
         for (mut row, mut w_row) in log_gates.outer_iter_mut().zip(weights.outer_iter_mut()) {
             let (row, w_row) = (row.as_slice_mut().expect("standard"), w_row.as_slice_mut().expect("standard"));
+            for range in &columns {
+                let top = row[range.clone()].iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
+                tops[range.clone()].fill(top);
+            }
+            for ((e, &v), &top) in w_row.iter_mut().zip(row.iter()).zip(&tops) {
+                *e = exp_nonpositive(v - top);
+            }
             for (range, &lambda) in columns.iter().zip(&lambdas) {
-                let (own, w) = (&mut row[range.clone()], &mut w_row[range.clone()]);
-                let top = own.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
-                for (e, &v) in w.iter_mut().zip(own.iter()) {
-                    *e = (v - top).exp();
-                }
-                let total: f64 = w.iter().sum();
-                let shift = top + total.ln();
-                for (v, e) in own.iter_mut().zip(w.iter_mut()) {
-                    *v -= shift;
-                    *e *= lambda / total;
-                }
+                let total: f64 = w_row[range.clone()].iter().sum();
+                shifts[range.clone()].fill(tops[range.start] + total.ln());
+                factors[range.clone()].fill(lambda / total);
+            }
+            for (((v, e), &shift), &factor) in row.iter_mut().zip(w_row.iter_mut()).zip(&shifts).zip(&factors) {
+                *v -= shift;
+                *e *= factor;
             }
         }
         let xt = with_intercept(support);
@@ -135,15 +141,15 @@ impl LargeModel {
     /// The large model of the local models `keep` (indices, increasing) alone, at the same points:
     /// their experts, with weights `lambda'_m pi^(m)_k(x_s)` where `lambda'_m = lambda_m / sum of the
     /// kept lambdas` (shares of the kept rows). Equal to pooling the kept models afresh, without
-    /// evaluating their gates again.
-    pub fn keeping(&self, keep: &[usize]) -> LargeModel {
+    /// evaluating their gates again; the arrays are compacted where they are, with no copy.
+    pub fn keeping(mut self, keep: &[usize]) -> LargeModel {
         let kept_total: f64 = keep.iter().map(|&m| self.lambdas[m]).sum();
         let columns: Vec<usize> = (0..self.n_experts()).filter(|l| keep.contains(&self.machine_of[*l])).collect();
+        let weights = keep_columns(self.weights, &columns).mapv_into(|w| w / kept_total);
         LargeModel {
-            xt: self.xt.clone(),
-            weights: select_columns(&self.weights, &columns).mapv_into(|w| w / kept_total),
-            log_gates: select_columns(&self.log_gates, &columns),
-            means: select_columns(&self.means, &columns),
+            weights,
+            log_gates: keep_columns(self.log_gates, &columns),
+            means: keep_columns(self.means, &columns),
             experts: self.experts.select(Axis(0), &columns),
             variances: self.variances.select(Axis(0), &columns),
             machine_of: columns
@@ -151,31 +157,50 @@ impl LargeModel {
                 .map(|&l| keep.iter().position(|&m| m == self.machine_of[l]).expect("kept"))
                 .collect(),
             lambdas: keep.iter().map(|&m| self.lambdas[m] / kept_total).collect(),
+            xt: std::mem::take(&mut self.xt),
         }
     }
 
     /// [`joint_divergence`] of every local model of the pool (`locals[m]` is machine m) from
-    /// `reference` (evaluated at the same supporting points), from the pooled gates and means: the
-    /// pooled arrays are read row by row, once for all models (a model's gate probabilities are its
-    /// weights over `lambda_m`).
+    /// `reference` (evaluated at the same supporting points), from the pooled gates and means (a
+    /// model's gate probabilities are its weights over `lambda_m`). The pooled arrays are read row
+    /// by row, once for all models, each reference expert's terms added over the whole row at once.
+    /// Each pair's cost `cost_kj = sum_s pi_k [log pi_k - log rho_j + KL(N_k || N'_j)]`, with
+    /// `KL(N_k || N'_j) = kl_constant(s2_k, s2'_j) + (mu_k - mu'_j)^2 / (2 s2'_j)`, sums the points in order.
     pub fn joint_divergences(&self, locals: &[&Moe], reference: &AtPoints) -> Vec<f64> {
-        let mut costs: Vec<PairCosts> = locals.iter().map(|m| PairCosts::new(m, reference.model)).collect();
-        let own: Vec<std::ops::Range<usize>> = (0..locals.len())
-            .map(|m| {
-                let first = self.machine_of.iter().position(|&o| o == m).expect("a machine of the pool");
-                first..first + locals[m].k()
-            })
+        let (l_n, k_r) = (self.n_experts(), reference.model.k());
+        let scale: Vec<f64> = self.machine_of.iter().map(|&m| 1.0 / self.lambdas[m]).collect();
+        let half_prec: Vec<f64> = reference.model.variances.iter().map(|v| 0.5 / v).collect();
+        // `constant[j L + l] = kl_constant(s2_l, s2'_j)`, and `cost[j L + l]` its pair's sum.
+        let constant: Vec<f64> = (reference.model.variances.iter())
+            .flat_map(|&s2j| self.variances.iter().map(move |&s2l| kl_constant(s2l, s2j)))
             .collect();
-        let scale: Vec<f64> = self.lambdas.iter().map(|l| 1.0 / l).collect();
+        let mut cost = vec![0.0; k_r * l_n];
         for s in 0..self.n_support() {
             let (w, lg, mu) = (row_of(&self.weights, s), row_of(&self.log_gates, s), row_of(&self.means, s));
             let (lr, mr) = (row_of(&reference.log_pi, s), row_of(&reference.mu, s));
-            for ((cost, own), &scale) in costs.iter_mut().zip(&own).zip(&scale) {
-                let own = own.clone();
-                cost.add_point(&w[own.clone()], scale, &lg[own.clone()], &mu[own], lr, mr);
+            for j in 0..k_r {
+                let (lr, mr, hp) = (lr[j], mr[j], half_prec[j]);
+                let (cost, constant) = (&mut cost[j * l_n..(j + 1) * l_n], &constant[j * l_n..(j + 1) * l_n]);
+                for l in 0..l_n {
+                    let p = w[l] * scale[l];
+                    let r = mu[l] - mr;
+                    let term = p * (lg[l] - lr + constant[l] + hp * r * r);
+                    // A model's zero gate probability adds nothing, even where its log is -inf.
+                    cost[l] += if p > 0.0 { term } else { 0.0 };
+                }
             }
         }
-        costs.iter().map(|c| c.divergence(self.n_support())).collect()
+        let mut first = 0;
+        locals
+            .iter()
+            .map(|model| {
+                let own = first..first + model.k();
+                first = own.end;
+                let pair = Array2::from_shape_fn((model.k(), k_r), |(k, j)| cost[j * l_n + own.start + k]);
+                pair_divergence(&pair, self.n_support())
+            })
+            .collect()
     }
 
     /// Number of supporting points S.
@@ -236,9 +261,10 @@ fn kl_constant(s2_from: f64, s2_to: f64) -> f64 {
     0.5 * ((s2_to / s2_from).ln() + s2_from / s2_to - 1.0)
 }
 
-/// The columns `columns` of a row-major matrix, in that order.
-/// Runs of consecutive columns (a machine's experts) are copied whole.
-fn select_columns(a: &Array2<f64>, columns: &[usize]) -> Array2<f64> {
+/// The columns `columns` (increasing) of a row-major matrix, moved to the front of its own buffer
+/// row after row: a row's kept entries never land after where they were read, so nothing is read
+/// after it is overwritten. Runs of consecutive columns (a machine's experts) move whole.
+fn keep_columns(a: Array2<f64>, columns: &[usize]) -> Array2<f64> {
     let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
     for &c in columns {
         match runs.last_mut() {
@@ -246,14 +272,20 @@ fn select_columns(a: &Array2<f64>, columns: &[usize]) -> Array2<f64> {
             _ => runs.push(c..c + 1),
         }
     }
-    let mut out = Vec::with_capacity(a.nrows() * columns.len());
-    for from in a.outer_iter() {
-        let from = from.as_slice().expect("standard layout");
+    let (rows, width) = a.dim();
+    let a = if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
+    let (mut data, offset) = a.into_raw_vec_and_offset();
+    assert_eq!(offset.unwrap_or(0), 0, "an owned standard-layout array starts its buffer");
+    let mut to = 0;
+    for row in 0..rows {
         for run in &runs {
-            out.extend_from_slice(&from[run.clone()]);
+            let from = row * width + run.start;
+            data.copy_within(from..from + run.len(), to);
+            to += run.len();
         }
     }
-    Array2::from_shape_vec((a.nrows(), columns.len()), out).expect("rows x columns")
+    data.truncate(to);
+    Array2::from_shape_vec((rows, columns.len()), data).expect("rows x kept columns")
 }
 
 /// The terms of the cost `c_lk(x) = constant[k L + l] + half_prec[k] (mu_l(x) - mu_k(x))^2`, with
@@ -454,16 +486,13 @@ pub fn summed_kl_cost(model: &Moe, reference: &Moe, xt: ArrayView2<f64>) -> Arra
 /// `D = (1/S) sum_s sum_k pi_k(x_s) [log pi_k(x_s) - log rho_{s(k)}(x_s) + KL(N_k(x_s) || N'_{s(k)}(x_s))]`,
 /// with `pi`, `N` the model's gate and experts and `rho`, `N'` the reference's. It bounds the KL
 /// divergence between the two mixtures from above and is 0 only when they coincide up to labels, so
-/// it catches what the transport objective cannot: experts attached to the wrong gates.
+/// it catches what the transport objective cannot: experts attached to the wrong gates. Computed as
+/// the pool of this one model ([`LargeModel::joint_divergences`]); NaN when `x` has no row.
 pub fn joint_divergence(model: &Moe, reference: &Moe, x: ArrayView2<f64>) -> f64 {
-    let (m, r) = (AtPoints::new(model, x), AtPoints::new(reference, x));
-    let pi = m.log_pi.mapv(f64::exp);
-    let mut cost = PairCosts::new(model, reference);
-    for s in 0..x.nrows() {
-        let (pi, log_pi, mu) = (row_of(&pi, s), row_of(&m.log_pi, s), row_of(&m.mu, s));
-        cost.add_point(pi, 1.0, log_pi, mu, row_of(&r.log_pi, s), row_of(&r.mu, s));
+    match LargeModel::new(&[model], &[1], x) {
+        Ok(alone) => alone.joint_divergences(&[model], &AtPoints::new(reference, x))[0],
+        Err(_) => f64::NAN, // no points: 0 / 0
     }
-    cost.divergence(x.nrows())
 }
 
 /// A model's gate log-probabilities and expert means at a set of points (S x K each): what
@@ -487,62 +516,16 @@ fn row_of(a: &Array2<f64>, s: usize) -> &[f64] {
     a.row(s).to_slice().expect("standard layout")
 }
 
-/// The summed cost of [`joint_divergence`] for every pair (k of the model, j of the reference):
-/// `cost_kj = sum_s pi_k(x_s) [log pi_k(x_s) - log rho_j(x_s) + KL(N_k(x_s) || N'_j(x_s))]`, with
-/// `KL(N_k || N'_j) = c_kj + (mu_k - mu'_j)^2 / (2 s2'_j)` (the log of the variances once per pair).
-struct PairCosts {
-    k_r: usize,
-    /// `(c_kj, 1 / (2 s2'_j))`, K_model x K_ref.
-    terms: Vec<(f64, f64)>,
-    /// `cost_kj`, K_model x K_ref.
-    cost: Array2<f64>,
-}
-
-impl PairCosts {
-    fn new(model: &Moe, reference: &Moe) -> PairCosts {
-        let (k_m, k_r) = (model.k(), reference.k());
-        let terms = (0..k_m)
-            .flat_map(|k| {
-                (0..k_r).map(move |j| {
-                    let (s2k, s2j) = (model.variances[k], reference.variances[j]);
-                    (kl_constant(s2k, s2j), 0.5 / s2j)
-                })
-            })
-            .collect();
-        PairCosts { k_r, terms, cost: Array2::zeros((k_m, k_r)) }
-    }
-
-    /// Adds one point: the model's gate probabilities (`weights * scale`), log gate probabilities and
-    /// means at it, and the reference's log gate probabilities and means. Each pair's sum runs over
-    /// the points in order.
-    #[inline]
-    fn add_point(&mut self, weights: &[f64], scale: f64, log_pi: &[f64], mu: &[f64], log_rho: &[f64], mu_r: &[f64]) {
-        let k_r = self.k_r;
-        let cost = self.cost.as_slice_mut().expect("standard layout");
-        for (k, ((&w, &lp), &m)) in weights.iter().zip(log_pi).zip(mu).enumerate() {
-            let p = w * scale;
-            if p > 0.0 {
-                let row = &mut cost[k * k_r..(k + 1) * k_r];
-                for (((c, &(c0, half_prec)), &lr), &mr) in
-                    row.iter_mut().zip(&self.terms[k * k_r..(k + 1) * k_r]).zip(log_rho).zip(mu_r)
-                {
-                    let r = m - mr;
-                    *c += p * (lp - lr + c0 + half_prec * r * r);
-                }
-            }
-        }
-    }
-
-    /// The divergence over `points` points: the cost of the best assignment of the model's experts to
-    /// the reference's (Hungarian), divided by the points.
-    fn divergence(&self, points: usize) -> f64 {
-        let (k_m, k_r) = self.cost.dim();
-        let n = k_m.max(k_r);
-        let square = Array2::from_shape_fn((n, n), |(k, j)| if k < k_m && j < k_r { self.cost[[k, j]] } else { 0.0 });
-        let assignment = crate::numeric::matching::min_cost_assignment(&square);
-        let total: f64 = (0..k_m).map(|k| if assignment[k] < k_r { self.cost[[k, assignment[k]]] } else { 0.0 }).sum();
-        total / points as f64
-    }
+/// The joint divergence from a model's summed pair costs (`cost[[k, j]]`, k of the model, j of the
+/// reference, summed over `points` points): the cost of the best assignment of the model's experts
+/// to the reference's (Hungarian), divided by the points.
+fn pair_divergence(cost: &Array2<f64>, points: usize) -> f64 {
+    let (k_m, k_r) = cost.dim();
+    let n = k_m.max(k_r);
+    let square = Array2::from_shape_fn((n, n), |(k, j)| if k < k_m && j < k_r { cost[[k, j]] } else { 0.0 });
+    let assignment = crate::numeric::matching::min_cost_assignment(&square);
+    let total: f64 = (0..k_m).map(|k| if assignment[k] < k_r { cost[[k, assignment[k]]] } else { 0.0 }).sum();
+    total / points as f64
 }
 
 #[cfg(test)]

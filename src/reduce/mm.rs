@@ -167,8 +167,8 @@ pub struct Reduction {
     /// Size of the pool: supporting points x large experts x (d + 1), the model clock's unit for
     /// what scales with it once per reduction (pooling, screening, the gate fits).
     pub pooled: u64,
-    /// The large model of every local model at the supporting points (for diagnostics and
-    /// baselines, which use every report).
+    /// The large model the reduced model was fitted to, at every supporting point: of every local
+    /// model, or of the kept ones when screening dropped machines (`dropped`).
     pub large: LargeModel,
     /// Each local model's joint divergence from the screening reference (empty with `keep`).
     pub scores: Vec<f64>,
@@ -256,33 +256,35 @@ pub fn reduce(
     let screening = settings.outliers != OutlierPolicy::Keep && locals.iter().all(|m| m.k() == settings.k);
     // The refinement's first plan: the best start's experts on every supporting point.
     let first_plan = pool.starts.as_ref().map(|_| pool.full.plan(&run.coef, run.variances.view()));
-    let (scores, flagged) = if screening {
+    let (scores, flagged, reference_gate) = if screening {
         let plan = first_plan.as_ref().unwrap_or(&run.plan);
-        let reference = reduced_model(&pool.full, plan, run.coef.clone(), run.variances.clone(), locals, settings)?;
+        let (reference, gate) =
+            reduced_model(&pool.full, plan, run.coef.clone(), run.variances.clone(), None, locals, settings)?;
         let scores = pool.full.joint_divergences(locals, &AtPoints::new(&reference, support));
         let flagged = flag_outliers(&scores, settings.outlier_threshold);
-        (scores, flagged)
+        (scores, flagged, Some(gate))
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Vec::new(), None)
     };
     let dropped = settings.outliers == OutlierPolicy::Drop && !flagged.is_empty() && flagged.len() < locals.len();
-    let ((model, objective_trace), init) = if dropped {
+    let pooled = (pool.full.n_support() * pool.full.n_experts() * pool.full.xt.ncols()) as u64;
+    let ((model, objective_trace), large) = if dropped {
         let keep: Vec<usize> = (0..locals.len()).filter(|m| !flagged.contains(m)).collect();
         let kept: Vec<&Moe> = keep.iter().map(|&m| locals[m]).collect();
         // The screening's plan on every point, which no refinement on this pool will use.
         log.plans(&pool.full, usize::from(first_plan.is_some()));
-        let sub = Pool::new(pool.full.keeping(&keep));
+        let sub = Pool { starts: pool.starts.map(|s| s.keeping(&keep)), full: pool.full.keeping(&keep) };
         let warm = mm(sub.for_starts(), run.coef, run.variances, settings.max_iter, settings.tol);
         log.record(init, sub.for_starts(), &warm);
         let run = refine(&sub, init, warm, None, settings, &mut log);
-        (finish(&sub.full, run, &kept, settings)?, init)
+        // The reference's gate, on the same points, starts the kept machines' gate fit.
+        (finish(&sub.full, run, reference_gate.as_ref(), &kept, settings)?, sub.full)
     } else {
         let run = refine(&pool, init, run, first_plan, settings, &mut log);
-        (finish(&pool.full, run, locals, settings)?, init)
+        (finish(&pool.full, run, None, locals, settings)?, pool.full)
     };
     let RunLog { runs, work } = log;
-    let pooled = (pool.full.n_support() * pool.full.n_experts() * pool.full.xt.ncols()) as u64;
-    Ok(Reduction { model, objective_trace, init, runs, work, pooled, large: pool.full, scores, flagged, dropped })
+    Ok(Reduction { model, objective_trace, init, runs, work, pooled, large, scores, flagged, dropped })
 }
 
 /// The best start's run continued by MM on every supporting point to convergence (when it ran on
@@ -307,32 +309,37 @@ fn refine(
     }
 }
 
-/// The reduced model of an MM run (its gate fitted to the plan) and the run's objective trace; an
-/// error when an expert or a variance overflowed.
+/// The reduced model of an MM run (its gate fitted to the plan, from `gate_start`, see
+/// [`reduced_model`]) and the run's objective trace; an error when an expert or a variance
+/// overflowed.
 fn finish(
     large: &LargeModel,
     run: MmRun,
+    gate_start: Option<&Array2<f64>>,
     locals: &[&Moe],
     settings: &ReductionSettings,
 ) -> Result<(Moe, Vec<f64>), ReductionError> {
-    let model = reduced_model(large, &run.plan, run.coef, run.variances, locals, settings)?;
+    let (model, _) = reduced_model(large, &run.plan, run.coef, run.variances, gate_start, locals, settings)?;
     Ok((model, run.trace))
 }
 
-/// The experts `coef`, `variances` with the gate fitted to `plan` (an error when they overflowed).
+/// The experts `coef`, `variances` with the gate fitted to `plan` from `gate_start` (coefficients on
+/// the standardised supporting points, zeros when `None`), and that gate on the standardised
+/// points; an error when they overflowed.
 fn reduced_model(
     large: &LargeModel,
     plan: &Plan,
     coef: Array2<f64>,
     variances: Array1<f64>,
+    gate_start: Option<&Array2<f64>>,
     locals: &[&Moe],
     settings: &ReductionSettings,
-) -> Result<Moe, ReductionError> {
-    let gate = fit_gate(large, plan, settings.gate_max_steps);
+) -> Result<(Moe, Array2<f64>), ReductionError> {
+    let (standardised, gate) = fit_gate_from(large, plan, gate_start, settings.gate_max_steps);
     let mut model = Moe::new(locals[0].features.clone(), gate, coef, variances)
         .map_err(|e| ReductionError::NotFinite(e.to_string()))?;
     model.target = locals[0].target.clone();
-    Ok(model)
+    Ok((model, standardised))
 }
 
 /// MM iterations of every start before the best one is continued.
@@ -564,13 +571,17 @@ fn update(large: &LargeModel, plan: &Plan, coef: &mut Array2<f64>, var: &mut Arr
     }
     let mut num = vec![0.0; k_n];
     sums.take(|k, [n]| num[k] = n);
-    let mut costly: Vec<usize> = (0..l_n).collect();
-    costly.sort_by(|&a, &b| plan.cost_by_expert[b].total_cmp(&plan.cost_by_expert[a]));
+    // The large experts by decreasing cost, sorted only when an expert has to be re-seeded.
+    let mut costly: Vec<usize> = Vec::new();
     let mut reseeded = 0;
     for k in 0..k_n {
         if totals[k] > 0.0 {
             var[k] = num[k] / totals[k];
         } else {
+            if costly.is_empty() {
+                costly = (0..l_n).collect();
+                costly.sort_by(|&a, &b| plan.cost_by_expert[b].total_cmp(&plan.cost_by_expert[a]));
+            }
             let l = costly[reseeded % l_n];
             reseeded += 1;
             coef.row_mut(k).assign(&large.experts.row(l));
@@ -582,9 +593,23 @@ fn update(large: &LargeModel, plan: &Plan, coef: &mut Array2<f64>, var: &mut Arr
 /// The reduced gate: a soft-label multinomial logistic regression of the plan's column sums
 /// `tau_sk = sum_l P_lks` on the supporting points (standardised for conditioning, mapped back).
 pub fn fit_gate(large: &LargeModel, plan: &Plan, max_steps: usize) -> Array2<f64> {
+    fit_gate_from(large, plan, None, max_steps).1
+}
+
+/// [`fit_gate`] from `start` (coefficients on the standardised points; zeros when `None`): the gate
+/// on the standardised points and on the raw scale. The scaling depends only on the points, so a
+/// gate fitted on a pool of the same points is a valid start.
+fn fit_gate_from(
+    large: &LargeModel,
+    plan: &Plan,
+    start: Option<&Array2<f64>>,
+    max_steps: usize,
+) -> (Array2<f64>, Array2<f64>) {
     let x = large.xt.slice(s![.., 1..]);
     let scaling = ColumnScaling::fit_safe(x);
     let xt = with_intercept(scaling.apply(x).view());
-    let (g, _) = gate::fit(xt.view(), plan.mass.view(), &Array2::zeros((plan.k, xt.ncols())), max_steps, 1e-14);
-    scaling.coefficients_to_raw(&g, 1.0, 0.0)
+    let zeros = Array2::zeros((plan.k, xt.ncols()));
+    let (g, _) = gate::fit(xt.view(), plan.mass.view(), start.unwrap_or(&zeros), max_steps, 1e-14);
+    let raw = scaling.coefficients_to_raw(&g, 1.0, 0.0);
+    (g, raw)
 }
