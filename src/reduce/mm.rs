@@ -343,7 +343,7 @@ fn reduced_model(
 }
 
 /// MM iterations of every start before the best one is continued.
-pub const START_ITERATIONS: usize = 10;
+pub const START_ITERATIONS: usize = 5;
 
 /// Every start's MM run on one pool for at most [`START_ITERATIONS`] iterations, then the one with
 /// the smallest objective continued to convergence (every run recorded in `log`); returns that
