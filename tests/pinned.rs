@@ -60,8 +60,9 @@
 //! library's) and, after a drop, the final gate fit started from the screening reference's gate:
 //! estimates and scores moved by at most 1.2e-13 relative, no time and no flagged machine moved.
 //! The twentieth (issue #12) came with the reduction's starts warmed up for 5 MM iterations instead
-//! of 10: quickstart is unchanged; in failures-deadline one row (M = 32, repetition 0) has two fewer
-//! MM plans, so its `reduce_s` fell by 1.9 % (0.01137 -> 0.01116 s); every estimate is unchanged.
+//! of 10: quickstart is unchanged; in failures-deadline one row (M = 32, repetition 0) has one MM plan
+//! fewer on its 250 start points, net (shorter warm-ups, a longer continuation), so its `reduce_s`
+//! fell by 1.9 % (0.01137 -> 0.01116 s); every estimate is unchanged.
 //!
 //! The copies were written on x86-64 with AVX2 and FMA, where ndarray's matrix products take the FMA
 //! kernel. On such a CPU the comparison is byte for byte. Elsewhere the products round differently,

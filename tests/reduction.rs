@@ -201,7 +201,14 @@ fn the_pool_of_kept_machines_equals_pooling_them_afresh() {
     let fresh = LargeModel::new(&kept, &kept_sizes, support.view()).unwrap();
     let taken = all.keeping(&keep);
     assert_eq!(taken.machine_of, fresh.machine_of);
-    for (a, b) in [(&taken.weights, &fresh.weights), (&taken.means, &fresh.means), (&taken.experts, &fresh.experts)] {
+    assert_eq!((&taken.xt, &taken.variances), (&fresh.xt, &fresh.variances));
+    let arrays = [
+        (&taken.weights, &fresh.weights),
+        (&taken.log_gates, &fresh.log_gates),
+        (&taken.means, &fresh.means),
+        (&taken.experts, &fresh.experts),
+    ];
+    for (a, b) in arrays {
         assert_eq!(a.dim(), b.dim());
         for (x, y) in a.iter().zip(b.iter()) {
             close(*x, *y, 1e-13, "kept pool");
@@ -230,6 +237,8 @@ fn after_a_drop_the_pool_is_the_kept_machines_and_the_median_still_scores_every_
     assert_eq!((r.large.n_experts(), r.large.lambdas.len(), r.large.n_support()), (21, 7, 200), "the kept pool");
     let every = LargeModel::new(&models, &sizes, few).unwrap();
     let expected = reduce::baselines::median_index(&every, &models);
+    // The kept pool would name another median: the test tells the two pools apart.
+    assert_ne!(reduce::baselines::median_index(&r.large, &models), expected, "a setting where the pool matters");
     let got = distributed::baselines(&reports, &r, &[distributed::Baseline::Median]);
     let [(name, Estimate::Moe(median))] = got.as_slice() else { panic!("one K-component median") };
     assert_eq!((*name, median.as_ref()), ("median", models[expected]));

@@ -15,8 +15,8 @@ const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 /// `1.5 * 2^52`: adding it rounds to the nearest integer, which the low bits then hold.
 const ROUND: f64 = 6_755_399_441_055_744.0;
-/// Below this the result is under `2^-1021`: it is returned as 0 (it is at most 2e-308 of the
-/// largest term of the softmax).
+/// Below this the result is returned as 0: the exact value is under `exp(-707) = 9e-308` times the
+/// largest term of the softmax, which is 1.
 const SMALLEST: f64 = -707.0;
 /// Taylor coefficients `1 / i!`, highest degree first (Horner).
 const TAYLOR: [f64; 14] = [

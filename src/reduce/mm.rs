@@ -164,8 +164,9 @@ pub struct Reduction {
     /// for its start), summed, plus the screening's plan on all points when it drops machines and
     /// the starts ran on fewer points: the model clock's unit for MM.
     pub work: u64,
-    /// Size of the pool: supporting points x large experts x (d + 1), the model clock's unit for
-    /// what scales with it once per reduction (pooling, screening, the gate fits).
+    /// Size of the pool of every local model (before any drop): supporting points x large experts x
+    /// (d + 1), the model clock's unit for what scales with it once per reduction (pooling,
+    /// screening, the gate fits).
     pub pooled: u64,
     /// The large model the reduced model was fitted to, at every supporting point: of every local
     /// model, or of the kept ones when screening dropped machines (`dropped`).
