@@ -142,7 +142,7 @@ impl LargeModel {
     /// their experts, with weights `lambda'_m pi^(m)_k(x_s)` where `lambda'_m = lambda_m / sum of the
     /// kept lambdas` (shares of the kept rows). Equal to pooling the kept models afresh, without
     /// evaluating their gates again; the arrays are compacted where they are, with no copy.
-    pub fn keeping(mut self, keep: &[usize]) -> LargeModel {
+    pub fn keeping(self, keep: &[usize]) -> LargeModel {
         let kept_total: f64 = keep.iter().map(|&m| self.lambdas[m]).sum();
         let columns: Vec<usize> = (0..self.n_experts()).filter(|l| keep.contains(&self.machine_of[*l])).collect();
         let weights = keep_columns(self.weights, &columns).mapv_into(|w| w / kept_total);
@@ -157,7 +157,7 @@ impl LargeModel {
                 .map(|&l| keep.iter().position(|&m| m == self.machine_of[l]).expect("kept"))
                 .collect(),
             lambdas: keep.iter().map(|&m| self.lambdas[m] / kept_total).collect(),
-            xt: std::mem::take(&mut self.xt),
+            xt: self.xt,
         }
     }
 
