@@ -224,9 +224,9 @@ fn the_pool_of_kept_machines_equals_pooling_them_afresh() {
 
 #[test]
 fn after_a_drop_the_pool_is_the_kept_machines_and_the_median_still_scores_every_report() {
-    // With 200 supporting points (fewer than the median baseline's 500) the median used to read the
-    // reduction's pool directly; after a drop that pool holds the 7 kept machines only, so the
-    // median must pool all 8 reports again: it is the median of a fresh pool of every report.
+    // After a drop the reduction's pool holds the 7 kept machines only; the median baseline scores
+    // every report, so it is the median of a fresh pool of all 8 (here at all 200 supporting
+    // points, fewer than its cap of 500).
     let mut reports = eight_machines(23);
     reports[3].model.experts.mapv_inplace(|b| -4.0 * b + 3.0);
     reports[3].model.variances.mapv_inplace(|v| 30.0 * v);

@@ -253,19 +253,12 @@ pub fn baselines(reports: &[LocalReport], reduction: &Reduction, which: &[Baseli
                 // Every report is a candidate, so the pool is of every local model (the reduction's
                 // holds only the kept ones when screening dropped machines).
                 let xt = &reduction.large.xt;
-                let s = xt.nrows();
-                let idx = if s > MEDIAN_SUPPORT || reduction.dropped {
-                    let n = MEDIAN_SUPPORT.min(s);
-                    let rows: Vec<usize> = (0..n).map(|i| i * s / n).collect();
-                    let x = xt.select(Axis(0), &rows);
-                    let all =
-                        crate::numeric::transport::LargeModel::new(&locals, &sizes, x.slice(ndarray::s![.., 1..]))
-                            .expect("the models the reduction pooled pool again");
-                    baselines::median_index(&all, &locals)
-                } else {
-                    baselines::median_index(&reduction.large, &locals)
-                };
-                Some(Estimate::Moe(Box::new(locals[idx].clone())))
+                let (s, n) = (xt.nrows(), MEDIAN_SUPPORT.min(xt.nrows()));
+                let rows: Vec<usize> = (0..n).map(|i| i * s / n).collect();
+                let x = xt.select(Axis(0), &rows);
+                let all = crate::numeric::transport::LargeModel::new(&locals, &sizes, x.slice(ndarray::s![.., 1..]))
+                    .expect("the models the reduction pooled pool again");
+                Some(Estimate::Moe(Box::new(locals[baselines::median_index(&all, &locals)].clone())))
             }
             Baseline::AlignedAverage => baselines::aligned_average(&locals, &sizes, reduction.large.xt.view())
                 .ok()

@@ -145,9 +145,8 @@ impl LargeModel {
     pub fn keeping(self, keep: &[usize]) -> LargeModel {
         let kept_total: f64 = keep.iter().map(|&m| self.lambdas[m]).sum();
         let columns: Vec<usize> = (0..self.n_experts()).filter(|l| keep.contains(&self.machine_of[*l])).collect();
-        let weights = keep_columns(self.weights, &columns).mapv_into(|w| w / kept_total);
         LargeModel {
-            weights,
+            weights: keep_columns(self.weights, &columns).mapv_into(|w| w / kept_total),
             log_gates: keep_columns(self.log_gates, &columns),
             means: keep_columns(self.means, &columns),
             experts: self.experts.select(Axis(0), &columns),
