@@ -18,4 +18,5 @@ pub mod model;
 pub mod range;
 pub mod rng;
 pub mod scaling;
+pub mod simd;
 pub mod transport;

@@ -11,6 +11,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use crate::numeric::exp::exp_nonpositive;
 use crate::numeric::linalg::with_intercept;
 use crate::numeric::model::{Moe, affine};
+use crate::numeric::simd::{Width, widest};
 
 /// Why a set of local models cannot be pooled.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -93,32 +94,15 @@ impl LargeModel {
             columns.push(at..at + k);
             at += k;
         }
-        // Every local gate's logits in one product, then a softmax over each model's columns:
-        // with a = max_k v_k and e_k = exp(v_k - a), `log pi_k = v_k - a - log sum e` and
-        // `w_k = lambda_m e_k / sum e` (one exponential per entry). Each pass runs over a whole row,
-        // the per-model values spread over its columns, so that the exponentials are vectorised.
         let mut log_gates = affine(support, &gates);
         let mut weights = Array2::<f64>::zeros((support.nrows(), l));
-        let (mut tops, mut shifts, mut factors) = (vec![0.0; l], vec![0.0; l], vec![0.0; l]);
-        for (mut row, mut w_row) in log_gates.outer_iter_mut().zip(weights.outer_iter_mut()) {
-            let (row, w_row) = (row.as_slice_mut().expect("standard"), w_row.as_slice_mut().expect("standard"));
-            for range in &columns {
-                let top = row[range.clone()].iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
-                tops[range.clone()].fill(top);
-            }
-            for ((e, &v), &top) in w_row.iter_mut().zip(row.iter()).zip(&tops) {
-                *e = exp_nonpositive(v - top);
-            }
-            for (range, &lambda) in columns.iter().zip(&lambdas) {
-                let total: f64 = w_row[range.clone()].iter().sum();
-                shifts[range.clone()].fill(tops[range.start] + total.ln());
-                factors[range.clone()].fill(lambda / total);
-            }
-            for (((v, e), &shift), &factor) in row.iter_mut().zip(w_row.iter_mut()).zip(&shifts).zip(&factors) {
-                *v -= shift;
-                *e *= factor;
-            }
-        }
+        softmax_by_model(
+            Width::widest(),
+            log_gates.as_slice_mut().expect("standard layout"),
+            weights.as_slice_mut().expect("standard layout"),
+            &columns,
+            &lambdas,
+        );
         let xt = with_intercept(support);
         let means = xt.dot(&experts.t());
         Ok(LargeModel { xt, weights, log_gates, means, experts, variances, machine_of, lambdas })
@@ -175,21 +159,12 @@ impl LargeModel {
             .flat_map(|&s2j| self.variances.iter().map(move |&s2l| kl_constant(s2l, s2j)))
             .collect();
         let mut cost = vec![0.0; k_r * l_n];
-        for s in 0..self.n_support() {
-            let (w, lg, mu) = (row_of(&self.weights, s), row_of(&self.log_gates, s), row_of(&self.means, s));
-            let (lr, mr) = (row_of(&reference.log_pi, s), row_of(&reference.mu, s));
-            for j in 0..k_r {
-                let (lr, mr, hp) = (lr[j], mr[j], half_prec[j]);
-                let (cost, constant) = (&mut cost[j * l_n..(j + 1) * l_n], &constant[j * l_n..(j + 1) * l_n]);
-                for l in 0..l_n {
-                    let p = w[l] * scale[l];
-                    let r = mu[l] - mr;
-                    let term = p * (lg[l] - lr + constant[l] + hp * r * r);
-                    // A model's zero gate probability adds nothing, even where its log is -inf.
-                    cost[l] += if p > 0.0 { term } else { 0.0 };
-                }
-            }
-        }
+        let pooled = Pooled {
+            weights: self.weights.as_slice().expect("standard layout"),
+            log_gates: self.log_gates.as_slice().expect("standard layout"),
+            means: self.means.as_slice().expect("standard layout"),
+        };
+        pair_costs(Width::widest(), &pooled, reference, &half_prec, &scale, &constant, &mut cost);
         debug_assert_eq!(locals.iter().map(|m| m.k()).sum::<usize>(), l_n, "every machine of the pool, in order");
         let mut first = 0;
         locals
@@ -239,6 +214,7 @@ impl LargeModel {
         plan.cost_by_expert.fill(0.0);
         let costs = Costs::new(&self.variances, variances);
         assign(
+            Width::widest(),
             &costs,
             self.weights.as_slice().expect("standard layout"),
             self.means.as_slice().expect("standard layout"),
@@ -252,6 +228,91 @@ impl LargeModel {
     /// divergence `R(f_W, g)` estimated on the supporting points (g's gate plays no part).
     pub fn divergence_to(&self, candidate: &Moe) -> f64 {
         self.plan(&candidate.experts, candidate.variances.view()).objective / self.n_support() as f64
+    }
+}
+
+widest! {
+    /// Every local gate's softmax at every point: `logits` (S x L, each model's logits in its range
+    /// of `columns`) become the log gate probabilities, and `weights` gets `lambda_m pi^(m)_k`.
+    fn softmax_by_model(logits: &mut [f64], weights: &mut [f64], columns: &[std::ops::Range<usize>], lambdas: &[f64]) =
+        softmax_rows;
+}
+
+/// [`softmax_by_model`]'s work: with `a = max_k v_k` and `e_k = exp(v_k - a)`, `log pi_k = v_k - a -
+/// log sum e` and `w_k = lambda_m e_k / sum e` (one exponential per entry). Each pass runs over a
+/// whole row, the per-model values spread over its columns, so that the exponentials are vectorised.
+#[inline(always)]
+fn softmax_rows(logits: &mut [f64], weights: &mut [f64], columns: &[std::ops::Range<usize>], lambdas: &[f64]) {
+    let l = columns.last().map_or(0, |c| c.end);
+    let (mut tops, mut shifts, mut factors) = (vec![0.0; l], vec![0.0; l], vec![0.0; l]);
+    for (row, w_row) in logits.chunks_exact_mut(l).zip(weights.chunks_exact_mut(l)) {
+        for range in columns {
+            let top = row[range.clone()].iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
+            tops[range.clone()].fill(top);
+        }
+        for ((e, &v), &top) in w_row.iter_mut().zip(row.iter()).zip(&tops) {
+            *e = exp_nonpositive(v - top);
+        }
+        for (range, &lambda) in columns.iter().zip(lambdas) {
+            let total: f64 = w_row[range.clone()].iter().sum();
+            shifts[range.clone()].fill(tops[range.start] + total.ln());
+            factors[range.clone()].fill(lambda / total);
+        }
+        for (((v, e), &shift), &factor) in row.iter_mut().zip(w_row.iter_mut()).zip(&shifts).zip(&factors) {
+            *v -= shift;
+            *e *= factor;
+        }
+    }
+}
+
+/// The pool's weights, log gate probabilities and means (S x L, row-major).
+struct Pooled<'a> {
+    weights: &'a [f64],
+    log_gates: &'a [f64],
+    means: &'a [f64],
+}
+
+widest! {
+    /// Adds to `cost[j L + l]` every point's term of [`LargeModel::joint_divergences`]'s pair (l, j):
+    /// `p (log pi_l - log rho_j + constant[j L + l] + half_prec[j] (mu_l - mu'_j)^2)`, `p = scale_l w_l`,
+    /// `half_prec[j] = 1 / (2 s2'_j)`.
+    fn pair_costs(
+        pool: &Pooled,
+        reference: &AtPoints,
+        half_prec: &[f64],
+        scale: &[f64],
+        constant: &[f64],
+        cost: &mut [f64],
+    ) = pair_cost_rows;
+}
+
+/// [`pair_costs`]' work: each reference expert's terms added over a whole row of the pool at once.
+#[inline(always)]
+fn pair_cost_rows(
+    pool: &Pooled,
+    reference: &AtPoints,
+    half_prec: &[f64],
+    scale: &[f64],
+    constant: &[f64],
+    cost: &mut [f64],
+) {
+    let (l_n, k_r) = (scale.len(), half_prec.len());
+    let rows = pool.weights.chunks_exact(l_n).zip(pool.log_gates.chunks_exact(l_n)).zip(pool.means.chunks_exact(l_n));
+    let (log_pi, mu_r) = (reference.log_pi.as_slice(), reference.mu.as_slice());
+    let reference_rows =
+        log_pi.expect("standard layout").chunks_exact(k_r).zip(mu_r.expect("standard layout").chunks_exact(k_r));
+    for (((w, lg), mu), (lr, mr)) in rows.zip(reference_rows) {
+        for j in 0..k_r {
+            let (lr, mr, hp) = (lr[j], mr[j], half_prec[j]);
+            let (cost, constant) = (&mut cost[j * l_n..(j + 1) * l_n], &constant[j * l_n..(j + 1) * l_n]);
+            for l in 0..l_n {
+                let p = w[l] * scale[l];
+                let r = mu[l] - mr;
+                let term = p * (lg[l] - lr + constant[l] + hp * r * r);
+                // A model's zero gate probability adds nothing, even where its log is -inf.
+                cost[l] += if p > 0.0 { term } else { 0.0 };
+            }
+        }
     }
 }
 
@@ -310,39 +371,17 @@ impl Costs {
 /// Large experts assigned together: the compiler keeps them in vector registers.
 const LANES: usize = 8;
 
-/// Fills `plan.target`, `plan.mass`, `plan.mean_mass` and `plan.cost_by_expert` from the weights and
-/// means (S x L) and the candidates' means (S x K), with the widest vector instructions the processor has. Every path does
-/// the same IEEE operations in the same order (no fused multiply-add), so on the same inputs the plan is the same bits
-/// on every machine.
-fn assign(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the processor supports AVX-512F, checked just above.
-        return unsafe { assign_avx512(costs, weights, means, mu_k, plan) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor supports AVX2, checked just above.
-        return unsafe { assign_avx2(costs, weights, means, mu_k, plan) };
-    }
-    assign_portable(costs, weights, means, mu_k, plan);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn assign_avx2(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
-    assign_portable(costs, weights, means, mu_k, plan);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn assign_avx512(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
-    assign_portable(costs, weights, means, mu_k, plan);
+widest! {
+    /// Fills `plan.target`, `plan.mass`, `plan.mean_mass` and `plan.cost_by_expert` from the weights
+    /// and means (S x L) and the candidates' means (S x K). Every path does the same IEEE operations
+    /// in the same order (no fused multiply-add), so on the same inputs the plan is the same bits on
+    /// every machine.
+    fn assign(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) = assign_rows;
 }
 
 /// [`assign`]'s work, compiled for whichever instruction set its caller enables.
 #[inline(always)]
-fn assign_portable(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
+fn assign_rows(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
     let (l_n, k_n) = (costs.l_n, plan.k);
     let full = l_n - l_n % LANES;
     let mass = plan.mass.as_slice_mut().expect("standard layout");
@@ -466,19 +505,26 @@ pub struct Plan {
     pub objective: f64,
 }
 
-/// Summed KL cost of moving each expert of `model` onto each expert of `reference` over the points
-/// `xt` (with intercept): `cost[j][k] = sum_s c(model_k -> reference_j; x_s)`, K_ref x K_model. The
-/// Hungarian assignment on it aligns `model`'s labels to `reference`.
-pub fn summed_kl_cost(model: &Moe, reference: &Moe, xt: ArrayView2<f64>) -> Array2<f64> {
-    let mu_m = xt.dot(&model.experts.t());
-    let mu_r = xt.dot(&reference.experts.t());
+/// Summed KL cost of moving each expert of every model of `models` onto each expert of `reference`
+/// over the points `xt` (with intercept): for each model, `cost[j][k] = sum_s c(model_k ->
+/// reference_j; x_s)`, K_ref x K_model. The Hungarian assignment on it aligns the model's labels to
+/// `reference`'s. The reference's means are computed once for all models.
+pub fn summed_kl_costs(models: &[&Moe], reference: &Moe, xt: ArrayView2<f64>) -> Vec<Array2<f64>> {
+    // Means K x S, each expert's values at the points contiguous.
+    let mu_r = reference.experts.dot(&xt.t());
     let s = xt.nrows() as f64;
-    // sum_s c = S * (ln(s2_j/s2_k) + s2_k/s2_j - 1) / 2 + sum_s (mu_k - mu_j)^2 / (2 s2_j).
-    Array2::from_shape_fn((reference.k(), model.k()), |(j, k)| {
-        let (s2k, s2j) = (model.variances[k], reference.variances[j]);
-        let squares: f64 = mu_m.column(k).iter().zip(mu_r.column(j).iter()).map(|(a, b)| (a - b) * (a - b)).sum();
-        s * kl_constant(s2k, s2j) + squares / (2.0 * s2j)
-    })
+    models
+        .iter()
+        .map(|model| {
+            let mu_m = model.experts.dot(&xt.t());
+            // sum_s c = S * (ln(s2_j/s2_k) + s2_k/s2_j - 1) / 2 + sum_s (mu_k - mu_j)^2 / (2 s2_j).
+            Array2::from_shape_fn((reference.k(), model.k()), |(j, k)| {
+                let (s2k, s2j) = (model.variances[k], reference.variances[j]);
+                let squares: f64 = mu_m.row(k).iter().zip(mu_r.row(j).iter()).map(|(a, b)| (a - b) * (a - b)).sum();
+                s * kl_constant(s2k, s2j) + squares / (2.0 * s2j)
+            })
+        })
+        .collect()
 }
 
 /// Divergence of `model` from `reference` that sees gates as well as experts: the KL divergence of
@@ -510,11 +556,6 @@ impl<'a> AtPoints<'a> {
     pub fn new(model: &'a Moe, x: ArrayView2<f64>) -> AtPoints<'a> {
         AtPoints { model, log_pi: model.log_gate(x), mu: model.expert_means(x) }
     }
-}
-
-/// Row `s` of a row-major matrix, as a slice.
-fn row_of(a: &Array2<f64>, s: usize) -> &[f64] {
-    a.row(s).to_slice().expect("standard layout")
 }
 
 /// The joint divergence from a model's summed pair costs (`cost[[k, j]]`, k of the model, j of the
@@ -610,31 +651,63 @@ mod tests {
             path(&mut plan);
             plan
         };
-        let plain = run(&|p: &mut Plan| assign_portable(&costs, w, mu, mu_k, p));
-        #[cfg(not(target_arch = "x86_64"))]
-        let paths = 0;
-        #[cfg(target_arch = "x86_64")]
-        let paths = {
-            let mut vector: Vec<Plan> = Vec::new();
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the processor supports AVX2.
-                vector.push(run(&|p: &mut Plan| unsafe { assign_avx2(&costs, w, mu, mu_k, p) }));
-            }
-            if std::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the processor supports AVX-512F.
-                vector.push(run(&|p: &mut Plan| unsafe { assign_avx512(&costs, w, mu, mu_k, p) }));
-            }
-            for fast in &vector {
-                assert_eq!(plain.target, fast.target);
-                assert_eq!(plain.mass, fast.mass);
-                assert_eq!(plain.mean_mass, fast.mean_mass);
-                assert_eq!(plain.cost_by_expert, fast.cost_by_expert);
-            }
-            vector.len()
-        };
-        eprintln!("compared the plain plan with {paths} vector path(s) this processor has");
+        let plain = run(&|p: &mut Plan| assign(Width::Baseline, &costs, w, mu, mu_k, p));
+        for width in Width::available() {
+            let fast = run(&|p: &mut Plan| assign(width, &costs, w, mu, mu_k, p));
+            assert_eq!(plain.target, fast.target, "{width:?}");
+            assert_eq!(plain.mass, fast.mass, "{width:?}");
+            assert_eq!(plain.mean_mass, fast.mean_mass, "{width:?}");
+            assert_eq!(plain.cost_by_expert, fast.cost_by_expert, "{width:?}");
+        }
+        eprintln!("compared the plain plan with the widths this processor has: {:?}", Width::available());
         let dispatched = large.plan(coef, var.view());
         assert_eq!(plain.target, dispatched.target, "the dispatched path gives the plain plan");
+    }
+
+    #[test]
+    fn pooling_and_screening_are_the_same_bits_at_every_vector_width() {
+        let (models, support) = pool(21);
+        let refs: Vec<&Moe> = models.iter().collect();
+        let large = LargeModel::new(&refs, &[50; 21], support.view()).unwrap();
+        let logits = ndarray::concatenate(
+            Axis(1),
+            &models
+                .iter()
+                .map(|m| affine(support.view(), &m.gate))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|a| a.view())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+        .as_standard_layout()
+        .into_owned();
+        let columns: Vec<std::ops::Range<usize>> = (0..21).map(|m| 3 * m..3 * m + 3).collect();
+        let softmax = |width| {
+            let (mut log_gates, mut weights) = (logits.clone(), Array2::<f64>::zeros(logits.dim()));
+            let (lg, w) = (log_gates.as_slice_mut().unwrap(), weights.as_slice_mut().unwrap());
+            softmax_by_model(width, lg, w, &columns, &large.lambdas);
+            (log_gates, weights)
+        };
+        let reference = AtPoints::new(&models[4], support.view());
+        let pooled = Pooled {
+            weights: large.weights.as_slice().unwrap(),
+            log_gates: large.log_gates.as_slice().unwrap(),
+            means: large.means.as_slice().unwrap(),
+        };
+        let (half_prec, scale, constant) = (vec![0.3, 0.7, 1.1], vec![21.0; 63], vec![0.01; 3 * 63]);
+        let costs = |width| {
+            let mut cost = vec![0.0; 3 * 63];
+            pair_costs(width, &pooled, &reference, &half_prec, &scale, &constant, &mut cost);
+            cost
+        };
+        let (plain_softmax, plain_costs) = (softmax(Width::Baseline), costs(Width::Baseline));
+        assert_eq!((&plain_softmax.0, &plain_softmax.1), (&large.log_gates, &large.weights), "the pool's own softmax");
+        assert!(plain_costs.iter().all(|c| c.is_finite() && *c != 0.0));
+        for width in Width::available() {
+            assert_eq!(softmax(width), plain_softmax, "{width:?}");
+            assert_eq!(costs(width), plain_costs, "{width:?}");
+        }
     }
 
     #[test]

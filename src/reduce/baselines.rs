@@ -7,7 +7,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use crate::numeric::linalg::log_sum_exp_rows;
 use crate::numeric::matching::min_cost_assignment;
 use crate::numeric::model::Moe;
-use crate::numeric::transport::{LargeModel, PoolError, summed_kl_cost};
+use crate::numeric::transport::{LargeModel, PoolError, summed_kl_costs};
 
 /// Index of the median local model: the one with the smallest transport divergence from the large
 /// model, `R(f_W, f_m) = sum_m' lambda_m' R(f_m', f_m)`, i.e. the smallest size-weighted sum of
@@ -63,7 +63,7 @@ pub fn aligned_average(locals: &[&Moe], sizes: &[usize], xt: ArrayView2<f64>) ->
     check_same_k(locals, sizes)?;
     let reference = (0..locals.len()).max_by_key(|&m| (sizes[m], std::cmp::Reverse(m))).expect("non-empty");
     let perms: Vec<Vec<usize>> =
-        locals.iter().map(|m| min_cost_assignment(&summed_kl_cost(m, locals[reference], xt))).collect();
+        summed_kl_costs(locals, locals[reference], xt).iter().map(min_cost_assignment).collect();
     Ok(weighted_mean(locals, sizes, &perms))
 }
 
