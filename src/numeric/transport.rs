@@ -39,8 +39,6 @@ pub struct LargeModel {
     pub xt: Array2<f64>,
     /// Expert weights at the support points, S x L.
     pub weights: Array2<f64>,
-    /// Log gate probabilities `log pi^(m)_k(x_s)` of each expert's own local model, S x L.
-    pub log_gates: Array2<f64>,
     /// Expert means at the support points, S x L.
     pub means: Array2<f64>,
     /// Expert coefficients, L x (d+1).
@@ -56,6 +54,18 @@ pub struct LargeModel {
 impl LargeModel {
     /// Pools `locals` (all on the same features) with sizes `sizes` at the points `support` (S x d).
     pub fn new(locals: &[&Moe], sizes: &[usize], support: ArrayView2<f64>) -> Result<LargeModel, PoolError> {
+        Ok(LargeModel::with_gate_log_sums(locals, sizes, support)?.0)
+    }
+
+    /// [`LargeModel::new`], and for each large expert l the sum over the supporting points of
+    /// `pi_l log pi_l`, `pi_l` the gate probability of l in its own local model (0 where `pi_l = 0`):
+    /// all that [`LargeModel::joint_divergences`] needs of the log gate probabilities, so that the
+    /// S x L array of them is never kept.
+    pub fn with_gate_log_sums(
+        locals: &[&Moe],
+        sizes: &[usize],
+        support: ArrayView2<f64>,
+    ) -> Result<(LargeModel, Vec<f64>), PoolError> {
         let first = locals.first().ok_or(PoolError::NoModels)?;
         if sizes.len() != locals.len() {
             return Err(PoolError::Sizes(format!("{} sizes for {} local models", sizes.len(), locals.len())));
@@ -94,18 +104,20 @@ impl LargeModel {
             columns.push(at..at + k);
             at += k;
         }
-        let mut log_gates = affine(support, &gates);
+        let mut logits = affine(support, &gates);
         let mut weights = Array2::<f64>::zeros((support.nrows(), l));
+        let mut log_sums = vec![0.0; l];
         softmax_by_model(
             Width::widest(),
-            log_gates.as_slice_mut().expect("standard layout"),
+            logits.as_slice_mut().expect("standard layout"),
             weights.as_slice_mut().expect("standard layout"),
+            &mut log_sums,
             &columns,
             &lambdas,
         );
         let xt = with_intercept(support);
         let means = xt.dot(&experts.t());
-        Ok(LargeModel { xt, weights, log_gates, means, experts, variances, machine_of, lambdas })
+        Ok((LargeModel { xt, weights, means, experts, variances, machine_of, lambdas }, log_sums))
     }
 
     /// The same large model at some of its supporting points (indices into them).
@@ -113,7 +125,6 @@ impl LargeModel {
         LargeModel {
             xt: self.xt.select(Axis(0), points),
             weights: self.weights.select(Axis(0), points),
-            log_gates: self.log_gates.select(Axis(0), points),
             means: self.means.select(Axis(0), points),
             experts: self.experts.clone(),
             variances: self.variances.clone(),
@@ -131,7 +142,6 @@ impl LargeModel {
         let columns: Vec<usize> = (0..self.n_experts()).filter(|l| keep.contains(&self.machine_of[*l])).collect();
         LargeModel {
             weights: keep_columns(self.weights, &columns).mapv_into(|w| w / kept_total),
-            log_gates: keep_columns(self.log_gates, &columns),
             means: keep_columns(self.means, &columns),
             experts: self.experts.select(Axis(0), &columns),
             variances: self.variances.select(Axis(0), &columns),
@@ -146,11 +156,13 @@ impl LargeModel {
 
     /// [`joint_divergence`] of every local model of the pool (`locals[m]` is machine m) from
     /// `reference` (evaluated at the same supporting points), from the pooled gates and means (a
-    /// model's gate probabilities are its weights over `lambda_m`). The pooled arrays are read row
-    /// by row, once for all models, each reference expert's terms added over the whole row at once.
-    /// Each pair's cost `cost_kj = sum_s pi_k [log pi_k - log rho_j + KL(N_k || N'_j)]`, with
-    /// `KL(N_k || N'_j) = kl_constant(s2_k, s2'_j) + (mu_k - mu'_j)^2 / (2 s2'_j)`, sums the points in order.
-    pub fn joint_divergences(&self, locals: &[&Moe], reference: &AtPoints) -> Vec<f64> {
+    /// model's gate probabilities are its weights over `lambda_m`) and the pool's `gate_log_sums`
+    /// (see [`LargeModel::with_gate_log_sums`]). The pooled arrays are read row by row, once for all
+    /// models, each reference expert's terms added over the whole row at once. Each pair's cost
+    /// `cost_kj = sum_s pi_k [log pi_k - log rho_j + KL(N_k || N'_j)]`, with `KL(N_k || N'_j) =
+    /// kl_constant(s2_k, s2'_j) + (mu_k - mu'_j)^2 / (2 s2'_j)`, is `sum_s pi_k log pi_k` plus the
+    /// rest summed over the points in order.
+    pub fn joint_divergences(&self, gate_log_sums: &[f64], locals: &[&Moe], reference: &AtPoints) -> Vec<f64> {
         let (l_n, k_r) = (self.n_experts(), reference.model.k());
         let scale: Vec<f64> = self.machine_of.iter().map(|&m| 1.0 / self.lambdas[m]).collect();
         let half_prec: Vec<f64> = reference.model.variances.iter().map(|v| 0.5 / v).collect();
@@ -161,10 +173,15 @@ impl LargeModel {
         let mut cost = vec![0.0; k_r * l_n];
         let pooled = Pooled {
             weights: self.weights.as_slice().expect("standard layout"),
-            log_gates: self.log_gates.as_slice().expect("standard layout"),
             means: self.means.as_slice().expect("standard layout"),
         };
         pair_costs(Width::widest(), &pooled, reference, &half_prec, &scale, &constant, &mut cost);
+        assert_eq!(gate_log_sums.len(), l_n, "one sum per large expert");
+        for cost in cost.chunks_exact_mut(l_n) {
+            for (c, &own) in cost.iter_mut().zip(gate_log_sums) {
+                *c += own;
+            }
+        }
         debug_assert_eq!(locals.iter().map(|m| m.k()).sum::<usize>(), l_n, "every machine of the pool, in order");
         let mut first = 0;
         locals
@@ -232,19 +249,36 @@ impl LargeModel {
 }
 
 widest! {
-    /// Every local gate's softmax at every point: `logits` (S x L, each model's logits in its range
-    /// of `columns`) become the log gate probabilities, and `weights` gets `lambda_m pi^(m)_k`.
-    fn softmax_by_model(logits: &mut [f64], weights: &mut [f64], columns: &[std::ops::Range<usize>], lambdas: &[f64]) =
-        softmax_rows;
+    /// Every local gate's softmax at every point, from `logits` (S x L, each model's logits in its
+    /// range of `columns`; overwritten): `weights` gets `lambda_m pi^(m)_k`, and `log_sums` (zeros,
+    /// L) the sums over the points of `pi log pi`.
+    fn softmax_by_model(
+        logits: &mut [f64],
+        weights: &mut [f64],
+        log_sums: &mut [f64],
+        columns: &[std::ops::Range<usize>],
+        lambdas: &[f64],
+    ) = softmax_rows;
 }
 
 /// [`softmax_by_model`]'s work: with `a = max_k v_k` and `e_k = exp(v_k - a)`, `log pi_k = v_k - a -
 /// log sum e` and `w_k = lambda_m e_k / sum e` (one exponential per entry). Each pass runs over a
 /// whole row, the per-model values spread over its columns, so that the exponentials are vectorised.
 #[inline(always)]
-fn softmax_rows(logits: &mut [f64], weights: &mut [f64], columns: &[std::ops::Range<usize>], lambdas: &[f64]) {
+fn softmax_rows(
+    logits: &mut [f64],
+    weights: &mut [f64],
+    log_sums: &mut [f64],
+    columns: &[std::ops::Range<usize>],
+    lambdas: &[f64],
+) {
     let l = columns.last().map_or(0, |c| c.end);
     let (mut tops, mut shifts, mut factors) = (vec![0.0; l], vec![0.0; l], vec![0.0; l]);
+    // `pi = w / lambda_m`, as the screening reads it back from the weights.
+    let mut scale = vec![0.0; l];
+    for (range, &lambda) in columns.iter().zip(lambdas) {
+        scale[range.clone()].fill(1.0 / lambda);
+    }
     for (row, w_row) in logits.chunks_exact_mut(l).zip(weights.chunks_exact_mut(l)) {
         for range in columns {
             let top = row[range.clone()].iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
@@ -258,24 +292,26 @@ fn softmax_rows(logits: &mut [f64], weights: &mut [f64], columns: &[std::ops::Ra
             shifts[range.clone()].fill(tops[range.start] + total.ln());
             factors[range.clone()].fill(lambda / total);
         }
-        for (((v, e), &shift), &factor) in row.iter_mut().zip(w_row.iter_mut()).zip(&shifts).zip(&factors) {
-            *v -= shift;
+        let terms = row.iter().zip(w_row.iter_mut()).zip(shifts.iter().zip(&factors)).zip(&scale);
+        for ((((&v, e), (&shift, &factor)), &scale), sum) in terms.zip(log_sums.iter_mut()) {
             *e *= factor;
+            let p = *e * scale;
+            // A zero probability adds nothing, even where its log is -inf.
+            *sum += if p > 0.0 { p * (v - shift) } else { 0.0 };
         }
     }
 }
 
-/// The pool's weights, log gate probabilities and means (S x L, row-major).
+/// The pool's weights and means (S x L, row-major).
 struct Pooled<'a> {
     weights: &'a [f64],
-    log_gates: &'a [f64],
     means: &'a [f64],
 }
 
 widest! {
-    /// Adds to `cost[j L + l]` every point's term of [`LargeModel::joint_divergences`]'s pair (l, j):
-    /// `p (log pi_l - log rho_j + constant[j L + l] + half_prec[j] (mu_l - mu'_j)^2)`, `p = scale_l w_l`,
-    /// `half_prec[j] = 1 / (2 s2'_j)`.
+    /// Adds to `cost[j L + l]` every point's term of [`LargeModel::joint_divergences`]'s pair (l, j)
+    /// but `p log pi_l`: `p (constant[j L + l] - log rho_j + half_prec[j] (mu_l - mu'_j)^2)`,
+    /// `p = scale_l w_l`, `half_prec[j] = 1 / (2 s2'_j)`.
     fn pair_costs(
         pool: &Pooled,
         reference: &AtPoints,
@@ -297,18 +333,18 @@ fn pair_cost_rows(
     cost: &mut [f64],
 ) {
     let (l_n, k_r) = (scale.len(), half_prec.len());
-    let rows = pool.weights.chunks_exact(l_n).zip(pool.log_gates.chunks_exact(l_n)).zip(pool.means.chunks_exact(l_n));
+    let rows = pool.weights.chunks_exact(l_n).zip(pool.means.chunks_exact(l_n));
     let (log_pi, mu_r) = (reference.log_pi.as_slice(), reference.mu.as_slice());
     let reference_rows =
         log_pi.expect("standard layout").chunks_exact(k_r).zip(mu_r.expect("standard layout").chunks_exact(k_r));
-    for (((w, lg), mu), (lr, mr)) in rows.zip(reference_rows) {
+    for ((w, mu), (lr, mr)) in rows.zip(reference_rows) {
         for j in 0..k_r {
             let (lr, mr, hp) = (lr[j], mr[j], half_prec[j]);
             let (cost, constant) = (&mut cost[j * l_n..(j + 1) * l_n], &constant[j * l_n..(j + 1) * l_n]);
             for l in 0..l_n {
                 let p = w[l] * scale[l];
                 let r = mu[l] - mr;
-                let term = p * (lg[l] - lr + constant[l] + hp * r * r);
+                let term = p * (constant[l] - lr + hp * r * r);
                 // A model's zero gate probability adds nothing, even where its log is -inf.
                 cost[l] += if p > 0.0 { term } else { 0.0 };
             }
@@ -436,9 +472,15 @@ fn assign_lanes<const W: usize>(costs: &Costs, point: &mut Point, at: usize, cos
             arg[j] = if better { k as f64 } else { arg[j] };
         }
     }
-    for j in 0..W {
-        point.target[at + j] = (arg[j] + INTEGER_BIAS).to_bits() as u32;
-        cost_by_expert[at + j] += w[j] * best[j];
+    // Whole-group slices and one operation per loop, so that these lanes are vectorised too.
+    let target: &mut [u32; W] = (&mut point.target[at..at + W]).try_into().expect("W lanes");
+    for (t, a) in target.iter_mut().zip(arg) {
+        *t = (a + INTEGER_BIAS).to_bits() as u32;
+    }
+    let weighted: [f64; W] = std::array::from_fn(|j| w[j] * best[j]);
+    let cost: &mut [f64; W] = (&mut cost_by_expert[at..at + W]).try_into().expect("W lanes");
+    for (c, v) in cost.iter_mut().zip(weighted) {
+        *c += v;
     }
 }
 
@@ -536,8 +578,8 @@ pub fn summed_kl_costs(models: &[&Moe], reference: &Moe, xt: ArrayView2<f64>) ->
 /// it catches what the transport objective cannot: experts attached to the wrong gates. Computed as
 /// the pool of this one model ([`LargeModel::joint_divergences`]); NaN when `x` has no row.
 pub fn joint_divergence(model: &Moe, reference: &Moe, x: ArrayView2<f64>) -> f64 {
-    match LargeModel::new(&[model], &[1], x) {
-        Ok(alone) => alone.joint_divergences(&[model], &AtPoints::new(reference, x))[0],
+    match LargeModel::with_gate_log_sums(&[model], &[1], x) {
+        Ok((alone, log_sums)) => alone.joint_divergences(&log_sums, &[model], &AtPoints::new(reference, x))[0],
         Err(_) => f64::NAN, // no points: 0 / 0
     }
 }
@@ -668,7 +710,7 @@ mod tests {
     fn pooling_and_screening_are_the_same_bits_at_every_vector_width() {
         let (models, support) = pool(21);
         let refs: Vec<&Moe> = models.iter().collect();
-        let large = LargeModel::new(&refs, &[50; 21], support.view()).unwrap();
+        let (large, log_sums) = LargeModel::with_gate_log_sums(&refs, &[50; 21], support.view()).unwrap();
         let logits = ndarray::concatenate(
             Axis(1),
             &models
@@ -684,17 +726,14 @@ mod tests {
         .into_owned();
         let columns: Vec<std::ops::Range<usize>> = (0..21).map(|m| 3 * m..3 * m + 3).collect();
         let softmax = |width| {
-            let (mut log_gates, mut weights) = (logits.clone(), Array2::<f64>::zeros(logits.dim()));
-            let (lg, w) = (log_gates.as_slice_mut().unwrap(), weights.as_slice_mut().unwrap());
-            softmax_by_model(width, lg, w, &columns, &large.lambdas);
-            (log_gates, weights)
+            let (mut scratch, mut weights, mut sums) =
+                (logits.clone(), Array2::<f64>::zeros(logits.dim()), vec![0.0; 63]);
+            let (v, w) = (scratch.as_slice_mut().unwrap(), weights.as_slice_mut().unwrap());
+            softmax_by_model(width, v, w, &mut sums, &columns, &large.lambdas);
+            (weights, sums)
         };
         let reference = AtPoints::new(&models[4], support.view());
-        let pooled = Pooled {
-            weights: large.weights.as_slice().unwrap(),
-            log_gates: large.log_gates.as_slice().unwrap(),
-            means: large.means.as_slice().unwrap(),
-        };
+        let pooled = Pooled { weights: large.weights.as_slice().unwrap(), means: large.means.as_slice().unwrap() };
         let (half_prec, scale, constant) = (vec![0.3, 0.7, 1.1], vec![21.0; 63], vec![0.01; 3 * 63]);
         let costs = |width| {
             let mut cost = vec![0.0; 3 * 63];
@@ -702,7 +741,7 @@ mod tests {
             cost
         };
         let (plain_softmax, plain_costs) = (softmax(Width::Baseline), costs(Width::Baseline));
-        assert_eq!((&plain_softmax.0, &plain_softmax.1), (&large.log_gates, &large.weights), "the pool's own softmax");
+        assert_eq!((&plain_softmax.0, &plain_softmax.1), (&large.weights, &log_sums), "the pool's own softmax");
         assert!(plain_costs.iter().all(|c| c.is_finite() && *c != 0.0));
         for width in Width::available() {
             assert_eq!(softmax(width), plain_softmax, "{width:?}");
@@ -729,17 +768,21 @@ mod tests {
     fn pooling_keeps_each_local_gate_and_scores_every_model_as_one_at_a_time() {
         let (models, support) = pool(5);
         let refs: Vec<&Moe> = models.iter().collect();
-        let large = LargeModel::new(&refs, &[10, 20, 30, 40, 50], support.view()).unwrap();
+        let (large, log_sums) = LargeModel::with_gate_log_sums(&refs, &[10, 20, 30, 40, 50], support.view()).unwrap();
         for (m, model) in models.iter().enumerate() {
             let fresh = model.log_gate(support.view());
             for ((s, k), &a) in fresh.indexed_iter() {
-                let (b, w) = (large.log_gates[[s, 3 * m + k]], large.weights[[s, 3 * m + k]]);
-                assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "log gate of model {m}: {a} vs {b}");
+                let w = large.weights[[s, 3 * m + k]];
                 assert!((w - large.lambdas[m] * a.exp()).abs() <= 1e-15, "weight of model {m} at {s}");
+            }
+            for (k, column) in fresh.columns().into_iter().enumerate() {
+                let direct: f64 = column.iter().map(|&a| a.exp() * a).sum();
+                let pooled = log_sums[3 * m + k];
+                assert!((pooled - direct).abs() <= 1e-12 * (1.0 + direct.abs()), "model {m}: {pooled} vs {direct}");
             }
         }
         let reference = AtPoints::new(&models[1], support.view());
-        let pooled = large.joint_divergences(&refs, &reference);
+        let pooled = large.joint_divergences(&log_sums, &refs, &reference);
         for (m, model) in models.iter().enumerate() {
             let alone = joint_divergence(model, &models[1], support.view());
             assert!((pooled[m] - alone).abs() <= 1e-12 * (1.0 + alone), "model {m}: {} vs {alone}", pooled[m]);
