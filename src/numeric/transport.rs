@@ -6,12 +6,15 @@
 //! `c_lk(x) = 1/2 [ log(s2_k / s2_l) + s2_l / s2_k + (mu_l(x) - mu_k(x))^2 / s2_k - 1 ]`.
 //! Objective of a candidate (no 1/S factor): `J = sum_s sum_l w_l(x_s) min_k c_lk(x_s)`.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, linalg::general_mat_mul};
 
 use crate::numeric::exp::exp_nonpositive;
 use crate::numeric::linalg::with_intercept;
-use crate::numeric::model::{Moe, affine};
+use crate::numeric::model::Moe;
 use crate::numeric::simd::{Width, widest};
+
+/// Supporting points whose local gate logits are computed at a time when pooling.
+const POOL_BLOCK_ROWS: usize = 128;
 
 /// Why a set of local models cannot be pooled.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -104,17 +107,24 @@ impl LargeModel {
             columns.push(at..at + k);
             at += k;
         }
-        let mut logits = affine(support, &gates);
+        // The logits of a block of points at a time: a buffer that stays in cache, not an S x L array.
         let mut weights = Array2::<f64>::zeros((support.nrows(), l));
         let mut log_sums = vec![0.0; l];
-        softmax_by_model(
-            Width::widest(),
-            logits.as_slice_mut().expect("standard layout"),
-            weights.as_slice_mut().expect("standard layout"),
-            &mut log_sums,
-            &columns,
-            &lambdas,
-        );
+        let mut logits = Array2::<f64>::zeros((POOL_BLOCK_ROWS.min(support.nrows()), l));
+        let weight_rows = weights.axis_chunks_iter_mut(Axis(0), POOL_BLOCK_ROWS);
+        for (x, mut w) in support.axis_chunks_iter(Axis(0), POOL_BLOCK_ROWS).zip(weight_rows) {
+            let mut block = logits.slice_mut(ndarray::s![..x.nrows(), ..]);
+            general_mat_mul(1.0, &x, &gates.slice(ndarray::s![.., 1..]).t(), 0.0, &mut block);
+            block += &gates.column(0);
+            softmax_by_model(
+                Width::widest(),
+                block.as_slice_mut().expect("standard layout"),
+                w.as_slice_mut().expect("standard layout"),
+                &mut log_sums,
+                &columns,
+                &lambdas,
+            );
+        }
         let xt = with_intercept(support);
         let means = xt.dot(&experts.t());
         Ok((LargeModel { xt, weights, means, experts, variances, machine_of, lambdas }, log_sums))
@@ -615,6 +625,7 @@ fn pair_divergence(cost: &Array2<f64>, points: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::numeric::model::affine;
     use crate::numeric::rng;
     use ndarray::Array2;
     use rand::RngExt;
