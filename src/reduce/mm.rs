@@ -273,8 +273,10 @@ pub fn reduce(
     let ((model, objective_trace), large) = if dropped {
         let keep: Vec<usize> = (0..locals.len()).filter(|m| !flagged.contains(m)).collect();
         let kept: Vec<&Moe> = keep.iter().map(|&m| locals[m]).collect();
-        // The screening's plan on every point, which no refinement on this pool will use.
+        // The screening's plan on every point, which no refinement on this pool will use: freed
+        // now, so that the kept pool's plans reuse its memory.
         log.plans(&pool.full, usize::from(first_plan.is_some()));
+        drop(first_plan);
         let sub = Pool { starts: pool.starts.map(|s| s.keeping(&keep)), full: pool.full.keeping(&keep) };
         let warm = mm(sub.for_starts(), run.coef, run.variances, settings.max_iter, settings.tol);
         log.record(init, sub.for_starts(), &warm);
