@@ -44,8 +44,10 @@ impl Default for CostModel {
 
 /// The default constants, in the order of [`CostModel::NAMES`]: `dmoe calibrate` on the 2-core x86-64
 /// development machine (median of three runs, November 2026; the reduction's two after the
-/// vectorised plan of issue #12).
-const DEFAULT_CONSTANTS: Constants = [7.5e-8, 3.4e-10, 3.4e-9, 8.8e-10];
+/// vectorised plan of issue #12, then scaled by the ratio of two calibrations of the code before
+/// and after the faster pooling and plans of 2026-11-30, run side by side on another box: 0.79 for
+/// `mm_per_unit`, 0.43 for `pool_per_unit`).
+const DEFAULT_CONSTANTS: Constants = [7.5e-8, 3.4e-10, 2.7e-9, 3.8e-10];
 
 /// The constants of a [`CostModel`] in the order of [`CostModel::NAMES`].
 pub type Constants = [f64; 4];
