@@ -212,6 +212,12 @@ fn the_pool_of_kept_machines_equals_pooling_them_afresh() {
     for (x, y) in taken.lambdas.iter().zip(&fresh.lambdas) {
         close(*x, *y, 1e-15, "lambda");
     }
+    let (taken_sums, fresh_sums) = (taken.gate_log_sums.as_ref().unwrap(), fresh.gate_log_sums.as_ref().unwrap());
+    assert_eq!(taken_sums.len(), fresh_sums.len());
+    for (x, y) in taken_sums.iter().zip(fresh_sums) {
+        close(*x, *y, 1e-12, "sum of pi log pi");
+    }
+    assert!(taken.at_points(&[0, 1]).gate_log_sums.is_none(), "a pool at some of the points has no log gate sums");
     for s in 0..taken.n_support() {
         close(taken.weights.row(s).sum(), 1.0, 1e-13, "weights sum to 1 at every point");
     }

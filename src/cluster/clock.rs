@@ -21,7 +21,7 @@ use crate::numeric::range::{Range, field};
 use crate::numeric::rng;
 use crate::reduce::{self, Reduction, ReductionSettings};
 
-/// Constants of the model clock (defaults measured on a 2-core x86-64 development box, 2026).
+/// Constants of the model clock (defaults: see `DEFAULT_CONSTANTS`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CostModel {

@@ -19,7 +19,8 @@ pub enum Width {
 }
 
 impl Width {
-    /// Every width this processor can run, the baseline first.
+    /// Every width this processor can run, the baseline first (the tests compare them all).
+    #[cfg(test)]
     pub fn available() -> Vec<Width> {
         let mut widths = vec![Width::Baseline];
         #[cfg(target_arch = "x86_64")]

@@ -52,23 +52,16 @@ pub struct LargeModel {
     pub machine_of: Vec<usize>,
     /// `lambda_m`, summing to 1.
     pub lambdas: Vec<f64>,
+    /// For each expert l, `sum_s pi_l(x_s) log pi_l(x_s)` over the supporting points, `pi_l` its gate
+    /// probability in its own local model (terms with `pi_l = 0` count 0): all that
+    /// [`LargeModel::joint_divergences`] needs of the log gate probabilities, so that no S x L array
+    /// of them is kept. `None` for a pool at some of the points ([`LargeModel::at_points`]).
+    pub gate_log_sums: Option<Vec<f64>>,
 }
 
 impl LargeModel {
     /// Pools `locals` (all on the same features) with sizes `sizes` at the points `support` (S x d).
     pub fn new(locals: &[&Moe], sizes: &[usize], support: ArrayView2<f64>) -> Result<LargeModel, PoolError> {
-        Ok(LargeModel::with_gate_log_sums(locals, sizes, support)?.0)
-    }
-
-    /// [`LargeModel::new`], and for each large expert l the sum over the supporting points of
-    /// `pi_l log pi_l`, `pi_l` the gate probability of l in its own local model (0 where `pi_l = 0`):
-    /// all that [`LargeModel::joint_divergences`] needs of the log gate probabilities, so that the
-    /// S x L array of them is never kept.
-    pub fn with_gate_log_sums(
-        locals: &[&Moe],
-        sizes: &[usize],
-        support: ArrayView2<f64>,
-    ) -> Result<(LargeModel, Vec<f64>), PoolError> {
         let first = locals.first().ok_or(PoolError::NoModels)?;
         if sizes.len() != locals.len() {
             return Err(PoolError::Sizes(format!("{} sizes for {} local models", sizes.len(), locals.len())));
@@ -127,7 +120,8 @@ impl LargeModel {
         }
         let xt = with_intercept(support);
         let means = xt.dot(&experts.t());
-        Ok((LargeModel { xt, weights, means, experts, variances, machine_of, lambdas }, log_sums))
+        let gate_log_sums = Some(log_sums);
+        Ok(LargeModel { xt, weights, means, experts, variances, machine_of, lambdas, gate_log_sums })
     }
 
     /// The same large model at some of its supporting points (indices into them).
@@ -140,6 +134,7 @@ impl LargeModel {
             variances: self.variances.clone(),
             machine_of: self.machine_of.clone(),
             lambdas: self.lambdas.clone(),
+            gate_log_sums: None,
         }
     }
 
@@ -160,6 +155,7 @@ impl LargeModel {
                 .map(|&l| keep.iter().position(|&m| m == self.machine_of[l]).expect("kept"))
                 .collect(),
             lambdas: keep.iter().map(|&m| self.lambdas[m] / kept_total).collect(),
+            gate_log_sums: self.gate_log_sums.map(|sums| columns.iter().map(|&l| sums[l]).collect()),
             xt: self.xt,
         }
     }
@@ -167,12 +163,14 @@ impl LargeModel {
     /// [`joint_divergence`] of every local model of the pool (`locals[m]` is machine m) from
     /// `reference` (evaluated at the same supporting points), from the pooled gates and means (a
     /// model's gate probabilities are its weights over `lambda_m`) and the pool's `gate_log_sums`
-    /// (see [`LargeModel::with_gate_log_sums`]). The pooled arrays are read row by row, once for all
+    /// (which a pool at some of the points lacks: a panic). The pooled arrays are read row by row, once for all
     /// models, each reference expert's terms added over the whole row at once. Each pair's cost
     /// `cost_kj = sum_s pi_k [log pi_k - log rho_j + KL(N_k || N'_j)]`, with `KL(N_k || N'_j) =
     /// kl_constant(s2_k, s2'_j) + (mu_k - mu'_j)^2 / (2 s2'_j)`, is `sum_s pi_k log pi_k` plus the
     /// rest summed over the points in order.
-    pub fn joint_divergences(&self, gate_log_sums: &[f64], locals: &[&Moe], reference: &AtPoints) -> Vec<f64> {
+    pub fn joint_divergences(&self, locals: &[&Moe], reference: &AtPoints) -> Vec<f64> {
+        let gate_log_sums =
+            self.gate_log_sums.as_ref().expect("the log gate sums of a pool at all its points (not at_points)");
         let (l_n, k_r) = (self.n_experts(), reference.model.k());
         let scale: Vec<f64> = self.machine_of.iter().map(|&m| 1.0 / self.lambdas[m]).collect();
         let half_prec: Vec<f64> = reference.model.variances.iter().map(|v| 0.5 / v).collect();
@@ -259,9 +257,9 @@ impl LargeModel {
 }
 
 widest! {
-    /// Every local gate's softmax at every point, from `logits` (S x L, each model's logits in its
-    /// range of `columns`; overwritten): `weights` gets `lambda_m pi^(m)_k`, and `log_sums` (zeros,
-    /// L) the sums over the points of `pi log pi`.
+    /// Every local gate's softmax at a block of points, from `logits` (rows x L, each model's logits
+    /// in its range of `columns`; overwritten): `weights` gets `lambda_m pi^(m)_k`, and the block's
+    /// `pi log pi` are added to `log_sums` (L, summed over the blocks).
     fn softmax_by_model(
         logits: &mut [f64],
         weights: &mut [f64],
@@ -588,8 +586,8 @@ pub fn summed_kl_costs(models: &[&Moe], reference: &Moe, xt: ArrayView2<f64>) ->
 /// it catches what the transport objective cannot: experts attached to the wrong gates. Computed as
 /// the pool of this one model ([`LargeModel::joint_divergences`]); NaN when `x` has no row.
 pub fn joint_divergence(model: &Moe, reference: &Moe, x: ArrayView2<f64>) -> f64 {
-    match LargeModel::with_gate_log_sums(&[model], &[1], x) {
-        Ok((alone, log_sums)) => alone.joint_divergences(&log_sums, &[model], &AtPoints::new(reference, x))[0],
+    match LargeModel::new(&[model], &[1], x) {
+        Ok(alone) => alone.joint_divergences(&[model], &AtPoints::new(reference, x))[0],
         Err(_) => f64::NAN, // no points: 0 / 0
     }
 }
@@ -633,6 +631,11 @@ mod tests {
     /// `count` local models with K = 3 on d = 2, with random gates, experts and variances, and 50
     /// supporting points: L = 3 count large experts.
     fn pool(count: usize) -> (Vec<Moe>, Array2<f64>) {
+        pool_at(count, 50)
+    }
+
+    /// `count` random local models (K = 3, d = 2) and `points` random supporting points.
+    fn pool_at(count: usize, points: usize) -> (Vec<Moe>, Array2<f64>) {
         let mut r = rng::stream(11, &[]);
         let mut draw = |rows: usize, cols: usize, scale: f64| {
             Array2::from_shape_fn((rows, cols), |_| scale * (r.random::<f64>() - 0.5))
@@ -644,7 +647,7 @@ mod tests {
                 Moe::new(features.clone(), draw(3, 3, 4.0), draw(3, 3, 10.0), variances).expect("a valid model")
             })
             .collect();
-        (models, draw(50, 2, 6.0))
+        (models, draw(points, 2, 6.0))
     }
 
     /// The cost of sending large expert l to candidate k at point s, from the formula.
@@ -719,9 +722,10 @@ mod tests {
 
     #[test]
     fn pooling_and_screening_are_the_same_bits_at_every_vector_width() {
-        let (models, support) = pool(21);
+        // Blocks of the pooling's logits (the pool) against one pass over every point (below).
+        let (models, support) = pool_at(21, POOL_BLOCK_ROWS + 30);
         let refs: Vec<&Moe> = models.iter().collect();
-        let (large, log_sums) = LargeModel::with_gate_log_sums(&refs, &[50; 21], support.view()).unwrap();
+        let large = LargeModel::new(&refs, &[50; 21], support.view()).unwrap();
         let logits = ndarray::concatenate(
             Axis(1),
             &models
@@ -752,7 +756,11 @@ mod tests {
             cost
         };
         let (plain_softmax, plain_costs) = (softmax(Width::Baseline), costs(Width::Baseline));
-        assert_eq!((&plain_softmax.0, &plain_softmax.1), (&large.weights, &log_sums), "the pool's own softmax");
+        assert_eq!(
+            (&plain_softmax.0, &plain_softmax.1),
+            (&large.weights, large.gate_log_sums.as_ref().unwrap()),
+            "the pool's own softmax"
+        );
         assert!(plain_costs.iter().all(|c| c.is_finite() && *c != 0.0));
         for width in Width::available() {
             assert_eq!(softmax(width), plain_softmax, "{width:?}");
@@ -777,9 +785,11 @@ mod tests {
 
     #[test]
     fn pooling_keeps_each_local_gate_and_scores_every_model_as_one_at_a_time() {
-        let (models, support) = pool(5);
+        // 300 points: two whole blocks of the pooling's logits and a partial one.
+        let (models, support) = pool_at(5, 2 * POOL_BLOCK_ROWS + 44);
         let refs: Vec<&Moe> = models.iter().collect();
-        let (large, log_sums) = LargeModel::with_gate_log_sums(&refs, &[10, 20, 30, 40, 50], support.view()).unwrap();
+        let large = LargeModel::new(&refs, &[10, 20, 30, 40, 50], support.view()).unwrap();
+        let log_sums = large.gate_log_sums.as_ref().unwrap();
         for (m, model) in models.iter().enumerate() {
             let fresh = model.log_gate(support.view());
             for ((s, k), &a) in fresh.indexed_iter() {
@@ -793,7 +803,7 @@ mod tests {
             }
         }
         let reference = AtPoints::new(&models[1], support.view());
-        let pooled = large.joint_divergences(&log_sums, &refs, &reference);
+        let pooled = large.joint_divergences(&refs, &reference);
         for (m, model) in models.iter().enumerate() {
             let alone = joint_divergence(model, &models[1], support.view());
             assert!((pooled[m] - alone).abs() <= 1e-12 * (1.0 + alone), "model {m}: {} vs {alone}", pooled[m]);

@@ -250,8 +250,7 @@ pub fn reduce(
     settings: &ReductionSettings,
 ) -> Result<Reduction, ReductionError> {
     validate(settings)?;
-    let (full, gate_log_sums) = LargeModel::with_gate_log_sums(locals, sizes, support)?;
-    let pool = Pool::new(full);
+    let pool = Pool::new(LargeModel::new(locals, sizes, support)?);
     let mut log = RunLog::default();
     let (init, run) = best_mm(pool.for_starts(), locals, sizes, settings, &mut log);
     // The joint divergence compares models of the same K; with mixed K there is no screening.
@@ -262,7 +261,7 @@ pub fn reduce(
         let plan = first_plan.as_ref().unwrap_or(&run.plan);
         let (reference, gate) =
             reduced_model(&pool.full, plan, run.coef.clone(), run.variances.clone(), None, locals, settings)?;
-        let scores = pool.full.joint_divergences(&gate_log_sums, locals, &AtPoints::new(&reference, support));
+        let scores = pool.full.joint_divergences(locals, &AtPoints::new(&reference, support));
         let flagged = flag_outliers(&scores, settings.outlier_threshold);
         (scores, flagged, Some(gate))
     } else {
