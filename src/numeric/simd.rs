@@ -50,25 +50,28 @@ impl Width {
     }
 }
 
-/// `widest! { fn name(args) -> ret = body; }` defines `fn name(width: Width, args) -> ret`, which
-/// runs `body` (an `#[inline(always)]` function of `args`, written so that the compiler vectorises
-/// it) compiled for `width`: [`Width::widest`] in use, any of [`Width::available`] in tests.
+/// `widest! { fn name(args) -> ret { body } }` defines `fn name(width: Width, args) -> ret`, which
+/// runs `body` (written so that the compiler vectorises it) compiled for `width`: [`Width::widest`]
+/// in use, any of the widths the processor has in tests. The body is an `#[inline(always)]` function
+/// that each width's `#[target_feature]` copy inlines.
 macro_rules! widest {
     (
         $(#[$meta:meta])*
-        fn $on:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:path;
+        fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
     ) => {
         $(#[$meta])*
-        fn $on(width: $crate::numeric::simd::Width, $($arg: $ty),*) $(-> $ret)? {
+        fn $name(width: $crate::numeric::simd::Width, $($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn work($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
                 unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
+                    work($($arg),*)
                 }
                 #[target_feature(enable = "avx2")]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
+                    work($($arg),*)
                 }
                 match width {
                     $crate::numeric::simd::Width::Avx512 => {
@@ -86,7 +89,7 @@ macro_rules! widest {
             }
             #[cfg(not(target_arch = "x86_64"))]
             assert_eq!(width, $crate::numeric::simd::Width::Baseline, "only the baseline width exists here");
-            $body($($arg),*)
+            work($($arg),*)
         }
     };
 }

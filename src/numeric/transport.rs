@@ -260,52 +260,44 @@ widest! {
     /// Every local gate's softmax at a block of points, from `logits` (rows x L, each model's logits
     /// in its range of `columns`; overwritten): `weights` gets `lambda_m pi^(m)_k`, and the block's
     /// `pi log pi` are added to `log_sums` (L, summed over the blocks).
+    ///
+    /// With `a = max_k v_k` and `e_k = exp(v_k - a)`: `log pi_k = v_k - a - log sum e` and
+    /// `w_k = lambda_m e_k / sum e` (one exponential per entry). Each pass runs over a whole row, the
+    /// per-model values spread over its columns, so that the exponentials are vectorised.
     fn softmax_by_model(
         logits: &mut [f64],
         weights: &mut [f64],
         log_sums: &mut [f64],
         columns: &[std::ops::Range<usize>],
         lambdas: &[f64],
-    ) = softmax_rows;
-}
-
-/// [`softmax_by_model`]'s work: with `a = max_k v_k` and `e_k = exp(v_k - a)`, `log pi_k = v_k - a -
-/// log sum e` and `w_k = lambda_m e_k / sum e` (one exponential per entry). Each pass runs over a
-/// whole row, the per-model values spread over its columns, so that the exponentials are vectorised.
-#[inline(always)]
-fn softmax_rows(
-    logits: &mut [f64],
-    weights: &mut [f64],
-    log_sums: &mut [f64],
-    columns: &[std::ops::Range<usize>],
-    lambdas: &[f64],
-) {
-    let l = columns.last().map_or(0, |c| c.end);
-    let (mut tops, mut shifts, mut factors) = (vec![0.0; l], vec![0.0; l], vec![0.0; l]);
-    // `pi = w / lambda_m`, as the screening reads it back from the weights.
-    let mut scale = vec![0.0; l];
-    for (range, &lambda) in columns.iter().zip(lambdas) {
-        scale[range.clone()].fill(1.0 / lambda);
-    }
-    for (row, w_row) in logits.chunks_exact_mut(l).zip(weights.chunks_exact_mut(l)) {
-        for range in columns {
-            let top = row[range.clone()].iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
-            tops[range.clone()].fill(top);
-        }
-        for ((e, &v), &top) in w_row.iter_mut().zip(row.iter()).zip(&tops) {
-            *e = exp_nonpositive(v - top);
-        }
+    ) {
+        let l = columns.last().map_or(0, |c| c.end);
+        let (mut tops, mut shifts, mut factors) = (vec![0.0; l], vec![0.0; l], vec![0.0; l]);
+        // `pi = w / lambda_m`, as the screening reads it back from the weights.
+        let mut scale = vec![0.0; l];
         for (range, &lambda) in columns.iter().zip(lambdas) {
-            let total: f64 = w_row[range.clone()].iter().sum();
-            shifts[range.clone()].fill(tops[range.start] + total.ln());
-            factors[range.clone()].fill(lambda / total);
+            scale[range.clone()].fill(1.0 / lambda);
         }
-        let terms = row.iter().zip(w_row.iter_mut()).zip(shifts.iter().zip(&factors)).zip(&scale);
-        for ((((&v, e), (&shift, &factor)), &scale), sum) in terms.zip(log_sums.iter_mut()) {
-            *e *= factor;
-            let p = *e * scale;
-            // A zero probability adds nothing, even where its log is -inf.
-            *sum += if p > 0.0 { p * (v - shift) } else { 0.0 };
+        for (row, w_row) in logits.chunks_exact_mut(l).zip(weights.chunks_exact_mut(l)) {
+            for range in columns {
+                let top = row[range.clone()].iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
+                tops[range.clone()].fill(top);
+            }
+            for ((e, &v), &top) in w_row.iter_mut().zip(row.iter()).zip(&tops) {
+                *e = exp_nonpositive(v - top);
+            }
+            for (range, &lambda) in columns.iter().zip(lambdas) {
+                let total: f64 = w_row[range.clone()].iter().sum();
+                shifts[range.clone()].fill(tops[range.start] + total.ln());
+                factors[range.clone()].fill(lambda / total);
+            }
+            let terms = row.iter().zip(w_row.iter_mut()).zip(shifts.iter().zip(&factors)).zip(&scale);
+            for ((((&v, e), (&shift, &factor)), &scale), sum) in terms.zip(log_sums.iter_mut()) {
+                *e *= factor;
+                let p = *e * scale;
+                // A zero probability adds nothing, even where its log is -inf.
+                *sum += if p > 0.0 { p * (v - shift) } else { 0.0 };
+            }
         }
     }
 }
@@ -320,6 +312,8 @@ widest! {
     /// Adds to `cost[j L + l]` every point's term of [`LargeModel::joint_divergences`]'s pair (l, j)
     /// but `p log pi_l`: `p (constant[j L + l] - log rho_j + half_prec[j] (mu_l - mu'_j)^2)`,
     /// `p = scale_l w_l`, `half_prec[j] = 1 / (2 s2'_j)`.
+    ///
+    /// Each reference expert's terms are added over a whole row of the pool at once.
     fn pair_costs(
         pool: &Pooled,
         reference: &AtPoints,
@@ -327,34 +321,23 @@ widest! {
         scale: &[f64],
         constant: &[f64],
         cost: &mut [f64],
-    ) = pair_cost_rows;
-}
-
-/// [`pair_costs`]' work: each reference expert's terms added over a whole row of the pool at once.
-#[inline(always)]
-fn pair_cost_rows(
-    pool: &Pooled,
-    reference: &AtPoints,
-    half_prec: &[f64],
-    scale: &[f64],
-    constant: &[f64],
-    cost: &mut [f64],
-) {
-    let (l_n, k_r) = (scale.len(), half_prec.len());
-    let rows = pool.weights.chunks_exact(l_n).zip(pool.means.chunks_exact(l_n));
-    let (log_pi, mu_r) = (reference.log_pi.as_slice(), reference.mu.as_slice());
-    let reference_rows =
-        log_pi.expect("standard layout").chunks_exact(k_r).zip(mu_r.expect("standard layout").chunks_exact(k_r));
-    for ((w, mu), (lr, mr)) in rows.zip(reference_rows) {
-        for j in 0..k_r {
-            let (lr, mr, hp) = (lr[j], mr[j], half_prec[j]);
-            let (cost, constant) = (&mut cost[j * l_n..(j + 1) * l_n], &constant[j * l_n..(j + 1) * l_n]);
-            for l in 0..l_n {
-                let p = w[l] * scale[l];
-                let r = mu[l] - mr;
-                let term = p * (constant[l] - lr + hp * r * r);
-                // A model's zero gate probability adds nothing, even where its log is -inf.
-                cost[l] += if p > 0.0 { term } else { 0.0 };
+    ) {
+        let (l_n, k_r) = (scale.len(), half_prec.len());
+        let rows = pool.weights.chunks_exact(l_n).zip(pool.means.chunks_exact(l_n));
+        let (log_pi, mu_r) = (reference.log_pi.as_slice(), reference.mu.as_slice());
+        let reference_rows =
+            log_pi.expect("standard layout").chunks_exact(k_r).zip(mu_r.expect("standard layout").chunks_exact(k_r));
+        for ((w, mu), (lr, mr)) in rows.zip(reference_rows) {
+            for j in 0..k_r {
+                let (lr, mr, hp) = (lr[j], mr[j], half_prec[j]);
+                let (cost, constant) = (&mut cost[j * l_n..(j + 1) * l_n], &constant[j * l_n..(j + 1) * l_n]);
+                for l in 0..l_n {
+                    let p = w[l] * scale[l];
+                    let r = mu[l] - mr;
+                    let term = p * (constant[l] - lr + hp * r * r);
+                    // A model's zero gate probability adds nothing, even where its log is -inf.
+                    cost[l] += if p > 0.0 { term } else { 0.0 };
+                }
             }
         }
     }
@@ -394,12 +377,14 @@ fn keep_columns(a: Array2<f64>, columns: &[usize]) -> Array2<f64> {
     Array2::from_shape_vec((rows, columns.len()), data).expect("rows x kept columns")
 }
 
-/// The terms of the cost `c_lk(x) = constant[k L + l] + half_prec[k] (mu_l(x) - mu_k(x))^2`, with
-/// `constant[k L + l] = kl_constant(s2_l, s2_k)` and `half_prec[k] = 1 / (2 s2_k)`: stored K x L so
-/// that the large experts are contiguous for each candidate.
+/// The terms of the cost `c_lk(x) = kl_constant(s2_l, s2_k) + half_prec[k] (mu_l(x) - mu_k(x))^2`,
+/// `half_prec[k] = 1 / (2 s2_k)`. The constants are stored by group of [`LANES`] large experts, then
+/// candidate, then lane: `grouped[(g K + k) LANES + i] = kl_constant(s2_l, s2_k)` for
+/// `l = g LANES + i` (0 past the last expert), so that a group's constants for every candidate are
+/// one contiguous block.
 struct Costs {
     half_prec: Vec<f64>,
-    constant: Vec<f64>,
+    grouped: Vec<f64>,
     l_n: usize,
 }
 
@@ -407,8 +392,22 @@ impl Costs {
     /// The terms for large experts of variances `large` (L) and candidates of variances `candidates` (K).
     fn new(large: &Array1<f64>, candidates: ArrayView1<f64>) -> Costs {
         let half_prec = candidates.iter().map(|v| 0.5 / v).collect();
-        let constant = candidates.iter().flat_map(|&s2k| large.iter().map(move |&s2l| kl_constant(s2l, s2k))).collect();
-        Costs { half_prec, constant, l_n: large.len() }
+        let (l_n, k_n) = (large.len(), candidates.len());
+        let mut grouped = vec![0.0; l_n.div_ceil(LANES) * k_n * LANES];
+        for (g, block) in grouped.chunks_exact_mut(k_n * LANES).enumerate() {
+            for (row, &s2k) in block.chunks_exact_mut(LANES).zip(&candidates) {
+                for (c, &s2l) in row.iter_mut().zip(large.iter().skip(g * LANES)) {
+                    *c = kl_constant(s2l, s2k);
+                }
+            }
+        }
+        Costs { half_prec, grouped, l_n }
+    }
+
+    /// The constants of the group holding large expert `at`, candidate after candidate.
+    fn group(&self, at: usize) -> &[f64] {
+        let size = self.half_prec.len() * LANES;
+        &self.grouped[at / LANES * size..][..size]
     }
 }
 
@@ -420,31 +419,27 @@ widest! {
     /// and means (S x L) and the candidates' means (S x K). Every path does the same IEEE operations
     /// in the same order (no fused multiply-add), so on the same inputs the plan is the same bits on
     /// every machine.
-    fn assign(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) = assign_rows;
-}
-
-/// [`assign`]'s work, compiled for whichever instruction set its caller enables.
-#[inline(always)]
-fn assign_rows(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
-    let (l_n, k_n) = (costs.l_n, plan.k);
-    let full = l_n - l_n % LANES;
-    let mass = plan.mass.as_slice_mut().expect("standard layout");
-    let mean_mass = plan.mean_mass.as_slice_mut().expect("standard layout");
-    let mut sums = BySlot::new(k_n);
-    for (s, mus) in mu_k.chunks_exact(k_n).enumerate() {
-        let row = s * l_n..(s + 1) * l_n;
-        let mut point = Point { mus, w: &weights[row.clone()], mu: &means[row.clone()], target: &mut plan.target[row] };
-        for at in (0..full).step_by(LANES) {
-            assign_lanes::<LANES>(costs, &mut point, at, &mut plan.cost_by_expert);
+    fn assign(costs: &Costs, weights: &[f64], means: &[f64], mu_k: &[f64], plan: &mut Plan) {
+        let (l_n, k_n) = (costs.l_n, plan.k);
+        let full = l_n - l_n % LANES;
+        let mass = plan.mass.as_slice_mut().expect("standard layout");
+        let mean_mass = plan.mean_mass.as_slice_mut().expect("standard layout");
+        let mut sums = BySlot::new(k_n);
+        for (s, mus) in mu_k.chunks_exact(k_n).enumerate() {
+            let row = s * l_n..(s + 1) * l_n;
+            let mut point = Point { mus, w: &weights[row.clone()], mu: &means[row.clone()], target: &mut plan.target[row] };
+            for at in (0..full).step_by(LANES) {
+                assign_lanes::<LANES>(costs, &mut point, at, &mut plan.cost_by_expert);
+            }
+            for at in full..l_n {
+                assign_lanes::<1>(costs, &mut point, at, &mut plan.cost_by_expert);
+            }
+            sums.add_row(point.target, point.w.iter().zip(point.mu).map(|(&w, &mu)| [w, w * mu]));
+            sums.take(|k, [m, wm]| {
+                mass[s * k_n + k] = m;
+                mean_mass[s * k_n + k] = wm;
+            });
         }
-        for at in full..l_n {
-            assign_lanes::<1>(costs, &mut point, at, &mut plan.cost_by_expert);
-        }
-        sums.add_row(point.target, point.w.iter().zip(point.mu).map(|(&w, &mu)| [w, w * mu]));
-        sums.take(|k, [m, wm]| {
-            mass[s * k_n + k] = m;
-            mean_mass[s * k_n + k] = wm;
-        });
     }
 }
 
@@ -470,8 +465,11 @@ fn assign_lanes<const W: usize>(costs: &Costs, point: &mut Point, at: usize, cos
     // The candidate's index is held as f64, like the costs, so that one vector blend selects both.
     let mut best = [f64::INFINITY; W];
     let mut arg = [0.0f64; W];
-    for (k, (&mk, &hp)) in point.mus.iter().zip(&costs.half_prec).enumerate() {
-        let c0: &[f64; W] = costs.constant[k * costs.l_n + at..][..W].try_into().expect("W lanes");
+    // A whole group starts at lane 0 (known when compiling it); a lone expert at its own lane.
+    let lane = if W == LANES { 0 } else { at % LANES };
+    let candidates = point.mus.iter().zip(&costs.half_prec).zip(costs.group(at).chunks_exact(LANES));
+    for (k, ((&mk, &hp), constant)) in candidates.enumerate() {
+        let c0: &[f64; W] = constant[lane..lane + W].try_into().expect("W lanes");
         for j in 0..W {
             let r = mu[j] - mk;
             let c = c0[j] + hp * r * r;
