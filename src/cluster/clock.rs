@@ -21,7 +21,7 @@ use crate::numeric::range::{Range, field};
 use crate::numeric::rng;
 use crate::reduce::{self, Reduction, ReductionSettings};
 
-/// Constants of the model clock (defaults: see `DEFAULT_CONSTANTS`).
+/// Constants of the model clock (the defaults and where they come from: docs/simulator.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CostModel {

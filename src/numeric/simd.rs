@@ -52,8 +52,9 @@ impl Width {
 
 /// `widest! { fn name(args) -> ret { body } }` defines `fn name(width: Width, args) -> ret`, which
 /// runs `body` (written so that the compiler vectorises it) compiled for `width`: [`Width::widest`]
-/// in use, any of the widths the processor has in tests. The body is an `#[inline(always)]` function
-/// that each width's `#[target_feature]` copy inlines.
+/// in use, any of the widths the processor has in tests. The body becomes an `#[inline(always)]`
+/// function, `widest_body`, that each width's `#[target_feature]` copy inlines; it must be portable
+/// Rust (no instruction-set intrinsics), since the baseline runs it as it is.
 macro_rules! widest {
     (
         $(#[$meta:meta])*
@@ -62,16 +63,16 @@ macro_rules! widest {
         $(#[$meta])*
         fn $name(width: $crate::numeric::simd::Width, $($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn work($($arg: $ty),*) $(-> $ret)? $body
+            fn widest_body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
                 unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
-                    work($($arg),*)
+                    widest_body($($arg),*)
                 }
                 #[target_feature(enable = "avx2")]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    work($($arg),*)
+                    widest_body($($arg),*)
                 }
                 match width {
                     $crate::numeric::simd::Width::Avx512 => {
@@ -89,7 +90,7 @@ macro_rules! widest {
             }
             #[cfg(not(target_arch = "x86_64"))]
             assert_eq!(width, $crate::numeric::simd::Width::Baseline, "only the baseline width exists here");
-            work($($arg),*)
+            widest_body($($arg),*)
         }
     };
 }

@@ -124,7 +124,8 @@ impl LargeModel {
         Ok(LargeModel { xt, weights, means, experts, variances, machine_of, lambdas, gate_log_sums })
     }
 
-    /// The same large model at some of its supporting points (indices into them).
+    /// The same large model at some of its supporting points (indices into them), without
+    /// `gate_log_sums` (they sum over every point).
     pub fn at_points(&self, points: &[usize]) -> LargeModel {
         LargeModel {
             xt: self.xt.select(Axis(0), points),
@@ -427,7 +428,8 @@ widest! {
         let mut sums = BySlot::new(k_n);
         for (s, mus) in mu_k.chunks_exact(k_n).enumerate() {
             let row = s * l_n..(s + 1) * l_n;
-            let mut point = Point { mus, w: &weights[row.clone()], mu: &means[row.clone()], target: &mut plan.target[row] };
+            let (w, mu) = (&weights[row.clone()], &means[row.clone()]);
+            let mut point = Point { mus, w, mu, target: &mut plan.target[row] };
             for at in (0..full).step_by(LANES) {
                 assign_lanes::<LANES>(costs, &mut point, at, &mut plan.cost_by_expert);
             }
@@ -466,6 +468,7 @@ fn assign_lanes<const W: usize>(costs: &Costs, point: &mut Point, at: usize, cos
     let mut best = [f64::INFINITY; W];
     let mut arg = [0.0f64; W];
     // A whole group starts at lane 0 (known when compiling it); a lone expert at its own lane.
+    debug_assert!(if W == LANES { at.is_multiple_of(LANES) } else { at % LANES + W <= LANES }, "lanes of one group");
     let lane = if W == LANES { 0 } else { at % LANES };
     let candidates = point.mus.iter().zip(&costs.half_prec).zip(costs.group(at).chunks_exact(LANES));
     for (k, ((&mk, &hp), constant)) in candidates.enumerate() {
