@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul, s};
 use serde::{Deserialize, Serialize};
 
 use crate::numeric::linalg::log_sum_exp_rows;
@@ -287,9 +287,15 @@ pub fn n_free_params(k: usize, d: usize) -> usize {
 
 /// `[1, x] . coef_k` for every row and component: `x coef[:,1..]' + coef[:,0]`, n x K.
 pub fn affine(x: ArrayView2<f64>, coef: &Array2<f64>) -> Array2<f64> {
-    let mut out = x.dot(&coef.slice(s![.., 1..]).t());
-    out += &coef.column(0);
+    let mut out = Array2::zeros((x.nrows(), coef.nrows()));
+    affine_into(x, coef, out.view_mut());
     out
+}
+
+/// [`affine`] written into `out` (n x K), for a caller that reuses one buffer.
+pub fn affine_into(x: ArrayView2<f64>, coef: &Array2<f64>, mut out: ArrayViewMut2<f64>) {
+    general_mat_mul(1.0, &x, &coef.slice(s![.., 1..]).t(), 0.0, &mut out);
+    out += &coef.column(0);
 }
 
 /// Turns logits into log-softmax in place, row by row.

@@ -6,11 +6,11 @@
 //! `c_lk(x) = 1/2 [ log(s2_k / s2_l) + s2_l / s2_k + (mu_l(x) - mu_k(x))^2 / s2_k - 1 ]`.
 //! Objective of a candidate (no 1/S factor): `J = sum_s sum_l w_l(x_s) min_k c_lk(x_s)`.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, linalg::general_mat_mul};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 use crate::numeric::exp::exp_nonpositive;
 use crate::numeric::linalg::with_intercept;
-use crate::numeric::model::Moe;
+use crate::numeric::model::{Moe, affine_into};
 use crate::numeric::simd::{Width, widest};
 
 /// Supporting points whose local gate logits are computed at a time when pooling.
@@ -100,24 +100,9 @@ impl LargeModel {
             columns.push(at..at + k);
             at += k;
         }
-        // The logits of a block of points at a time: a buffer that stays in cache, not an S x L array.
         let mut weights = Array2::<f64>::zeros((support.nrows(), l));
         let mut log_sums = vec![0.0; l];
-        let mut logits = Array2::<f64>::zeros((POOL_BLOCK_ROWS.min(support.nrows()), l));
-        let weight_rows = weights.axis_chunks_iter_mut(Axis(0), POOL_BLOCK_ROWS);
-        for (x, mut w) in support.axis_chunks_iter(Axis(0), POOL_BLOCK_ROWS).zip(weight_rows) {
-            let mut block = logits.slice_mut(ndarray::s![..x.nrows(), ..]);
-            general_mat_mul(1.0, &x, &gates.slice(ndarray::s![.., 1..]).t(), 0.0, &mut block);
-            block += &gates.column(0);
-            softmax_by_model(
-                Width::widest(),
-                block.as_slice_mut().expect("standard layout"),
-                w.as_slice_mut().expect("standard layout"),
-                &mut log_sums,
-                &columns,
-                &lambdas,
-            );
-        }
+        pool_gates(Width::widest(), support, &gates, &columns, &lambdas, &mut weights, &mut log_sums);
         let xt = with_intercept(support);
         let means = xt.dot(&experts.t());
         let gate_log_sums = Some(log_sums);
@@ -258,46 +243,56 @@ impl LargeModel {
 }
 
 widest! {
-    /// Every local gate's softmax at a block of points, from `logits` (rows x L, each model's logits
-    /// in its range of `columns`; overwritten): `weights` gets `lambda_m pi^(m)_k`, and the block's
-    /// `pi log pi` are added to `log_sums` (L, summed over the blocks).
+    /// Every local gate at every supporting point: `weights` (S x L, zeros) gets `lambda_m pi^(m)_k`
+    /// and `log_sums` (L, zeros) the sums over the points of `pi log pi`, from the stacked gates
+    /// (L x (d+1), each model's rows in its range of `columns`).
     ///
-    /// With `a = max_k v_k` and `e_k = exp(v_k - a)`: `log pi_k = v_k - a - log sum e` and
-    /// `w_k = lambda_m e_k / sum e` (one exponential per entry). Each pass runs over a whole row, the
-    /// per-model values spread over its columns, so that the exponentials are vectorised.
-    fn softmax_by_model(
-        logits: &mut [f64],
-        weights: &mut [f64],
-        log_sums: &mut [f64],
+    /// The logits are computed [`POOL_BLOCK_ROWS`] points at a time into one buffer that stays in
+    /// cache. With `a = max_k v_k` and `e_k = exp(v_k - a)` over a model's columns:
+    /// `log pi_k = v_k - a - log sum e` and `w_k = lambda_m e_k / sum e` (one exponential per entry).
+    /// Each pass runs over a whole row, the per-model values spread over its columns, so that the
+    /// exponentials are vectorised.
+    fn pool_gates(
+        support: ArrayView2<f64>,
+        gates: &Array2<f64>,
         columns: &[std::ops::Range<usize>],
         lambdas: &[f64],
+        weights: &mut Array2<f64>,
+        log_sums: &mut [f64],
     ) {
-        let l = columns.last().map_or(0, |c| c.end);
+        let l = gates.nrows();
         let (mut tops, mut shifts, mut factors) = (vec![0.0; l], vec![0.0; l], vec![0.0; l]);
         // `pi = w / lambda_m`, as the screening reads it back from the weights.
         let mut scale = vec![0.0; l];
         for (range, &lambda) in columns.iter().zip(lambdas) {
             scale[range.clone()].fill(1.0 / lambda);
         }
-        for (row, w_row) in logits.chunks_exact_mut(l).zip(weights.chunks_exact_mut(l)) {
-            for range in columns {
-                let top = row[range.clone()].iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
-                tops[range.clone()].fill(top);
-            }
-            for ((e, &v), &top) in w_row.iter_mut().zip(row.iter()).zip(&tops) {
-                *e = exp_nonpositive(v - top);
-            }
-            for (range, &lambda) in columns.iter().zip(lambdas) {
-                let total: f64 = w_row[range.clone()].iter().sum();
-                shifts[range.clone()].fill(tops[range.start] + total.ln());
-                factors[range.clone()].fill(lambda / total);
-            }
-            let terms = row.iter().zip(w_row.iter_mut()).zip(shifts.iter().zip(&factors)).zip(&scale);
-            for ((((&v, e), (&shift, &factor)), &scale), sum) in terms.zip(log_sums.iter_mut()) {
-                *e *= factor;
-                let p = *e * scale;
-                // A zero probability adds nothing, even where its log is -inf.
-                *sum += if p > 0.0 { p * (v - shift) } else { 0.0 };
+        let mut logits = Array2::<f64>::zeros((POOL_BLOCK_ROWS.min(support.nrows()), l));
+        let blocks = support.axis_chunks_iter(Axis(0), POOL_BLOCK_ROWS).zip(weights.axis_chunks_iter_mut(Axis(0), POOL_BLOCK_ROWS));
+        for (x, mut w) in blocks {
+            let mut block = logits.slice_mut(ndarray::s![..x.nrows(), ..]);
+            affine_into(x, gates, block.view_mut());
+            let rows = block.as_slice_mut().expect("standard layout").chunks_exact_mut(l);
+            for (row, w_row) in rows.zip(w.as_slice_mut().expect("standard layout").chunks_exact_mut(l)) {
+                for range in columns {
+                    let top = row[range.clone()].iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
+                    tops[range.clone()].fill(top);
+                }
+                for ((e, &v), &top) in w_row.iter_mut().zip(row.iter()).zip(&tops) {
+                    *e = exp_nonpositive(v - top);
+                }
+                for (range, &lambda) in columns.iter().zip(lambdas) {
+                    let total: f64 = w_row[range.clone()].iter().sum();
+                    shifts[range.clone()].fill(tops[range.start] + total.ln());
+                    factors[range.clone()].fill(lambda / total);
+                }
+                let terms = row.iter().zip(w_row.iter_mut()).zip(shifts.iter().zip(&factors)).zip(&scale);
+                for ((((&v, e), (&shift, &factor)), &scale), sum) in terms.zip(log_sums.iter_mut()) {
+                    *e *= factor;
+                    let p = *e * scale;
+                    // A zero probability adds nothing, even where its log is -inf.
+                    *sum += if p > 0.0 { p * (v - shift) } else { 0.0 };
+                }
             }
         }
     }
@@ -624,7 +619,6 @@ fn pair_divergence(cost: &Array2<f64>, points: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::numeric::model::affine;
     use crate::numeric::rng;
     use ndarray::Array2;
     use rand::RngExt;
@@ -723,29 +717,15 @@ mod tests {
 
     #[test]
     fn pooling_and_screening_are_the_same_bits_at_every_vector_width() {
-        // Blocks of the pooling's logits (the pool) against one pass over every point (below).
+        // More points than one block of the pooling's logits.
         let (models, support) = pool_at(21, POOL_BLOCK_ROWS + 30);
         let refs: Vec<&Moe> = models.iter().collect();
         let large = LargeModel::new(&refs, &[50; 21], support.view()).unwrap();
-        let logits = ndarray::concatenate(
-            Axis(1),
-            &models
-                .iter()
-                .map(|m| affine(support.view(), &m.gate))
-                .collect::<Vec<_>>()
-                .iter()
-                .map(|a| a.view())
-                .collect::<Vec<_>>(),
-        )
-        .unwrap()
-        .as_standard_layout()
-        .into_owned();
+        let gates = ndarray::concatenate(Axis(0), &models.iter().map(|m| m.gate.view()).collect::<Vec<_>>()).unwrap();
         let columns: Vec<std::ops::Range<usize>> = (0..21).map(|m| 3 * m..3 * m + 3).collect();
         let softmax = |width| {
-            let (mut scratch, mut weights, mut sums) =
-                (logits.clone(), Array2::<f64>::zeros(logits.dim()), vec![0.0; 63]);
-            let (v, w) = (scratch.as_slice_mut().unwrap(), weights.as_slice_mut().unwrap());
-            softmax_by_model(width, v, w, &mut sums, &columns, &large.lambdas);
+            let (mut weights, mut sums) = (Array2::<f64>::zeros(large.weights.dim()), vec![0.0; 63]);
+            pool_gates(width, support.view(), &gates, &columns, &large.lambdas, &mut weights, &mut sums);
             (weights, sums)
         };
         let reference = AtPoints::new(&models[4], support.view());
