@@ -14,11 +14,12 @@
 //! Boehning fixed-curvature bound was rejected: it is cheaper per step but its steps are short
 //! (curvature overestimated up to about K-fold), which slows the whole EM for weakly separated gates.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView2, Axis, linalg::general_mat_mul, s};
 
 use crate::numeric::blocks;
 use crate::numeric::linalg::{spd_solve, weighted_grams};
 use crate::numeric::model::log_softmax_rows;
+use crate::numeric::softmax;
 
 /// Relative ridge added to the negated Hessian before its Cholesky solve.
 const NEWTON_RIDGE: f64 = 1e-10;
@@ -35,28 +36,13 @@ pub struct Probs {
 }
 
 /// The gate probabilities for a design with intercept column `xt` (n x p) and gate coefficients
-/// (K x p), by one softmax per row: `e_k = exp(z_k - max z)`, `pi_k = e_k / sum e`,
-/// `log pi_k = z_k - max z - ln(sum e)` (K exponentials and one logarithm per row).
+/// (K x p), by one softmax per row ([`softmax::rows`]): logits `z = xt a'`, `pi_k = exp(z_k) / sum_l
+/// exp(z_l)` and `log pi_k = z_k - ln sum_l exp(z_l)` (K exponentials and one logarithm per row).
 pub fn probs(xt: ArrayView2<f64>, gate: &Array2<f64>) -> Probs {
-    let mut log_pi = xt.dot(&gate.t());
+    let mut log_pi = Array2::<f64>::zeros((xt.nrows(), gate.nrows()));
+    general_mat_mul(1.0, &xt, &gate.t(), 0.0, &mut log_pi);
     let mut pi = Array2::<f64>::zeros(log_pi.raw_dim());
-    for (mut lrow, mut prow) in log_pi.outer_iter_mut().zip(pi.outer_iter_mut()) {
-        let m = lrow.fold(f64::NEG_INFINITY, |acc, &v| acc.max(v));
-        if !m.is_finite() {
-            lrow.fill(f64::NAN);
-            prow.fill(f64::NAN);
-            continue;
-        }
-        let mut sum = 0.0;
-        for (l, p) in lrow.iter_mut().zip(prow.iter_mut()) {
-            *l -= m;
-            *p = l.exp();
-            sum += *p;
-        }
-        let log_sum = sum.ln();
-        lrow.mapv_inplace(|l| l - log_sum);
-        prow.mapv_inplace(|p| p / sum);
-    }
+    softmax::rows(&mut log_pi, &mut pi, softmax::Output::WithLogs);
     Probs { log_pi, pi }
 }
 
@@ -75,7 +61,10 @@ pub fn log_probs(xt: ArrayView2<f64>, gate: &Array2<f64>) -> Array2<f64> {
 
 /// `Q = sum_ik t_ik log pi_ik`; a zero target contributes nothing even where `log pi` is -inf.
 pub fn objective_from_log_probs(targets: ArrayView2<f64>, log_pi: ArrayView2<f64>) -> f64 {
-    targets.iter().zip(log_pi.iter()).map(|(&t, &l)| if t == 0.0 { 0.0 } else { t * l }).sum()
+    assert_eq!(targets.dim(), log_pi.dim(), "one target per probability");
+    let (t, l) = (targets.as_standard_layout(), log_pi.as_standard_layout());
+    let (t, l) = (t.as_slice().expect("standard layout"), l.as_slice().expect("standard layout"));
+    t.iter().zip(l).map(|(&t, &l)| if t == 0.0 { 0.0 } else { t * l }).sum()
 }
 
 /// The gate objective `Q(a)` at `gate`.

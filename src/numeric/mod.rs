@@ -6,8 +6,8 @@
 
 pub mod blocks;
 pub mod cputime;
+pub mod elementary;
 pub mod em;
-pub mod exp;
 pub mod gate;
 pub mod information;
 pub mod kmeans;
@@ -19,4 +19,5 @@ pub mod range;
 pub mod rng;
 pub mod scaling;
 pub mod simd;
+pub mod softmax;
 pub mod transport;

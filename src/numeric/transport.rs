@@ -8,7 +8,7 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
-use crate::numeric::exp::exp_nonpositive;
+use crate::numeric::elementary::exp_nonpositive;
 use crate::numeric::linalg::with_intercept;
 use crate::numeric::model::{Moe, affine_into};
 use crate::numeric::simd::{Width, widest};

@@ -1,7 +1,7 @@
 //! Local estimator: EM for the mixture of experts on one machine's data (docs/em.md).
 //!
 //! Work is done on standardised data (x and y z-scored, then an intercept column), and the result is
-//! mapped back to the raw scale. One iteration is one pass of matrix products over the data:
+//! mapped back to the raw scale. One iteration is a few passes over the data in fixed row blocks:
 //! E-step `tau_ik ∝ pi_k(x_i) N(y_i; b_k.xt_i, s2_k)` in log space; experts by weighted least squares
 //! `b_k = (Xt' W_k Xt)^-1 Xt' W_k y` (Cholesky) and `s2_k = sum_i tau_ik r_ik^2 / sum_i tau_ik`, floored;
 //! the gate by one Newton step with step halving (see `gate`). Every step maximises or does not
@@ -22,6 +22,7 @@ use crate::numeric::model::{FitSummary, Moe, add_log_normal, n_free_params};
 use crate::numeric::range::{MAX_COMPONENTS, MAX_ITERATIONS, MAX_RESTARTS, MAX_THREADS, Range, RangeError, within};
 use crate::numeric::rng;
 use crate::numeric::scaling::ColumnScaling;
+use crate::numeric::softmax;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 use std::cell::Cell;
 
@@ -483,30 +484,16 @@ fn squarem_jump(p0: &Params, p1: &Params, p2: &Params, floor: f64) -> Option<Par
 }
 
 /// E-step in log space, given the gate probabilities at `p` (which the previous M-step computed):
-/// per row, `l_k = log pi_k + log N(y; mu_k, s2_k)`, `e_k = exp(l_k - max l)`, the row's
-/// log-likelihood `max l + ln(sum e)` and responsibilities `tau_k = e_k / sum e` (K exponentials
-/// and one logarithm per row). Block by block on up to `threads` threads.
+/// per row, `l_k = log pi_k + log N(y; mu_k, s2_k)`, the row's log-likelihood `ln sum_k exp(l_k)`
+/// and responsibilities `tau_k = exp(l_k) / sum_l exp(l_l)`, by one softmax per row
+/// ([`softmax::rows`]: K exponentials and one logarithm). Block by block on up to `threads` threads.
 fn e_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, p: &Params, gate: gate::Probs, threads: usize) -> EStep {
     let parts = blocks::map(y.len(), threads, |r| {
         let mu = xt.slice(s![r.clone(), ..]).dot(&p.experts.t());
-        let mut tau = gate.log_pi.slice(s![r.clone(), ..]).to_owned();
-        add_log_normal(&mut tau, mu.view(), y.slice(s![r]), p.variances.view());
-        let mut loglik = 0.0;
-        for mut row in tau.outer_iter_mut() {
-            let m = row.fold(f64::NEG_INFINITY, |acc, &v| acc.max(v));
-            if !m.is_finite() {
-                loglik = f64::NAN;
-                continue;
-            }
-            let mut sum = 0.0;
-            row.mapv_inplace(|v| {
-                let e = (v - m).exp();
-                sum += e;
-                e
-            });
-            row.mapv_inplace(|e| e / sum);
-            loglik += m + sum.ln();
-        }
+        let mut joint = gate.log_pi.slice(s![r.clone(), ..]).to_owned();
+        add_log_normal(&mut joint, mu.view(), y.slice(s![r]), p.variances.view());
+        let mut tau = Array2::<f64>::zeros(joint.raw_dim());
+        let loglik = softmax::rows(&mut joint, &mut tau, softmax::Output::Probabilities);
         (tau, loglik)
     });
     let (taus, logliks): (Vec<_>, Vec<f64>) = parts.into_iter().unzip();
@@ -537,11 +524,11 @@ fn update_experts(
     let experts = &p.experts;
     let ss = blocks::map(y.len(), threads, |r| {
         let (xb, yb, tb) = rows(&r);
-        let mu = xb.dot(&experts.t());
         let mut ss = Array1::<f64>::zeros(k_n);
-        for ((trow, murow), &yi) in tb.outer_iter().zip(mu.outer_iter()).zip(yb.iter()) {
-            for (k, (&t, &m)) in trow.iter().zip(murow.iter()).enumerate() {
-                ss[k] += t * (yi - m) * (yi - m);
+        for ((trow, xrow), &yi) in tb.outer_iter().zip(xb.outer_iter()).zip(yb) {
+            for ((s, &t), b) in ss.iter_mut().zip(&trow).zip(experts.outer_iter()) {
+                let r = yi - xrow.dot(&b);
+                *s += t * r * r;
             }
         }
         ss
@@ -567,11 +554,20 @@ impl ExpertSums {
     pub fn of(xt: ArrayView2<f64>, y: ArrayView1<f64>, tau: ArrayView2<f64>) -> ExpertSums {
         let grams = weighted_grams(xt, tau);
         let views: Vec<_> = grams.iter().map(|g| g.view()).collect();
-        let ty = &tau * &y.insert_axis(Axis(1));
+        let (p, k) = (xt.ncols(), tau.ncols());
+        // r_k and n_k in one pass over the rows, row after row (K (p + 1) products per row).
+        let (mut rhs, mut nk) = (vec![0.0; k * p], vec![0.0; k]);
+        for ((x, t), &yi) in xt.outer_iter().zip(tau.outer_iter()).zip(y) {
+            for ((r, n), &w) in rhs.chunks_exact_mut(p).zip(&mut nk).zip(t) {
+                *n += w;
+                let wy = w * yi;
+                r.iter_mut().zip(x).for_each(|(r, &x)| *r += wy * x);
+            }
+        }
         ExpertSums {
             grams: ndarray::concatenate(Axis(1), &views).expect("p x p each"),
-            rhs: xt.t().dot(&ty),
-            nk: tau.sum_axis(Axis(0)),
+            rhs: Array2::from_shape_vec((k, p), rhs).expect("K x p").reversed_axes(),
+            nk: Array1::from(nk),
         }
     }
 
