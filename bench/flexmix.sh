@@ -7,8 +7,9 @@
 # not the diamonds the project tunes on: CPS1988 from R's AER package (28,155 US workers, March 1988
 # Current Population Survey; log(wage) on education and experience), when AER is installed.
 # Both programs fit K = 3 with 3 starts and a relative tolerance of 1e-6; flexmix as
-# `stepFlexmix(y ~ ., k = 3, nrep = 3, concomitant = FLXPmultinom(~ .))`. Times are wall seconds of
-# the whole command (reading the CSV included) on one core each. Installs nothing: without R and
+# `stepFlexmix(y ~ ., k = 3, nrep = 3, concomitant = FLXPmultinom(~ .))`. Times are wall seconds on
+# one core each: dmoe's of the whole command (reading the CSV included), flexmix's of the fit inside R
+# (`system.time`, reading excluded). Installs nothing: without R and
 # flexmix (`apt-get install r-base-core r-cran-flexmix`, and r-cran-aer for CPS1988) only dmoe runs.
 set -eu
 cd "$(dirname "$0")/.."

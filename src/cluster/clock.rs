@@ -46,8 +46,9 @@ impl Default for CostModel {
 /// development machine (median of three runs, November 2026; the reduction's two after the
 /// vectorised plan of issue #12, then scaled by the ratio of two calibrations of the code before
 /// and after the faster pooling and plans of 2026-11-30, run side by side on another box: 0.79 for
-/// `mm_per_unit`, 0.43 for `pool_per_unit`).
-const DEFAULT_CONSTANTS: Constants = [7.5e-8, 3.4e-10, 2.7e-9, 3.8e-10];
+/// `mm_per_unit`, 0.43 for `pool_per_unit`; `em_per_component` scaled the same way, by 0.62, after
+/// EM's vectorised softmaxes of the same day).
+const DEFAULT_CONSTANTS: Constants = [4.7e-8, 3.4e-10, 2.7e-9, 3.8e-10];
 
 /// The constants of a [`CostModel`] in the order of [`CostModel::NAMES`].
 pub type Constants = [f64; 4];

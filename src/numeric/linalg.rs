@@ -25,7 +25,8 @@ pub fn weighted_grams(x: ArrayView2<f64>, w: ArrayView2<f64>) -> Vec<Array2<f64>
 }
 
 /// Widest design (columns, intercept included) whose Gram matrices are summed row by row: measured
-/// faster than the matrix products up to 6 columns, slower from 8 (`dmoe bench`, N = 200,000).
+/// faster than the matrix products at 3 and 6 columns, slower at 8 (`dmoe bench`, N = 200,000; 7
+/// was not measured).
 const DIRECT_MAX_COLUMNS: usize = 6;
 
 /// [`weighted_grams`] by one pass over the rows (`xs` n x p and `ws` n x m, row-major), upper
@@ -153,10 +154,10 @@ mod tests {
 
     #[test]
     fn weighted_grams_match_direct_sum_on_narrow_and_wide_designs() {
-        // 3 columns take the row-by-row sums, 12 the matrix products.
-        for p in [3, DIRECT_MAX_COLUMNS + 4] {
+        // Up to DIRECT_MAX_COLUMNS columns take the row-by-row sums, more the matrix products.
+        for (p, m) in [(1, 2), (3, 1), (3, 2), (DIRECT_MAX_COLUMNS, 3), (DIRECT_MAX_COLUMNS + 1, 2), (12, 2)] {
             let x = Array2::from_shape_fn((5000, p), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
-            let w = Array2::from_shape_fn((5000, 2), |(i, j)| ((i + j) % 5) as f64 / 4.0);
+            let w = Array2::from_shape_fn((5000, m), |(i, j)| ((i + j) % 5) as f64 / 4.0);
             let g = weighted_grams(x.view(), w.view());
             for (j, gj) in g.iter().enumerate() {
                 for a in 0..p {

@@ -8,6 +8,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, linal
 use serde::{Deserialize, Serialize};
 
 use crate::numeric::linalg::log_sum_exp_rows;
+use crate::numeric::softmax;
 
 /// `ln(2 pi)`, used by every Gaussian log-density.
 pub const LN_2PI: f64 = 1.837_877_066_409_345_3;
@@ -298,12 +299,11 @@ pub fn affine_into(x: ArrayView2<f64>, coef: &Array2<f64>, mut out: ArrayViewMut
     out += &coef.column(0);
 }
 
-/// Turns logits into log-softmax in place, row by row.
-pub fn log_softmax_rows(mut logits: Array2<f64>) -> Array2<f64> {
-    let l = log_sum_exp_rows(logits.view());
-    for (mut row, li) in logits.outer_iter_mut().zip(l.iter()) {
-        row -= *li;
-    }
+/// Turns logits into log-softmax, row by row (`numeric::softmax`, the softmax EM uses).
+pub fn log_softmax_rows(logits: Array2<f64>) -> Array2<f64> {
+    let mut logits = logits.as_standard_layout().into_owned();
+    let mut probs = Array2::zeros(logits.raw_dim());
+    softmax::rows(&mut logits, &mut probs, softmax::Output::WithLogs);
     logits
 }
 

@@ -7,16 +7,18 @@
 //! so a row's K values are too few to fill a vector: the exponentials, the logarithms and the
 //! divisions run over [`BLOCK_ROWS`] rows at a time, each row's maximum, normaliser and sum spread
 //! over its K entries, with [`crate::numeric::elementary`]'s functions at the processor's widest
-//! vectors. A row with a non-finite value or maximum comes out NaN (probabilities, log-probabilities
-//! and normaliser).
+//! vectors. A row with a NaN, a +inf or only -inf values comes out NaN (probabilities,
+//! log-probabilities, normaliser and the sum of normalisers); a -inf value in a row with a finite
+//! maximum is a probability 0 and a log-probability -inf. (The row's maximum skips a NaN, as
+//! `f64::max` does, but `exp(NaN - max)` is NaN and so is then the row's sum.)
 
 use ndarray::Array2;
 
 use crate::numeric::elementary::{exp_nonpositive, ln_positive};
 use crate::numeric::simd::{Width, widest};
 
-/// Rows per block: the block's work buffers (5 of them, K values per row) stay in the first-level
-/// cache for K up to about 8.
+/// Rows per block: the block's work (its values and probabilities, two spread buffers of K values
+/// per row and one value per row) stays in the first-level cache for K up to about 8.
 const BLOCK_ROWS: usize = 128;
 
 /// What [`rows`] writes.
@@ -30,7 +32,7 @@ pub enum Output {
 /// The softmax of every row of `values` (n x K, standard layout): the probabilities into `probs`
 /// (same shape), the log-probabilities over `values` when `output` asks for them (else `values` is
 /// left as it was). Returns the sum over rows of the log-normalisers `ln sum_k exp(v_k)`, added in
-/// row order (NaN when a row has a non-finite value).
+/// row order (NaN when a row comes out NaN, see the module's documentation).
 pub fn rows(values: &mut Array2<f64>, probs: &mut Array2<f64>, output: Output) -> f64 {
     let k = values.ncols();
     assert!(k > 0, "at least one column");
@@ -98,8 +100,19 @@ mod tests {
         (row.iter().map(|v| (v - top).exp() / sum).collect(), row.iter().map(|v| v - c).collect(), c)
     }
 
+    /// Values spread over about 27 nats, every fifth 40 lower, every 11th 800 lower (an exponential
+    /// below the -707 at which `exp_nonpositive` returns 0).
     fn values(n: usize, k: usize) -> Vec<f64> {
-        (0..n * k).map(|i| ((i * 7919) % 1000) as f64 / 37.0 - 13.0 - if i % 5 == 0 { 40.0 } else { 0.0 }).collect()
+        let shift = |i: usize| {
+            if i.is_multiple_of(11) {
+                800.0
+            } else if i.is_multiple_of(5) {
+                40.0
+            } else {
+                0.0
+            }
+        };
+        (0..n * k).map(|i| ((i * 7919) % 1000) as f64 / 37.0 - 13.0 - shift(i)).collect()
     }
 
     #[test]
@@ -154,6 +167,7 @@ mod tests {
     fn a_row_with_a_non_finite_value_is_nan_and_the_others_are_not_touched() {
         let k = 3;
         let values = vec![0.0, 1.0, 2.0, f64::NAN, 0.0, 1.0, f64::INFINITY, 0.0, 0.0, f64::NEG_INFINITY, 0.0, 0.0];
+        // Rows: finite; NaN; +inf; -inf with a finite maximum.
         let (mut v, mut p) = (Array2::from_shape_vec((4, k), values).unwrap(), Array2::zeros((4, k)));
         let total = rows(&mut v, &mut p, Output::WithLogs);
         let (v, p) = (v.as_slice().unwrap(), p.as_slice().unwrap());

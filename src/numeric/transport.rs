@@ -8,7 +8,7 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
-use crate::numeric::elementary::exp_nonpositive;
+use crate::numeric::elementary::{exp_nonpositive, ln_positive};
 use crate::numeric::linalg::with_intercept;
 use crate::numeric::model::{Moe, affine_into};
 use crate::numeric::simd::{Width, widest};
@@ -283,7 +283,7 @@ widest! {
                 }
                 for (range, &lambda) in columns.iter().zip(lambdas) {
                     let total: f64 = w_row[range.clone()].iter().sum();
-                    shifts[range.clone()].fill(tops[range.start] + total.ln());
+                    shifts[range.clone()].fill(tops[range.start] + ln_positive(total));
                     factors[range.clone()].fill(lambda / total);
                 }
                 let terms = row.iter().zip(w_row.iter_mut()).zip(shifts.iter().zip(&factors)).zip(&scale);

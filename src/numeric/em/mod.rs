@@ -889,6 +889,30 @@ mod tests {
     }
 
     #[test]
+    fn expert_sums_are_the_weighted_sums_of_their_definition() {
+        let (n, k) = (37, 3);
+        let xt = Array2::from_shape_fn(
+            (n, 3),
+            |(i, j)| if j == 0 { 1.0 } else { ((i * 5 + j * 11) % 13) as f64 / 3.0 - 2.0 },
+        );
+        let y = Array1::from_shape_fn(n, |i| ((i * 7) % 17) as f64 / 4.0 - 2.0);
+        let tau = Array2::from_shape_fn((n, k), |(i, c)| ((i + 2 * c) % 5) as f64 / 10.0);
+        let sums = ExpertSums::of(xt.view(), y.view(), tau.view());
+        for c in 0..k {
+            let nk: f64 = (0..n).map(|i| tau[[i, c]]).sum();
+            assert!((sums.nk[c] - nk).abs() < 1e-12);
+            for a in 0..3 {
+                let r: f64 = (0..n).map(|i| tau[[i, c]] * y[i] * xt[[i, a]]).sum();
+                assert!((sums.rhs[[a, c]] - r).abs() < 1e-12, "r_{c}[{a}]");
+                for b in 0..3 {
+                    let g: f64 = (0..n).map(|i| tau[[i, c]] * xt[[i, a]] * xt[[i, b]]).sum();
+                    assert!((sums.grams[[a, c * 3 + b]] - g).abs() < 1e-12, "G_{c}[{a}, {b}]");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_squarem_jump_lands_on_the_fixed_point_of_a_linear_contraction() {
         // EM near its maximum behaves like p_(t+1) - p* = c (p_t - p*): SQUAREM's step length
         // a = -1 / (1 - c) then jumps exactly to p*.
