@@ -73,13 +73,15 @@
 //! most 1.5e-9 relative (parameter MSE), test log-likelihoods by 1.2e-12 relative; no time, iteration
 //! count or included machine moved. The twenty-third (issue #12) came with the model clock's
 //! `em_per_component` scaled to the faster EM (7.5e-8 -> 4.7e-8), the model's log gate and the
-//! pooling's normalisers taking the same softmax and logarithm: every `local_compute_max_s` and
-//! the global fits' makespans fell by 36 % (quickstart's speedup at M = 16, repetition 0: 9.16 ->
-//! 8.98, since the global fit got cheaper too); quickstart's estimates moved by at most 4e-16
+//! pooling's normalisers taking the same softmax and logarithm: quickstart's `local_compute_max_s`
+//! and every global fit's makespan fell by 36 % (quickstart's speedup at M = 16, repetition 0: 9.16
+//! -> 8.98, since the global fit got cheaper too); quickstart's estimates moved by at most 4e-16
 //! relative. In failures-deadline more machines now answer before the 0.4 s deadline (M = 16:
-//! 10, 13, 12 -> 14, 15, 12; M = 32: 27, 30, 29 -> 28, 30, 30), which moved those rows' estimates
-//! and scores (test log-likelihood by at most 2.6 nats), and its speedups fell from 3.4-3.6 to
-//! 2.2-2.3 (the makespan waits for the deadline, the global fit is cheaper).
+//! 10, 13, 12 -> 14, 15, 12; M = 32: 27, 30, 29 -> 28, 30, 30), so where they do a slower machine is
+//! the slowest used (`local_compute_max_s` fell by 14-28 % there) and those rows' estimates and
+//! scores moved (the reduction's test log-likelihood by at most 2.6 nats, the baselines' more: the
+//! naive average's by up to 9,905 nats); its speedups fell from 3.4-3.6 to 2.2-2.3 (the makespan
+//! waits for the deadline, the global fit is cheaper).
 //!
 //! The copies were written on x86-64 with AVX2 and FMA, where ndarray's matrix products take the FMA
 //! kernel. On such a CPU the comparison is byte for byte. Elsewhere the products round differently,

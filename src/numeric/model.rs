@@ -299,9 +299,10 @@ pub fn affine_into(x: ArrayView2<f64>, coef: &Array2<f64>, mut out: ArrayViewMut
     out += &coef.column(0);
 }
 
-/// Turns logits into log-softmax, row by row (`numeric::softmax`, the softmax EM uses).
+/// Turns logits into log-softmax, row by row (`numeric::softmax`, the softmax EM uses; the
+/// probabilities it computes on the way are dropped).
 pub fn log_softmax_rows(logits: Array2<f64>) -> Array2<f64> {
-    let mut logits = logits.as_standard_layout().into_owned();
+    let mut logits = if logits.is_standard_layout() { logits } else { logits.as_standard_layout().into_owned() };
     let mut probs = Array2::zeros(logits.raw_dim());
     softmax::rows(&mut logits, &mut probs, softmax::Output::WithLogs);
     logits
