@@ -365,7 +365,8 @@ impl Problem<'_> {
     /// The E-step at `p`, gate probabilities included.
     fn e_step(&self, p: &Params) -> EStep {
         self.passes.set(self.passes.get() + 1);
-        e_step(self.xt, self.y, p, gate::probs_on(self.xt, &p.gate, self.threads), self.threads)
+        let mu = expert_means(self.xt, &p.experts, self.threads);
+        e_step(self.xt, self.y, p, gate::probs_on(self.xt, &p.gate, self.threads), mu.view(), self.threads)
     }
 
     /// One EM step from `p`, whose E-step is `e`: the M-step, then the E-step at the new parameters.
@@ -373,10 +374,10 @@ impl Problem<'_> {
     fn em_step(&self, e: EStep, p: &Params) -> Option<(Params, EStep)> {
         self.passes.set(self.passes.get() + 1);
         let mut next = p.clone();
-        update_experts(self.xt, self.y, e.tau.view(), &mut next, self.floor, self.threads);
+        let mu = update_experts(self.xt, self.y, e.tau.view(), &mut next, self.floor, self.threads);
         let (g, _, probs) = gate::newton_step(self.xt, e.tau.view(), &p.gate, e.gate, self.curvature, self.threads);
         next.gate = g;
-        let e_next = e_step(self.xt, self.y, &next, probs, self.threads);
+        let e_next = e_step(self.xt, self.y, &next, probs, mu.view(), self.threads);
         e_next.loglik.is_finite().then_some((next, e_next))
     }
 }
@@ -483,15 +484,27 @@ fn squarem_jump(p0: &Params, p1: &Params, p2: &Params, floor: f64) -> Option<Par
     Some(out)
 }
 
-/// E-step in log space, given the gate probabilities at `p` (which the previous M-step computed):
-/// per row, `l_k = log pi_k + log N(y; mu_k, s2_k)`, the row's log-likelihood `ln sum_k exp(l_k)`
-/// and responsibilities `tau_k = exp(l_k) / sum_l exp(l_l)`, by one softmax per row
-/// ([`softmax::rows`]: K exponentials and one logarithm). Block by block on up to `threads` threads.
-fn e_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, p: &Params, gate: gate::Probs, threads: usize) -> EStep {
-    let parts = blocks::map(y.len(), threads, |r| {
-        let mu = xt.slice(s![r.clone(), ..]).dot(&p.experts.t());
+/// The experts' means `mu_ik = xt_i . b_k` (n x K), block by block on up to `threads` threads.
+fn expert_means(xt: ArrayView2<f64>, experts: &Array2<f64>, threads: usize) -> Array2<f64> {
+    blocks::stack(blocks::map(xt.nrows(), threads, |r| xt.slice(s![r, ..]).dot(&experts.t())))
+}
+
+/// E-step in log space, given the gate probabilities and the experts' means `mu` at `p` (which the
+/// previous M-step computed): per row, `l_k = log pi_k + log N(y; mu_k, s2_k)`, the row's
+/// log-likelihood `ln sum_k exp(l_k)` and responsibilities `tau_k = exp(l_k) / sum_l exp(l_l)`, by
+/// one softmax per row ([`softmax::rows`]: K exponentials and one logarithm). Block by block on up to
+/// `threads` threads.
+fn e_step(
+    xt: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    p: &Params,
+    gate: gate::Probs,
+    mu: ArrayView2<f64>,
+    threads: usize,
+) -> EStep {
+    let parts = blocks::map(xt.nrows(), threads, |r| {
         let mut joint = gate.log_pi.slice(s![r.clone(), ..]).to_owned();
-        add_log_normal(&mut joint, mu.view(), y.slice(s![r]), p.variances.view());
+        add_log_normal(&mut joint, mu.slice(s![r.clone(), ..]), y.slice(s![r]), p.variances.view());
         let mut tau = Array2::<f64>::zeros(joint.raw_dim());
         let loglik = softmax::rows(&mut joint, &mut tau, softmax::Output::Probabilities);
         (tau, loglik)
@@ -502,7 +515,8 @@ fn e_step(xt: ArrayView2<f64>, y: ArrayView1<f64>, p: &Params, gate: gate::Probs
 
 /// Weighted least squares for every expert and the floored variance update, with weights `tau`;
 /// every sum over rows taken block by block on up to `threads` threads. An expert whose system
-/// cannot be solved, or that has no weight, keeps its previous values.
+/// cannot be solved, or that has no weight, keeps its previous values. Returns the means of the new
+/// experts (n x K), from which the variances were updated and on which the next E-step runs.
 fn update_experts(
     xt: ArrayView2<f64>,
     y: ArrayView1<f64>,
@@ -510,7 +524,7 @@ fn update_experts(
     p: &mut Params,
     floor: f64,
     threads: usize,
-) {
+) -> Array2<f64> {
     let k_n = tau.ncols();
     let rows = |r: &std::ops::Range<usize>| {
         (xt.slice(s![r.clone(), ..]), y.slice(s![r.clone()]), tau.slice(s![r.clone(), ..]))
@@ -521,19 +535,19 @@ fn update_experts(
     });
     let sums = ExpertSums::total(sums);
     sums.solve(&mut p.experts);
-    let experts = &p.experts;
+    let mu = expert_means(xt, &p.experts, threads);
     let ss = blocks::map(y.len(), threads, |r| {
-        let (xb, yb, tb) = rows(&r);
+        let (_, yb, tb) = rows(&r);
         let mut ss = Array1::<f64>::zeros(k_n);
-        for ((trow, xrow), &yi) in tb.outer_iter().zip(xb.outer_iter()).zip(yb) {
-            for ((s, &t), b) in ss.iter_mut().zip(&trow).zip(experts.outer_iter()) {
-                let r = yi - xrow.dot(&b);
-                *s += t * r * r;
+        for ((trow, murow), &yi) in tb.outer_iter().zip(mu.slice(s![r, ..]).outer_iter()).zip(yb) {
+            for ((s, &t), &m) in ss.iter_mut().zip(&trow).zip(&murow) {
+                *s += t * (yi - m) * (yi - m);
             }
         }
         ss
     });
     sums.update_variances(&blocks::sum(ss), &mut p.variances, floor);
+    mu
 }
 
 /// The sums over rows that the experts' M-step needs, for weights `tau`: the K weighted Gram

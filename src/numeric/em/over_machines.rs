@@ -34,8 +34,8 @@
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 use super::{
-    EmError, EmSettings, ExpertSums, Params, Scaling, check_correlation, check_finite, e_step, rel_change,
-    to_raw_model, to_raw_trace, to_standard,
+    EmError, EmSettings, ExpertSums, Params, Scaling, check_correlation, check_finite, e_step, expert_means,
+    rel_change, to_raw_model, to_raw_trace, to_standard,
 };
 use crate::numeric::cputime::thread_cpu_seconds;
 use crate::numeric::gate;
@@ -225,7 +225,7 @@ impl Shard {
         let (xt, y) = (self.xt.view(), self.y.view());
         let probs = gate::probs_on(xt, &p.gate, 1);
         let trial_q = self.tau.as_ref().map_or(0.0, |t| gate::objective_on(t.view(), probs.log_pi.view(), 1));
-        let e = e_step(xt, y, p, probs, 1);
+        let e = e_step(xt, y, p, probs, expert_means(xt, &p.experts, 1).view(), 1);
         let tau = e.tau.view();
         let k = p.gate.nrows();
         let (gradient, neg_hessian) = if k < 2 {
